@@ -1,0 +1,2 @@
+#![forbid(unsafe_code)]
+//! Async Rust SDK for the KES HTTP API.

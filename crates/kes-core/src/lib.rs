@@ -1,0 +1,30 @@
+#![forbid(unsafe_code)]
+//! The core of KES: everything that can be expressed without I/O or async.
+//!
+//! - [`identity`]: the identity of a client certificate and leaf selection.
+//! - [`apikey`]: `kes:v1:` API keys and the client certificate built from one.
+//! - [`name`]: validation of key, policy and identity names and list patterns.
+//! - [`policy`]: the allow/deny matcher.
+//! - [`key`]: secret keys, HMAC keys and their key-store encoding.
+//! - [`ciphertext`]: the ciphertext formats (current and legacy).
+//! - [`error`]: the API error (HTTP status plus the exact message clients compare).
+//! - [`pem`]: PEM decoding, including legacy encrypted private keys.
+//! - [`certgen`]: certificates for `kes identity new` and the API-key client certificate.
+//! - [`timefmt`]: Go-compatible RFC 3339 timestamps.
+
+pub mod apikey;
+pub mod certgen;
+pub mod ciphertext;
+pub mod error;
+pub mod identity;
+pub mod key;
+pub mod name;
+pub mod pem;
+pub mod policy;
+pub mod timefmt;
+
+pub use apikey::ApiKey;
+pub use error::ApiError;
+pub use identity::Identity;
+pub use key::{HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
+pub use policy::Policy;

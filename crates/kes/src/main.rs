@@ -1,0 +1,3 @@
+#![forbid(unsafe_code)]
+//! The `kes` command.
+fn main() {}
