@@ -8,10 +8,14 @@
 
 use std::time::Duration;
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod fs;
 pub mod memory;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 /// What went wrong in a key store.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
