@@ -1,0 +1,321 @@
+//! The JSON bodies of the KES API (spec §5.4), as the client sees them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// `GET /version`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Version {
+    /// The release, e.g. `2025-03-12T09-35-18Z`.
+    pub version: String,
+    /// The commit id.
+    #[serde(default)]
+    pub commit: String,
+}
+
+/// `GET /v1/status`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Server version.
+    #[serde(default)]
+    pub version: String,
+    /// Go operating-system name (`linux`, ...).
+    #[serde(default)]
+    pub os: String,
+    /// Go architecture name (`amd64`, ...).
+    #[serde(default)]
+    pub arch: String,
+    /// Uptime in seconds.
+    #[serde(default)]
+    pub uptime: u64,
+    /// CPUs of the machine.
+    #[serde(default)]
+    pub num_cpu: u64,
+    /// CPUs the server may use.
+    #[serde(default)]
+    pub num_cpu_used: u64,
+    /// Heap bytes in use.
+    #[serde(default)]
+    pub mem_heap_used: u64,
+    /// Stack bytes in use.
+    #[serde(default)]
+    pub mem_stack_used: u64,
+    /// Key-store round trip in milliseconds (0 when unreachable).
+    #[serde(default)]
+    pub keystore_latency: u64,
+    /// Set when the key store cannot be reached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keystore_unreachable: bool,
+}
+
+/// One entry of `GET /v1/api`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// HTTP method.
+    pub method: String,
+    /// Route path (prefix routes end in `/`).
+    pub path: String,
+    /// Request body limit in bytes.
+    #[serde(default)]
+    pub max_body: u64,
+    /// Timeout in seconds (0 = none).
+    #[serde(default)]
+    pub timeout: u64,
+}
+
+/// `GET /v1/key/describe/<name>`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Key name.
+    pub name: String,
+    /// `AES256` or `ChaCha20`.
+    #[serde(default)]
+    pub algorithm: String,
+    /// Creation time (the zero time for legacy keys).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Identity that created the key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// A data encryption key from `generate`: the plaintext (secret) and its
+/// ciphertext under the master key.
+pub struct Dek {
+    /// The plaintext DEK; wiped on drop.
+    pub plaintext: Zeroizing<Vec<u8>>,
+    /// The DEK encrypted with the master key.
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for Dek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dek")
+            .field("plaintext", &"<redacted>")
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// `GET /v1/policy/describe/<name>`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyInfo {
+    /// Policy name.
+    #[serde(default)]
+    pub name: String,
+    /// When the policy was loaded.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that owns the policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// `GET /v1/policy/read/<name>`: allow and deny patterns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Policy name.
+    #[serde(default)]
+    pub name: String,
+    /// Allowed path patterns (the wire form is an object of `{}` values).
+    #[serde(default, with = "pattern_set")]
+    pub allow: Vec<String>,
+    /// Denied path patterns.
+    #[serde(default, with = "pattern_set")]
+    pub deny: Vec<String>,
+    /// When the policy was loaded.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that owns the policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// The server sends patterns as `{"<pattern>":{},…}`; older servers sent a
+/// list. Both decode to a sorted list.
+mod pattern_set {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+        let map: BTreeMap<&str, BTreeMap<(), ()>> =
+            v.iter().map(|p| (p.as_str(), BTreeMap::new())).collect();
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Map(BTreeMap<String, serde_json::Value>),
+            List(Vec<String>),
+            Null(()),
+        }
+        Ok(match Wire::deserialize(d)? {
+            Wire::Map(m) => m.into_keys().collect(),
+            Wire::List(mut l) => {
+                l.sort();
+                l
+            }
+            Wire::Null(()) => Vec::new(),
+        })
+    }
+}
+
+/// `GET /v1/identity/describe/<identity>`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct IdentityInfo {
+    /// The identity (filled in by the client; not part of the response).
+    #[serde(default)]
+    pub identity: String,
+    /// Whether this is the admin identity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// Name of the assigned policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    /// When the identity was assigned.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that assigned it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// `GET /v1/identity/self/describe`: the caller's identity and, for
+/// non-admins, its policy.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct SelfInfo {
+    /// The caller's identity.
+    pub identity: String,
+    /// Whether the caller is the admin.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// Name of the caller's policy (if the server tells).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub policy_name: String,
+    /// The caller's policy (empty for the admin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    /// When the identity was assigned.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that assigned it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+impl<'de> Deserialize<'de> for SelfInfo {
+    /// Accepts the current shape (`policy` an object) and the pre-2023-10
+    /// one (`policy` a name, `allow`/`deny` at the top level).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            identity: String,
+            #[serde(default)]
+            admin: bool,
+            #[serde(default)]
+            policy: Option<serde_json::Value>,
+            #[serde(default)]
+            policy_name: Option<String>,
+            #[serde(default, with = "time::serde::rfc3339::option")]
+            created_at: Option<OffsetDateTime>,
+            #[serde(default)]
+            created_by: String,
+            #[serde(default)]
+            allow: Option<serde_json::Value>,
+            #[serde(default)]
+            deny: Option<serde_json::Value>,
+        }
+        let w = Wire::deserialize(d)?;
+        let mut policy_name = w.policy_name.unwrap_or_default();
+        let mut policy = None;
+        match w.policy {
+            Some(serde_json::Value::String(name)) => policy_name = name,
+            Some(v @ serde_json::Value::Object(_)) => {
+                let p: Policy = serde_json::from_value(v).map_err(serde::de::Error::custom)?;
+                if policy_name.is_empty() {
+                    policy_name = p.name.clone();
+                }
+                policy = Some(p);
+            }
+            _ => {}
+        }
+        if policy.is_none() && (w.allow.is_some() || w.deny.is_some()) {
+            let v = serde_json::json!({ "name": policy_name, "allow": w.allow, "deny": w.deny });
+            policy = Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?);
+        }
+        Ok(SelfInfo {
+            identity: w.identity,
+            admin: w.admin,
+            policy_name,
+            policy,
+            created_at: w.created_at,
+            created_by: w.created_by,
+        })
+    }
+}
+
+/// One event of `GET /v1/log/audit`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When the request finished.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// The request.
+    pub request: AuditRequest,
+    /// The response.
+    pub response: AuditResponse,
+}
+
+/// The request part of an [`AuditEvent`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AuditRequest {
+    /// Client IP.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    /// URL path.
+    #[serde(default)]
+    pub path: String,
+    /// Client identity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+}
+
+/// The response part of an [`AuditEvent`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AuditResponse {
+    /// HTTP status code.
+    pub code: u16,
+    /// Response time in milliseconds.
+    #[serde(default)]
+    pub time: u64,
+}
+
+/// One event of `GET /v1/log/error`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorEvent {
+    /// The log line.
+    pub message: String,
+}
+
+/// A list response of `/v1/key/list/`, `/v1/policy/list/`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct NameList {
+    #[serde(default)]
+    pub names: Option<Vec<String>>,
+    #[serde(default)]
+    pub continue_at: String,
+}
+
+/// A list response of `/v1/identity/list/`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct IdentityList {
+    #[serde(default)]
+    pub identities: Option<Vec<String>>,
+    #[serde(default)]
+    pub continue_at: String,
+}
