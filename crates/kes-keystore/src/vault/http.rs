@@ -1,0 +1,287 @@
+//! The HTTP side of the Vault client: TLS setup, a bounded connection pool
+//! and one request helper that turns transport failures into key-store
+//! errors.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::VaultConfig;
+use crate::Error;
+
+/// Upper bound of one request, connect included: a hung Vault must not
+/// hold a KES request forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Idle connections kept per Vault host. The Go KES disabled keep-alives
+/// because its pool leaked; a bounded pool with an idle timeout keeps reuse
+/// without growing without limit.
+const MAX_IDLE_PER_HOST: usize = 16;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default cap of a response body; only listings may be larger.
+pub(crate) const BODY_LIMIT: usize = 1 << 20;
+/// The reference's cap of a LIST response.
+pub(crate) const LIST_BODY_LIMIT: usize = 32 << 20;
+
+/// A Vault response: status and the (size-limited) body.
+pub(crate) struct Response {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Response {
+    /// The `errors` array of a Vault error body, joined, for the error log.
+    /// Vault never echoes secret values or tokens in it.
+    pub fn vault_errors(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            #[serde(default)]
+            errors: Vec<String>,
+        }
+        match serde_json::from_slice::<Errors>(&self.body) {
+            Ok(e) if !e.errors.is_empty() => {
+                let mut msg = e.errors.join("; ");
+                if msg.len() > 512 {
+                    let mut end = 512;
+                    while !msg.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    msg.truncate(end);
+                }
+                msg
+            }
+            _ => format!("HTTP {}", self.status),
+        }
+    }
+}
+
+pub(crate) struct Http {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    endpoint: String,
+}
+
+impl Http {
+    pub fn new(config: &VaultConfig) -> Result<Self, Error> {
+        let endpoint = config.endpoint.trim().trim_end_matches('/').to_string();
+        let uri: Uri = endpoint
+            .parse()
+            .map_err(|_| Error::other(format!("vault: invalid endpoint '{endpoint}'")))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") if uri.host().is_some() => {}
+            _ => {
+                return Err(Error::other(format!(
+                    "vault: invalid endpoint '{endpoint}': expected http(s)://host[:port]"
+                )))
+            }
+        }
+        if uri.query().is_some() {
+            return Err(Error::other(format!(
+                "vault: invalid endpoint '{endpoint}': must not contain a query"
+            )));
+        }
+
+        let tls = tls_config(config)?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .build(https);
+        Ok(Http { client, endpoint })
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Sends one request to `/v1/<path>`. Transport failures and timeouts
+    /// are [`Error::Unreachable`]; every HTTP status is returned to the
+    /// caller, which knows what it means for its operation.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        namespace: Option<&str>,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Response, Error> {
+        let what = format!("vault: {method} /v1/{path}");
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}/v1/{}", self.endpoint, path));
+        if let Some(token) = token {
+            let mut value = HeaderValue::from_str(token)
+                .map_err(|_| Error::other("vault: the token is not a valid header value"))?;
+            value.set_sensitive(true);
+            req = req.header("X-Vault-Token", value);
+        }
+        if let Some(ns) = namespace {
+            let value = HeaderValue::from_str(ns)
+                .map_err(|_| Error::other(format!("vault: invalid namespace '{ns}'")))?;
+            req = req.header("X-Vault-Namespace", value);
+        }
+        let body = match body {
+            Some(b) => {
+                req = req.header(CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(b))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = req
+            .body(body)
+            .map_err(|e| Error::other(format!("{what}: invalid request: {e}")))?;
+
+        let exchange = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| Error::Unreachable(format!("{what}: {}", error_chain(&e))))?;
+            let status = resp.status();
+            let body = Limited::new(resp.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        Error::other(format!("{what}: response body exceeds {limit} bytes"))
+                    } else {
+                        Error::Unreachable(format!("{what}: reading the response: {e}"))
+                    }
+                })?
+                .to_bytes();
+            Ok(Response { status, body })
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Unreachable(format!(
+                "{what}: no response within {REQUEST_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+/// The error and its sources, so "connection refused" is not hidden behind
+/// hyper's generic "client error (Connect)".
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::other(format!("vault: TLS setup: {e}")))?;
+
+    let mut roots = RootCertStore::empty();
+    let ca = config.tls_ca.trim();
+    if ca.is_empty() {
+        // Missing or unreadable system roots only matter for https
+        // endpoints, and then the handshake reports it.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    } else {
+        let path = Path::new(ca);
+        let files = if path.is_dir() {
+            let mut files = Vec::new();
+            let dir = std::fs::read_dir(path)
+                .map_err(|e| Error::other(format!("vault: tls.ca: cannot read '{ca}': {e}")))?;
+            for entry in dir {
+                let entry = entry
+                    .map_err(|e| Error::other(format!("vault: tls.ca: cannot read '{ca}': {e}")))?;
+                if entry.path().is_file() {
+                    files.push(entry.path());
+                }
+            }
+            files
+        } else {
+            vec![path.to_path_buf()]
+        };
+        for file in &files {
+            let certs = CertificateDer::pem_file_iter(file).map_err(|e| {
+                Error::other(format!(
+                    "vault: tls.ca: cannot read '{}': {e}",
+                    file.display()
+                ))
+            })?;
+            for cert in certs {
+                // A CA directory may hold other files; only files given
+                // directly must parse.
+                match cert {
+                    Ok(cert) => {
+                        roots.add(cert).map_err(|e| {
+                            Error::other(format!(
+                                "vault: tls.ca: invalid certificate in '{}': {e}",
+                                file.display()
+                            ))
+                        })?;
+                    }
+                    Err(e) if files.len() == 1 => {
+                        return Err(Error::other(format!(
+                            "vault: tls.ca: invalid PEM in '{}': {e}",
+                            file.display()
+                        )))
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        if roots.is_empty() {
+            return Err(Error::other(format!(
+                "vault: tls.ca: no CA certificate found in '{ca}'"
+            )));
+        }
+    }
+    let builder = builder.with_root_certificates(roots);
+
+    let (key, cert) = (config.tls_key.trim(), config.tls_cert.trim());
+    match (key.is_empty(), cert.is_empty()) {
+        (true, true) => Ok(builder.with_no_client_auth()),
+        (false, false) => {
+            let chain = CertificateDer::pem_file_iter(cert)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| Error::other(format!("vault: tls.cert: cannot load '{cert}': {e}")))?;
+            if chain.is_empty() {
+                return Err(Error::other(format!(
+                    "vault: tls.cert: no certificate in '{cert}'"
+                )));
+            }
+            // The error text of a key parse failure never contains key bytes.
+            let private = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| Error::other(format!("vault: tls.key: cannot load '{key}': {e}")))?;
+            builder
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| Error::other(format!("vault: tls key/cert: {e}")))
+        }
+        _ => Err(Error::other(
+            "vault: tls.key and tls.cert must be given together",
+        )),
+    }
+}

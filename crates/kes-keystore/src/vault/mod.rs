@@ -1,0 +1,758 @@
+//! HashiCorp Vault / OpenBao K/V key store (spec §11).
+//!
+//! The layout is the Go KES's, so either implementation can read the
+//! other's keys:
+//!
+//! * KV v1: the entry `<engine>/<prefix>/<name>` holds `{"<name>": "<value>"}`.
+//! * KV v2: the same data at `<engine>/data/<prefix>/<name>`, written with
+//!   `options.cas=0` (so a concurrent create cannot overwrite) and read at
+//!   version 1: KES never updates a key, so version 1 is the key even if
+//!   someone later writes more versions by hand.
+//! * With transit wrapping the value is the `vault:v1:…` ciphertext of
+//!   base64(value) under the transit key; reads detect that prefix.
+//!
+//! Two background tasks run per store: token renewal (at 80 % of the TTL,
+//! a new login when renewal fails) and a health ping every `status.ping`
+//! that tracks whether Vault is sealed, so that requests fail at once while
+//! it is instead of waiting for Vault.
+
+mod auth;
+mod http;
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hyper::{Method, StatusCode};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use self::auth::{Login, Token};
+use self::http::{Http, Response, BODY_LIMIT, LIST_BODY_LIMIT};
+use crate::config::VaultConfig;
+use crate::{Error, KeyStore};
+
+/// `status.ping` when the config leaves it unset.
+const DEFAULT_PING: Duration = Duration::from_secs(10);
+/// Pause between login attempts of the renewal task while Vault refuses.
+const LOGIN_RETRY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KvVersion {
+    V1,
+    V2,
+}
+
+/// Accepts mount paths and prefixes made of URL-safe characters, so that
+/// no config value can change the meaning of a request path.
+fn check_path(path: &str, what: &str) -> Result<(), Error> {
+    let ok = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        && !path.split('/').any(|seg| seg == "." || seg == "..");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::other(format!(
+            "vault: invalid {what} '{path}': only A-Z a-z 0-9 - _ . / are allowed"
+        )))
+    }
+}
+
+/// Names reach us validated, but the store still refuses anything that
+/// could leave the prefix or need escaping.
+fn check_name(name: &str) -> Result<(), Error> {
+    if kes_core::name::valid_name(name) {
+        Ok(())
+    } else {
+        Err(Error::other(format!("vault: invalid key name '{name}'")))
+    }
+}
+
+struct Layout {
+    engine: String,
+    prefix: String,
+    version: KvVersion,
+}
+
+impl Layout {
+    fn join(&self, middle: Option<&str>, name: &str) -> String {
+        let mut path = self.engine.clone();
+        for part in [middle.unwrap_or(""), &self.prefix, name] {
+            if !part.is_empty() {
+                path.push('/');
+                path.push_str(part);
+            }
+        }
+        path
+    }
+
+    fn read_path(&self, name: &str) -> String {
+        match self.version {
+            KvVersion::V1 => self.join(None, name),
+            KvVersion::V2 => format!("{}?version=1", self.join(Some("data"), name)),
+        }
+    }
+
+    fn write_path(&self, name: &str) -> String {
+        match self.version {
+            KvVersion::V1 => self.join(None, name),
+            KvVersion::V2 => self.join(Some("data"), name),
+        }
+    }
+
+    fn delete_path(&self, name: &str) -> String {
+        match self.version {
+            KvVersion::V1 => self.join(None, name),
+            KvVersion::V2 => self.join(Some("metadata"), name),
+        }
+    }
+
+    fn list_path(&self) -> String {
+        let dir = match self.version {
+            KvVersion::V1 => self.join(None, ""),
+            KvVersion::V2 => self.join(Some("metadata"), ""),
+        };
+        format!("{dir}/?list=true")
+    }
+}
+
+struct Transit {
+    engine: String,
+    key: String,
+}
+
+/// Whether a stored value is a transit ciphertext (`vault:v<N>:…`).
+fn is_transit_ciphertext(value: &str) -> bool {
+    value.strip_prefix("vault:v").is_some_and(|rest| {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && rest.as_bytes().get(digits) == Some(&b':')
+    })
+}
+
+struct Inner {
+    http: Http,
+    layout: Layout,
+    transit: Option<Transit>,
+    namespace: Option<String>,
+    login: Login,
+    token: RwLock<Token>,
+    /// Serialises logins, so a burst of failures leads to one login.
+    login_lock: tokio::sync::Mutex<()>,
+    /// Wakes the renewal task after a login it did not do itself.
+    token_changed: Notify,
+    /// Set by the health ping (or a 503) while Vault is sealed.
+    sealed: AtomicBool,
+}
+
+/// The Vault / OpenBao K/V key store.
+pub struct VaultKeyStore {
+    inner: Arc<Inner>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for VaultKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultKeyStore")
+            .field("endpoint", &self.inner.http.endpoint())
+            .field("engine", &self.inner.layout.engine)
+            .field("version", &self.inner.layout.version)
+            .field("prefix", &self.inner.layout.prefix)
+            .field("auth", &self.inner.login)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to Vault: checks the config, logs in and starts the token
+/// renewal and health-ping tasks. Fails if Vault cannot be reached or the
+/// login is refused.
+pub async fn connect(config: &VaultConfig) -> Result<VaultKeyStore, Error> {
+    VaultKeyStore::connect(config).await
+}
+
+impl VaultKeyStore {
+    /// See [`connect`].
+    pub async fn connect(config: &VaultConfig) -> Result<VaultKeyStore, Error> {
+        if config.endpoint.trim().is_empty() {
+            return Err(Error::other("vault: no endpoint configured"));
+        }
+        let engine = config.engine.trim().trim_matches('/');
+        let engine = if engine.is_empty() { "kv" } else { engine };
+        check_path(engine, "engine")?;
+        let prefix = config.prefix.trim().trim_matches('/');
+        check_path(prefix, "prefix")?;
+        let version = match config.version.trim() {
+            "" | "v1" => KvVersion::V1,
+            "v2" => KvVersion::V2,
+            other => {
+                return Err(Error::other(format!(
+                    "vault: invalid K/V version '{other}': expected v1 or v2"
+                )))
+            }
+        };
+        let transit = match &config.transit {
+            None => None,
+            Some(t) => {
+                let engine = t.engine.trim().trim_matches('/');
+                let engine = if engine.is_empty() { "transit" } else { engine };
+                check_path(engine, "transit engine")?;
+                let key = t.key.trim();
+                if key.is_empty() {
+                    return Err(Error::other("vault: transit: missing key name"));
+                }
+                check_path(key, "transit key")?;
+                if key.contains('/') {
+                    return Err(Error::other(
+                        "vault: transit: key name must not contain '/'",
+                    ));
+                }
+                Some(Transit {
+                    engine: engine.to_string(),
+                    key: key.to_string(),
+                })
+            }
+        };
+        let namespace = match config.namespace.trim().trim_matches('/') {
+            "" => None,
+            ns => Some(ns.to_string()),
+        };
+        let login = Login::from_config(config, &namespace)?;
+        let http = Http::new(config)?;
+        let token = login.login(&http, 0).await?;
+
+        let inner = Arc::new(Inner {
+            http,
+            layout: Layout {
+                engine: engine.to_string(),
+                prefix: prefix.to_string(),
+                version,
+            },
+            transit,
+            namespace,
+            login,
+            token: RwLock::new(token),
+            login_lock: tokio::sync::Mutex::new(()),
+            token_changed: Notify::new(),
+            sealed: AtomicBool::new(false),
+        });
+        let ping = if config.status_ping.is_zero() {
+            DEFAULT_PING
+        } else {
+            config.status_ping
+        };
+        // Dropping the store aborts these tasks even without `close`.
+        let tasks = vec![
+            tokio::spawn(renew_token(inner.clone())),
+            tokio::spawn(ping_health(inner.clone(), ping)),
+        ];
+        Ok(VaultKeyStore {
+            inner,
+            tasks: Mutex::new(tasks),
+        })
+    }
+}
+
+impl Drop for VaultKeyStore {
+    fn drop(&mut self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Keeps the token alive: renews it at 80 % of its TTL and logs in again
+/// when renewal fails, is refused, or cannot give a useful TTL any more.
+async fn renew_token(inner: Arc<Inner>) {
+    loop {
+        let token = inner.current_token();
+        let changed = inner.token_changed.notified();
+        let Some(at) = token.renew_at() else {
+            // Non-expiring token: only a login elsewhere changes anything.
+            changed.await;
+            continue;
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = changed => continue,
+        }
+        if inner.current_token().generation != token.generation {
+            continue;
+        }
+        let renewed = if token.renewable {
+            match token.renew(&inner.http, inner.auth_namespace()).await {
+                // Vault caps renewals at the token's max TTL; once the
+                // granted TTL shrinks below half, a new login is better.
+                Ok(t) if t.ttl >= t.login_ttl / 2 => Some(t),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "vault: token renewal failed; logging in again");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        match renewed {
+            Some(t) => inner.store_token(t),
+            None => {
+                if let Err(e) = inner.relogin(token.generation).await {
+                    tracing::warn!(error = %e, "vault: login failed; retrying");
+                    tokio::time::sleep(LOGIN_RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+/// Tracks whether Vault is sealed, so requests fail at once while it is
+/// and resume once a ping sees it unsealed.
+async fn ping_health(inner: Arc<Inner>, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        // Errors are recorded in `sealed` where they mean a seal; anything
+        // else shows up in the callers' own requests.
+        let _ = inner.health().await;
+    }
+}
+
+impl Inner {
+    fn current_token(&self) -> Token {
+        match self.token.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn store_token(&self, token: Token) {
+        match self.token.write() {
+            Ok(mut t) => *t = token,
+            Err(poisoned) => *poisoned.into_inner() = token,
+        }
+    }
+
+    fn auth_namespace(&self) -> Option<&str> {
+        match &self.login {
+            Login::AppRole { namespace, .. } | Login::Kubernetes { namespace, .. } => {
+                namespace.as_deref()
+            }
+        }
+    }
+
+    /// Logs in again unless someone else already replaced the token of
+    /// `generation`; returns the token to use.
+    async fn relogin(&self, generation: u64) -> Result<Token, Error> {
+        let _guard = self.login_lock.lock().await;
+        let current = self.current_token();
+        if current.generation != generation {
+            return Ok(current);
+        }
+        let fresh = self.login.login(&self.http, generation + 1).await?;
+        self.store_token(fresh.clone());
+        self.token_changed.notify_one();
+        Ok(fresh)
+    }
+
+    /// A token that has not expired, logging in first if needed.
+    async fn valid_token(&self) -> Result<Token, Error> {
+        let token = self.current_token();
+        if token.expired(Instant::now()) {
+            return self.relogin(token.generation).await;
+        }
+        Ok(token)
+    }
+
+    /// `sys/health`, which Vault answers without a token and outside any
+    /// namespace. Updates the sealed flag.
+    async fn health(&self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        let resp = self
+            .http
+            .send(Method::GET, "sys/health", None, None, None, BODY_LIMIT)
+            .await?;
+        let latency = started.elapsed();
+        match resp.status.as_u16() {
+            // active, standby, DR secondary, performance standby
+            200 | 429 | 472 | 473 => {
+                self.sealed.store(false, Ordering::Release);
+                Ok(latency)
+            }
+            503 => {
+                self.sealed.store(true, Ordering::Release);
+                Err(Error::Unreachable("vault is sealed".into()))
+            }
+            501 => {
+                self.sealed.store(true, Ordering::Release);
+                Err(Error::Unreachable("vault is not initialized".into()))
+            }
+            _ => Err(Error::other(format!(
+                "vault: health check failed ({}): {}",
+                resp.status,
+                resp.vault_errors()
+            ))),
+        }
+    }
+
+    /// Sends a request with a valid token in the store's namespace. A 403
+    /// (revoked or expired token) leads to one new login and one retry; a
+    /// sealed Vault fails at once.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Response, Error> {
+        if self.sealed.load(Ordering::Acquire) {
+            return Err(Error::other("vault is sealed"));
+        }
+        let mut token = self.valid_token().await?;
+        let mut retried = false;
+        loop {
+            let resp = self
+                .http
+                .send(
+                    method.clone(),
+                    path,
+                    Some(&token.value),
+                    self.namespace.as_deref(),
+                    body.clone(),
+                    limit,
+                )
+                .await?;
+            match resp.status {
+                StatusCode::FORBIDDEN if !retried => {
+                    retried = true;
+                    token = self.relogin(token.generation).await?;
+                }
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    let errors = resp.vault_errors();
+                    if errors.contains("sealed") {
+                        self.sealed.store(true, Ordering::Release);
+                        return Err(Error::other("vault is sealed"));
+                    }
+                    return Err(Error::other(format!(
+                        "vault: {method} /v1/{path}: {errors}"
+                    )));
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    fn failure(&self, op: &str, name: &str, resp: &Response) -> Error {
+        Error::other(format!(
+            "vault: {op} '{name}' failed ({}): {}",
+            resp.status,
+            resp.vault_errors()
+        ))
+    }
+
+    /// Reads the stored string of `name`, or `None` if there is none.
+    async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, Error> {
+        let resp = self
+            .call(Method::GET, &self.layout.read_path(name), None, BODY_LIMIT)
+            .await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if resp.status != StatusCode::OK {
+            return Err(self.failure("reading", name, &resp));
+        }
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            data: Option<serde_json::Map<String, serde_json::Value>>,
+        }
+        let mut envelope: Envelope = serde_json::from_slice(&resp.body).map_err(|e| {
+            Error::other(format!("vault: reading '{name}': malformed response: {e}"))
+        })?;
+        let mut data = envelope.data.take().unwrap_or_default();
+        if self.layout.version == KvVersion::V2 {
+            // A deleted (not destroyed) v2 version has `data: null`.
+            data = match data.remove("data") {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => return Ok(None),
+            };
+        }
+        match data.remove(name) {
+            Some(serde_json::Value::String(s)) => Ok(Some(Zeroizing::new(s))),
+            Some(_) => Err(Error::other(format!(
+                "vault: entry '{name}' holds a non-string value"
+            ))),
+            None => Err(Error::other(format!(
+                "vault: entry '{name}' has no field '{name}'"
+            ))),
+        }
+    }
+
+    async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
+        let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
+        let body =
+            Zeroizing::new(serde_json::json!({ "plaintext": plaintext.as_str() }).to_string());
+        let path = format!("{}/encrypt/{}", transit.engine, transit.key);
+        let resp = self
+            .call(
+                Method::POST,
+                &path,
+                Some(body.as_bytes().to_vec()),
+                BODY_LIMIT,
+            )
+            .await?;
+        if !resp.status.is_success() {
+            return Err(Error::other(format!(
+                "vault: transit encrypt with key '{}' failed ({}): {}",
+                transit.key,
+                resp.status,
+                resp.vault_errors()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            data: OutData,
+        }
+        #[derive(serde::Deserialize)]
+        struct OutData {
+            ciphertext: String,
+        }
+        let out: Out = serde_json::from_slice(&resp.body).map_err(|e| {
+            Error::other(format!("vault: transit encrypt: malformed response: {e}"))
+        })?;
+        if !is_transit_ciphertext(&out.data.ciphertext) {
+            return Err(Error::other(
+                "vault: transit encrypt returned no vault:v ciphertext",
+            ));
+        }
+        Ok(out.data.ciphertext)
+    }
+
+    async fn transit_decrypt(
+        &self,
+        name: &str,
+        ciphertext: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let Some(transit) = &self.transit else {
+            return Err(Error::other(format!(
+                "vault: key '{name}' is transit-encrypted but no transit key is configured"
+            )));
+        };
+        let body = serde_json::json!({ "ciphertext": ciphertext }).to_string();
+        let path = format!("{}/decrypt/{}", transit.engine, transit.key);
+        let resp = self
+            .call(Method::POST, &path, Some(body.into_bytes()), BODY_LIMIT)
+            .await?;
+        if !resp.status.is_success() {
+            return Err(Error::other(format!(
+                "vault: transit decrypt of '{name}' with key '{}' failed ({}): {}",
+                transit.key,
+                resp.status,
+                resp.vault_errors()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            data: OutData,
+        }
+        #[derive(serde::Deserialize)]
+        struct OutData {
+            plaintext: String,
+        }
+        let out: Out = serde_json::from_slice(&resp.body).map_err(|_| {
+            Error::other(format!(
+                "vault: transit decrypt of '{name}': malformed response"
+            ))
+        })?;
+        let plaintext = Zeroizing::new(out.data.plaintext);
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(plaintext.as_bytes())
+            .map_err(|_| {
+                Error::other(format!(
+                    "vault: transit decrypt of '{name}': plaintext is not base64"
+                ))
+            })?;
+        Ok(Zeroizing::new(value))
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for VaultKeyStore {
+    async fn status(&self) -> Result<Duration, Error> {
+        self.inner.health().await
+    }
+
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
+        let inner = &self.inner;
+        if inner.read(name).await?.is_some() {
+            return Err(Error::KeyExists);
+        }
+        let stored = match &inner.transit {
+            Some(transit) => Zeroizing::new(inner.transit_encrypt(transit, value).await?),
+            None => Zeroizing::new(
+                std::str::from_utf8(value)
+                    .map_err(|_| Error::other("vault: key value is not UTF-8 text"))?
+                    .to_string(),
+            ),
+        };
+        let mut data = serde_json::Map::new();
+        data.insert(
+            name.to_string(),
+            serde_json::Value::String(stored.to_string()),
+        );
+        let body = match inner.layout.version {
+            KvVersion::V1 => serde_json::Value::Object(data),
+            KvVersion::V2 => serde_json::json!({ "options": { "cas": 0 }, "data": data }),
+        };
+        let body = Zeroizing::new(body.to_string().into_bytes());
+        let resp = inner
+            .call(
+                Method::PUT,
+                &inner.layout.write_path(name),
+                Some(body.to_vec()),
+                BODY_LIMIT,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            StatusCode::BAD_REQUEST if resp.vault_errors().contains("check-and-set") => {
+                Err(Error::KeyExists)
+            }
+            _ => Err(inner.failure("creating", name, &resp)),
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        check_name(name)?;
+        let stored = self.inner.read(name).await?.ok_or(Error::KeyNotFound)?;
+        if is_transit_ciphertext(&stored) {
+            return self.inner.transit_decrypt(name, &stored).await;
+        }
+        Ok(Zeroizing::new(stored.as_bytes().to_vec()))
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        check_name(name)?;
+        let inner = &self.inner;
+        // Vault deletes a missing entry without complaint; the read tells
+        // the caller the truth, like the other key stores do.
+        if inner.read(name).await?.is_none() {
+            return Err(Error::KeyNotFound);
+        }
+        let resp = inner
+            .call(
+                Method::DELETE,
+                &inner.layout.delete_path(name),
+                None,
+                BODY_LIMIT,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(inner.failure("deleting", name, &resp)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let inner = &self.inner;
+        let resp = inner
+            .call(
+                Method::GET,
+                &inner.layout.list_path(),
+                None,
+                LIST_BODY_LIMIT,
+            )
+            .await?;
+        if resp.status == StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
+        }
+        if resp.status != StatusCode::OK {
+            return Err(Error::other(format!(
+                "vault: listing keys failed ({}): {}",
+                resp.status,
+                resp.vault_errors()
+            )));
+        }
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            data: ListData,
+        }
+        #[derive(serde::Deserialize)]
+        struct ListData {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        let listing: Listing = serde_json::from_slice(&resp.body)
+            .map_err(|e| Error::other(format!("vault: listing keys: malformed response: {e}")))?;
+        // Entries ending in `/` are sub-folders, not keys.
+        Ok(listing
+            .data
+            .keys
+            .into_iter()
+            .filter(|k| !k.ends_with('/') && k.starts_with(prefix))
+            .collect())
+    }
+
+    async fn close(&self) {
+        let tasks = match self.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(engine: &str, prefix: &str, version: KvVersion) -> Layout {
+        Layout {
+            engine: engine.into(),
+            prefix: prefix.into(),
+            version,
+        }
+    }
+
+    #[test]
+    fn paths_follow_the_go_kes_layout() {
+        let v1 = layout("kv", "", KvVersion::V1);
+        assert_eq!(v1.read_path("k"), "kv/k");
+        assert_eq!(v1.write_path("k"), "kv/k");
+        assert_eq!(v1.delete_path("k"), "kv/k");
+        assert_eq!(v1.list_path(), "kv/?list=true");
+        let v2 = layout("secret", "kes/a", KvVersion::V2);
+        assert_eq!(v2.read_path("k"), "secret/data/kes/a/k?version=1");
+        assert_eq!(v2.write_path("k"), "secret/data/kes/a/k");
+        assert_eq!(v2.delete_path("k"), "secret/metadata/kes/a/k");
+        assert_eq!(v2.list_path(), "secret/metadata/kes/a/?list=true");
+    }
+
+    #[test]
+    fn transit_prefix_detection() {
+        assert!(is_transit_ciphertext("vault:v1:abc"));
+        assert!(is_transit_ciphertext("vault:v12:abc"));
+        assert!(!is_transit_ciphertext("vault:v:abc"));
+        assert!(!is_transit_ciphertext("vault:vx:abc"));
+        assert!(!is_transit_ciphertext("CiQKIOwvcxe1"));
+        assert!(!is_transit_ciphertext("{\"bytes\":\"...\"}"));
+    }
+
+    #[test]
+    fn config_paths_are_checked() {
+        assert!(check_path("kv", "engine").is_ok());
+        assert!(check_path("team-a/kv_2", "engine").is_ok());
+        assert!(check_path("kv/../sys", "engine").is_err());
+        assert!(check_path("kv?list=true", "engine").is_err());
+        assert!(check_path("kv#x", "engine").is_err());
+        assert!(check_name("../x").is_err());
+        assert!(check_name("my-key").is_ok());
+    }
+}
