@@ -1,2 +1,424 @@
-//! The key cache in front of every key store.
-//! SKELETON: to be filled in (issue 3).
+//! The key cache in front of every key store (spec §9.3).
+//!
+//! The server never talks to a [`KeyStore`] directly: it asks the
+//! [`KeyCache`], which keeps decoded key versions in memory so that the hot
+//! operations (generate, encrypt, decrypt, hmac) cost no round trip, and
+//! which keeps serving cached keys while the store is offline if offline
+//! caching is enabled.
+//!
+//! Lookups of cached keys take a shared read lock only. Misses are single
+//! flight: concurrent misses for one name share one [`KeyStore::get`] and
+//! its result (success or error).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use kes_core::KeyVersion;
+use tokio::sync::OnceCell;
+use tokio::task::JoinHandle;
+use zeroize::Zeroizing;
+
+use crate::{Error, KeyStore};
+
+/// How long cached keys live (`cache.expiry.*`) and how often the store's
+/// health is checked. A zero duration disables the corresponding task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// `cache.expiry.any`: every `expiry`, all cached keys are dropped
+    /// (unless the store is offline and offline caching is enabled).
+    pub expiry: Duration,
+    /// `cache.expiry.unused`: a key not used for this long is dropped
+    /// (unless the store is offline and offline caching is enabled).
+    pub expiry_unused: Duration,
+    /// `cache.expiry.offline`: while the store is offline, cached keys keep
+    /// serving and are all dropped every `expiry_offline`. Zero disables
+    /// offline caching: the other expiries keep running while offline.
+    pub expiry_offline: Duration,
+    /// How often the store's status is checked to detect that it went
+    /// offline or came back; 10 s in production.
+    pub status_interval: Duration,
+}
+
+/// Counters of the cache for metrics; each is a total since creation,
+/// except `cached_keys`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that were not in the cache.
+    pub misses: u64,
+    /// Reads from the key store ([`KeyStore::get`] calls).
+    pub store_reads: u64,
+    /// Key-store calls that failed for a reason other than
+    /// [`Error::KeyExists`] or [`Error::KeyNotFound`].
+    pub store_errors: u64,
+    /// Keys currently cached.
+    pub cached_keys: u64,
+}
+
+struct Entry {
+    key: Arc<KeyVersion>,
+    // Set by every hit, cleared by the unused sweep: an entry still clear at
+    // the next sweep was not used for a whole sweep interval.
+    used: AtomicBool,
+}
+
+/// A fetch of one key in progress, shared by every concurrent miss.
+type Flight = OnceCell<Result<Arc<KeyVersion>, Error>>;
+
+/// A cache of decoded key versions in front of a [`KeyStore`].
+pub struct KeyCache {
+    store: Arc<dyn KeyStore>,
+    config: CacheConfig,
+    entries: RwLock<HashMap<String, Entry>>,
+    flights: Mutex<HashMap<String, Arc<Flight>>>,
+    // Bumped by every eviction. A fetch that overlapped an eviction returns
+    // its value to its callers but does not cache it: it may have read a key
+    // that was deleted meanwhile.
+    evictions: AtomicU64,
+    offline: AtomicBool,
+    // Why the store was last marked offline, for the error of `status`.
+    offline_reason: Mutex<String>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    store_reads: AtomicU64,
+    store_errors: AtomicU64,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyCache")
+            .field("config", &self.config)
+            .field("offline", &self.is_offline())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+// Locks here guard plain maps whose updates cannot be left half done, so a
+// panic elsewhere while holding one (poisoning) does not make them unusable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl KeyCache {
+    /// A cache in front of `store`, with its background tasks (expiry
+    /// sweeps, status checks) spawned on the current tokio runtime. The
+    /// tasks end when the cache is dropped or [closed](KeyCache::close).
+    ///
+    /// # Panics
+    ///
+    /// If called outside a tokio runtime.
+    pub fn new(store: Arc<dyn KeyStore>, config: CacheConfig) -> Arc<KeyCache> {
+        let cache = Arc::new(KeyCache {
+            store,
+            config,
+            entries: RwLock::new(HashMap::new()),
+            flights: Mutex::new(HashMap::new()),
+            evictions: AtomicU64::new(0),
+            offline: AtomicBool::new(false),
+            offline_reason: Mutex::new(String::new()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            store_reads: AtomicU64::new(0),
+            store_errors: AtomicU64::new(0),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut tasks = Vec::new();
+        let spawn = |period: Duration, tick: fn(&KeyCache) -> TickFuture<'_>| {
+            (!period.is_zero())
+                .then(|| tokio::spawn(run_every(Arc::downgrade(&cache), period, tick)))
+        };
+        tasks.extend(spawn(config.expiry, |c| {
+            Box::pin(async move { c.expire_all() })
+        }));
+        // Two sweeps per `expiry_unused`: an entry survives the first one
+        // unused and is dropped by the second.
+        let sweep = if config.expiry_unused.is_zero() {
+            Duration::ZERO
+        } else {
+            (config.expiry_unused / 2).max(Duration::from_millis(1))
+        };
+        tasks.extend(spawn(sweep, |c| Box::pin(async move { c.expire_unused() })));
+        tasks.extend(spawn(config.expiry_offline, |c| {
+            Box::pin(async move { c.expire_offline() })
+        }));
+        tasks.extend(spawn(config.status_interval, |c| {
+            Box::pin(c.check_status())
+        }));
+        *lock(&cache.tasks) = tasks;
+        cache
+    }
+
+    /// The key version `name`, from the cache or else from the store.
+    ///
+    /// A value that does not decode fails with an [`Error::Other`] naming
+    /// the key but not its content.
+    pub async fn get(&self, name: &str) -> Result<Arc<KeyVersion>, Error> {
+        if let Some(key) = self.lookup(name) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(key);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+
+        let flight = Arc::clone(lock(&self.flights).entry(name.to_owned()).or_default());
+        let result = flight.get_or_init(|| self.fetch(name)).await.clone();
+        {
+            let mut flights = lock(&self.flights);
+            if flights.get(name).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
+                flights.remove(name);
+            }
+        }
+        result
+    }
+
+    fn lookup(&self, name: &str) -> Option<Arc<KeyVersion>> {
+        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.get(name)?;
+        // Only write when the flag changes, so concurrent hits on a hot key
+        // do not all contend for the same cache line.
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
+        Some(Arc::clone(&entry.key))
+    }
+
+    async fn fetch(&self, name: &str) -> Result<Arc<KeyVersion>, Error> {
+        // A fetch that lost the race with an earlier flight finds the key
+        // cached already.
+        if let Some(key) = self.lookup(name) {
+            return Ok(key);
+        }
+        let evictions = self.evictions.load(Ordering::Acquire);
+        self.store_reads.fetch_add(1, Ordering::Relaxed);
+        let value = self
+            .store
+            .get(name)
+            .await
+            .inspect_err(|e| self.count_error(e))?;
+        let key = KeyVersion::decode(&value)
+            .map(Arc::new)
+            .map_err(|e| Error::Other(format!("key '{name}' is malformed: {e}")))?;
+        drop(value);
+
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if self.evictions.load(Ordering::Acquire) == evictions {
+            entries.insert(
+                name.to_owned(),
+                Entry {
+                    key: Arc::clone(&key),
+                    used: AtomicBool::new(true),
+                },
+            );
+        }
+        Ok(key)
+    }
+
+    /// Encodes `key` and creates it in the store. The key is not cached: it
+    /// is read back on its first use.
+    pub async fn create(&self, name: &str, key: &KeyVersion) -> Result<(), Error> {
+        let value = Zeroizing::new(
+            key.encode()
+                .map_err(|e| Error::Other(format!("key '{name}' cannot be encoded: {e}")))?,
+        );
+        self.store
+            .create(name, value.as_bytes())
+            .await
+            .inspect_err(|e| self.count_error(e))
+    }
+
+    /// Deletes `name` from the store, then from the cache.
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        let result = self.store.delete(name).await;
+        // Evicted even if the store failed: after an error nobody knows
+        // whether the key still exists, so it must be read again.
+        let evicted = {
+            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            self.evictions.fetch_add(1, Ordering::AcqRel);
+            entries.remove(name)
+        };
+        drop(evicted);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
+    /// The names starting with `prefix`, sorted, always from the store.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let names = self
+            .store
+            .list(prefix)
+            .await
+            .inspect_err(|e| self.count_error(e))?;
+        Ok(crate::filter_sorted(names, prefix))
+    }
+
+    /// The store's latency. While the store is marked offline this fails
+    /// with [`Error::Unreachable`] without contacting it; the background
+    /// status check brings it back online. An [`Error::Unreachable`] from
+    /// the store marks it offline.
+    pub async fn status(&self) -> Result<Duration, Error> {
+        // Without a status task nothing would ever mark the store online
+        // again, so then every call probes the store.
+        if self.is_offline() && !self.config.status_interval.is_zero() {
+            return Err(Error::Unreachable(lock(&self.offline_reason).clone()));
+        }
+        match self.store.status().await {
+            Ok(latency) => {
+                self.set_online();
+                Ok(latency)
+            }
+            Err(e) => {
+                self.count_error(&e);
+                if let Error::Unreachable(reason) = &e {
+                    self.set_offline(reason.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the last status check found the store unreachable.
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+
+    /// The key store behind the cache.
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.store
+    }
+
+    /// Current counters, for metrics.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            store_reads: self.store_reads.load(Ordering::Relaxed),
+            store_errors: self.store_errors.load(Ordering::Relaxed),
+            cached_keys: self.entries.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+        }
+    }
+
+    /// Stops the background tasks, drops every cached key and closes the
+    /// store.
+    pub async fn close(&self) {
+        self.stop_tasks();
+        self.drop_all();
+        self.store.close().await;
+    }
+
+    fn stop_tasks(&self) {
+        for task in lock(&self.tasks).drain(..) {
+            task.abort();
+        }
+    }
+
+    fn count_error(&self, e: &Error) {
+        if !matches!(e, Error::KeyExists | Error::KeyNotFound) {
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn set_online(&self) {
+        if self.offline.swap(false, Ordering::AcqRel) {
+            tracing::info!("key store is reachable again");
+        }
+    }
+
+    fn set_offline(&self, reason: String) {
+        *lock(&self.offline_reason) = reason;
+        if !self.offline.swap(true, Ordering::AcqRel) {
+            tracing::warn!("key store is unreachable; marked offline");
+        }
+    }
+
+    /// Whether the online expiries apply: always, unless the store is
+    /// offline and offline caching keeps the keys alive.
+    fn online_expiry(&self) -> bool {
+        !self.is_offline() || self.config.expiry_offline.is_zero()
+    }
+
+    fn drop_all(&self) {
+        let dropped = {
+            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            self.evictions.fetch_add(1, Ordering::AcqRel);
+            std::mem::take(&mut *entries)
+        };
+        // Zeroizing the dropped keys happens here, outside the lock.
+        drop(dropped);
+    }
+
+    fn expire_all(&self) {
+        if self.online_expiry() {
+            self.drop_all();
+        }
+    }
+
+    fn expire_unused(&self) {
+        if !self.online_expiry() {
+            return;
+        }
+        let mut dropped = Vec::new();
+        {
+            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            entries.retain(|_, entry| {
+                if entry.used.swap(false, Ordering::Relaxed) {
+                    true
+                } else {
+                    dropped.push(Arc::clone(&entry.key));
+                    false
+                }
+            });
+        }
+        drop(dropped);
+    }
+
+    fn expire_offline(&self) {
+        if self.is_offline() && !self.config.expiry_offline.is_zero() {
+            self.drop_all();
+        }
+    }
+
+    async fn check_status(&self) {
+        // A store that hangs is as good as unreachable; the bound keeps the
+        // check from stalling forever and lets the next one run.
+        let limit = self.config.status_interval.max(Duration::from_secs(1));
+        match tokio::time::timeout(limit, self.store.status()).await {
+            Ok(Ok(_)) => self.set_online(),
+            Ok(Err(e)) => {
+                self.count_error(&e);
+                let reason = match e {
+                    Error::Unreachable(reason) | Error::Other(reason) => reason,
+                    other => other.to_string(),
+                };
+                self.set_offline(reason);
+            }
+            Err(_) => self.set_offline(format!("no status answer within {limit:?}")),
+        }
+    }
+}
+
+impl Drop for KeyCache {
+    fn drop(&mut self) {
+        self.stop_tasks();
+    }
+}
+
+type TickFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+
+/// Calls `tick` every `period` (first after one period) while the cache
+/// lives. Only a weak reference is held between ticks, so the task never
+/// keeps a dropped cache alive.
+async fn run_every(cache: Weak<KeyCache>, period: Duration, tick: fn(&KeyCache) -> TickFuture<'_>) {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        tick(&cache).await;
+    }
+}

@@ -1,2 +1,90 @@
 //! The in-memory key store of `kes server --dev` and of tests.
-//! SKELETON: to be filled in (issue 3).
+//!
+//! Values live only as long as the process: nothing is written anywhere.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::{Error, KeyStore};
+
+/// A volatile key store: a map from key name to value.
+///
+/// Values are zeroized when they are deleted or the store is dropped.
+#[derive(Default)]
+pub struct MemKeyStore {
+    keys: RwLock<HashMap<String, Zeroizing<Vec<u8>>>>,
+}
+
+impl MemKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A poisoned lock only means another thread panicked while holding it;
+    // the map itself is never left half-updated by our operations, so the
+    // store keeps serving instead of turning one panic into many.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
+        self.keys.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for MemKeyStore {
+    // Names are not secret, but values are: show only how many keys exist.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemKeyStore")
+            .field("keys", &self.read().len())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for MemKeyStore {
+    async fn status(&self) -> Result<Duration, Error> {
+        let start = Instant::now();
+        drop(self.read());
+        Ok(start.elapsed())
+    }
+
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        use std::collections::hash_map::Entry;
+        match self.write().entry(name.to_owned()) {
+            Entry::Occupied(_) => Err(Error::KeyExists),
+            Entry::Vacant(v) => {
+                v.insert(Zeroizing::new(value.to_vec()));
+                Ok(())
+            }
+        }
+    }
+
+    async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.read()
+            .get(name)
+            .map(|v| Zeroizing::new(v.to_vec()))
+            .ok_or(Error::KeyNotFound)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.write()
+            .remove(name)
+            .map(drop)
+            .ok_or(Error::KeyNotFound)
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .read()
+            .keys()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+}

@@ -1,0 +1,470 @@
+//! The key cache (spec §9.3) in front of a real in-memory store.
+//!
+//! Time is paused (tokio `test-util`): the runtime jumps straight to the
+//! next timer when idle, so the expiry schedules are exact and the tests do
+//! not depend on how loaded the machine is.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kes_core::{HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
+use kes_keystore::cache::{CacheConfig, KeyCache};
+use kes_keystore::memory::MemKeyStore;
+use kes_keystore::{Error, KeyStore};
+use tokio::time::{sleep, sleep_until, Instant};
+use zeroize::Zeroizing;
+
+/// A real `MemKeyStore` that counts the calls reaching it, can be slowed
+/// down and can be switched off to play an unreachable store.
+#[derive(Default)]
+struct TestStore {
+    inner: MemKeyStore,
+    gets: AtomicUsize,
+    statuses: AtomicUsize,
+    get_delay: Duration,
+    down: AtomicBool,
+}
+
+impl TestStore {
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::Unreachable("test store is switched off".into()))
+        } else {
+            Ok(())
+        }
+    }
+    fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+    fn statuses(&self) -> usize {
+        self.statuses.load(Ordering::SeqCst)
+    }
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for TestStore {
+    async fn status(&self) -> Result<Duration, Error> {
+        self.statuses.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.status().await
+    }
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.check()?;
+        self.inner.create(name, value).await
+    }
+    async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        // The value is read first and delivered late, like an answer
+        // travelling back over a slow network.
+        let value = self.inner.get(name).await;
+        if !self.get_delay.is_zero() {
+            sleep(self.get_delay).await;
+        }
+        self.check()?;
+        value
+    }
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.delete(name).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.check()?;
+        self.inner.list(prefix).await
+    }
+}
+
+const KEYS: [&str; 3] = ["golden-aes", "golden-chacha", "golden-imported-aes"];
+
+/// A store holding the keys the Go KES wrote (testdata/go-kes/keys).
+async fn golden_store(get_delay: Duration) -> Arc<TestStore> {
+    let store = TestStore {
+        get_delay,
+        ..TestStore::default()
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys");
+    for name in KEYS {
+        let value = std::fs::read(dir.join(name)).unwrap();
+        store.inner.create(name, &value).await.unwrap();
+    }
+    Arc::new(store)
+}
+
+fn config(expiry: u64, unused: u64, offline: u64, status: u64) -> CacheConfig {
+    CacheConfig {
+        expiry: Duration::from_millis(expiry),
+        expiry_unused: Duration::from_millis(unused),
+        expiry_offline: Duration::from_millis(offline),
+        status_interval: Duration::from_millis(status),
+    }
+}
+
+fn cached(cache: &KeyCache) -> u64 {
+    cache.stats().cached_keys
+}
+
+#[tokio::test(start_paused = true)]
+async fn hit_and_miss() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+
+    let first = cache.get("golden-aes").await.unwrap();
+    assert_eq!(first.key.algorithm(), KeyAlgorithm::Aes256);
+    assert_eq!(store.gets(), 1);
+    let second = cache.get("golden-aes").await.unwrap();
+    assert!(Arc::ptr_eq(&first, &second));
+    assert_eq!(store.gets(), 1);
+
+    let chacha = cache.get("golden-chacha").await.unwrap();
+    assert_eq!(chacha.key.algorithm(), KeyAlgorithm::ChaCha20);
+    assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
+    // A missing key is not cached: it may be created any time.
+    assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
+    assert_eq!(store.gets(), 4);
+
+    let stats = cache.stats();
+    assert_eq!(stats.hits, 1);
+    assert_eq!(stats.misses, 4);
+    assert_eq!(stats.store_reads, 4);
+    assert_eq!(stats.store_errors, 0);
+    assert_eq!(stats.cached_keys, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_misses_fetch_once() {
+    let store = golden_store(Duration::from_millis(100)).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("golden-aes").await })
+        })
+        .collect();
+    let mut keys = Vec::new();
+    for task in tasks {
+        keys.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(store.gets(), 1);
+    assert!(keys.iter().all(|k| Arc::ptr_eq(k, &keys[0])));
+    assert_eq!(cache.stats().store_reads, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_misses_share_an_error() {
+    let store = golden_store(Duration::from_millis(100)).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("missing").await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap_err(), Error::KeyNotFound);
+    }
+    assert_eq!(store.gets(), 1);
+    // The flight is over: the next miss asks the store again.
+    assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
+    assert_eq!(store.gets(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn malformed_value() {
+    let store = golden_store(Duration::ZERO).await;
+    store
+        .inner
+        .create("bad", b"c2VjcmV0LWJ5dGVzLW5vdC1hLWtleQ==")
+        .await
+        .unwrap();
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    match cache.get("bad").await.unwrap_err() {
+        Error::Other(msg) => {
+            assert!(msg.starts_with("key 'bad' is malformed: "), "{msg}");
+            assert!(!msg.contains("c2VjcmV0"), "{msg}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(cached(&cache), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn expiry_drops_all() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(1000, 0, 0, 0));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    cache.get("golden-chacha").await.unwrap();
+
+    sleep_until(start + Duration::from_millis(900)).await;
+    assert_eq!(cached(&cache), 2);
+    cache.get("golden-aes").await.unwrap();
+    assert_eq!(store.gets(), 2);
+
+    // Used or not, every key goes at the tick.
+    sleep_until(start + Duration::from_millis(1100)).await;
+    assert_eq!(cached(&cache), 0);
+    cache.get("golden-aes").await.unwrap();
+    assert_eq!(store.gets(), 3);
+
+    sleep_until(start + Duration::from_millis(2100)).await;
+    assert_eq!(cached(&cache), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unused_keys_expire_in_two_sweeps() {
+    let store = golden_store(Duration::ZERO).await;
+    // Sweeps at 0.5 s, 1.0 s, 1.5 s, 2.0 s, ...
+    let cache = KeyCache::new(store.clone(), config(0, 1000, 0, 0));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    cache.get("golden-chacha").await.unwrap();
+
+    // The first sweep only clears the used flags.
+    sleep_until(start + Duration::from_millis(600)).await;
+    assert_eq!(cached(&cache), 2);
+
+    // golden-aes is used between the sweeps, golden-chacha is not.
+    cache.get("golden-aes").await.unwrap();
+    sleep_until(start + Duration::from_millis(1100)).await;
+    assert_eq!(cached(&cache), 1);
+    cache.get("golden-aes").await.unwrap();
+    assert_eq!(store.gets(), 2, "golden-aes must still be cached");
+
+    // Used at 1.1 s: survives the 1.5 s sweep, not the 2.0 s one.
+    sleep_until(start + Duration::from_millis(1600)).await;
+    assert_eq!(cached(&cache), 1);
+    sleep_until(start + Duration::from_millis(2100)).await;
+    assert_eq!(cached(&cache), 0);
+
+    cache.get("golden-chacha").await.unwrap();
+    assert_eq!(store.gets(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_keeps_serving_cached_keys() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(1000, 400, 10_000, 100));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    assert!(!cache.is_offline());
+    assert!(cache.status().await.is_ok());
+
+    store.set_down(true);
+    sleep_until(start + Duration::from_millis(150)).await;
+    assert!(cache.is_offline());
+
+    // status answers without asking the store.
+    let asked = store.statuses();
+    match cache.status().await.unwrap_err() {
+        Error::Unreachable(msg) => assert!(msg.contains("switched off"), "{msg}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(store.statuses(), asked);
+
+    // Cached keys serve well past `expiry` and `expiry_unused`; uncached
+    // keys fail with the store's error.
+    sleep_until(start + Duration::from_millis(2500)).await;
+    assert!(cache.is_offline());
+    assert_eq!(cached(&cache), 1);
+    let gets = store.gets();
+    cache.get("golden-aes").await.unwrap();
+    assert_eq!(store.gets(), gets);
+    assert!(matches!(
+        cache.get("golden-chacha").await.unwrap_err(),
+        Error::Unreachable(_)
+    ));
+    assert!(cache.stats().store_errors > 0);
+
+    // Back online: the status check notices and the expiries resume.
+    store.set_down(false);
+    sleep_until(start + Duration::from_millis(2650)).await;
+    assert!(!cache.is_offline());
+    assert!(cache.status().await.is_ok());
+    sleep_until(start + Duration::from_millis(3100)).await;
+    assert_eq!(cached(&cache), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_expiry_drops_all() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 1000, 100));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    store.set_down(true);
+
+    sleep_until(start + Duration::from_millis(900)).await;
+    assert!(cache.is_offline());
+    assert_eq!(cached(&cache), 1);
+    sleep_until(start + Duration::from_millis(1100)).await;
+    assert_eq!(cached(&cache), 0);
+    assert!(matches!(
+        cache.get("golden-aes").await.unwrap_err(),
+        Error::Unreachable(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_expiry_ignored_while_online() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 1000, 100));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    sleep_until(start + Duration::from_millis(3500)).await;
+    assert!(!cache.is_offline());
+    assert_eq!(cached(&cache), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_offline_caching_expiry_continues_offline() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(1000, 0, 0, 100));
+    let start = Instant::now();
+    cache.get("golden-aes").await.unwrap();
+    store.set_down(true);
+    sleep_until(start + Duration::from_millis(900)).await;
+    assert!(cache.is_offline());
+    assert_eq!(cached(&cache), 1);
+    sleep_until(start + Duration::from_millis(1100)).await;
+    assert_eq!(cached(&cache), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_without_status_task() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    store.set_down(true);
+    assert!(matches!(
+        cache.status().await.unwrap_err(),
+        Error::Unreachable(_)
+    ));
+    assert!(cache.is_offline());
+    // Nothing else would bring it back, so status keeps probing the store.
+    store.set_down(false);
+    assert!(cache.status().await.is_ok());
+    assert!(!cache.is_offline());
+    assert_eq!(store.statuses(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_evicts() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    cache.get("golden-aes").await.unwrap();
+    cache.get("golden-chacha").await.unwrap();
+    assert_eq!(cached(&cache), 2);
+
+    cache.delete("golden-aes").await.unwrap();
+    assert_eq!(cached(&cache), 1);
+    assert_eq!(
+        cache.get("golden-aes").await.unwrap_err(),
+        Error::KeyNotFound
+    );
+    assert_eq!(
+        cache.delete("golden-aes").await.unwrap_err(),
+        Error::KeyNotFound
+    );
+    // The other key is untouched.
+    cache.get("golden-chacha").await.unwrap();
+    assert_eq!(store.gets(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn delete_during_a_fetch_is_not_undone() {
+    let store = golden_store(Duration::from_millis(100)).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    let fetch = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.get("golden-aes").await })
+    };
+    // The fetch has read the value and is waiting for it to arrive.
+    sleep(Duration::from_millis(10)).await;
+    assert_eq!(store.gets(), 1);
+    cache.delete("golden-aes").await.unwrap();
+    // The fetch started before the delete, so it may still answer...
+    fetch.await.unwrap().unwrap();
+    // ...but it must not bring the deleted key back into the cache.
+    assert_eq!(cached(&cache), 0);
+    assert_eq!(
+        cache.get("golden-aes").await.unwrap_err(),
+        Error::KeyNotFound
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_writes_through_without_caching() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    let key = KeyVersion {
+        key: SecretKey::new(KeyAlgorithm::ChaCha20, [7; 32]),
+        hmac_key: Some(HmacKey::new([9; 32])),
+        created_at: time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),
+        created_by: "test-identity".into(),
+    };
+    cache.create("new-key", &key).await.unwrap();
+    assert_eq!(cached(&cache), 0);
+    assert_eq!(store.gets(), 0);
+    let stored = store.inner.get("new-key").await.unwrap();
+    assert_eq!(stored.as_slice(), key.encode().unwrap().as_bytes());
+
+    assert_eq!(
+        cache.create("new-key", &key).await.unwrap_err(),
+        Error::KeyExists
+    );
+    let read = cache.get("new-key").await.unwrap();
+    assert_eq!(read.key.algorithm(), KeyAlgorithm::ChaCha20);
+    assert_eq!(read.created_by, "test-identity");
+    assert_eq!(read.created_at, key.created_at);
+    assert_eq!(store.gets(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_is_sorted_and_filtered() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    store.inner.create("another", b"x").await.unwrap();
+    assert_eq!(
+        cache.list("").await.unwrap(),
+        [
+            "another",
+            "golden-aes",
+            "golden-chacha",
+            "golden-imported-aes"
+        ]
+    );
+    assert_eq!(
+        cache.list("golden-").await.unwrap(),
+        ["golden-aes", "golden-chacha", "golden-imported-aes"]
+    );
+    assert!(cache.list("zzz").await.unwrap().is_empty());
+    store.set_down(true);
+    assert!(matches!(
+        cache.list("").await.unwrap_err(),
+        Error::Unreachable(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_or_closing_stops_the_tasks() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(1000, 1000, 1000, 100));
+    sleep(Duration::from_millis(250)).await;
+    assert!(store.statuses() >= 2);
+    drop(cache);
+    let asked = store.statuses();
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.statuses(), asked);
+
+    let cache = KeyCache::new(store.clone(), config(1000, 1000, 1000, 100));
+    cache.get("golden-aes").await.unwrap();
+    cache.close().await;
+    assert_eq!(cached(&cache), 0);
+    let asked = store.statuses();
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.statuses(), asked);
+}

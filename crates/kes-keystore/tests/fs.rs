@@ -1,0 +1,327 @@
+//! The fs key store (spec §11 `fs`, §9.1) on real directories.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use kes_keystore::fs::{FsKeyStore, MAX_VALUE_SIZE};
+use kes_keystore::{Error, KeyStore};
+
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+#[tokio::test]
+async fn create_get_delete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+
+    store.create("my-key", b"value-1").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value-1");
+    // The file holds exactly the value: no newline, no framing.
+    assert_eq!(
+        std::fs::read(tmp.path().join("my-key")).unwrap(),
+        b"value-1"
+    );
+    assert_eq!(mode(&tmp.path().join("my-key")), 0o600);
+    // The temporary file is gone.
+    assert_eq!(dir_entries(tmp.path()), ["my-key"]);
+
+    store.delete("my-key").await.unwrap();
+    assert!(!tmp.path().join("my-key").exists());
+    assert_eq!(store.get("my-key").await.unwrap_err(), Error::KeyNotFound);
+    assert_eq!(
+        store.delete("my-key").await.unwrap_err(),
+        Error::KeyNotFound
+    );
+
+    store.create("my-key", b"value-2").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value-2");
+}
+
+#[tokio::test]
+async fn create_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("my-key", b"first").await.unwrap();
+    assert_eq!(
+        store.create("my-key", b"second").await.unwrap_err(),
+        Error::KeyExists
+    );
+    assert_eq!(std::fs::read(tmp.path().join("my-key")).unwrap(), b"first");
+    assert_eq!(dir_entries(tmp.path()), ["my-key"]);
+}
+
+#[tokio::test]
+async fn empty_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("empty", b"").await.unwrap();
+    assert!(store.get("empty").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn name_validation() {
+    // The table of the Go KES's fs_test.go.
+    let invalid = [
+        "",
+        ".",
+        "..",
+        ".my-key",
+        "my.key",
+        "/my-key",
+        "\\my-key",
+        "my-key/",
+        "my/key",
+        "./my-key",
+        "./../my-key",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let store = FsKeyStore::open(&keys).unwrap();
+    // A file outside the key directory that traversal would hit.
+    std::fs::write(tmp.path().join("my-key"), b"outside").unwrap();
+
+    for name in invalid {
+        for err in [
+            store.create(name, b"value").await.unwrap_err(),
+            store.get(name).await.unwrap_err(),
+            store.delete(name).await.unwrap_err(),
+        ] {
+            match err {
+                Error::Other(msg) => assert!(msg.contains("invalid key name"), "{name:?}: {msg}"),
+                other => panic!("{name:?}: unexpected {other:?}"),
+            }
+        }
+    }
+    assert!(dir_entries(&keys).is_empty());
+    assert_eq!(
+        std::fs::read(tmp.path().join("my-key")).unwrap(),
+        b"outside"
+    );
+
+    store.create("my-key", b"inside").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"inside");
+}
+
+#[tokio::test]
+async fn list_by_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    assert!(store.list("").await.unwrap().is_empty());
+    for name in ["my-key", "my-key2", "0-key", "1-key"] {
+        store.create(name, name.as_bytes()).await.unwrap();
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(store.list("").await.unwrap()),
+        ["0-key", "1-key", "my-key", "my-key2"]
+    );
+    assert_eq!(
+        sorted(store.list("my").await.unwrap()),
+        ["my-key", "my-key2"]
+    );
+    assert!(store.list("x").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn list_skips_temp_files_and_foreign_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("my-key", b"value").await.unwrap();
+    std::fs::write(tmp.path().join(".kes-tmp.1.2"), b"half").unwrap();
+    std::fs::write(tmp.path().join(".hidden"), b"x").unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), b"x").unwrap();
+    std::fs::create_dir(tmp.path().join("subdir")).unwrap();
+    assert_eq!(store.list("").await.unwrap(), ["my-key"]);
+}
+
+#[tokio::test]
+async fn open_removes_leftover_temp_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    FsKeyStore::open(tmp.path())
+        .unwrap()
+        .create("my-key", b"value")
+        .await
+        .unwrap();
+    // What a crash between writing and publishing leaves behind.
+    std::fs::write(tmp.path().join(".kes-tmp.4242.0"), b"partial").unwrap();
+    std::fs::write(tmp.path().join(".kes-tmp.4242.1"), b"").unwrap();
+    std::fs::write(tmp.path().join(".hidden"), b"not ours").unwrap();
+
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    assert_eq!(dir_entries(tmp.path()), [".hidden", "my-key"]);
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value");
+}
+
+#[tokio::test]
+async fn open_creates_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a").join("keys");
+    let store = FsKeyStore::open(&dir).unwrap();
+    assert!(dir.is_dir());
+    assert_eq!(mode(&dir), 0o755 & !umask());
+    assert_eq!(store.path(), dir.as_path());
+    store.create("k", b"v").await.unwrap();
+}
+
+#[tokio::test]
+async fn open_rejects_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    match FsKeyStore::open(&file).unwrap_err() {
+        Error::Other(msg) => assert!(msg.contains("not a directory"), "{msg}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn get_limits_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    let max = vec![7u8; MAX_VALUE_SIZE as usize];
+    std::fs::write(tmp.path().join("max"), &max).unwrap();
+    assert_eq!(store.get("max").await.unwrap().as_slice(), &max[..]);
+
+    std::fs::write(
+        tmp.path().join("huge"),
+        vec![7u8; MAX_VALUE_SIZE as usize + 1],
+    )
+    .unwrap();
+    match store.get("huge").await.unwrap_err() {
+        Error::Other(msg) => assert!(msg.contains("larger than"), "{msg}"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn get_of_a_directory_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    std::fs::create_dir(tmp.path().join("subdir")).unwrap();
+    assert!(matches!(
+        store.get("subdir").await.unwrap_err(),
+        Error::Other(_)
+    ));
+}
+
+#[tokio::test]
+async fn status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let store = FsKeyStore::open(&dir).unwrap();
+    assert!(store.status().await.unwrap() < std::time::Duration::from_secs(5));
+
+    std::fs::remove_dir(&dir).unwrap();
+    assert!(matches!(
+        store.status().await.unwrap_err(),
+        Error::Unreachable(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Separate store instances, as separate processes would have.
+    let tasks: Vec<_> = (0..16u8)
+        .map(|i| {
+            let store = FsKeyStore::open(tmp.path()).unwrap();
+            tokio::spawn(async move { store.create("race", &[i; 100]).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(()) => winners.push(i as u8),
+            Err(e) => assert_eq!(e, Error::KeyExists),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        std::fs::read(tmp.path().join("race")).unwrap(),
+        vec![winners[0]; 100]
+    );
+    assert_eq!(dir_entries(tmp.path()), ["race"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_store_across_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsKeyStore::open(tmp.path()).unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("key-{i}");
+                store.create(&name, name.as_bytes()).await.unwrap();
+                assert_eq!(store.get(&name).await.unwrap().as_slice(), name.as_bytes());
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(store.list("key-").await.unwrap().len(), 20);
+}
+
+fn go_kes_keys() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys")
+}
+
+#[tokio::test]
+async fn reads_the_go_kes_key_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut expected = Vec::new();
+    for entry in std::fs::read_dir(go_kes_keys()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        std::fs::copy(entry.path(), tmp.path().join(&name)).unwrap();
+        expected.push(name);
+    }
+    expected.sort();
+    assert_eq!(
+        expected,
+        ["golden-aes", "golden-chacha", "golden-imported-aes"]
+    );
+
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    let mut listed = store.list("golden-").await.unwrap();
+    listed.sort();
+    assert_eq!(listed, expected);
+    for name in &expected {
+        let value = store.get(name).await.unwrap();
+        assert_eq!(
+            value.as_slice(),
+            std::fs::read(go_kes_keys().join(name)).unwrap(),
+            "{name}"
+        );
+        let key = kes_core::KeyVersion::decode(&value)
+            .unwrap_or_else(|e| panic!("{name} does not decode: {e}"));
+        assert!(key.hmac_key.is_some(), "{name}");
+        let algorithm = key.key.algorithm();
+        if name == "golden-chacha" {
+            assert_eq!(algorithm, kes_core::KeyAlgorithm::ChaCha20);
+        } else {
+            assert_eq!(algorithm, kes_core::KeyAlgorithm::Aes256);
+        }
+    }
+}
