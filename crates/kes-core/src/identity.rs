@@ -1,9 +1,8 @@
 //! The identity of a KES client: lowercase hex SHA-256 of the DER
-//! SubjectPublicKeyInfo of its certificate.
-//!
-//! SKELETON: bodies to be filled in (issue 2).
+//! SubjectPublicKeyInfo of its certificate (spec §3.1).
 
 use crate::error::ApiError;
+use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// A client identity. Compared as a plain string (an upper-case admin
@@ -27,14 +26,13 @@ impl Identity {
 
     /// The identity of a DER-encoded SubjectPublicKeyInfo.
     pub fn from_spki_der(spki: &[u8]) -> Self {
-        let _ = spki;
-        todo!()
+        Self(hex::encode(Sha256::digest(spki)))
     }
 
     /// The identity of a DER-encoded X.509 certificate.
     pub fn from_certificate_der(cert: &[u8]) -> Result<Self, IdentityError> {
-        let _ = cert;
-        todo!()
+        let cert = parse_certificate(cert)?;
+        Ok(Self::from_spki_der(cert.tbs_certificate.subject_pki.raw))
     }
 
     /// The identity as a string.
@@ -59,10 +57,42 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Parses a whole DER certificate. Trailing bytes are rejected, as Go's
+/// `x509.ParseCertificate` does, so that two different byte strings never
+/// pass for the same certificate.
+fn parse_certificate(
+    der: &[u8],
+) -> Result<x509_parser::certificate::X509Certificate<'_>, IdentityError> {
+    match x509_parser::parse_x509_certificate(der) {
+        Ok((rest, _)) if !rest.is_empty() => Err(IdentityError::InvalidCertificate(
+            "trailing data after certificate".into(),
+        )),
+        Ok((_, cert)) => Ok(cert),
+        Err(err) => Err(IdentityError::InvalidCertificate(err.to_string())),
+    }
+}
+
 /// Selects the leaf among the certificates a client sent (DER, leaf first as
 /// in TLS): skips CA certificates; exactly one non-CA certificate must remain.
 /// Errors are the exact API errors of spec §3.1.
+///
+/// A certificate that cannot be parsed at all is answered with 400
+/// `tls: invalid client certificate`: the Go server never gets that far
+/// because its TLS stack already rejects such a handshake.
 pub fn identify<C: AsRef<[u8]>>(peer_certificates: &[C]) -> Result<Identity, ApiError> {
-    let _ = peer_certificates;
-    todo!()
+    let mut leaf = None;
+    for der in peer_certificates {
+        let cert = parse_certificate(der.as_ref())
+            .map_err(|_| ApiError::from_static(400, "tls: invalid client certificate"))?;
+        if cert.is_ca() {
+            continue;
+        }
+        if leaf.is_some() {
+            return Err(ApiError::TOO_MANY_CERTIFICATES);
+        }
+        leaf = Some(Identity::from_spki_der(
+            cert.tbs_certificate.subject_pki.raw,
+        ));
+    }
+    leaf.ok_or(ApiError::CERTIFICATE_REQUIRED)
 }
