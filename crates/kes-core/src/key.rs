@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::ciphertext::{self, Ciphertext, IV_LEN, NONCE_LEN, OVERHEAD};
+use crate::ciphertext::{Ciphertext, IV_LEN, NONCE_LEN, OVERHEAD, TAG_LEN};
 
 /// The algorithm of a secret key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -174,11 +174,11 @@ impl SecretKey {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, DecryptError> {
         let parsed = Ciphertext::parse(ciphertext).map_err(|_| DecryptError)?;
         let sealed = &parsed.sealed[..];
-        if sealed.len() < ciphertext::TAG_LEN {
+        if sealed.len() < TAG_LEN {
             return Err(DecryptError);
         }
-        let (encrypted, tag) = sealed.split_at(sealed.len() - ciphertext::TAG_LEN);
-        let tag: &[u8; ciphertext::TAG_LEN] = tag.try_into().map_err(|_| DecryptError)?;
+        let (encrypted, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| DecryptError)?;
         let mut plaintext = Zeroizing::new(encrypted.to_vec());
         self.open_in_place(
             &parsed.iv,
@@ -196,25 +196,15 @@ impl SecretKey {
         nonce: &[u8; NONCE_LEN],
         associated_data: &[u8],
         buffer: &mut [u8],
-    ) -> [u8; ciphertext::TAG_LEN] {
-        // The AEADs only fail for messages beyond 2^36 bytes, which no API
-        // request can carry.
-        const TOO_LONG: &str = "plaintext exceeds the AEAD's length limit";
-        let nonce = nonce.into();
+    ) -> [u8; TAG_LEN] {
         match self.algorithm {
             KeyAlgorithm::Aes256 => {
-                let key = aes_message_key(&self.bytes, iv);
-                let aead = Aes256Gcm::new((&*key).into());
-                aead.encrypt_inout_detached(nonce, associated_data, buffer.into())
-                    .expect(TOO_LONG)
-                    .into()
+                let key = primitive::hmac_sha256(&*self.bytes, iv);
+                primitive::aes256gcm_seal(&key, nonce, associated_data, buffer)
             }
             KeyAlgorithm::ChaCha20 => {
-                let key = chacha_message_key(&self.bytes, iv);
-                let aead = ChaCha20Poly1305::new((&*key).into());
-                aead.encrypt_inout_detached(nonce, associated_data, buffer.into())
-                    .expect(TOO_LONG)
-                    .into()
+                let key = primitive::hchacha20(&self.bytes, iv);
+                primitive::chacha20poly1305_seal(&key, nonce, associated_data, buffer)
             }
         }
     }
@@ -225,52 +215,98 @@ impl SecretKey {
         nonce: &[u8; NONCE_LEN],
         associated_data: &[u8],
         buffer: &mut [u8],
-        tag: &[u8; ciphertext::TAG_LEN],
+        tag: &[u8; TAG_LEN],
     ) -> Result<(), DecryptError> {
-        let nonce = nonce.into();
-        let tag = tag.into();
-        let opened = match self.algorithm {
+        match self.algorithm {
             KeyAlgorithm::Aes256 => {
-                let key = aes_message_key(&self.bytes, iv);
-                Aes256Gcm::new((&*key).into()).decrypt_inout_detached(
-                    nonce,
-                    associated_data,
-                    buffer.into(),
-                    tag,
-                )
+                let key = primitive::hmac_sha256(&*self.bytes, iv);
+                primitive::aes256gcm_open(&key, nonce, associated_data, buffer, tag)
             }
             KeyAlgorithm::ChaCha20 => {
-                let key = chacha_message_key(&self.bytes, iv);
-                ChaCha20Poly1305::new((&*key).into()).decrypt_inout_detached(
-                    nonce,
-                    associated_data,
-                    buffer.into(),
-                    tag,
-                )
+                let key = primitive::hchacha20(&self.bytes, iv);
+                primitive::chacha20poly1305_open(&key, nonce, associated_data, buffer, tag)
             }
-        };
-        opened.map_err(|_| DecryptError)
+        }
     }
 }
 
-/// AES256 keys: the per-message key is HMAC-SHA256(master key, iv).
-fn aes_message_key(master: &[u8; 32], iv: &[u8; IV_LEN]) -> Zeroizing<[u8; 32]> {
-    Zeroizing::new(hmac_sha256(master, iv))
-}
+/// The primitives the ciphertext format is built from, public only so that
+/// the Wycheproof tests and the benchmarks exercise exactly these calls.
+#[doc(hidden)]
+pub mod primitive {
+    use super::*;
 
-/// ChaCha20 keys: the per-message key is HChaCha20(master key, iv), as in
-/// XChaCha20, but KES then uses all 12 random nonce bytes with it.
-fn chacha_message_key(master: &[u8; 32], iv: &[u8; IV_LEN]) -> Zeroizing<[u8; 32]> {
-    let mut derived = chacha20::hchacha::<chacha20::R20>(master.into(), iv.into());
-    let key = Zeroizing::new(derived.into());
-    derived.as_mut_slice().zeroize();
-    key
-}
+    /// The AEADs only fail to seal messages beyond 2^36 bytes, which no API
+    /// request can carry.
+    const TOO_LONG: &str = "plaintext exceeds the AEAD's length limit";
 
-fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length");
-    mac.update(message);
-    mac.finalize().into_bytes().into()
+    /// HMAC-SHA256; the AES256 per-message key derivation and the HMAC API.
+    /// Returned zeroizing because it is a key in the first use.
+    pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Zeroizing<[u8; 32]> {
+        let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length");
+        mac.update(message);
+        Zeroizing::new(mac.finalize().into_bytes().into())
+    }
+
+    /// HChaCha20, the ChaCha20 per-message key derivation.
+    pub fn hchacha20(key: &[u8; 32], input: &[u8; IV_LEN]) -> Zeroizing<[u8; 32]> {
+        let mut derived = chacha20::hchacha::<chacha20::R20>(key.into(), input.into());
+        let out = Zeroizing::new(derived.into());
+        derived.as_mut_slice().zeroize();
+        out
+    }
+
+    /// Encrypts `buffer` in place with AES-256-GCM and returns the tag.
+    pub fn aes256gcm_seal(
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        Aes256Gcm::new(key.into())
+            .encrypt_inout_detached(nonce.into(), associated_data, buffer.into())
+            .expect(TOO_LONG)
+            .into()
+    }
+
+    /// Decrypts `buffer` in place with AES-256-GCM if `tag` is authentic.
+    pub fn aes256gcm_open(
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), DecryptError> {
+        Aes256Gcm::new(key.into())
+            .decrypt_inout_detached(nonce.into(), associated_data, buffer.into(), tag.into())
+            .map_err(|_| DecryptError)
+    }
+
+    /// Encrypts `buffer` in place with ChaCha20-Poly1305 and returns the tag.
+    pub fn chacha20poly1305_seal(
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        ChaCha20Poly1305::new(key.into())
+            .encrypt_inout_detached(nonce.into(), associated_data, buffer.into())
+            .expect(TOO_LONG)
+            .into()
+    }
+
+    /// Decrypts `buffer` in place with ChaCha20-Poly1305 if `tag` is authentic.
+    pub fn chacha20poly1305_open(
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), DecryptError> {
+        ChaCha20Poly1305::new(key.into())
+            .decrypt_inout_detached(nonce.into(), associated_data, buffer.into(), tag.into())
+            .map_err(|_| DecryptError)
+    }
 }
 
 impl PartialEq for SecretKey {
@@ -310,7 +346,7 @@ impl HmacKey {
 
     /// HMAC-SHA256 of `message`.
     pub fn sign(&self, message: &[u8]) -> [u8; 32] {
-        hmac_sha256(&self.bytes, message)
+        *primitive::hmac_sha256(&*self.bytes, message)
     }
 }
 
@@ -391,7 +427,8 @@ impl KeyVersion {
             return legacy::decode(value);
         }
         let text = std::str::from_utf8(value).map_err(|_| KeyError::Invalid("not base64"))?;
-        let bytes = ciphertext::decode_go_base64(text).ok_or(KeyError::Invalid("not base64"))?;
+        let bytes =
+            crate::ciphertext::decode_go_base64(text).ok_or(KeyError::Invalid("not base64"))?;
         proto::decode(&bytes)
     }
 
@@ -544,16 +581,16 @@ mod legacy {
                     // Go's encoding/json: names match case-insensitively, the
                     // last occurrence wins, `null` leaves strings untouched.
                     while let Some(name) = map.next_key::<String>()? {
-                        match ciphertext::go_fold_key(&name).as_str() {
+                        match crate::ciphertext::go_fold_key(&name).as_str() {
                             "bytes" => {
                                 out.bytes =
                                     match map.next_value::<Option<String>>()?.map(Zeroizing::new) {
                                         None => None,
-                                        Some(s) => {
-                                            Some(ciphertext::decode_go_base64(&s).ok_or_else(
+                                        Some(s) => Some(
+                                            crate::ciphertext::decode_go_base64(&s).ok_or_else(
                                                 || de::Error::custom("invalid base64"),
-                                            )?)
-                                        }
+                                            )?,
+                                        ),
                                     }
                             }
                             "algorithm" => {
