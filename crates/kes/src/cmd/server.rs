@@ -1,13 +1,66 @@
-//! `kes server`. SKELETON: to be filled in.
+//! `kes server`: starts a KES server (spec §13).
 
-use super::CliResult;
+use super::{CliError, CliResult};
+use std::path::PathBuf;
 
 /// Arguments of `kes server`.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The network interface the KES server will listen on
+    #[arg(long, value_name = "IP:PORT")]
+    addr: Option<String>,
+
+    /// Path to the KES config file
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Start the KES server in development mode: in-memory keys, an
+    /// ephemeral certificate and a fresh admin API key
+    #[arg(long)]
+    dev: bool,
+
+    /// Lock all memory so that keys are never swapped to disk
+    #[arg(long)]
+    mlock: bool,
+
+    /// Deprecated: use 'tls.auth' in the config file
+    #[arg(long, value_name = "on|off", hide = true)]
+    auth: Option<String>,
+
+    /// Deprecated: use 'tls.key' in the config file
+    #[arg(long, value_name = "PATH", hide = true)]
+    key: Option<PathBuf>,
+
+    /// Deprecated: use 'tls.cert' in the config file
+    #[arg(long, value_name = "PATH", hide = true)]
+    cert: Option<PathBuf>,
+}
 
 /// Runs `kes server`.
 pub fn run(args: Args) -> CliResult {
-    let _ = args;
-    Err(super::CliError::failure("not implemented yet"))
+    if args.auth.is_some() {
+        eprintln!(
+            "Warning: '--auth' is deprecated and ignored. Set 'tls.auth' in the config file instead."
+        );
+    }
+    if args.key.is_some() || args.cert.is_some() {
+        eprintln!(
+            "Warning: '--key' and '--cert' are deprecated and ignored. Set 'tls.key' and 'tls.cert' in the config file instead."
+        );
+    }
+    if args.dev && args.config.is_some() {
+        return Err(CliError::usage("'--config' is not allowed with '--dev'"));
+    }
+    if !args.dev && args.config.is_none() {
+        return Err(CliError::usage(
+            "no config file specified: use '--config <file>' or '--dev'",
+        ));
+    }
+    kes_server::run(kes_server::Options {
+        addr: args.addr,
+        config: args.config,
+        dev: args.dev,
+        mlock: args.mlock,
+    })
+    .map_err(CliError::failure)
 }

@@ -1,0 +1,421 @@
+//! The route table of spec §5.3 and Go `http.ServeMux` matching.
+//!
+//! Routes whose path ends in `/` are prefix routes: the remainder of the
+//! path is the resource (a key, policy or identity name). The rest match
+//! exactly. Unclean paths are redirected to their clean form, unknown paths
+//! get Go's plain-text 404.
+
+use http::Method;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Every endpoint the server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Version,
+    Ready,
+    Status,
+    Metrics,
+    Api,
+    KeyCreate,
+    KeyImport,
+    KeyDescribe,
+    KeyList,
+    KeyDelete,
+    KeyGenerate,
+    KeyEncrypt,
+    KeyDecrypt,
+    KeyHmac,
+    KeyBulkDecrypt,
+    PolicyDescribe,
+    PolicyRead,
+    PolicyList,
+    IdentityDescribe,
+    IdentitySelfDescribe,
+    IdentityList,
+    LogError,
+    LogAudit,
+}
+
+/// How a route authenticates its callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// No certificate needed, no identity computed (`/version`).
+    None,
+    /// The identity is computed if a certificate was sent; no policy check
+    /// (`/v1/identity/self/describe`, and routes with `skip_auth`).
+    IdentifyOnly,
+    /// Admin, or a policy that allows the path.
+    Policy,
+}
+
+/// One route of the API.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// What the route does.
+    pub endpoint: Endpoint,
+    /// The method clients must use (POST is accepted where this is PUT).
+    pub method: Method,
+    /// The route pattern; a trailing `/` makes it a prefix route.
+    pub path: &'static str,
+    /// Largest request body read, in bytes; 0 means the body is ignored.
+    pub max_body: u64,
+    /// Time limit of one request; zero means none.
+    pub timeout: Duration,
+    /// Authentication.
+    pub auth: Auth,
+    /// Whether `/v1/api` lists the route (the legacy bulk decrypt is not).
+    pub listed: bool,
+}
+
+const MB: u64 = 1_000_000;
+
+fn default_routes() -> Vec<Route> {
+    use Endpoint::*;
+    let r = |endpoint, method, path, max_body, secs, auth| Route {
+        endpoint,
+        method,
+        path,
+        max_body,
+        timeout: Duration::from_secs(secs),
+        auth,
+        listed: true,
+    };
+    let get = Method::GET;
+    let put = Method::PUT;
+    let mut routes = vec![
+        r(Version, get.clone(), "/version", 0, 10, Auth::None),
+        r(Ready, get.clone(), "/v1/ready", 0, 15, Auth::Policy),
+        r(Status, get.clone(), "/v1/status", 0, 15, Auth::Policy),
+        r(Metrics, get.clone(), "/v1/metrics", 0, 15, Auth::Policy),
+        r(Api, get.clone(), "/v1/api", 0, 10, Auth::Policy),
+        r(
+            KeyCreate,
+            put.clone(),
+            "/v1/key/create/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            KeyImport,
+            put.clone(),
+            "/v1/key/import/",
+            MB,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            KeyDescribe,
+            get.clone(),
+            "/v1/key/describe/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(KeyList, get.clone(), "/v1/key/list/", 0, 15, Auth::Policy),
+        r(
+            KeyDelete,
+            Method::DELETE,
+            "/v1/key/delete/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            KeyGenerate,
+            put.clone(),
+            "/v1/key/generate/",
+            MB,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            KeyEncrypt,
+            put.clone(),
+            "/v1/key/encrypt/",
+            MB,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            KeyDecrypt,
+            put.clone(),
+            "/v1/key/decrypt/",
+            MB,
+            15,
+            Auth::Policy,
+        ),
+        r(KeyHmac, put.clone(), "/v1/key/hmac/", MB, 15, Auth::Policy),
+        r(
+            PolicyDescribe,
+            get.clone(),
+            "/v1/policy/describe/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            PolicyRead,
+            get.clone(),
+            "/v1/policy/read/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            PolicyList,
+            get.clone(),
+            "/v1/policy/list/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            IdentityDescribe,
+            get.clone(),
+            "/v1/identity/describe/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(
+            IdentitySelfDescribe,
+            get.clone(),
+            "/v1/identity/self/describe",
+            0,
+            15,
+            Auth::IdentifyOnly,
+        ),
+        r(
+            IdentityList,
+            get.clone(),
+            "/v1/identity/list/",
+            0,
+            15,
+            Auth::Policy,
+        ),
+        r(LogError, get.clone(), "/v1/log/error", 0, 0, Auth::Policy),
+        r(LogAudit, get.clone(), "/v1/log/audit", 0, 0, Auth::Policy),
+    ];
+    // Old MinIO (before Aug 2023) still probes the bulk decrypt API; the Go
+    // KES removed it, we keep answering it (spec §6). 1000 ciphertexts of a
+    // DEK fit comfortably in 1 MB.
+    routes.push(Route {
+        listed: false,
+        ..r(
+            KeyBulkDecrypt,
+            Method::POST,
+            "/v1/key/bulk/decrypt/",
+            MB,
+            15,
+            Auth::Policy,
+        )
+    });
+    routes
+}
+
+/// `api:` overrides from the config for one route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteOverride {
+    /// Replace the authenticator with "identify only".
+    pub skip_auth: bool,
+    /// Replace the timeout.
+    pub timeout: Option<Duration>,
+}
+
+/// The routes of one server configuration.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+}
+
+/// What the router decided for a request path.
+#[derive(Debug)]
+pub enum Lookup<'a> {
+    /// A route matched; the resource is the remainder after a prefix route.
+    Found(&'a Route, String),
+    /// The path is not clean; redirect here.
+    Redirect(String),
+    /// No route.
+    NotFound,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        Self::new(&BTreeMap::new())
+    }
+}
+
+impl RouteTable {
+    /// The default routes with `api:` overrides applied (unknown paths are
+    /// ignored, as in the Go KES).
+    pub fn new(overrides: &BTreeMap<String, RouteOverride>) -> Self {
+        let mut routes = default_routes();
+        for route in &mut routes {
+            if let Some(o) = overrides.get(route.path) {
+                if o.skip_auth && route.auth == Auth::Policy {
+                    route.auth = Auth::IdentifyOnly;
+                }
+                if let Some(t) = o.timeout {
+                    route.timeout = t;
+                }
+            }
+        }
+        Self { routes }
+    }
+
+    /// Every route, the unlisted legacy ones included.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// Whether any route lets clients in without a certificate, which
+    /// relaxes the TLS handshake to "certificate requested".
+    pub fn any_skip_auth(&self) -> bool {
+        self.routes
+            .iter()
+            .any(|r| r.auth == Auth::IdentifyOnly && r.endpoint != Endpoint::IdentitySelfDescribe)
+    }
+
+    /// Matches a decoded request path with `ServeMux` rules.
+    pub fn lookup(&self, path: &str) -> Lookup<'_> {
+        let clean = clean_path(path);
+        if clean != path {
+            return Lookup::Redirect(clean);
+        }
+        let mut best: Option<&Route> = None;
+        for route in &self.routes {
+            let matches = if route.path.ends_with('/') {
+                path.starts_with(route.path)
+            } else {
+                path == route.path
+            };
+            if matches && best.is_none_or(|b| route.path.len() > b.path.len()) {
+                best = Some(route);
+            }
+        }
+        if let Some(route) = best {
+            return Lookup::Found(route, path[route.path.len()..].to_string());
+        }
+        // `GET /v1/key/list` → the prefix route `/v1/key/list/` with an
+        // empty resource. ServeMux answers 301; the Go SDK builds such URLs
+        // for an empty prefix and follows the redirect, so serving it
+        // directly saves a round trip and is equivalent.
+        let with_slash = format!("{path}/");
+        if let Some(route) = self.routes.iter().find(|r| r.path == with_slash) {
+            return Lookup::Found(route, String::new());
+        }
+        Lookup::NotFound
+    }
+}
+
+/// Go's `cleanPath`: a rooted, `path.Clean`ed path that keeps a trailing
+/// slash.
+pub fn clean_path(p: &str) -> String {
+    if p.is_empty() {
+        return "/".to_string();
+    }
+    let rooted = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in rooted.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    let mut out = String::with_capacity(rooted.len());
+    for s in &parts {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    if rooted.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twenty_two_listed_routes() {
+        let t = RouteTable::default();
+        assert_eq!(t.routes().iter().filter(|r| r.listed).count(), 22);
+    }
+
+    #[test]
+    fn servemux_matching() {
+        let t = RouteTable::default();
+        match t.lookup("/v1/key/create/my-key") {
+            Lookup::Found(r, res) => {
+                assert_eq!(r.endpoint, Endpoint::KeyCreate);
+                assert_eq!(res, "my-key");
+            }
+            other => panic!("{other:?}"),
+        }
+        match t.lookup("/v1/identity/self/describe") {
+            Lookup::Found(r, _) => assert_eq!(r.endpoint, Endpoint::IdentitySelfDescribe),
+            other => panic!("{other:?}"),
+        }
+        match t.lookup("/v1/key/list") {
+            Lookup::Found(r, res) => {
+                assert_eq!(r.endpoint, Endpoint::KeyList);
+                assert_eq!(res, "");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(t.lookup("/v1/nope"), Lookup::NotFound));
+        assert!(matches!(t.lookup("/v1/status/"), Lookup::NotFound));
+        match t.lookup("/v1/key/../status") {
+            Lookup::Redirect(to) => assert_eq!(to, "/v1/status"),
+            other => panic!("{other:?}"),
+        }
+        match t.lookup("//v1/key/list/") {
+            Lookup::Redirect(to) => assert_eq!(to, "/v1/key/list/"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn overrides() {
+        let mut o = BTreeMap::new();
+        o.insert(
+            "/v1/status".to_string(),
+            RouteOverride {
+                skip_auth: true,
+                timeout: Some(Duration::from_secs(17)),
+            },
+        );
+        o.insert("/v1/unknown".to_string(), RouteOverride::default());
+        let t = RouteTable::new(&o);
+        let status = t
+            .routes()
+            .iter()
+            .find(|r| r.endpoint == Endpoint::Status)
+            .unwrap();
+        assert_eq!(status.auth, Auth::IdentifyOnly);
+        assert_eq!(status.timeout, Duration::from_secs(17));
+        assert!(t.any_skip_auth());
+        assert!(!RouteTable::default().any_skip_auth());
+    }
+
+    #[test]
+    fn clean() {
+        assert_eq!(clean_path("/a/b/../c/"), "/a/c/");
+        assert_eq!(clean_path("/a/./b"), "/a/b");
+        assert_eq!(clean_path("/.."), "/");
+        assert_eq!(clean_path("/v1/key/list/"), "/v1/key/list/");
+    }
+}

@@ -1,0 +1,256 @@
+//! The server's TLS configuration (spec §2): rustls, TLS 1.2 and 1.3,
+//! ALPN `h2` and `http/1.1`, client certificates.
+//!
+//! With `tls.auth` off (the default) a client certificate is required but
+//! its chain is NOT verified: the identity is the hash of its public key and
+//! authorization is by policy. The handshake signature is still verified, so
+//! a client must hold the private key of the certificate it presents. With
+//! `tls.auth: on` the chain must verify against `tls.ca` (or the system
+//! roots). If any route skips authentication, a certificate is only
+//! requested, and routes that need one answer 400 without it.
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("failed to read '{path}': {err}")]
+    Read { path: String, err: std::io::Error },
+    /// The certificate or key is unusable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where the client verifier gets its roots when `tls.auth` is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Any certificate; identity by public key (`tls.auth` empty or off).
+    Any,
+    /// Chain verified against the CA (`tls.auth: on`).
+    Verify,
+}
+
+/// What the server's TLS needs.
+pub struct TlsSettings<'a> {
+    pub certificates: Vec<CertificateDer<'static>>,
+    pub private_key: PrivateKeyDer<'static>,
+    pub client_auth: ClientAuth,
+    pub ca: Option<&'a Path>,
+    /// A client certificate is optional at the TLS layer (some route
+    /// skips authentication).
+    pub optional_client_cert: bool,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|err| TlsError::Read {
+        path: path.display().to_string(),
+        err,
+    })
+}
+
+/// Reads the server certificate chain and private key from PEM files;
+/// `password` decrypts a legacy encrypted PEM key.
+pub fn load_identity(
+    cert: &Path,
+    key: &Path,
+    password: Option<&str>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = kes_core::pem::parse_certificates(&read(cert)?).map_err(|e| {
+        TlsError::Invalid(format!("invalid TLS certificate '{}': {e}", cert.display()))
+    })?;
+    if certs.is_empty() {
+        return Err(TlsError::Invalid(format!(
+            "invalid TLS certificate '{}': no certificate found",
+            cert.display()
+        )));
+    }
+    let key_pem = zeroize::Zeroizing::new(read(key)?);
+    let private_key = kes_core::pem::parse_private_key(&key_pem, password.map(str::as_bytes))
+        .map_err(|e| {
+            TlsError::Invalid(format!("invalid TLS private key '{}': {e}", key.display()))
+        })?;
+    Ok((certs, private_key))
+}
+
+/// Checks that the server certificate names the server (spec §2).
+pub fn check_san(cert: &CertificateDer<'_>) -> Result<(), TlsError> {
+    use x509_parser::prelude::*;
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref())
+        .map_err(|e| TlsError::Invalid(format!("invalid TLS certificate: {e}")))?;
+    let has_san = parsed
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .any(|n| matches!(n, GeneralName::DNSName(_) | GeneralName::IPAddress(_)))
+        })
+        .unwrap_or(false);
+    if has_san {
+        Ok(())
+    } else {
+        Err(TlsError::Invalid(
+            "invalid TLS certificate: certificate does not contain any DNS or IP address as SAN"
+                .into(),
+        ))
+    }
+}
+
+fn load_roots(ca: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(path) if path.is_dir() => {
+            let entries = std::fs::read_dir(path).map_err(|err| TlsError::Read {
+                path: path.display().to_string(),
+                err,
+            })?;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                if p.is_file() {
+                    add_pem_roots(&mut roots, &p)?;
+                }
+            }
+        }
+        Some(path) => add_pem_roots(&mut roots, path)?,
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    if roots.is_empty() {
+        return Err(TlsError::Invalid(
+            "tls.auth is on but no CA certificate could be loaded".into(),
+        ));
+    }
+    Ok(roots)
+}
+
+fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
+    let certs = kes_core::pem::parse_certificates(&read(path)?).map_err(|e| {
+        TlsError::Invalid(format!("invalid CA certificate '{}': {e}", path.display()))
+    })?;
+    for c in certs {
+        roots.add(c).map_err(|e| {
+            TlsError::Invalid(format!("invalid CA certificate '{}': {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Builds the rustls server configuration.
+pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    check_san(&settings.certificates[0])?;
+    let provider = provider();
+    let verifier: Arc<dyn ClientCertVerifier> = match settings.client_auth {
+        ClientAuth::Any => Arc::new(AnyClientCert {
+            mandatory: !settings.optional_client_cert,
+            provider: provider.clone(),
+        }),
+        ClientAuth::Verify => {
+            let roots = Arc::new(load_roots(settings.ca)?);
+            let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+            let builder = if settings.optional_client_cert {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
+            builder
+                .build()
+                .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?
+        }
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Invalid(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(settings.certificates, settings.private_key)
+        .map_err(|e| TlsError::Invalid(format!("invalid TLS certificate or private key: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Handshakes dominate the cost of short-lived connections; resumption
+    // (session cache for TLS 1.2 IDs, tickets for both versions) keeps the
+    // original client certificate, hence the identity.
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| TlsError::Invalid(format!("failed to create session ticketer: {e}")))?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts any client certificate; verifies only the handshake signature.
+#[derive(Debug)]
+struct AnyClientCert {
+    mandatory: bool,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,291 @@
+//! Byte-exact HTTP responses and Go-compatible JSON request decoding.
+//!
+//! KES clients compare error messages word for word and some parse bodies
+//! strictly, so every response body is produced here: JSON documents end in
+//! `\n`, `<`, `>` and `&` are escaped as Go's `encoding/json` does, errors
+//! are `{"message":"…"\n}`, and empty successes carry `Content-Length: 0`
+//! and no content type.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use kes_core::ApiError;
+use serde::Serialize;
+use std::convert::Infallible;
+
+/// The body type of every response: full bodies and log streams.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A full (non-streaming) body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+/// Serializes `value` as Go's `encoding/json` would, including the trailing
+/// newline that `json.Encoder` writes.
+pub fn go_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let raw = serde_json::to_vec(value).expect("serializing plain data cannot fail");
+    let mut out = escape_go_html(raw);
+    out.push(b'\n');
+    out
+}
+
+/// Go escapes `<`, `>`, `&`, U+2028 and U+2029 inside strings. These bytes
+/// can only occur inside string literals of a JSON document, so replacing
+/// them everywhere is exact.
+fn escape_go_html(raw: Vec<u8>) -> Vec<u8> {
+    let needs = raw.iter().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xe2));
+    if !needs {
+        return raw;
+    }
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'<' => out.extend_from_slice(b"\\u003c"),
+            b'>' => out.extend_from_slice(b"\\u003e"),
+            b'&' => out.extend_from_slice(b"\\u0026"),
+            0xe2 if raw.get(i + 1) == Some(&0x80)
+                && matches!(raw.get(i + 2), Some(0xa8 | 0xa9)) =>
+            {
+                out.extend_from_slice(if raw[i + 2] == 0xa8 {
+                    b"\\u2028"
+                } else {
+                    b"\\u2029"
+                });
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// 200 with a JSON body.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
+    json_with_status(StatusCode::OK, value)
+}
+
+/// A JSON body with the given status.
+pub fn json_with_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = go_json(value);
+    let mut resp = Response::new(full(body.clone()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    resp
+}
+
+/// 200 with no body (`Content-Length: 0`, no content type).
+pub fn empty_ok() -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
+}
+
+/// The error response of the Go KES: `{"message":"<text>"\n}`.
+pub fn error(err: &ApiError) -> Response<Body> {
+    let msg = serde_json::to_vec(err.message()).expect("a string always serializes");
+    let mut body = Vec::with_capacity(msg.len() + 14);
+    body.extend_from_slice(b"{\"message\":");
+    body.extend_from_slice(&escape_go_html(msg));
+    body.extend_from_slice(b"\n}");
+    let mut resp = Response::new(full(body.clone()));
+    *resp.status_mut() =
+        StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Go's `http.NotFound`: `404 page not found` as plain text.
+pub fn not_found() -> Response<Body> {
+    let body = "404 page not found\n";
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    resp
+}
+
+/// Go's `http.Redirect` with 301 Moved Permanently.
+pub fn moved_permanently(location: &str, method: &http::Method) -> Response<Body> {
+    let body = if method == http::Method::GET || method == http::Method::HEAD {
+        format!(
+            "<a href=\"{}\">Moved Permanently</a>.\n\n",
+            html_escape(location)
+        )
+    } else {
+        String::new()
+    };
+    let mut resp = Response::new(full(body.clone()));
+    *resp.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    if !body.is_empty() {
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    resp
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+/// A JSON request body decoded with Go `encoding/json` semantics: one JSON
+/// value (trailing bytes ignored, as `json.Decoder.Decode` does), unknown
+/// fields ignored, field names matched case-insensitively (exact match
+/// preferred), `null` or missing fields empty.
+pub struct GoJson {
+    fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The request body is not acceptable JSON for the endpoint.
+#[derive(Debug)]
+pub struct BadJson;
+
+impl GoJson {
+    /// Parses `body`; an empty body or `null` is an empty object.
+    pub fn parse(body: &[u8]) -> Result<Self, BadJson> {
+        let mut stream =
+            serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+        match stream.next() {
+            None => Err(BadJson),
+            Some(Err(_)) => Err(BadJson),
+            Some(Ok(serde_json::Value::Null)) => Ok(Self {
+                fields: serde_json::Map::new(),
+            }),
+            Some(Ok(serde_json::Value::Object(fields))) => Ok(Self { fields }),
+            Some(Ok(_)) => Err(BadJson),
+        }
+    }
+
+    /// Wraps an already parsed object (bulk decrypt entries).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, BadJson> {
+        match value {
+            serde_json::Value::Null => Ok(Self {
+                fields: serde_json::Map::new(),
+            }),
+            serde_json::Value::Object(fields) => Ok(Self { fields }),
+            _ => Err(BadJson),
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<&serde_json::Value> {
+        if let Some(v) = self.fields.get(name) {
+            return Some(v);
+        }
+        // Go picks the first key (in document order) that matches
+        // case-insensitively when no exact match exists.
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name) || k.to_lowercase() == name.to_lowercase())
+            .map(|(_, v)| v)
+    }
+
+    /// A `[]byte` field: standard padded base64 (`\r` and `\n` ignored);
+    /// missing or `null` is empty.
+    pub fn bytes(&self, name: &str) -> Result<Vec<u8>, BadJson> {
+        match self.field(name) {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(serde_json::Value::String(s)) => decode_go_base64(s).ok_or(BadJson),
+            Some(_) => Err(BadJson),
+        }
+    }
+
+    /// A `string` field; missing or `null` is empty.
+    pub fn string(&self, name: &str) -> Result<String, BadJson> {
+        match self.field(name) {
+            None | Some(serde_json::Value::Null) => Ok(String::new()),
+            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+            Some(_) => Err(BadJson),
+        }
+    }
+}
+
+/// Go's `[]byte` JSON decoding: standard base64 with padding, ignoring
+/// `\r` and `\n`.
+pub fn decode_go_base64(s: &str) -> Option<Vec<u8>> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    if s.contains(['\r', '\n']) {
+        let cleaned: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        engine.decode(cleaned).ok()
+    } else {
+        engine.decode(s).ok()
+    }
+}
+
+/// Standard padded base64, as Go encodes `[]byte`.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_is_byte_exact() {
+        let resp = error(&ApiError::KEY_EXISTS);
+        assert_eq!(resp.status(), 400);
+        assert_eq!(resp.headers()["content-length"], "33");
+    }
+
+    #[test]
+    fn go_escaping() {
+        assert_eq!(
+            go_json(&serde_json::json!({"v": "<a&b>\u{2028}"})),
+            b"{\"v\":\"\\u003ca\\u0026b\\u003e\\u2028\"}\n".to_vec()
+        );
+        assert_eq!(go_json(&["é"]), "[\"é\"]\n".as_bytes().to_vec());
+    }
+
+    #[test]
+    fn go_json_decoding() {
+        let j = GoJson::parse(br#"{"CONTEXT":"e30=","Plaintext":null} trailing"#).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"{}");
+        assert!(j.bytes("plaintext").unwrap().is_empty());
+        assert!(j.bytes("missing").unwrap().is_empty());
+        let j = GoJson::parse(br#"{"context":"e30=\n"}"#).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"{}");
+        assert!(GoJson::parse(b"{not json").is_err());
+        assert!(GoJson::parse(b"[1]").is_err());
+        assert!(GoJson::parse(b"").is_err());
+        let j = GoJson::parse(br#"{"context":"e30"}"#).unwrap();
+        assert!(
+            j.bytes("context").is_err(),
+            "unpadded base64 is rejected like Go"
+        );
+        let j = GoJson::parse(br#"{"context":5}"#).unwrap();
+        assert!(j.bytes("context").is_err());
+    }
+}
