@@ -60,6 +60,9 @@ impl FsKeyStore {
     ///
     /// Fails if `path` exists but is not a directory. Temporary files left
     /// behind by a crash during a create are removed.
+    ///
+    /// This does blocking file I/O: call it at startup or from a blocking
+    /// task, not on an async worker in the middle of serving.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         match fs::metadata(path) {

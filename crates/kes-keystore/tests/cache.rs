@@ -468,3 +468,48 @@ async fn dropping_or_closing_stops_the_tasks() {
     sleep(Duration::from_secs(5)).await;
     assert_eq!(store.statuses(), asked);
 }
+
+/// Cost of a cache hit under concurrent readers; run with
+/// `cargo test -p kes-keystore --release --test cache -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement, not a check of behaviour"]
+fn hit_throughput() {
+    const TASKS: u64 = 8;
+    const GETS: u64 = 200_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = golden_store(Duration::ZERO).await;
+        let cache = KeyCache::new(store.clone(), config(300_000, 30_000, 0, 10_000));
+        for name in KEYS {
+            cache.get(name).await.unwrap();
+        }
+        let start = std::time::Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    for i in 0..GETS {
+                        let name = KEYS[((t + i) % 3) as usize];
+                        cache.get(name).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let elapsed = start.elapsed();
+        assert_eq!(cache.stats().hits, TASKS * GETS);
+        assert_eq!(store.gets(), 3);
+        println!(
+            "{} hits by {TASKS} tasks on {} threads in {elapsed:?}: {:.0} ns/hit, {:.1} M hits/s",
+            TASKS * GETS,
+            std::thread::available_parallelism().unwrap(),
+            elapsed.as_nanos() as f64 / (TASKS * GETS) as f64,
+            (TASKS * GETS) as f64 / elapsed.as_secs_f64() / 1e6
+        );
+    });
+}
