@@ -623,6 +623,10 @@ impl KeyStore for VaultKeyStore {
             StatusCode::BAD_REQUEST if resp.vault_errors().contains("check-and-set") => {
                 Err(Error::KeyExists)
             }
+            // With the recommended policy (create but no update), Vault
+            // refuses to write over an entry that appeared since our read:
+            // the race was lost, nothing was overwritten.
+            StatusCode::FORBIDDEN if inner.read(name).await?.is_some() => Err(Error::KeyExists),
             _ => Err(inner.failure("creating", name, &resp)),
         }
     }

