@@ -1,0 +1,134 @@
+//! Starts moto's AWS emulator (`moto_server`) on loopback for a test.
+//!
+//! The executable comes from `KES_TEST_MOTO_SERVER` (set by `scripts/test`).
+//! Without it the tests fail, so that a missing emulator can never look like
+//! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
+
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long moto may take to answer after being started.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `moto_server` executable, or `None` if external tests are skipped.
+/// Panics with instructions when it is neither configured nor skipped.
+pub fn moto_server_path() -> Option<PathBuf> {
+    match std::env::var_os("KES_TEST_MOTO_SERVER") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") => {
+            eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and KES_TEST_MOTO_SERVER is not set");
+            None
+        }
+        _ => panic!(
+            "KES_TEST_MOTO_SERVER is not set: run scripts/test, or point it at a moto_server \
+             executable (pip install 'moto[server]==5.2.*'), or set KES_SKIP_EXTERNAL_TESTS=1 \
+             to skip the tests that need it"
+        ),
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// A running `moto_server`, killed by PID when dropped.
+pub struct Moto {
+    path: PathBuf,
+    env: Vec<(String, String)>,
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto with default settings (no signature checks), or returns
+    /// `None` if external tests are skipped.
+    pub fn start() -> Option<Moto> {
+        Self::start_with_env(&[])
+    }
+
+    /// Starts moto with extra environment variables (e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT=0` to check request signatures).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Option<Moto> {
+        let path = moto_server_path()?;
+        let mut moto = Moto {
+            path,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+            port: free_port(),
+        };
+        moto.spawn();
+        Some(moto)
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the emulator (its state is lost).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts a fresh, empty emulator on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let port = self.port.to_string();
+        let mut cmd = Command::new(&self.path);
+        cmd.args(["-H", "127.0.0.1", "-p", &port])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", self.path.display()));
+        self.child = Some(child);
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port);
+        loop {
+            if TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200)).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("moto_server exited during startup: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer on port {} within {STARTUP_TIMEOUT:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
