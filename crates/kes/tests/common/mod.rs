@@ -38,6 +38,8 @@ pub struct Setup {
     pub extra: String,
     /// Environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// Extra lines of the `tls:` section (indented by two spaces).
+    pub tls_extra: String,
 }
 
 impl Setup {
@@ -78,6 +80,7 @@ impl Setup {
             keystore,
             extra: String::new(),
             env: Vec::new(),
+            tls_extra: String::new(),
         }
     }
 
@@ -104,10 +107,11 @@ impl Setup {
     /// The full config file.
     pub fn config(&self) -> String {
         format!(
-            "address: 127.0.0.1:0\nadmin:\n  identity: {}\ntls:\n  key: {}\n  cert: {}\n{}{}",
+            "address: 127.0.0.1:0\nadmin:\n  identity: {}\ntls:\n  key: {}\n  cert: {}\n{}{}{}",
             self.admin.identity(),
             self.server_key.display(),
             self.server_cert.display(),
+            self.tls_extra,
             self.extra,
             self.keystore,
         )
