@@ -406,3 +406,40 @@ async fn debug_output_hides_credentials() {
         "{debug}"
     );
 }
+
+/// The lease IDs of the tokens issued by AppRole logins.
+fn approle_leases(bao: &Bao) -> Vec<String> {
+    let reply = bao.root(
+        "GET",
+        "sys/leases/lookup/auth/approle/login/?list=true",
+        None,
+    );
+    match reply.body["data"]["keys"].as_array() {
+        Some(keys) => keys
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_renewed_before_it_expires() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("3s", "1h");
+    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
+        .await
+        .unwrap();
+    let first = approle_leases(&bao);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // Three TTLs later the same token is still alive: it was renewed, not
+    // replaced by new logins.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(approle_leases(&bao), first);
+    store.create("k", &value(1)).await.unwrap();
+    assert_eq!(approle_leases(&bao), first);
+    store.close().await;
+    // After close nothing renews the token any more, so it expires.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(approle_leases(&bao).is_empty());
+}
