@@ -591,12 +591,42 @@ fn api_zero_timeout_keeps_the_default() {
 }
 
 #[test]
-fn unknown_keys_and_version_are_accepted() {
+fn unknown_keys_are_ignored_with_a_warning() {
     let config = ServerConfig::parse(&with(
-        "version: v1\nfuture_option: 1\nlog:\n  colour: always\n",
+        "version: v1\nfuture_option: 1\nlog:\n  colour: always\napi:\n  /v1/status:\n    skip-auth: true\npolicy:\n  p:\n    alow: [/v1/status]\nkeys:\n- name: a\n  size: 32\n",
     ))
     .unwrap();
     assert_eq!(config.log.error, LogLevel::INFO);
+    assert!(!config.api["/v1/status"].skip_auth);
+    assert_eq!(
+        config.warnings,
+        [
+            "kesconf: unknown key 'future_option' in line 10 is ignored",
+            "kesconf: unknown key 'log.colour' in line 12 is ignored",
+            "kesconf: unknown key 'api./v1/status.skip-auth' in line 15 is ignored",
+            "kesconf: unknown key 'policy.p.alow' in line 18 is ignored",
+            "kesconf: unknown key 'keys[0].size' in line 21 is ignored",
+        ]
+    );
+    // The reference fixtures use only known keys.
+    for name in [
+        "fs.yml",
+        "custom-api.yml",
+        "vault-approle.yml",
+        "vault-k8s.yml",
+        "aws.yml",
+        "aws-tutorial.yml",
+    ] {
+        assert_eq!(load(name).warnings, Vec::<String>::new(), "{name}");
+    }
+    let vault = ServerConfig::parse(&with_keystore(
+        "  vault:\n    endpoint: e\n    approle: {id: a, secret: b}\n    tls: {key: k, cert: c, ca: x}\n    status: {ping: 1s}\n    verbose: true\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        vault.warnings,
+        ["kesconf: unknown key 'keystore.vault.verbose' in line 12 is ignored"]
+    );
 }
 
 #[test]
@@ -798,6 +828,7 @@ fn example_configs_parse() {
         }
         let config =
             ServerConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(config.warnings, Vec::<String>::new(), "{}", path.display());
         seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
         if path.ends_with("server-minio.yml") {
             let minio = config

@@ -5,11 +5,13 @@
 //! replaced in the fields that allow them, values are converted and
 //! checked, and defaults are applied. Every problem becomes a
 //! [`ConfigError`] naming the field (and its line where there is one).
-//! Unknown keys are ignored, as in the Go KES.
+//! Unknown keys are ignored, as in the Go KES, but reported in
+//! [`ServerConfig::warnings`] so the server can point out typos.
 
 mod duration;
 mod keystore;
 mod log;
+mod schema;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
@@ -54,6 +56,10 @@ pub struct ServerConfig {
     pub keys: Vec<String>,
     /// `keystore`: exactly one backend.
     pub keystore: KeyStoreConfig,
+    /// One message per unknown (hence ignored) key, e.g. "kesconf: unknown
+    /// key 'api./v1/status.skip-auth' in line 12 is ignored"; worth logging
+    /// as warnings at start-up.
+    pub warnings: Vec<String>,
 }
 
 /// `tls`
@@ -503,6 +509,7 @@ impl ServerConfig {
         let api = parse_api(&top)?;
         let keys = parse_keys(&top)?;
         let keystore = keystore::parse(&top)?;
+        let warnings = schema::unknown_keys(&root);
 
         Ok(ServerConfig {
             address,
@@ -514,6 +521,7 @@ impl ServerConfig {
             log,
             keys,
             keystore,
+            warnings,
         })
     }
 
