@@ -58,9 +58,27 @@ fn new_then_of_print_the_same_identity() {
     let of = stdout(&kes(dir.path(), &["identity", "of", "public.crt"]));
     assert_eq!(of, format!("  Identity:  {identity}\n"));
 
+    // A DER copy of the certificate has the same identity.
+    let pem_cert = std::fs::read(dir.path().join("public.crt")).unwrap();
+    let der_cert = kes_core::pem::parse_certificates(&pem_cert).unwrap();
+    std::fs::write(dir.path().join("public.der"), &der_cert[0]).unwrap();
+    let of_der = stdout(&kes(dir.path(), &["identity", "of", "public.der"]));
+    assert_eq!(of_der, of);
+    let bare_der = stdout(&kes(dir.path(), &["identity", "public.der"]));
+    assert_eq!(bare_der, of);
+
     // The certificate is for localhost and the key is private.
     let cert = std::fs::read(dir.path().join("public.crt")).unwrap();
     let der = kes_core::pem::parse_certificates(&cert).unwrap();
+    let (_, parsed) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+    let san = parsed.subject_alternative_name().unwrap().unwrap();
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|name| name.to_string())
+        .collect();
+    assert_eq!(names, ["DNSName(localhost)"]);
     assert_eq!(
         kes_core::Identity::from_certificate_der(&der[0])
             .unwrap()

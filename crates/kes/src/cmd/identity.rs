@@ -165,6 +165,10 @@ fn run_of(target: &str, json: bool) -> CliResult {
 
 fn certificate_identity(path: &str) -> Result<Identity, CliError> {
     let data = read_file(path)?;
+    // Raw DER certificates (`openssl x509 -outform DER`) are accepted too.
+    if let Ok(identity) = Identity::from_certificate_der(&data) {
+        return Ok(identity);
+    }
     let certificates = pem::parse_certificates(&data).map_err(|err| {
         CliError::failure(format!("failed to parse certificate in '{path}': {err}"))
     })?;
@@ -193,10 +197,10 @@ fn run_describe(target: &str, json: bool) -> CliResult {
     }
 
     let data = read_file(target)?;
-    if let Ok(certificates) = pem::parse_certificates(&data) {
-        let identity = Identity::from_certificate_der(&certificates[0]).map_err(|err| {
-            CliError::failure(format!("failed to parse certificate in '{target}': {err}"))
-        })?;
+    let has_certificate =
+        Identity::from_certificate_der(&data).is_ok() || pem::parse_certificates(&data).is_ok();
+    if has_certificate {
+        let identity = certificate_identity(target)?;
         return print_fields(&[("identity", "Identity", identity.as_str())], 11, json);
     }
 
