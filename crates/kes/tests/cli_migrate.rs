@@ -1,0 +1,231 @@
+//! `kes migrate` between two fs key stores, run as the real binary.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn kes() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// A config file whose key store is the fs directory `keys`. The TLS files
+/// are never opened by `kes migrate`.
+fn config(dir: &Path, name: &str, keys: &Path) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        format!(
+            "admin:\n  identity: disabled\ntls:\n  key: server.key\n  cert: server.crt\nkeystore:\n  fs:\n    path: {}\n",
+            keys.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Distinct, deterministic values shaped like stored keys (base64 text of
+/// varying length), so a mixed-up copy cannot go unnoticed.
+fn value(i: usize) -> Vec<u8> {
+    let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xDEAD_BEEF;
+    let len = 120 + i % 80;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+                [(state % 64) as usize]
+        })
+        .collect()
+}
+
+fn populate(dir: &Path, names: impl Iterator<Item = usize>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for i in names {
+        std::fs::write(dir.join(format!("key-{i:05}")), value(i)).unwrap();
+    }
+}
+
+/// Every key file (name → bytes) of an fs store directory.
+fn read_store(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run kes");
+    eprintln!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn migrates_ten_thousand_keys_byte_for_byte() {
+    const N: usize = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    populate(&src, 0..N);
+    let from = config(dir.path(), "from.yml", &src);
+    let to = config(dir.path(), "to.yml", &dst);
+
+    let start = Instant::now();
+    let out = run(kes()
+        .args(["migrate", "--json", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to));
+    eprintln!("migrated {N} keys in {:?}", start.elapsed());
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({"copied": N, "skipped": 0, "failed": 0})
+    );
+    let (a, b) = (read_store(&src), read_store(&dst));
+    assert_eq!(a.len(), N);
+    assert!(a == b, "target differs from source");
+    // Not a copy of the source map by accident: the values really differ.
+    assert_ne!(b["key-00000"], b["key-00001"]);
+
+    // Running again without --merge/--force: every key exists, every key fails.
+    let out = run(kes()
+        .args(["migrate", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .arg("key-0000?"));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0 copied, 0 skipped, 10 failed"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Error: failed to migrate 'key-00003': key already exists in the target")
+    );
+}
+
+#[test]
+fn interrupted_migration_completes_with_merge() {
+    const N: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    populate(&src, 0..N);
+    let from = config(dir.path(), "from.yml", &src);
+    let to = config(dir.path(), "to.yml", &dst);
+
+    // Interrupt a real run: kill it once some keys have arrived.
+    let mut child = kes()
+        .args(["migrate", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied = std::fs::read_dir(&dst).map(|d| d.count()).unwrap_or(0);
+        if copied >= 50 || Instant::now() > deadline {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let partial = read_store(&dst);
+    eprintln!(
+        "{} of {N} keys copied before the interruption",
+        partial.len()
+    );
+    assert!(!partial.is_empty());
+    // Whatever arrived is complete: never a truncated value under a key name.
+    for (name, bytes) in &partial {
+        assert_eq!(bytes, &read_store(&src)[name], "{name}");
+    }
+
+    // A key that exists in the target with another value: --merge keeps it.
+    let extra = dst.join("key-02999");
+    let _ = std::fs::remove_file(&extra);
+    std::fs::write(&extra, b"a different value").unwrap();
+
+    let out = run(kes()
+        .args(["migrate", "--merge", "--json", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to));
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = summary["skipped"].as_u64().unwrap();
+    let copied = summary["copied"].as_u64().unwrap();
+    assert_eq!(summary["failed"], 0);
+    assert_eq!(copied + skipped, N as u64);
+    assert!(skipped as usize >= partial.len());
+
+    let (a, mut b) = (read_store(&src), read_store(&dst));
+    assert_eq!(b["key-02999"], b"a different value");
+    b.insert("key-02999".into(), a["key-02999"].clone());
+    assert!(a == b, "target differs from source after --merge");
+
+    // --force replaces the different value, and only keys matching the pattern.
+    let out = run(kes()
+        .args(["migrate", "--force", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&to)
+        .arg("key-0299[8-9]"));
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 copied, 0 skipped, 0 failed"));
+    assert_eq!(read_store(&dst), read_store(&src));
+}
+
+#[test]
+fn usage_and_config_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let cfg = config(dir.path(), "c.yml", &keys);
+
+    let out = run(kes()
+        .args(["migrate", "--merge", "--force", "--from"])
+        .arg(&cfg)
+        .arg("--to")
+        .arg(&cfg));
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = run(kes()
+        .args(["migrate", "--from"])
+        .arg(&cfg)
+        .arg("--to")
+        .arg(&cfg)
+        .arg("key-[a-"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Error: invalid pattern 'key-[a-'"));
+
+    let out = run(kes()
+        .args(["migrate", "--from"])
+        .arg(dir.path().join("missing.yml"))
+        .arg("--to")
+        .arg(&cfg));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yml"));
+}
