@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::routes::{RouteOverride, RouteTable};
 use crate::state::{Shared, State};
 use arc_swap::ArcSwap;
-use kes_core::{ApiKey, Identity, KeyAlgorithm, KeyVersion};
+use kes_core::{ApiKey, KeyAlgorithm, KeyVersion};
 use kes_keystore::cache::{CacheConfig, KeyCache};
 use kes_keystore::KeyStore;
 use std::collections::BTreeMap;
@@ -289,6 +289,9 @@ async fn run_async(options: Options) -> Result<(), String> {
             .clone()
             .ok_or("no config file specified: use '--config <file>' or '--dev'")?;
         let config = ServerConfig::load(&path).map_err(|e| e.to_string())?;
+        for warning in &config.warnings {
+            eprintln!("Warning: {warning}");
+        }
         configure_logs(&logs, &config)?;
         if options.mlock {
             lock_memory(true);
@@ -453,8 +456,3 @@ fn print_banner(
     println!("=> Server is up and running...");
 }
 
-/// The identity an API key or certificate file stands for (for tests and
-/// tools that build configs).
-pub fn identity_of_api_key(key: &str) -> Option<Identity> {
-    ApiKey::parse(key).ok().map(|k| k.identity())
-}
