@@ -78,9 +78,10 @@ impl Block {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Reports whether the block is an RFC 1423 encrypted block.
+    /// Reports whether the block is an RFC 1423 encrypted block. Like Go's
+    /// `x509.IsEncryptedPEMBlock`, a `DEK-Info` header alone is enough.
     pub fn is_encrypted(&self) -> bool {
-        self.header("Proc-Type") == Some("4,ENCRYPTED")
+        self.header("Proc-Type") == Some("4,ENCRYPTED") || self.header("DEK-Info").is_some()
     }
 }
 

@@ -60,6 +60,22 @@ fn encrypted_key_without_password() {
 }
 
 #[test]
+fn dek_info_alone_marks_an_encrypted_block() {
+    let text = String::from_utf8(data("ec_aes256.key")).unwrap();
+    let without_proc_type = text.replace("Proc-Type: 4,ENCRYPTED\n", "");
+    assert_ne!(without_proc_type, text);
+    assert_eq!(
+        pem::parse_private_key(without_proc_type.as_bytes(), None).unwrap_err(),
+        PemError::PasswordRequired
+    );
+    let key = pem::parse_private_key(without_proc_type.as_bytes(), Some(PASSWORD)).unwrap();
+    assert_eq!(
+        sec1(&key),
+        sec1(&pem::parse_private_key(&data("ec.key"), None).unwrap())
+    );
+}
+
+#[test]
 fn wrong_password_is_a_clear_error() {
     for name in [
         "ec_aes128.key",
