@@ -13,7 +13,7 @@ pub struct FsConfig {
 }
 
 /// `keystore.aws.secretsmanager`
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct AwsConfig {
     /// Endpoint: a bare host (HTTPS implied) or a full URL.
     pub endpoint: String,
@@ -61,7 +61,7 @@ pub struct VaultConfig {
 }
 
 /// `keystore.vault.approle`
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct VaultAppRole {
     /// Auth mount; default `approle`.
     pub engine: String,
@@ -74,7 +74,7 @@ pub struct VaultAppRole {
 }
 
 /// `keystore.vault.kubernetes`
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct VaultKubernetes {
     /// Auth mount; default `kubernetes`.
     pub engine: String,
@@ -94,4 +94,87 @@ pub struct VaultTransit {
     pub engine: String,
     /// Transit key name.
     pub key: String,
+}
+
+/// Shown instead of a secret in `Debug` output.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<redacted>"
+    }
+}
+
+// Credentials must never reach a log line, so `Debug` is written by hand.
+impl std::fmt::Debug for AwsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("kms_key", &self.kms_key)
+            .field("prefix", &self.prefix)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &redacted(&self.secret_key))
+            .field("session_token", &redacted(&self.session_token))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VaultAppRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VaultAppRole")
+            .field("engine", &self.engine)
+            .field("namespace", &self.namespace)
+            .field("id", &self.id)
+            .field("secret", &redacted(&self.secret))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VaultKubernetes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A JWT file path is fine to show; an inline JWT is a secret.
+        let jwt = if self.jwt.contains(std::path::MAIN_SEPARATOR) {
+            self.jwt.as_str()
+        } else {
+            redacted(&self.jwt)
+        };
+        f.debug_struct("VaultKubernetes")
+            .field("engine", &self.engine)
+            .field("namespace", &self.namespace)
+            .field("role", &self.role)
+            .field("jwt", &jwt)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_credentials() {
+        let aws = AwsConfig {
+            secret_key: "wJalrXUtnFEMI".into(),
+            session_token: "tok3n".into(),
+            access_key: "AKIA".into(),
+            ..Default::default()
+        };
+        let text = format!("{aws:?}");
+        assert!(
+            !text.contains("wJalrXUtnFEMI") && !text.contains("tok3n"),
+            "{text}"
+        );
+        assert!(text.contains("AKIA"));
+        let role = VaultAppRole {
+            secret: "s3cret".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{role:?}").contains("s3cret"));
+        let k8s = VaultKubernetes {
+            jwt: "eyJhbGciOi".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{k8s:?}").contains("eyJhbGciOi"));
+    }
 }

@@ -372,7 +372,7 @@ async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
     // The body is optional: MinIO's first call sends a context, `kes key
     // dek` without one may send nothing.
     let context = match req.body.as_deref() {
-        Some(b) if b.is_empty() => Vec::new(),
+        Some([]) => Vec::new(),
         _ => body_json(req)?
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,

@@ -881,3 +881,87 @@ async fn tls_auth_on_verifies_client_chains() {
         .await
         .is_err());
 }
+
+#[test]
+fn config_errors_stop_the_server_with_a_clear_message() {
+    let base = Setup::new();
+    let good = base.config();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            good.replace("admin:\n  identity:", "admin:\n  nobody:"),
+            "admin identity",
+        ),
+        (good.replace("tls:\n", "tls:\n  auth: maybe\n"), "auth"),
+        (
+            good.replace(
+                "address: 127.0.0.1:0",
+                "address: ${KES_TEST_UNSET_VARIABLE}",
+            ),
+            "KES_TEST_UNSET_VARIABLE",
+        ),
+        (
+            good[..good.find("keystore:").unwrap()].to_string(),
+            "no keystore specified",
+        ),
+        (good.replace("server.crt", "missing.crt"), "missing.crt"),
+        (
+            good.replace("cache:", "cache:")
+                .replace("keystore:", "cache:\n  expiry:\n    any: -5m\nkeystore:"),
+            "cache.expiry.any",
+        ),
+        (
+            format!(
+                "{good}policy:\n  p:\n    identities:\n      - {}\n",
+                base.admin.identity()
+            ),
+            "admin",
+        ),
+    ];
+    for (config, needle) in cases {
+        let setup = Setup {
+            raw: Some(config.clone()),
+            ..Setup::new()
+        };
+        let err = match TestServer::try_start(setup) {
+            Ok(_) => panic!("server started with a bad config:\n{config}"),
+            Err(e) => e,
+        };
+        assert!(err.contains(needle), "expected '{needle}' in: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn json_audit_log_to_a_file() {
+    let mut setup = Setup::new();
+    let audit = setup.dir.path().join("audit.log");
+    setup = setup.with(&format!(
+        "log:\n  format: json\n  audit_file: {}\n",
+        audit.display()
+    ));
+    let server = TestServer::start(setup);
+    let admin = server.admin_client();
+    admin.request("POST", "/v1/key/create/filed", None).await;
+    admin
+        .json("POST", "/v1/key/generate/filed", json!({"context": "e30="}))
+        .await;
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if lines.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let ev: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(ev["request"]["path"], "/v1/key/generate/filed");
+    assert_eq!(ev["response"]["code"], 200);
+    // Nothing secret: the DEK plaintext is not in the audit log.
+    assert!(!lines[1].contains("plaintext"));
+    assert!(!server.stdout().contains("/v1/key/generate/filed"));
+}

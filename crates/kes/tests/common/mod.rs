@@ -40,6 +40,8 @@ pub struct Setup {
     pub env: Vec<(String, String)>,
     /// Extra lines of the `tls:` section (indented by two spaces).
     pub tls_extra: String,
+    /// A complete config file to use instead of the generated one.
+    pub raw: Option<String>,
 }
 
 impl Setup {
@@ -81,6 +83,7 @@ impl Setup {
             extra: String::new(),
             env: Vec::new(),
             tls_extra: String::new(),
+            raw: None,
         }
     }
 
@@ -106,6 +109,9 @@ impl Setup {
 
     /// The full config file.
     pub fn config(&self) -> String {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
         format!(
             "address: 127.0.0.1:0\nadmin:\n  identity: {}\ntls:\n  key: {}\n  cert: {}\n{}{}{}",
             self.admin.identity(),
