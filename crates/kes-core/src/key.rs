@@ -6,9 +6,9 @@
 
 use std::fmt;
 
-use aes_gcm::{AeadInOut as _, Aes256Gcm, KeyInit as _};
-use chacha20poly1305::ChaCha20Poly1305;
-use hmac::{Hmac, Mac as _};
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
@@ -109,10 +109,12 @@ pub enum KeyError {
 #[error("decryption failed: ciphertext is not authentic")]
 pub struct DecryptError;
 
-/// Fills `buf` from the CSPRNG. Randomness is not optional for a KES: without
-/// it no key or ciphertext can be produced safely, so failure aborts the call.
+/// Fills `buf` from a CSPRNG: rand's thread-local ChaCha12 generator, seeded
+/// from the OS and reseeded from it every 64 KiB of output. A system call per
+/// ciphertext cost ~40% of an encryption (docs/performance.md). Randomness is
+/// not optional for a KES, so if the OS cannot seed it the call panics.
 pub(crate) fn fill_random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the operating system's random number generator failed");
+    rand::rng().fill_bytes(buf);
 }
 
 /// A 256-bit master key with its algorithm. Zeroized on drop.
@@ -243,7 +245,8 @@ pub mod primitive {
     /// HMAC-SHA256; the AES256 per-message key derivation and the HMAC API.
     /// Returned zeroizing because it is a key in the first use.
     pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Zeroizing<[u8; 32]> {
-        let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length");
+        let mut mac = <Hmac<hmac_sha2::Sha256>>::new_from_slice(key)
+            .expect("HMAC accepts keys of any length");
         mac.update(message);
         Zeroizing::new(mac.finalize().into_bytes().into())
     }
@@ -256,6 +259,47 @@ pub mod primitive {
         out
     }
 
+    fn aead(algorithm: &'static aws_lc_rs::aead::Algorithm, key: &[u8; 32]) -> LessSafeKey {
+        // Both algorithms take 32-byte keys, the only way this could fail.
+        LessSafeKey::new(UnboundKey::new(algorithm, key).expect("AEAD key of 32 bytes"))
+    }
+
+    fn seal(
+        algorithm: &'static aws_lc_rs::aead::Algorithm,
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+    ) -> [u8; TAG_LEN] {
+        let tag = aead(algorithm, key)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(associated_data),
+                buffer,
+            )
+            .expect(TOO_LONG);
+        tag.as_ref().try_into().expect("AEAD tags are 16 bytes")
+    }
+
+    fn open(
+        algorithm: &'static aws_lc_rs::aead::Algorithm,
+        key: &[u8; 32],
+        nonce: &[u8; NONCE_LEN],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), DecryptError> {
+        aead(algorithm, key)
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(associated_data),
+                tag,
+                buffer,
+            )
+            .map(|_| ())
+            .map_err(|_| DecryptError)
+    }
+
     /// Encrypts `buffer` in place with AES-256-GCM and returns the tag.
     pub fn aes256gcm_seal(
         key: &[u8; 32],
@@ -263,10 +307,7 @@ pub mod primitive {
         associated_data: &[u8],
         buffer: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        Aes256Gcm::new(key.into())
-            .encrypt_inout_detached(nonce.into(), associated_data, buffer.into())
-            .expect(TOO_LONG)
-            .into()
+        seal(&AES_256_GCM, key, nonce, associated_data, buffer)
     }
 
     /// Decrypts `buffer` in place with AES-256-GCM if `tag` is authentic.
@@ -277,9 +318,7 @@ pub mod primitive {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), DecryptError> {
-        Aes256Gcm::new(key.into())
-            .decrypt_inout_detached(nonce.into(), associated_data, buffer.into(), tag.into())
-            .map_err(|_| DecryptError)
+        open(&AES_256_GCM, key, nonce, associated_data, buffer, tag)
     }
 
     /// Encrypts `buffer` in place with ChaCha20-Poly1305 and returns the tag.
@@ -289,10 +328,7 @@ pub mod primitive {
         associated_data: &[u8],
         buffer: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        ChaCha20Poly1305::new(key.into())
-            .encrypt_inout_detached(nonce.into(), associated_data, buffer.into())
-            .expect(TOO_LONG)
-            .into()
+        seal(&CHACHA20_POLY1305, key, nonce, associated_data, buffer)
     }
 
     /// Decrypts `buffer` in place with ChaCha20-Poly1305 if `tag` is authentic.
@@ -303,9 +339,7 @@ pub mod primitive {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), DecryptError> {
-        ChaCha20Poly1305::new(key.into())
-            .decrypt_inout_detached(nonce.into(), associated_data, buffer.into(), tag.into())
-            .map_err(|_| DecryptError)
+        open(&CHACHA20_POLY1305, key, nonce, associated_data, buffer, tag)
     }
 }
 
