@@ -79,7 +79,9 @@ pub fn load_identity(
     let key_pem = zeroize::Zeroizing::new(read(key)?);
     let private_key = kes_core::pem::parse_private_key(&key_pem, password.map(str::as_bytes))
         .map_err(|e| {
-            TlsError::Invalid(format!("invalid TLS private key '{}': {e}", key.display()))
+            // The Go KES's wording ("https: private key is encrypted: password
+            // required"), plus the file.
+            TlsError::Invalid(format!("https: {e} (tls.key '{}')", key.display()))
         })?;
     Ok((certs, private_key))
 }

@@ -1,6 +1,6 @@
 //! `kes identity`: create identities (`new`), compute them (`of`, or a bare
 //! argument), and print a fresh API key (no arguments). `info` and `ls` ask
-//! a server and are not implemented here yet.
+//! a server (see `identity_remote`).
 
 use super::{CliError, CliResult};
 use clap::Subcommand;
@@ -50,9 +50,9 @@ enum Command {
         json: bool,
     },
     /// Describe an identity (asks the server)
-    Info(InfoArgs),
+    Info(super::identity_remote::InfoArgs),
     /// List identities (asks the server)
-    Ls(LsArgs),
+    Ls(super::identity_remote::LsArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -86,26 +86,13 @@ struct NewArgs {
     subject: Option<String>,
 }
 
-#[derive(clap::Args, Debug)]
-struct InfoArgs {
-    /// The identity to describe; default: the caller's own
-    identity: Option<String>,
-}
-
-#[derive(clap::Args, Debug)]
-struct LsArgs {
-    /// List only identities matching this pattern
-    pattern: Option<String>,
-}
-
 /// Runs `kes identity`.
 pub fn run(args: Args) -> CliResult {
     match args.command {
         Some(Command::New(new)) => run_new(new),
         Some(Command::Of { target, json }) => run_of(&target, json),
-        Some(Command::Info(_)) | Some(Command::Ls(_)) => {
-            Err(CliError::failure("not implemented yet"))
-        }
+        Some(Command::Info(info)) => super::identity_remote::info(info),
+        Some(Command::Ls(ls)) => super::identity_remote::ls(ls),
         None => match args.target {
             Some(target) => run_describe(&target, args.json),
             None => run_generate(args.json),

@@ -2,6 +2,7 @@
 
 pub mod completion;
 pub mod identity;
+pub mod identity_remote;
 pub mod key;
 pub mod log;
 pub mod ls;
