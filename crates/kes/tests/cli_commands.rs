@@ -208,7 +208,7 @@ fn ls_policy_and_identity_listing() {
         json(&ok(kes(&server).args(["ls", "--policy", "--json", "o"]))),
         serde_json::json!(["ops"])
     );
-    let mut ids = vec![
+    let mut ids = [
         server.setup.admin.identity().to_string(),
         app.identity().to_string(),
     ];
