@@ -1,0 +1,277 @@
+//! The client side: rustls (aws-lc-rs) with a client certificate, and one
+//! hyper connection (HTTP/1.1 or HTTP/2) per worker.
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+
+/// How the client authenticates and verifies the server.
+pub struct TlsOptions {
+    pub client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Roots for the server certificate; `None` with `insecure` skips the
+    /// chain check.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    pub insecure: bool,
+    pub http2: bool,
+    pub resume: bool,
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Builds the rustls client configuration shared by every worker, so that
+/// session tickets from one connection resume another.
+pub fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = provider();
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("invalid TLS settings: {e}"))?;
+    let builder = if opts.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert { provider }))
+    } else {
+        let mut roots = RootCertStore::empty();
+        let Some(ca) = opts.ca else {
+            return Err(
+                "the server certificate cannot be verified: use '--ca <file>' or '--insecure'"
+                    .into(),
+            );
+        };
+        for cert in ca {
+            roots
+                .add(cert)
+                .map_err(|e| format!("invalid CA certificate: {e}"))?;
+        }
+        builder.with_root_certificates(roots)
+    };
+    let mut config = match opts.client_identity {
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| format!("invalid client certificate or private key: {e}"))?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = if opts.http2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
+    config.resumption = if opts.resume {
+        // More tickets than workers so that concurrent new connections do
+        // not fall back to full handshakes for lack of a ticket.
+        Resumption::in_memory_sessions(1024)
+    } else {
+        Resumption::disabled()
+    };
+    Ok(Arc::new(config))
+}
+
+/// Dials the server: TCP, TLS, then the HTTP handshake.
+#[derive(Clone)]
+pub struct Connector {
+    tls: tokio_rustls::TlsConnector,
+    addr: String,
+    server_name: ServerName<'static>,
+    authority: String,
+    http2: bool,
+}
+
+/// One open HTTP connection.
+pub enum Conn {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// A complete response.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl Connector {
+    /// `server` is `host:port`, optionally prefixed by `https://`.
+    pub fn new(
+        server: &str,
+        config: Arc<rustls::ClientConfig>,
+        http2: bool,
+    ) -> Result<Self, String> {
+        let addr = server.strip_prefix("https://").unwrap_or(server);
+        let addr = addr.trim_end_matches('/');
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("invalid server address '{server}': expected host:port"))?;
+        port.parse::<u16>()
+            .map_err(|_| format!("invalid server address '{server}': invalid port '{port}'"))?;
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = match bare_host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(bare_host.to_string())
+                .map_err(|_| format!("invalid server address '{server}': invalid host '{host}'"))?,
+        };
+        Ok(Self {
+            tls: tokio_rustls::TlsConnector::from(config),
+            addr: addr.to_string(),
+            server_name,
+            authority: addr.to_string(),
+            http2,
+        })
+    }
+
+    /// The URI to put in a request for `path`: HTTP/2 needs scheme and
+    /// authority, HTTP/1.1 gets the origin form plus a Host header.
+    pub fn uri(&self, path: &str) -> Result<Uri, String> {
+        let s = if self.http2 {
+            format!("https://{}{path}", self.authority)
+        } else {
+            path.to_string()
+        };
+        s.parse()
+            .map_err(|e| format!("invalid request path '{path}': {e}"))
+    }
+
+    /// A request with the headers every target gets.
+    pub fn request(
+        &self,
+        method: &http::Method,
+        uri: Uri,
+        headers: &[(http::HeaderName, http::HeaderValue)],
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        if !self.http2 {
+            if let Ok(v) = http::HeaderValue::from_str(&self.authority) {
+                h.insert(http::header::HOST, v);
+            }
+        }
+        for (name, value) in headers {
+            h.insert(name.clone(), value.clone());
+        }
+        req
+    }
+
+    /// Opens a connection; the flag says whether TLS resumed a session.
+    pub async fn connect(&self) -> Result<(Conn, bool), String> {
+        let tcp = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .tls
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| format!("tls: {e}"))?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+        let io = TokioIo::new(tls);
+        let conn = if self.http2 {
+            let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("http2 handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Conn::H2(send)
+        } else {
+            let (send, conn) = http1::handshake(io)
+                .await
+                .map_err(|e| format!("http handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Conn::H1(send)
+        };
+        Ok((conn, resumed))
+    }
+}
+
+impl Conn {
+    /// Sends one request and reads the whole response body.
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+        let resp = match self {
+            Conn::H1(s) => {
+                s.ready().await.map_err(|e| format!("http: {e}"))?;
+                s.send_request(req).await
+            }
+            Conn::H2(s) => {
+                s.ready().await.map_err(|e| format!("http: {e}"))?;
+                s.send_request(req).await
+            }
+        }
+        .map_err(|e| format!("http: {e}"))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("http body: {e}"))?
+            .to_bytes();
+        Ok(Reply { status, body })
+    }
+}
+
+/// `--insecure`: any server certificate is accepted, but the handshake
+/// signature is still checked so the numbers include that cost.
+#[derive(Debug)]
+struct AnyServerCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,281 @@
+//! What each request is: the KES API or a Vault/OpenBao transit endpoint,
+//! and the mix of calls.
+
+use crate::client::{Conn, Connector};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::Full;
+
+/// The kind of server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A KES-compatible server (this one, or the Go KES).
+    Kes,
+    /// Vault or OpenBao transit (for comparison).
+    Openbao,
+}
+
+/// The mix of calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Generate a data key without context.
+    Generate,
+    /// Decrypt data keys generated beforehand.
+    Decrypt,
+    /// What MinIO does per object: 1 generate to 3 decrypts, with
+    /// `{"bucket":"bucket/object-N"}` contexts (KES only; transit has no
+    /// associated data for non-derived keys, so none is sent there).
+    Minio,
+    /// Describe `--keys` keys round-robin (or the one `--key`): with
+    /// `-n` equal to `--keys` it touches every key once (cache warming).
+    Describe,
+    /// Create keys `<key>0`, `<key>1`, … (one per request).
+    Create,
+}
+
+/// How many data keys are generated up front for the decrypt calls.
+const DECRYPT_POOL: usize = 64;
+
+/// Everything needed to build request number `i`.
+pub struct Plan {
+    pub target: Target,
+    pub workload: Workload,
+    key: String,
+    keys: Option<u64>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    generate_uri: Uri,
+    decrypt_uri: Uri,
+    /// Ready-made decrypt bodies.
+    decrypt_bodies: Vec<Bytes>,
+}
+
+impl Plan {
+    pub fn new(
+        connector: &Connector,
+        target: Target,
+        workload: Workload,
+        key: &str,
+        keys: Option<u64>,
+        token: Option<&str>,
+    ) -> Result<Self, String> {
+        let mut headers = vec![(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )];
+        if target == Target::Openbao {
+            let token = token.ok_or("'--target openbao' needs '--token'")?;
+            let mut value = HeaderValue::from_str(token)
+                .map_err(|_| "invalid token: not a valid HTTP header value".to_string())?;
+            value.set_sensitive(true);
+            headers.push((HeaderName::from_static("x-vault-token"), value));
+        }
+        if matches!(target, Target::Openbao)
+            && matches!(workload, Workload::Describe | Workload::Create)
+        {
+            return Err(format!(
+                "workload '{}' is only available for '--target kes'",
+                workload_name(workload)
+            ));
+        }
+        let (generate, decrypt) = match target {
+            Target::Kes => (
+                format!("/v1/key/generate/{key}"),
+                format!("/v1/key/decrypt/{key}"),
+            ),
+            Target::Openbao => (
+                format!("/v1/transit/datakey/plaintext/{key}"),
+                format!("/v1/transit/decrypt/{key}"),
+            ),
+        };
+        Ok(Self {
+            target,
+            workload,
+            key: key.to_string(),
+            keys,
+            headers,
+            generate_uri: connector.uri(&generate)?,
+            decrypt_uri: connector.uri(&decrypt)?,
+            decrypt_bodies: Vec::new(),
+        })
+    }
+
+    /// Creates the key (tolerating one that exists) and, for decrypting
+    /// workloads, generates the data keys to decrypt.
+    pub async fn prepare(&mut self, connector: &Connector, create_key: bool) -> Result<(), String> {
+        let (mut conn, _) = connector.connect().await?;
+        if create_key
+            && matches!(
+                self.workload,
+                Workload::Generate | Workload::Decrypt | Workload::Minio
+            )
+        {
+            self.create_key(connector, &mut conn).await?;
+        }
+        if matches!(self.workload, Workload::Decrypt | Workload::Minio) {
+            for j in 0..DECRYPT_POOL {
+                let context = (self.workload == Workload::Minio && self.target == Target::Kes)
+                    .then(|| minio_context(j as u64));
+                let req = connector.request(
+                    &Method::POST,
+                    self.generate_uri.clone(),
+                    &self.headers,
+                    self.generate_body(context.as_deref()),
+                );
+                let reply = conn.send(req).await?;
+                if reply.status != StatusCode::OK {
+                    return Err(format!(
+                        "preparing decrypt: generate answered {}: {}",
+                        reply.status,
+                        snippet(&reply.body)
+                    ));
+                }
+                let ciphertext = self.ciphertext_of(&reply.body)?;
+                let body = match (self.target, context) {
+                    (Target::Kes, Some(ctx)) => {
+                        serde_json::json!({"ciphertext": ciphertext, "context": ctx})
+                    }
+                    _ => serde_json::json!({"ciphertext": ciphertext}),
+                };
+                self.decrypt_bodies.push(Bytes::from(body.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_key(&self, connector: &Connector, conn: &mut Conn) -> Result<(), String> {
+        let path = match self.target {
+            Target::Kes => format!("/v1/key/create/{}", self.key),
+            Target::Openbao => format!("/v1/transit/keys/{}", self.key),
+        };
+        let req = connector.request(
+            &Method::POST,
+            connector.uri(&path)?,
+            &self.headers,
+            Bytes::new(),
+        );
+        let reply = conn.send(req).await?;
+        let exists = reply.status == StatusCode::BAD_REQUEST
+            && snippet(&reply.body).contains("key already exists");
+        if reply.status.is_success() || exists {
+            Ok(())
+        } else {
+            Err(format!(
+                "creating key '{}' answered {}: {}",
+                self.key,
+                reply.status,
+                snippet(&reply.body)
+            ))
+        }
+    }
+
+    fn ciphertext_of(&self, body: &[u8]) -> Result<String, String> {
+        let v: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| format!("preparing decrypt: generate reply is not JSON: {e}"))?;
+        let c = match self.target {
+            Target::Kes => &v["ciphertext"],
+            Target::Openbao => &v["data"]["ciphertext"],
+        };
+        c.as_str()
+            .map(str::to_string)
+            .ok_or_else(|| "preparing decrypt: generate reply has no ciphertext".to_string())
+    }
+
+    fn generate_body(&self, context: Option<&str>) -> Bytes {
+        match (self.target, context) {
+            (Target::Kes, None) => Bytes::new(),
+            (Target::Kes, Some(ctx)) => Bytes::from(format!("{{\"context\":\"{ctx}\"}}")),
+            (Target::Openbao, _) => Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn name(&self, i: u64) -> String {
+        match self.keys {
+            Some(n) if n > 0 => format!("{}{}", self.key, i % n),
+            _ => self.key.clone(),
+        }
+    }
+
+    /// Request number `i` and the status it must answer with.
+    pub fn request(
+        &self,
+        connector: &Connector,
+        i: u64,
+    ) -> Result<(http::Request<Full<Bytes>>, StatusCode), String> {
+        let (method, uri, body) = match self.workload {
+            Workload::Generate => (
+                Method::POST,
+                self.generate_uri.clone(),
+                self.generate_body(None),
+            ),
+            Workload::Decrypt => (Method::POST, self.decrypt_uri.clone(), self.decrypt_body(i)),
+            Workload::Minio if i % 4 == 0 => {
+                let context = (self.target == Target::Kes).then(|| minio_context(i));
+                (
+                    Method::POST,
+                    self.generate_uri.clone(),
+                    self.generate_body(context.as_deref()),
+                )
+            }
+            Workload::Minio => (Method::POST, self.decrypt_uri.clone(), self.decrypt_body(i)),
+            Workload::Describe => (
+                Method::GET,
+                connector.uri(&format!("/v1/key/describe/{}", self.name(i)))?,
+                Bytes::new(),
+            ),
+            Workload::Create => (
+                Method::POST,
+                connector.uri(&format!("/v1/key/create/{}{i}", self.key))?,
+                Bytes::new(),
+            ),
+        };
+        Ok((
+            connector.request(&method, uri, &self.headers, body),
+            StatusCode::OK,
+        ))
+    }
+
+    fn decrypt_body(&self, i: u64) -> Bytes {
+        match self.decrypt_bodies.len() {
+            0 => Bytes::new(),
+            n => self.decrypt_bodies[(i as usize) % n].clone(),
+        }
+    }
+}
+
+/// The base64 of MinIO's context for object `n` of bucket `bucket`.
+pub fn minio_context(n: u64) -> String {
+    B64.encode(format!("{{\"bucket\":\"bucket/object-{n}\"}}"))
+}
+
+pub fn workload_name(w: Workload) -> &'static str {
+    match w {
+        Workload::Generate => "generate",
+        Workload::Decrypt => "decrypt",
+        Workload::Minio => "minio",
+        Workload::Describe => "describe",
+        Workload::Create => "create",
+    }
+}
+
+/// The start of a reply body for error messages (replies of the servers
+/// benchmarked here carry no secrets when they are errors).
+pub fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(160)]);
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minio_context_is_base64_json() {
+        let raw = B64.decode(minio_context(7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["bucket"], "bucket/object-7");
+    }
+}
