@@ -153,8 +153,9 @@ impl SecretKey {
 
     /// Encrypts `plaintext` with `associated_data` in the current format.
     pub fn encrypt(&self, plaintext: &[u8], associated_data: &[u8]) -> Vec<u8> {
-        let mut random = Zeroizing::new([0u8; IV_LEN + NONCE_LEN]);
-        fill_random(&mut *random);
+        // iv and nonce end up in the ciphertext: not secret, no zeroizing.
+        let mut random = [0u8; IV_LEN + NONCE_LEN];
+        fill_random(&mut random);
         let (iv, nonce) = random.split_at(IV_LEN);
         let iv: &[u8; IV_LEN] = iv.try_into().expect("split at IV_LEN");
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("28 - IV_LEN = NONCE_LEN");
