@@ -193,7 +193,12 @@ fn draw(s: &Snapshot, rate: Option<f64>, color: bool) -> CliResult {
         below = cumulative;
         let share = n * 100.0 / count;
         let bar = "█".repeat((share / 2.5).round() as usize);
-        out.push_str(&format!("  ≤ {le:>5}s  {share:>5.1}%  {bar}\n"));
+        let bound = if le == "+Inf" {
+            format!("{:>6}", "∞")
+        } else {
+            format!("{le:>5}s")
+        };
+        out.push_str(&format!("  ≤ {bound}  {share:>5.1}%  {bar}\n"));
     }
     out.push('\n');
     out.push_str(&paint("System", BOLD, color));
