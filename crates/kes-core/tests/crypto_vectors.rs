@@ -396,3 +396,35 @@ fn go_kes_ciphertexts_and_hmacs() {
     }
     assert_eq!((decrypted, hmacs), (24, 9));
 }
+
+#[test]
+fn go_leniencies() {
+    // Go's base64 decoder skips line breaks, so a key file edited into
+    // having a trailing newline still loads.
+    let mut value = PROTO_KAT.as_bytes().to_vec();
+    value.extend_from_slice(b"\r\n");
+    let version = KeyVersion::decode(&value).unwrap();
+    assert_eq!(version.encode().unwrap(), PROTO_KAT);
+
+    // Go's encoding/json matches field names case-insensitively.
+    let shouting = V0
+        .replace("\"aead\"", "\"AEAD\"")
+        .replace("\"iv\"", "\"IV\"")
+        .replace("\"bytes\"", "\"Bytes\"");
+    let aes = SecretKey::new(KeyAlgorithm::Aes256, Z);
+    assert_eq!(
+        aes.decrypt(shouting.as_bytes(), b"").unwrap().as_slice(),
+        &[0u8; 16]
+    );
+
+    // Any MessagePack str width: vector #3 with its algorithm as str8.
+    let v3 = b64(V3);
+    assert_eq!(v3[1], 0xb1);
+    let mut widened = vec![0x95, 0xd9, 17];
+    widened.extend_from_slice(&v3[2..]);
+    assert_eq!(aes.decrypt(&widened, b"").unwrap().as_slice(), &[0u8; 16]);
+    assert_eq!(
+        Ciphertext::parse(&widened).unwrap().format,
+        Format::MessagePack
+    );
+}
