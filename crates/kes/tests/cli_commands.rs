@@ -218,6 +218,28 @@ fn ls_policy_and_identity_listing() {
         format!("{}\n{}\n", ids[0], ids[1])
     );
 
+    // identity ls / info
+    assert_eq!(
+        ok(kes(&server).args(["identity", "ls"])),
+        format!("{}\n{}\n", ids[0], ids[1])
+    );
+    assert_eq!(
+        json(&ok(kes(&server).args(["identity", "ls", "--json"]))),
+        serde_json::json!(ids)
+    );
+    for extra in [&[][..], &["--json"][..]] {
+        let v = json(&ok(kes(&server)
+            .args(["identity", "info", app.identity().as_str()])
+            .args(extra)));
+        assert_eq!(v["policy"], "app");
+        assert_eq!(v["created_by"], server.setup.admin.identity().to_string());
+        let me = json(&ok(kes(&server).args(["identity", "info"]).args(extra)));
+        assert_eq!(me["identity"], server.setup.admin.identity().to_string());
+        assert_eq!(me["admin"], true);
+    }
+    let err = fails(kes(&server).args(["identity", "info", &"0".repeat(64)]), 1);
+    assert_eq!(err.trim(), "Error: identity does not exist");
+
     // -s and -a win over the environment.
     let mut cmd = kes(&server);
     cmd.env("KES_SERVER", closed_port())
