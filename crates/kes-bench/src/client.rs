@@ -87,6 +87,25 @@ pub struct Connector {
     http2: bool,
 }
 
+/// Splits `[https://]host:port` into the address to dial and the name the
+/// server certificate must carry.
+pub fn parse_address(server: &str) -> Result<(String, ServerName<'static>), String> {
+    let addr = server.strip_prefix("https://").unwrap_or(server);
+    let addr = addr.trim_end_matches('/');
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("invalid server address '{server}': expected host:port"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("invalid server address '{server}': invalid port '{port}'"))?;
+    let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = match bare_host.parse::<IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => ServerName::try_from(bare_host.to_string())
+            .map_err(|_| format!("invalid server address '{server}': invalid host '{host}'"))?,
+    };
+    Ok((addr.to_string(), server_name))
+}
+
 /// One open HTTP connection.
 pub enum Conn {
     H1(http1::SendRequest<Full<Bytes>>),
@@ -106,24 +125,12 @@ impl Connector {
         config: Arc<rustls::ClientConfig>,
         http2: bool,
     ) -> Result<Self, String> {
-        let addr = server.strip_prefix("https://").unwrap_or(server);
-        let addr = addr.trim_end_matches('/');
-        let (host, port) = addr
-            .rsplit_once(':')
-            .ok_or_else(|| format!("invalid server address '{server}': expected host:port"))?;
-        port.parse::<u16>()
-            .map_err(|_| format!("invalid server address '{server}': invalid port '{port}'"))?;
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
-        let server_name = match bare_host.parse::<IpAddr>() {
-            Ok(ip) => ServerName::IpAddress(ip.into()),
-            Err(_) => ServerName::try_from(bare_host.to_string())
-                .map_err(|_| format!("invalid server address '{server}': invalid host '{host}'"))?,
-        };
+        let (addr, server_name) = parse_address(server)?;
         Ok(Self {
             tls: tokio_rustls::TlsConnector::from(config),
-            addr: addr.to_string(),
+            authority: addr.clone(),
+            addr,
             server_name,
-            authority: addr.to_string(),
             http2,
         })
     }

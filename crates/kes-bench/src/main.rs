@@ -181,6 +181,7 @@ fn connector(conn: &ConnArgs, resume: bool) -> Result<client::Connector, String>
         .server
         .as_deref()
         .ok_or("no server given: use '--server host:port'")?;
+    client::parse_address(server)?;
     let client_identity = if let Some(key) = &conn.api_key {
         let key =
             kes_core::ApiKey::parse(key.trim()).map_err(|e| format!("invalid API key: {e}"))?;
