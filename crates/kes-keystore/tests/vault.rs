@@ -443,3 +443,66 @@ async fn token_is_renewed_before_it_expires() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(approle_leases(&bao).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoint_with_a_private_ca() {
+    let Some(bao) = Bao::start_tls() else { return };
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(policy.path(), bao::KES_POLICY).unwrap();
+    bao.cli(&["secrets", "enable", "-version=1", "kv"]);
+    bao.cli(&["auth", "enable", "approle"]);
+    bao.cli(&["policy", "write", "kes", policy.path().to_str().unwrap()]);
+    bao.cli(&["write", "auth/approle/role/kes", "token_policies=kes"]);
+    let role = bao.cli(&["read", "-field=role_id", "auth/approle/role/kes/role-id"]);
+    let secret = bao.cli(&[
+        "write",
+        "-f",
+        "-field=secret_id",
+        "auth/approle/role/kes/secret-id",
+    ]);
+
+    // The CA as a file and as a directory.
+    let mut cfg = config(&bao, &role, &secret, "kv", "v1");
+    cfg.tls_ca = bao.ca_file().display().to_string();
+    let store = connect(&cfg).await.unwrap();
+    store.create("over-tls", &value(1)).await.unwrap();
+    assert!(store.status().await.is_ok());
+    let ca_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(bao.ca_file(), ca_dir.path().join("ca.pem")).unwrap();
+    std::fs::write(ca_dir.path().join("README"), "not a certificate").unwrap();
+    cfg.tls_ca = ca_dir.path().display().to_string();
+    // A client certificate is presented when configured (Vault's cert auth
+    // or a TLS proxy may ask for it); any valid pair loads.
+    let dir = bao.tls_dir.as_ref().unwrap().path();
+    cfg.tls_cert = dir.join("vault-cert.pem").display().to_string();
+    cfg.tls_key = dir.join("vault-key.pem").display().to_string();
+    let store = connect(&cfg).await.unwrap();
+    assert_eq!(store.get("over-tls").await.unwrap().as_slice(), value(1));
+
+    // Without the CA the server is not trusted: a clear transport error.
+    let mut untrusted = config(&bao, &role, &secret, "kv", "v1");
+    let other_ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        other_ca.path(),
+        kes_core::pem::encode(
+            "CERTIFICATE",
+            &kes_core::certgen::new_identity(&Default::default())
+                .unwrap()
+                .certificate
+                .certificate_der,
+        ),
+    )
+    .unwrap();
+    untrusted.tls_ca = other_ca.path().display().to_string();
+    match connect(&untrusted).await {
+        Err(Error::Unreachable(msg)) => {
+            assert!(msg.to_lowercase().contains("certificate"), "{msg}")
+        }
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    let mut bad = config(&bao, &role, &secret, "kv", "v1");
+    bad.tls_ca = "/nonexistent/ca.pem".into();
+    assert!(
+        matches!(connect(&bad).await, Err(Error::Other(m)) if m.contains("/nonexistent/ca.pem"))
+    );
+}
