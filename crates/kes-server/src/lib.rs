@@ -455,4 +455,3 @@ fn print_banner(
     println!();
     println!("=> Server is up and running...");
 }
-
