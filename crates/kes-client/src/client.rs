@@ -195,7 +195,9 @@ impl Client {
             )?)
         };
         let path = format!("/v1/key/generate/{}", encode(name));
-        let resp = Zeroizing::new(self.call(Method::POST, &path, body).await?.to_vec());
+        // Vec::from takes over the buffer without a copy, so the one buffer
+        // that held the plaintext is wiped.
+        let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, body).await?));
         let wire: Wire = decode(&resp)?;
         let wire_plaintext = Zeroizing::new(wire.plaintext);
         Ok(Dek {
@@ -264,7 +266,7 @@ impl Client {
         }
         let body = json_body(&serde_json::Value::Object(fields))?;
         let path = format!("/v1/key/decrypt/{}", encode(name));
-        let resp = Zeroizing::new(self.call(Method::POST, &path, Some(body)).await?.to_vec());
+        let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, Some(body)).await?));
         let wire: Wire = decode(&resp)?;
         let wire_plaintext = Zeroizing::new(wire.plaintext);
         decode_b64(&wire_plaintext, "plaintext")
@@ -279,9 +281,11 @@ impl Client {
         }
         let body = json_body(&serde_json::json!({ "message": B64.encode(message) }))?;
         let path = format!("/v1/key/hmac/{}", encode(name));
-        let resp = self.call(Method::PUT, &path, Some(body)).await?;
+        // MinIO derives root credentials from HMACs: treat them as secrets.
+        let resp = Zeroizing::new(Vec::from(self.call(Method::PUT, &path, Some(body)).await?));
         let wire: Wire = decode(&resp)?;
-        decode_b64(&wire.hmac, "hmac")
+        let hmac = Zeroizing::new(wire.hmac);
+        decode_b64(&hmac, "hmac")
     }
 
     // ---- policies ----
