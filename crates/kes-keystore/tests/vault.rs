@@ -506,3 +506,52 @@ async fn https_endpoint_with_a_private_ca() {
         matches!(connect(&bad).await, Err(Error::Other(m)) if m.contains("/nonexistent/ca.pem"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespace_header_is_sent() {
+    let Some(bao) = Bao::start() else { return };
+    bao.ok("POST", "sys/namespaces/team", None);
+    bao.ok_in(
+        "team",
+        "POST",
+        "sys/mounts/kv",
+        Some(json!({"type": "kv", "options": {"version": "1"}})),
+    );
+    bao.ok_in(
+        "team",
+        "POST",
+        "sys/auth/approle",
+        Some(json!({"type": "approle"})),
+    );
+    bao.ok_in(
+        "team",
+        "PUT",
+        "sys/policies/acl/kes",
+        Some(json!({"policy": bao::KES_POLICY})),
+    );
+    bao.ok_in(
+        "team",
+        "POST",
+        "auth/approle/role/kes",
+        Some(json!({"token_policies": "kes"})),
+    );
+    let role = bao.ok_in("team", "GET", "auth/approle/role/kes/role-id", None);
+    let secret = bao.ok_in("team", "POST", "auth/approle/role/kes/secret-id", None);
+    let role = role.body["data"]["role_id"].as_str().unwrap();
+    let secret = secret.body["data"]["secret_id"].as_str().unwrap();
+
+    let mut cfg = config(&bao, role, secret, "kv", "v1");
+    cfg.namespace = "team".into();
+    let store = connect(&cfg).await.unwrap();
+    store.create("in-team", &value(1)).await.unwrap();
+    assert_eq!(store.get("in-team").await.unwrap().as_slice(), value(1));
+    assert_eq!(store.list("").await.unwrap(), vec!["in-team".to_string()]);
+    // The entry is in the namespace, not in the root namespace.
+    bao.ok_in("team", "GET", "kv/in-team", None);
+    assert_eq!(bao.root("GET", "kv/in-team", None).status, 404);
+
+    // An auth namespace of "/" logs in at the root, where this role does
+    // not exist.
+    cfg.approle.as_mut().unwrap().namespace = "/".into();
+    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("login failed")));
+}

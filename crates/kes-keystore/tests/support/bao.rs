@@ -234,6 +234,18 @@ impl Bao {
         token: Option<&str>,
         body: Option<&serde_json::Value>,
     ) -> Option<Reply> {
+        self.try_request_in(None, method, path, token, body)
+    }
+
+    /// Like [`Bao::try_request`], in a namespace.
+    pub fn try_request_in(
+        &self,
+        namespace: Option<&str>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Option<Reply> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -246,6 +258,9 @@ impl Bao {
         );
         if let Some(token) = token {
             req.push_str(&format!("X-Vault-Token: {token}\r\n"));
+        }
+        if let Some(ns) = namespace {
+            req.push_str(&format!("X-Vault-Namespace: {ns}\r\n"));
         }
         req.push_str("\r\n");
         req.push_str(&body);
@@ -276,6 +291,32 @@ impl Bao {
     pub fn root(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
         self.try_request(method, path, Some(ROOT_TOKEN), body.as_ref())
             .unwrap_or_else(|| panic!("bao: {method} {path}: no response"))
+    }
+
+    /// A root request in `namespace` that must succeed.
+    pub fn ok_in(
+        &self,
+        namespace: &str,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let reply = self
+            .try_request_in(
+                Some(namespace),
+                method,
+                path,
+                Some(ROOT_TOKEN),
+                body.as_ref(),
+            )
+            .unwrap_or_else(|| panic!("bao: {method} {namespace}/{path}: no response"));
+        assert!(
+            (200..300).contains(&reply.status),
+            "bao: {method} {namespace}/{path}: {} {}",
+            reply.status,
+            reply.body
+        );
+        reply
     }
 
     /// A root request that must succeed.
