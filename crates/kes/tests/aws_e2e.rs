@@ -21,12 +21,15 @@ const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// The tutorial's `keystore.aws.secretsmanager` section, pointed at moto.
 /// Credentials come through `${VAR}` substitution as in the tutorial.
 fn aws_setup(moto: &Moto, prefix: &str, cache: &str) -> Setup {
-    let mut setup = Setup::new()
+    with_aws(Setup::new(), &moto.endpoint(), prefix, cache)
+}
+
+fn with_aws(setup: Setup, endpoint: &str, prefix: &str, cache: &str) -> Setup {
+    let mut setup = setup
         .keystore(&format!(
-            "keystore:\n  aws:\n    secretsmanager:\n      endpoint: {}\n      region: us-east-1\n      \
+            "keystore:\n  aws:\n    secretsmanager:\n      endpoint: {endpoint}\n      region: us-east-1\n      \
              kmskey: \"\"\n      prefix: \"{prefix}\"\n      credentials:\n        \
              accesskey: ${{KES_TEST_AWS_ACCESS_KEY}}\n        secretkey: ${{KES_TEST_AWS_SECRET_KEY}}\n",
-            moto.endpoint()
         ))
         .with(cache);
     setup
@@ -291,4 +294,48 @@ async fn three_stateless_nodes() {
         }
         assert!(list(client, "*").await.is_empty());
     }
+}
+
+#[tokio::test]
+async fn https_endpoint_as_bare_host() {
+    // moto serves HTTPS with the test's server certificate (127.0.0.1), and
+    // the kes process trusts it through SSL_CERT_FILE, which the SDK's
+    // native root store honours.
+    let tls = Setup::new();
+    let cert = tls.server_cert.display().to_string();
+    let key = tls.server_key.display().to_string();
+    let Some(moto) = Moto::start_with(&["-c", &cert, "-k", &key], &[]) else {
+        return;
+    };
+    // No scheme: HTTPS is implied, as in the tutorial.
+    let host = format!("127.0.0.1:{}", moto.port);
+
+    let mut setup = with_aws(Setup::new(), &host, "", "");
+    setup.env.push(("SSL_CERT_FILE".into(), cert.clone()));
+    let server = TestServer::start(setup);
+    let admin = server.admin_client();
+    let resp = admin.request("POST", "/v1/key/create/tls-key", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let (plaintext, ciphertext) = generate(&admin, "tls-key", b"").await;
+    assert_eq!(
+        decrypt(&admin, "tls-key", &ciphertext, b"").await,
+        (200, plaintext)
+    );
+    assert_eq!(list(&admin, "*").await, ["tls-key"]);
+
+    // A certificate the server does not trust: it refuses to start.
+    let other = Setup::new();
+    let mut setup = with_aws(Setup::new(), &host, "", "");
+    setup.env.push((
+        "SSL_CERT_FILE".into(),
+        other.server_cert.display().to_string(),
+    ));
+    let err = TestServer::try_start(setup)
+        .err()
+        .expect("untrusted endpoint");
+    assert!(
+        err.contains("failed to connect to AWS Secrets Manager") && err.contains("certificate"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET_KEY), "{err}");
 }

@@ -42,6 +42,7 @@ pub fn free_port() -> u16 {
 /// A running `moto_server`, killed by PID when dropped.
 pub struct Moto {
     path: PathBuf,
+    args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
     pub port: u16,
@@ -57,9 +58,16 @@ impl Moto {
     /// Starts moto with extra environment variables (e.g.
     /// `INITIAL_NO_AUTH_ACTION_COUNT=0` to check request signatures).
     pub fn start_with_env(env: &[(&str, &str)]) -> Option<Moto> {
+        Self::start_with(&[], env)
+    }
+
+    /// Starts moto with extra arguments (e.g. `-c cert.pem -k key.pem` to
+    /// serve HTTPS) and environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Option<Moto> {
         let path = moto_server_path()?;
         let mut moto = Moto {
             path,
+            args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -71,7 +79,7 @@ impl Moto {
         Some(moto)
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://…` if started with a certificate).
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -94,6 +102,7 @@ impl Moto {
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.path);
         cmd.args(["-H", "127.0.0.1", "-p", &port])
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
