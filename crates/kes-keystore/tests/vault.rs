@@ -555,3 +555,24 @@ async fn namespace_header_is_sent() {
     cfg.approle.as_mut().unwrap().namespace = "/".into();
     assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("login failed")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_denial_is_an_error_without_new_logins() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    // The dev server's `secret/` mount is outside the KES policy.
+    let store = connect(&config(&bao, &role, &secret, "secret", "v2"))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        match store.get("k").await {
+            Err(Error::Other(msg)) => assert!(msg.contains("permission denied"), "{msg}"),
+            other => panic!("expected permission denied, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        approle_leases(&bao).len(),
+        1,
+        "a denial must not trigger logins"
+    );
+}

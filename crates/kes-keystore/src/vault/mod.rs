@@ -39,6 +39,9 @@ use crate::{Error, KeyStore};
 const DEFAULT_PING: Duration = Duration::from_secs(10);
 /// Pause between login attempts of the renewal task while Vault refuses.
 const LOGIN_RETRY: Duration = Duration::from_secs(1);
+/// Longest pause between those attempts, so a long outage is not logged
+/// every second.
+const LOGIN_RETRY_MAX: Duration = Duration::from_secs(16);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KvVersion {
@@ -268,6 +271,7 @@ impl Drop for VaultKeyStore {
 /// Keeps the token alive: renews it at 80 % of its TTL and logs in again
 /// when renewal fails, is refused, or cannot give a useful TTL any more.
 async fn renew_token(inner: Arc<Inner>) {
+    let mut backoff = LOGIN_RETRY;
     loop {
         let token = inner.current_token();
         let changed = inner.token_changed.notified();
@@ -298,13 +302,18 @@ async fn renew_token(inner: Arc<Inner>) {
             None
         };
         match renewed {
-            Some(t) => inner.store_token(t),
-            None => {
-                if let Err(e) = inner.relogin(token.generation).await {
-                    tracing::warn!(error = %e, "vault: login failed; retrying");
-                    tokio::time::sleep(LOGIN_RETRY).await;
-                }
+            Some(t) => {
+                inner.store_token(t);
+                backoff = LOGIN_RETRY;
             }
+            None => match inner.relogin(token.generation).await {
+                Ok(_) => backoff = LOGIN_RETRY,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "vault: login failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(LOGIN_RETRY_MAX);
+                }
+            },
         }
     }
 }
@@ -358,6 +367,23 @@ impl Inner {
         self.store_token(fresh.clone());
         self.token_changed.notify_one();
         Ok(fresh)
+    }
+
+    /// Whether Vault still accepts `token` (`auth/token/lookup-self`, which
+    /// every token may call). Errors count as "no", which leads to a login.
+    async fn token_alive(&self, token: &Token) -> bool {
+        let resp = self
+            .http
+            .send(
+                Method::GET,
+                "auth/token/lookup-self",
+                Some(&token.value),
+                self.auth_namespace(),
+                None,
+                BODY_LIMIT,
+            )
+            .await;
+        matches!(resp, Ok(r) if r.status == StatusCode::OK)
     }
 
     /// A token that has not expired, logging in first if needed.
@@ -428,7 +454,11 @@ impl Inner {
                 )
                 .await?;
             match resp.status {
-                StatusCode::FORBIDDEN if !retried => {
+                // A 403 means either a revoked token or a policy that
+                // forbids this path. Only the first is cured by a login,
+                // and logins are costly for Vault (each one stores a new
+                // token), so the token is checked first.
+                StatusCode::FORBIDDEN if !retried && !self.token_alive(&token).await => {
                     retried = true;
                     token = self.relogin(token.generation).await?;
                 }
