@@ -1,4 +1,9 @@
-//! `kes migrate` between two fs key stores, run as the real binary.
+//! `kes migrate` between key stores (fs, and AWS Secrets Manager on moto),
+//! run as the real binary.
+
+// Shared with kes-keystore's tests: starts and stops moto by PID.
+#[path = "../../kes-keystore/tests/support/moto.rs"]
+mod moto;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -228,4 +233,53 @@ fn usage_and_config_errors() {
         .arg(&cfg));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yml"));
+}
+
+/// fs → AWS Secrets Manager (moto) → fs: the values survive both copies
+/// unchanged, and only the keys matching the pattern travel.
+#[test]
+fn migrates_through_aws_secrets_manager() {
+    let Some(moto) = moto::Moto::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (src, back) = (dir.path().join("src"), dir.path().join("back"));
+    populate(&src, 0..200);
+    std::fs::write(src.join("other-key"), b"not migrated").unwrap();
+    let from = config(dir.path(), "from.yml", &src);
+    let aws = dir.path().join("aws.yml");
+    std::fs::write(
+        &aws,
+        format!(
+            "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\nkeystore:\n  aws:\n    secretsmanager:\n      \
+             endpoint: {}\n      region: us-east-1\n      credentials:\n        accesskey: AKIAIOSFODNN7EXAMPLE\n        \
+             secretkey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let to = config(dir.path(), "back.yml", &back);
+
+    let out = run(kes()
+        .args(["migrate", "--json", "--from"])
+        .arg(&from)
+        .arg("--to")
+        .arg(&aws)
+        .arg("key-*"));
+    assert!(out.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!({"copied": 200, "skipped": 0, "failed": 0})
+    );
+    let out = run(kes()
+        .args(["migrate", "--json", "--from"])
+        .arg(&aws)
+        .arg("--to")
+        .arg(&to));
+    assert!(out.status.success());
+
+    let mut expected = read_store(&src);
+    expected.remove("other-key");
+    assert_eq!(expected.len(), 200);
+    assert!(read_store(&back) == expected, "values changed on the way");
 }
