@@ -188,6 +188,13 @@ fn key_commands() {
     assert_eq!(err.trim(), "Error: key does not exist");
     assert_eq!(ok(kes(&server).args(["key", "ls", "*"])), "key-b\n");
 
+    // Commands without a result print nothing, also with --json.
+    assert_eq!(
+        ok(kes(&server).args(["key", "create", "quiet", "--json"])),
+        ""
+    );
+    assert_eq!(ok(kes(&server).args(["key", "rm", "quiet", "--json"])), "");
+
     // -e/--enclave is accepted and ignored.
     ok(kes(&server).args(["key", "ls", "-e", "tenant-1"]));
 }

@@ -27,6 +27,9 @@ enum Command {
         /// Names of the keys
         #[arg(required = true)]
         names: Vec<String>,
+        // Accepted for uniformity: nothing is printed on success.
+        #[command(flatten)]
+        _out: OutputArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -36,6 +39,8 @@ enum Command {
         name: String,
         /// The 32-byte key, base64-encoded
         key: String,
+        #[command(flatten)]
+        _out: OutputArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -63,6 +68,9 @@ enum Command {
         /// Names of the keys
         #[arg(required = true)]
         names: Vec<String>,
+        // Accepted for uniformity: nothing is printed on success.
+        #[command(flatten)]
+        _out: OutputArgs,
         #[command(flatten)]
         conn: Conn,
     },
@@ -107,7 +115,7 @@ enum Command {
 pub fn run(args: Args) -> CliResult {
     let rt = runtime()?;
     match args.command {
-        Command::Create { names, conn } => {
+        Command::Create { names, conn, .. } => {
             let client = conn.client(None, None)?;
             rt.block_on(async {
                 for name in &names {
@@ -116,7 +124,9 @@ pub fn run(args: Args) -> CliResult {
                 Ok(())
             })
         }
-        Command::Import { name, key, conn } => {
+        Command::Import {
+            name, key, conn, ..
+        } => {
             let key = Zeroizing::new(
                 B64.decode(key.trim())
                     .map_err(|_| CliError::usage("invalid key: not base64"))?,
@@ -148,7 +158,7 @@ pub fn run(args: Args) -> CliResult {
             let names = rt.block_on(client.list_keys(&pattern)).map_err(api_error)?;
             print_names("Key", &names, out.mode())
         }
-        Command::Rm { names, conn } => {
+        Command::Rm { names, conn, .. } => {
             let client = conn.client(None, None)?;
             rt.block_on(async {
                 for name in &names {
