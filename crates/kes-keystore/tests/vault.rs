@@ -576,3 +576,90 @@ async fn policy_denial_is_an_error_without_new_logins() {
         "a denial must not trigger logins"
     );
 }
+
+/// A signed EdDSA JWT and the PEM public key that verifies it.
+fn signed_jwt(sub: &str) -> (String, String) {
+    use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+    use base64::Engine as _;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d);
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64(br#"{"alg":"EdDSA","typ":"JWT"}"#);
+    let claims = b64(
+        json!({ "sub": sub, "iss": "kes-test", "iat": now, "nbf": now - 5, "exp": now + 3600 })
+            .to_string()
+            .as_bytes(),
+    );
+    let signing_input = format!("{header}.{claims}");
+    let signature = b64(pair.sign(signing_input.as_bytes()).as_ref());
+    // SubjectPublicKeyInfo of an Ed25519 key: a fixed prefix and the key.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&spki)
+    );
+    (format!("{signing_input}.{signature}"), pem)
+}
+
+/// The Kubernetes login (`{"role", "jwt"}` to `auth/<engine>/login`) against
+/// OpenBao's JWT auth method, which takes the same request, since no
+/// Kubernetes API server is at hand to review tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_style_login_with_a_jwt_file() {
+    let Some(bao) = Bao::start() else { return };
+    bao.setup_kes("1h", "24h");
+    let (jwt, public_key) = signed_jwt("system:serviceaccount:kes:kes");
+    bao.ok("POST", "sys/auth/k8s-jwt", Some(json!({"type": "jwt"})));
+    bao.ok(
+        "POST",
+        "auth/k8s-jwt/config",
+        Some(json!({ "jwt_validation_pubkeys": [public_key], "jwt_supported_algs": ["EdDSA"] })),
+    );
+    bao.ok(
+        "POST",
+        "auth/k8s-jwt/role/kes",
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_subject": "system:serviceaccount:kes:kes",
+            "token_policies": "kes",
+        })),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let jwt_file = dir.path().join("token");
+    std::fs::write(&jwt_file, format!("{jwt}\n")).unwrap();
+    let mut cfg = VaultConfig {
+        endpoint: bao.endpoint(),
+        kubernetes: Some(VaultKubernetes {
+            engine: "k8s-jwt".into(),
+            role: "kes".into(),
+            jwt: jwt_file.display().to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let store = connect(&cfg).await.unwrap();
+    store.create("k8s", &value(1)).await.unwrap();
+
+    // The file is read again at the next login: a rotated token is used,
+    // and a garbage one makes the login fail.
+    std::fs::write(&jwt_file, "not-a-jwt").unwrap();
+    bao.ok("PUT", "sys/leases/revoke-prefix/auth/k8s-jwt/login", None);
+    assert!(
+        matches!(store.get("k8s").await, Err(Error::Other(m)) if m.contains("kubernetes login failed"))
+    );
+    std::fs::write(&jwt_file, &jwt).unwrap();
+    assert_eq!(store.get("k8s").await.unwrap().as_slice(), value(1));
+
+    // A literal JWT works too.
+    cfg.kubernetes.as_mut().unwrap().jwt = jwt;
+    let literal = connect(&cfg).await.unwrap();
+    assert_eq!(literal.get("k8s").await.unwrap().as_slice(), value(1));
+}
