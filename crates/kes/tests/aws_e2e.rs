@@ -192,13 +192,15 @@ async fn emulator_outage() {
     let Some(mut moto) = Moto::start() else {
         return;
     };
-    // The normal sweeps would drop every key within 20 s; offline caching
-    // must stop them.
+    // The normal sweeps would drop every key 30 s after the start; offline
+    // caching must stop them. The cache notices the outage at its next
+    // status check (every 10 s), well before that.
     let server = TestServer::start(aws_setup(
         &moto,
         "",
-        "cache:\n  expiry:\n    any: 20s\n    unused: 20s\n    offline: 5m\n",
+        "cache:\n  expiry:\n    any: 30s\n    unused: 30s\n    offline: 5m\n",
     ));
+    let sweeps_done = Instant::now() + Duration::from_secs(33);
     let admin = server.admin_client();
     let resp = admin.request("POST", "/v1/key/create/cached", None).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
@@ -212,8 +214,8 @@ async fn emulator_outage() {
     let ready = admin.request("GET", "/v1/ready", None).await;
     assert_eq!(ready.message(), "key store is not reachable");
 
-    // Past the `any` and `unused` periods: the cached key still serves.
-    tokio::time::sleep(Duration::from_secs(25)).await;
+    // Past the `any` and `unused` sweeps: the cached key still serves.
+    tokio::time::sleep_until(sweeps_done.into()).await;
     assert_eq!(
         decrypt(&admin, "cached", &ciphertext, b"ctx").await,
         (200, plaintext.clone())
