@@ -303,7 +303,7 @@ async fn renew_token(inner: Arc<Inner>) {
         };
         match renewed {
             Some(t) => {
-                inner.store_token(t);
+                inner.store_renewed(t);
                 backoff = LOGIN_RETRY;
             }
             None => match inner.relogin(token.generation).await {
@@ -344,6 +344,18 @@ impl Inner {
         match self.token.write() {
             Ok(mut t) => *t = token,
             Err(poisoned) => *poisoned.into_inner() = token,
+        }
+    }
+
+    /// Stores a renewed token unless a login replaced it meanwhile: the
+    /// newer token must not be overwritten by the older one.
+    fn store_renewed(&self, token: Token) {
+        let mut current = match self.token.write() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if current.generation == token.generation {
+            *current = token;
         }
     }
 
