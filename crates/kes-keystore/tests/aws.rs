@@ -399,6 +399,101 @@ async fn wrong_credentials() {
     assert!(matches!(store.list("").await, Err(Error::Other(_))));
 }
 
+/// One IAM Query API call to moto, signed with a dummy signature: moto
+/// accepts it while `INITIAL_NO_AUTH_ACTION_COUNT` lasts. Plain HTTP/1.1 on
+/// loopback, since the test needs no more.
+async fn moto_iam_call(moto: &Moto, params: &[(&str, &str)]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let form: String = params
+        .iter()
+        .chain(&[("Version", "2010-05-08")])
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/iam/aws4_request, \
+         SignedHeaders=host, Signature=0\r\n\r\n{form}",
+        moto.port,
+        form.len()
+    );
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", moto.port))
+        .await
+        .unwrap();
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+}
+
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn xml_text(xml: &str, tag: &str) -> String {
+    let start = xml.find(&format!("<{tag}>")).unwrap() + tag.len() + 2;
+    let end = xml[start..].find(&format!("</{tag}>")).unwrap();
+    xml[start..start + end].to_string()
+}
+
+#[tokio::test]
+async fn signed_requests_with_real_credentials() {
+    // Three unauthenticated IAM calls create a user with an access key and
+    // a Secrets Manager policy; after them moto checks every signature.
+    let Some(moto) = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]) else {
+        return;
+    };
+    moto_iam_call(&moto, &[("Action", "CreateUser"), ("UserName", "kes")]).await;
+    let key = moto_iam_call(&moto, &[("Action", "CreateAccessKey"), ("UserName", "kes")]).await;
+    moto_iam_call(
+        &moto,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "kes"),
+            ("PolicyName", "kes"),
+            (
+                "PolicyDocument",
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"}]}"#,
+            ),
+        ],
+    )
+    .await;
+    let real = AwsConfig {
+        access_key: xml_text(&key, "AccessKeyId"),
+        secret_key: xml_text(&key, "SecretAccessKey"),
+        ..config(&moto)
+    };
+
+    let store = connect(&real).await.unwrap();
+    store.create("my-key", b"value").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value");
+    assert_eq!(store.list("").await.unwrap(), ["my-key"]);
+    store.delete("my-key").await.unwrap();
+    assert_eq!(store.get("my-key").await, Err(Error::KeyNotFound));
+
+    // The same access key with a wrong secret: the signature does not match.
+    let forged = connect(&AwsConfig {
+        secret_key: "wrong".into(),
+        ..real.clone()
+    })
+    .await
+    .unwrap();
+    match forged.create("my-key", b"value").await {
+        Err(Error::Other(msg)) => assert!(msg.contains("SignatureDoesNotMatch"), "{msg}"),
+        other => panic!("expected a signature error, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn configuration_errors() {
     let good = AwsConfig {
