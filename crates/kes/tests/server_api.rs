@@ -235,7 +235,9 @@ async fn bad_input_is_refused_and_writes_nothing() {
     );
     let keys_before = std::fs::read_dir(server.setup.keys_dir()).unwrap().count();
 
-    let cases: Vec<(&str, String, Option<Vec<u8>>, u16, &str)> = vec![
+    // (method, path, body, status, message; empty = any message)
+    type Case<'a> = (&'a str, String, Option<Vec<u8>>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             "/v1/key/create/a.b".into(),
@@ -905,8 +907,7 @@ fn config_errors_stop_the_server_with_a_clear_message() {
         ),
         (good.replace("server.crt", "missing.crt"), "missing.crt"),
         (
-            good.replace("cache:", "cache:")
-                .replace("keystore:", "cache:\n  expiry:\n    any: -5m\nkeystore:"),
+            good.replace("keystore:", "cache:\n  expiry:\n    any: -5m\nkeystore:"),
             "cache.expiry.any",
         ),
         (
