@@ -1,6 +1,7 @@
 //! Vault authentication: AppRole or Kubernetes login, and the token that
 //! results from it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -117,14 +118,11 @@ impl Login {
                 id,
                 secret,
             } => {
-                let body =
-                    serde_json::json!({ "role_id": id.as_str(), "secret_id": secret.as_str() });
-                (
-                    engine,
-                    namespace,
-                    Zeroizing::new(body.to_string()),
-                    "approle",
-                )
+                let body = super::json_body(&BTreeMap::from([
+                    ("role_id", id.as_str()),
+                    ("secret_id", secret.as_str()),
+                ]))?;
+                (engine, namespace, body, "approle")
             }
             Login::Kubernetes {
                 engine,
@@ -143,13 +141,11 @@ impl Login {
                 } else {
                     jwt.clone()
                 };
-                let body = serde_json::json!({ "role": role, "jwt": jwt.as_str() });
-                (
-                    engine,
-                    namespace,
-                    Zeroizing::new(body.to_string()),
-                    "kubernetes",
-                )
+                let body = super::json_body(&BTreeMap::from([
+                    ("role", role.as_str()),
+                    ("jwt", jwt.as_str()),
+                ]))?;
+                (engine, namespace, body, "kubernetes")
             }
         };
         let started = Instant::now();
@@ -159,7 +155,7 @@ impl Login {
                 &format!("auth/{engine}/login"),
                 None,
                 namespace.as_deref(),
-                Some(body.as_bytes().to_vec()),
+                Some(body.to_vec()),
                 BODY_LIMIT,
             )
             .await

@@ -144,7 +144,10 @@ impl Http {
         let body = match body {
             Some(b) => {
                 req = req.header(CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(b))
+                // The body may carry a key or credentials: zeroized once
+                // hyper has sent it (copies hyper makes itself are beyond
+                // our reach).
+                Full::new(Bytes::from_owner(zeroize::Zeroizing::new(b)))
             }
             None => Full::new(Bytes::new()),
         };

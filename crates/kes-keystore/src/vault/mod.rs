@@ -19,6 +19,7 @@
 mod auth;
 mod http;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -134,6 +135,27 @@ fn is_transit_ciphertext(value: &str) -> bool {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && rest.as_bytes().get(digits) == Some(&b':')
     })
+}
+
+/// A K/V v2 write that only creates: `cas=0` fails if the entry exists.
+#[derive(serde::Serialize)]
+struct KvV2Write<'a> {
+    options: CheckAndSet,
+    data: BTreeMap<&'a str, &'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct CheckAndSet {
+    cas: u64,
+}
+
+/// Serialises a request body that holds a secret straight into a buffer
+/// that is zeroized on drop (a `serde_json::Value` would leave copies).
+fn json_body<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(4096));
+    serde_json::to_writer(&mut *buf, value)
+        .map_err(|e| Error::other(format!("vault: encoding a request: {e}")))?;
+    Ok(buf)
 }
 
 struct Inner {
@@ -445,7 +467,7 @@ impl Inner {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Zeroizing<Vec<u8>>>,
         limit: usize,
     ) -> Result<Response, Error> {
         if self.sealed.load(Ordering::Acquire) {
@@ -461,7 +483,7 @@ impl Inner {
                     path,
                     Some(&token.value),
                     self.namespace.as_deref(),
-                    body.clone(),
+                    body.as_ref().map(|b| b.to_vec()),
                     limit,
                 )
                 .await?;
@@ -536,16 +558,10 @@ impl Inner {
 
     async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
         let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
-        let body =
-            Zeroizing::new(serde_json::json!({ "plaintext": plaintext.as_str() }).to_string());
+        let body = json_body(&BTreeMap::from([("plaintext", plaintext.as_str())]))?;
         let path = format!("{}/encrypt/{}", transit.engine, transit.key);
         let resp = self
-            .call(
-                Method::POST,
-                &path,
-                Some(body.as_bytes().to_vec()),
-                BODY_LIMIT,
-            )
+            .call(Method::POST, &path, Some(body), BODY_LIMIT)
             .await?;
         if !resp.status.is_success() {
             return Err(Error::other(format!(
@@ -587,7 +603,12 @@ impl Inner {
         let body = serde_json::json!({ "ciphertext": ciphertext }).to_string();
         let path = format!("{}/decrypt/{}", transit.engine, transit.key);
         let resp = self
-            .call(Method::POST, &path, Some(body.into_bytes()), BODY_LIMIT)
+            .call(
+                Method::POST,
+                &path,
+                Some(Zeroizing::new(body.into_bytes())),
+                BODY_LIMIT,
+            )
             .await?;
         if !resp.status.is_success() {
             return Err(Error::other(format!(
@@ -642,21 +663,19 @@ impl KeyStore for VaultKeyStore {
                     .to_string(),
             ),
         };
-        let mut data = serde_json::Map::new();
-        data.insert(
-            name.to_string(),
-            serde_json::Value::String(stored.to_string()),
-        );
+        let data = BTreeMap::from([(name, stored.as_str())]);
         let body = match inner.layout.version {
-            KvVersion::V1 => serde_json::Value::Object(data),
-            KvVersion::V2 => serde_json::json!({ "options": { "cas": 0 }, "data": data }),
+            KvVersion::V1 => json_body(&data)?,
+            KvVersion::V2 => json_body(&KvV2Write {
+                options: CheckAndSet { cas: 0 },
+                data,
+            })?,
         };
-        let body = Zeroizing::new(body.to_string().into_bytes());
         let resp = inner
             .call(
                 Method::PUT,
                 &inner.layout.write_path(name),
-                Some(body.to_vec()),
+                Some(body),
                 BODY_LIMIT,
             )
             .await?;
