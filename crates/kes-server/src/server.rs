@@ -232,6 +232,12 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
         message: audit_msg.unwrap_or_else(|| "http request".to_string()),
     });
     let _ = route_path;
+    if method == http::Method::HEAD {
+        // Never a body for HEAD (HTTP/2 clients treat one as a protocol
+        // error); the headers, Content-Length included, stay as for GET.
+        let (parts, _) = response.into_parts();
+        return Response::from_parts(parts, wire::full(bytes::Bytes::new()));
+    }
     response
 }
 

@@ -966,3 +966,50 @@ async fn json_audit_log_to_a_file() {
     assert!(!lines[1].contains("plaintext"));
     assert!(!server.stdout().contains("/v1/key/generate/filed"));
 }
+
+/// HTTP/2 (negotiated with ALPN) serves the API, HEAD included.
+#[tokio::test]
+async fn http2_requests() {
+    use http_body_util::{BodyExt, Full};
+    let server = TestServer::start(Setup::new());
+    let client = Client::with_alpn(
+        server.addr,
+        Some(&server.setup.admin),
+        &server.setup.server_cert_der,
+        vec![b"h2".to_vec()],
+    );
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client.tls_config())
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for (method, path, status) in [
+        ("POST", "/v1/key/create/h2", 200),
+        ("GET", "/v1/key/describe/h2", 200),
+        ("HEAD", "/version", 405),
+        ("GET", "/version", 200),
+    ] {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://localhost{path}"))
+            .body(Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if method == "HEAD" {
+            assert!(body.is_empty());
+        }
+    }
+}
