@@ -1,7 +1,7 @@
 //! `kes identity info` and `kes identity ls`: what the server knows about
 //! identities. (`kes identity new/of` work offline and live elsewhere.)
 
-use super::key::{
+use super::client::{
     api_error, format_time, print_json, print_names, print_rows, runtime, Conn, Mode, OutputArgs,
 };
 use super::CliResult;

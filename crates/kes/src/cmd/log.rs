@@ -1,6 +1,6 @@
 //! `kes log`: follow the server's audit or error log.
 
-use super::key::{api_error, paint, print_line, runtime, Conn, Mode, OutputArgs, GREEN, RED};
+use super::client::{api_error, paint, print_line, runtime, Conn, Mode, OutputArgs, GREEN, RED};
 use super::{CliError, CliResult};
 use kes_client::{AuditEvent, ErrorEvent, LogStream};
 

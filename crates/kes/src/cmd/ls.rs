@@ -1,6 +1,6 @@
 //! `kes ls`: list keys, or with `-p` policies, with `-i` identities.
 
-use super::key::{api_error, print_names, runtime, Conn, OutputArgs};
+use super::client::{api_error, print_names, runtime, Conn, OutputArgs};
 use super::CliResult;
 
 /// Arguments of `kes ls`.

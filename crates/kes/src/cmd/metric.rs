@@ -1,6 +1,8 @@
 //! `kes metric`: a live view of the server's metrics.
 
-use super::key::{api_error, paint, print_json, print_line, runtime, Conn, Mode, OutputArgs, BOLD};
+use super::client::{
+    api_error, paint, print_json, print_line, runtime, Conn, Mode, OutputArgs, BOLD,
+};
 use super::status::{format_bytes, format_uptime};
 use super::{CliError, CliResult};
 use std::collections::BTreeMap;

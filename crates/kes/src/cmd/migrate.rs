@@ -5,7 +5,7 @@
 //! legacy JSON). Running it again with `--merge` after an interruption
 //! copies what is missing.
 
-use super::key::{print_json, print_line};
+use super::client::{print_json, print_line};
 use super::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
 use kes_keystore::{Error as StoreError, KeyStore};

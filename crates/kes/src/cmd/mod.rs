@@ -1,5 +1,6 @@
 //! One module per `kes` subcommand.
 
+pub mod client;
 pub mod completion;
 pub mod identity;
 pub mod identity_remote;

@@ -1,6 +1,6 @@
 //! `kes policy`: list and inspect the server's policies.
 
-use super::key::{
+use super::client::{
     api_error, format_time, print_json, print_line, print_names, print_rows, runtime, Conn, Mode,
     OutputArgs,
 };
@@ -81,9 +81,9 @@ pub fn run(args: Args) -> CliResult {
             let policy = rt.block_on(client.read_policy(&name)).map_err(api_error)?;
             match out.mode() {
                 Mode::Terminal { color } => {
-                    let c = |s: &str, style| super::key::paint(s, style, color);
+                    let c = |s: &str, style| super::client::paint(s, style, color);
                     if !policy.allow.is_empty() {
-                        print_line(&c("Allow:", super::key::GREEN))?;
+                        print_line(&c("Allow:", super::client::GREEN))?;
                         for p in &policy.allow {
                             print_line(&format!("  · {p}"))?;
                         }
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> CliResult {
                         if !policy.allow.is_empty() {
                             print_line("")?;
                         }
-                        print_line(&c("Deny:", super::key::RED))?;
+                        print_line(&c("Deny:", super::client::RED))?;
                         for p in &policy.deny {
                             print_line(&format!("  · {p}"))?;
                         }

@@ -1,6 +1,6 @@
 //! `kes status`: is the server up, and how is it doing.
 
-use super::key::{
+use super::client::{
     api_error, paint, print_json, print_line, print_rows, runtime, Conn, Mode, OutputArgs, BOLD,
     GREEN, RED,
 };
