@@ -341,3 +341,61 @@ async fn https_endpoint_as_bare_host() {
     );
     assert!(!err.contains(SECRET_KEY), "{err}");
 }
+
+/// `credentials` all empty: the AWS default chain, here its environment
+/// step. Without any credentials, calls fail and the error log says why.
+#[tokio::test]
+async fn default_credential_chain() {
+    let Some(moto) = Moto::start() else { return };
+    let keystore = format!(
+        "keystore:\n  aws:\n    secretsmanager:\n      endpoint: {}\n      region: us-east-1\n",
+        moto.endpoint()
+    );
+    let isolate = |setup: &mut Setup| {
+        // No profile files, no instance metadata: only what the test sets.
+        let none = setup.dir.path().join("no-such-file").display().to_string();
+        for (k, v) in [
+            ("AWS_CONFIG_FILE", none.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", none.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_PROFILE", "default"),
+        ] {
+            setup.env.push((k.into(), v.into()));
+        }
+    };
+
+    let mut setup = Setup::new().keystore(&keystore);
+    isolate(&mut setup);
+    setup
+        .env
+        .push(("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()));
+    setup
+        .env
+        .push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    let server = TestServer::start(setup);
+    let resp = server
+        .admin_client()
+        .request("POST", "/v1/key/create/from-env", None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+
+    let mut setup = Setup::new().keystore(&keystore);
+    isolate(&mut setup);
+    setup.env.push(("AWS_ACCESS_KEY_ID".into(), String::new()));
+    setup
+        .env
+        .push(("AWS_SECRET_ACCESS_KEY".into(), String::new()));
+    // Starting works: the status probe needs no credentials.
+    let server = TestServer::start(setup);
+    let resp = server
+        .admin_client()
+        .request("POST", "/v1/key/create/no-credentials", None)
+        .await;
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    let logged = || server.stderr().contains("no credentials found in chain");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !logged() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(logged(), "{}", server.stderr());
+}
