@@ -7,7 +7,7 @@ use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose, SanType, SerialNumber,
 };
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::PrivatePkcs8KeyDer;
 use std::net::IpAddr;
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -120,43 +120,9 @@ pub fn certificate_for_api_key(
     })
 }
 
-/// A self-signed ECDSA P-256 server certificate and its key.
-pub struct ServerCertificate {
-    /// The self-signed X.509 certificate.
-    pub certificate_der: Vec<u8>,
-    /// The PKCS#8 private key.
-    pub private_key_der: Zeroizing<Vec<u8>>,
-}
-
-impl ServerCertificate {
-    /// The certificate as rustls wants it.
-    pub fn certificate(&self) -> CertificateDer<'static> {
-        CertificateDer::from(self.certificate_der.clone())
-    }
-
-    /// The private key as rustls wants it.
-    pub fn private_key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.private_key_der.to_vec()))
-    }
-
-    /// The certificate as a PEM `CERTIFICATE` block.
-    pub fn certificate_pem(&self) -> String {
-        crate::pem::encode("CERTIFICATE", &self.certificate_der)
-    }
-
-    /// The private key as a PEM `PRIVATE KEY` block. Contains the secret.
-    pub fn private_key_pem(&self) -> Zeroizing<String> {
-        Zeroizing::new(crate::pem::encode("PRIVATE KEY", &self.private_key_der))
-    }
-}
-
-impl std::fmt::Debug for ServerCertificate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerCertificate")
-            .field("private_key_der", &format_args!("<redacted>"))
-            .finish_non_exhaustive()
-    }
-}
+/// A certificate with its PKCS#8 private key; the same type as the
+/// API-key client certificate.
+pub type ServerCertificate = ClientCertificate;
 
 /// The `kes server --dev` certificate: ECDSA P-256, CN and DNS SAN
 /// `localhost`, the given IP SANs, valid for 90 days.

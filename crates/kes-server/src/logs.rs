@@ -340,9 +340,18 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLogLayer {
     ) -> bool {
         // Dependencies (hyper, rustls, the AWS SDK) log a lot at debug;
         // only our own crates go below INFO.
-        let ours = metadata.target().starts_with("kes");
+        let target = metadata.target();
         let level = slog_level(metadata.level());
-        level >= self.logs.error_level.load(Ordering::Relaxed) && (ours || level >= WARN)
+        let floor = if target.starts_with("kes") {
+            DEBUG - 4
+        } else if target.starts_with("aws_") {
+            // The AWS SDK warns about its own configuration sources (e.g.
+            // an unset profile file); our key store reports real failures.
+            ERROR
+        } else {
+            WARN
+        };
+        level >= floor && level >= self.logs.error_level.load(Ordering::Relaxed)
     }
 
     fn on_event(
