@@ -8,8 +8,17 @@ mod cmd;
 
 /// KES is a cloud-native distributed key management and encryption server.
 #[derive(Parser, Debug)]
-#[command(name = "kes", version = cmd::VERSION, disable_help_subcommand = true)]
+#[command(
+    name = "kes",
+    version = cmd::VERSION,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
 struct Cli {
+    /// Print version information (`-v` as in the Go KES, `-V` too)
+    #[arg(short = 'v', long = "version", visible_short_alias = 'V', action = clap::ArgAction::Version)]
+    version: (),
+
     #[command(subcommand)]
     command: Command,
 }

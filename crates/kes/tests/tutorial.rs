@@ -230,3 +230,21 @@ fn read_banner(server: &mut std::process::Child) -> String {
         }
     }
 }
+
+#[test]
+fn version_flags_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for flag in ["-v", "-V", "--version"] {
+        let out = kes(dir.path(), &[flag], &[]);
+        assert!(out.status.success(), "{flag}");
+        assert!(stdout(&out).starts_with("kes "), "{flag}: {}", stdout(&out));
+    }
+    // Usage errors exit with 2, with a message.
+    let out = kes(dir.path(), &["server"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+    let out = kes(dir.path(), &["server", "--dev", "--config", "x.yml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = kes(dir.path(), &["no-such-command"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
