@@ -1013,3 +1013,47 @@ async fn http2_requests() {
         }
     }
 }
+
+/// `tls.password` decrypts a legacy encrypted PEM key; without it the
+/// server refuses to start with the Go KES's message.
+#[tokio::test]
+async fn encrypted_server_key() {
+    let mut setup = Setup::new();
+    let pkcs8 = {
+        let pem = std::fs::read(&setup.server_key).unwrap();
+        match kes_core::pem::parse_private_key(&pem, None).unwrap() {
+            rustls::pki_types::PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+            _ => panic!("expected PKCS#8"),
+        }
+    };
+    let encrypted = kes_core::pem::encrypt_private_key(&pkcs8, b"correct horse").unwrap();
+    std::fs::write(&setup.server_key, encrypted.as_bytes()).unwrap();
+
+    // The same config (and key file), without `tls.password`.
+    let without = Setup {
+        raw: Some(setup.config()),
+        ..Setup::new()
+    };
+    let err = TestServer::try_start(without)
+        .err()
+        .expect("no password → no start");
+    assert!(
+        err.contains("private key is encrypted: password required"),
+        "{err}"
+    );
+
+    setup.tls_extra = "  password: ${KES_TEST_TLS_PASSWORD}\n".into();
+    setup
+        .env
+        .push(("KES_TEST_TLS_PASSWORD".into(), "correct horse".into()));
+    let server = TestServer::start(setup);
+    assert_eq!(
+        server
+            .admin_client()
+            .request("GET", "/v1/status", None)
+            .await
+            .status,
+        200
+    );
+    assert!(!server.stderr().contains("correct horse"));
+}
