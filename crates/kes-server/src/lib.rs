@@ -337,9 +337,10 @@ async fn run_async(options: Options) -> Result<(), String> {
     ));
 
     let config_path = config.map(|(p, _)| p);
-    signals(shared, config_path).await;
+    signals(shared.clone(), config_path).await;
     let _ = shutdown_tx.send(true);
     let _ = server.await;
+    shared.logs.flush();
     Ok(())
 }
 

@@ -47,10 +47,53 @@ pub struct Logs {
     error_level: AtomicI32,
     audit_level: AtomicI32,
     json: AtomicBool,
-    audit_sink: Mutex<AuditSink>,
+    /// Console/file lines go to a writer thread, so a request never waits
+    /// for a write syscall; under load the thread writes many lines per
+    /// syscall, when idle each line at once.
+    audit_writer: Mutex<std::sync::mpsc::Sender<WriterMsg>>,
     error_tx: broadcast::Sender<Arc<str>>,
     audit_tx: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
+}
+
+enum WriterMsg {
+    Line(String),
+    Sink(AuditSink),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+fn audit_writer_thread(rx: std::sync::mpsc::Receiver<WriterMsg>) {
+    use std::io::{BufWriter, Write};
+    let mut out: BufWriter<Box<dyn Write + Send>> =
+        BufWriter::with_capacity(64 * 1024, Box::new(std::io::stdout()));
+    while let Ok(mut msg) = rx.recv() {
+        loop {
+            match msg {
+                WriterMsg::Line(line) => {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.write_all(b"\n");
+                }
+                WriterMsg::Sink(sink) => {
+                    let _ = out.flush();
+                    let w: Box<dyn Write + Send> = match sink {
+                        AuditSink::Stdout => Box::new(std::io::stdout()),
+                        AuditSink::File(f) => Box::new(f),
+                    };
+                    out = BufWriter::with_capacity(64 * 1024, w);
+                }
+                WriterMsg::Flush(done) => {
+                    let _ = out.flush();
+                    let _ = done.send(());
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(_) => break,
+            }
+        }
+        let _ = out.flush();
+    }
+    let _ = out.flush();
 }
 
 /// One API call, as the audit log records it.
@@ -95,11 +138,16 @@ impl Logs {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         let (error_tx, _) = broadcast::channel(1024);
         let (audit_tx, _) = broadcast::channel(4096);
+        let (writer_tx, writer_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kes-audit".into())
+            .spawn(move || audit_writer_thread(writer_rx))
+            .expect("spawn the audit writer thread");
         Arc::new(Self {
             error_level: AtomicI32::new(INFO),
             audit_level: AtomicI32::new(INFO),
             json: AtomicBool::new(false),
-            audit_sink: Mutex::new(AuditSink::Stdout),
+            audit_writer: Mutex::new(writer_tx),
             error_tx,
             audit_tx,
             metrics,
@@ -111,7 +159,24 @@ impl Logs {
         self.error_level.store(error_level, Ordering::Relaxed);
         self.audit_level.store(audit_level, Ordering::Relaxed);
         self.json.store(json, Ordering::Relaxed);
-        *self.audit_sink.lock().unwrap_or_else(|e| e.into_inner()) = sink;
+        self.send_to_writer(WriterMsg::Sink(sink));
+    }
+
+    fn send_to_writer(&self, msg: WriterMsg) {
+        let tx = self.audit_writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.send(msg);
+    }
+
+    /// Waits until every audit line logged so far is written (shutdown).
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        self.send_to_writer(WriterMsg::Flush(done_tx));
+        let _ = done_rx.recv_timeout(Duration::from_secs(5));
+    }
+
+    /// Whether an API call needs to be turned into an audit event at all.
+    pub fn audit_enabled(&self) -> bool {
+        self.audit_level.load(Ordering::Relaxed) <= INFO || self.audit_tx.receiver_count() > 0
     }
 
     /// A new `/v1/log/error` subscription: JSON lines.
@@ -173,11 +238,7 @@ impl Logs {
                 );
                 l
             };
-            let mut sink = self.audit_sink.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = match &mut *sink {
-                AuditSink::Stdout => writeln!(std::io::stdout().lock(), "{line}"),
-                AuditSink::File(f) => writeln!(f, "{line}"),
-            };
+            self.send_to_writer(WriterMsg::Line(line));
         }
         if let (true, Some(json)) = (to_stream, json) {
             if self.audit_tx.send(Arc::from(json)).is_ok() {

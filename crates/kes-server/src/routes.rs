@@ -280,9 +280,8 @@ impl RouteTable {
 
     /// Matches a decoded request path with `ServeMux` rules.
     pub fn lookup(&self, path: &str) -> Lookup<'_> {
-        let clean = clean_path(path);
-        if clean != path {
-            return Lookup::Redirect(clean);
+        if !is_clean(path) {
+            return Lookup::Redirect(clean_path(path));
         }
         let mut best: Option<&Route> = None;
         for route in &self.routes {
@@ -308,6 +307,16 @@ impl RouteTable {
         }
         Lookup::NotFound
     }
+}
+
+/// Whether `clean_path(p) == p`, without allocating (the common case).
+fn is_clean(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.contains("//")
+        && !p.contains("/./")
+        && !p.contains("/../")
+        && !p.ends_with("/.")
+        && !p.ends_with("/..")
 }
 
 /// Go's `cleanPath`: a rooted, `path.Clean`ed path that keeps a trailing
@@ -409,6 +418,30 @@ mod tests {
         assert_eq!(status.timeout, Duration::from_secs(17));
         assert!(t.any_skip_auth());
         assert!(!RouteTable::default().any_skip_auth());
+    }
+
+    #[test]
+    fn is_clean_agrees_with_clean_path() {
+        for p in [
+            "/",
+            "/a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/./a",
+            "/a/.",
+            "/a/..",
+            "/a/../b",
+            "/a/b/",
+            "/v1/key/list/",
+            "/.a",
+            "/a..b",
+            "/...",
+            "a",
+            "",
+        ] {
+            assert_eq!(is_clean(p), clean_path(p) == p, "{p:?}");
+        }
     }
 
     #[test]

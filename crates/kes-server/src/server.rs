@@ -221,16 +221,18 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
         route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
 
     let status = response.status().as_u16();
-    shared.logs.audit(&AuditEvent {
-        time,
-        method: method.to_string(),
-        path: raw_path,
-        ip: conn.peer.ip().to_string(),
-        identity: identity.map(|i| i.to_string()).unwrap_or_default(),
-        status,
-        duration: started.elapsed(),
-        message: audit_msg.unwrap_or_else(|| "http request".to_string()),
-    });
+    if shared.logs.audit_enabled() {
+        shared.logs.audit(&AuditEvent {
+            time,
+            method: method.to_string(),
+            path: raw_path,
+            ip: conn.peer.ip().to_string(),
+            identity: identity.map(|i| i.to_string()).unwrap_or_default(),
+            status,
+            duration: started.elapsed(),
+            message: audit_msg.unwrap_or_else(|| "http request".to_string()),
+        });
+    }
     let _ = route_path;
     if method == http::Method::HEAD {
         // Never a body for HEAD (HTTP/2 clients treat one as a protocol
