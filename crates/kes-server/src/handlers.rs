@@ -379,10 +379,11 @@ async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
     };
     let key = get_key(req, name).await?;
     let (plaintext, ciphertext) = key.generate_dek(&context);
-    Ok(wire::json(&json!({
-        "plaintext": b64(plaintext.as_slice()),
-        "ciphertext": b64(&ciphertext),
-    })))
+    let plaintext = zeroize::Zeroizing::new(b64(plaintext.as_slice()));
+    Ok(wire::json(&DataKey {
+        plaintext: &plaintext,
+        ciphertext: &b64(&ciphertext),
+    }))
 }
 
 async fn encrypt(req: &Request<'_>) -> Result<Response<Body>> {
@@ -397,7 +398,9 @@ async fn encrypt(req: &Request<'_>) -> Result<Response<Body>> {
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let key = get_key(req, name).await?;
     let ciphertext = key.key.encrypt(&plaintext, &context);
-    Ok(wire::json(&json!({ "ciphertext": b64(&ciphertext) })))
+    Ok(wire::json(&Ciphertext {
+        ciphertext: &b64(&ciphertext),
+    }))
 }
 
 async fn decrypt(req: &Request<'_>) -> Result<Response<Body>> {
@@ -414,7 +417,10 @@ async fn decrypt(req: &Request<'_>) -> Result<Response<Body>> {
         .key
         .decrypt(&ciphertext, &context)
         .map_err(|_| ApiError::DECRYPT)?;
-    Ok(wire::json(&json!({ "plaintext": b64(&plaintext) })))
+    let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
+    Ok(wire::json(&Plaintext {
+        plaintext: &plaintext,
+    }))
 }
 
 async fn hmac(req: &Request<'_>) -> Result<Response<Body>> {
@@ -426,7 +432,30 @@ async fn hmac(req: &Request<'_>) -> Result<Response<Body>> {
     );
     let key = get_key(req, name).await?;
     let mac = key.hmac(&message).ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
-    Ok(wire::json(&json!({ "hmac": b64(&mac) })))
+    Ok(wire::json(&Mac { hmac: &b64(&mac) }))
+}
+
+// The responses of the hot endpoints, in the Go KES's field order; typed
+// so that no JSON map is built per request.
+#[derive(Serialize)]
+struct DataKey<'a> {
+    plaintext: &'a str,
+    ciphertext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Ciphertext<'a> {
+    ciphertext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Plaintext<'a> {
+    plaintext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Mac<'a> {
+    hmac: &'a str,
 }
 
 /// Legacy `POST /v1/key/bulk/decrypt/<name>` (spec §6).

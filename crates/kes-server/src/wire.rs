@@ -71,14 +71,15 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
 /// A JSON body with the given status.
 pub fn json_with_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
     let body = go_json(value);
-    let mut resp = Response::new(full(body.clone()));
+    let len = body.len();
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     resp
 }
 
@@ -97,11 +98,12 @@ pub fn error(err: &ApiError) -> Response<Body> {
     body.extend_from_slice(b"{\"message\":");
     body.extend_from_slice(&escape_go_html(msg));
     body.extend_from_slice(b"\n}");
-    let mut resp = Response::new(full(body.clone()));
+    let len = body.len();
+    let mut resp = Response::new(full(body));
     *resp.status_mut() =
         StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
