@@ -217,7 +217,7 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
 
-    let (response, route_path, audit_msg, identity) =
+    let (response, audit_msg, identity) =
         route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
 
     let status = response.status().as_u16();
@@ -233,7 +233,6 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
             message: audit_msg.unwrap_or_else(|| "http request".to_string()),
         });
     }
-    let _ = route_path;
     if method == http::Method::HEAD {
         // Never a body for HEAD (HTTP/2 clients treat one as a protocol
         // error); the headers, Content-Length included, stay as for GET.
@@ -252,15 +251,10 @@ async fn route_request<'a>(
     method: &http::Method,
     raw_path: &str,
     query: &str,
-) -> (
-    Response<Body>,
-    Option<&'static str>,
-    Option<String>,
-    Option<&'a Identity>,
-) {
+) -> (Response<Body>, Option<String>, Option<&'a Identity>) {
     let Some(path) = percent_decode(raw_path) else {
         let err = ApiError::new(400, "invalid URL escape in request path");
-        return (wire::error(&err), None, None, None);
+        return (wire::error(&err), None, None);
     };
     let (route, resource) = match state.routes.lookup(&path) {
         Lookup::Found(route, resource) => (route, resource),
@@ -269,9 +263,9 @@ async fn route_request<'a>(
                 "" => to,
                 q => format!("{to}?{q}"),
             };
-            return (wire::moved_permanently(&location, method), None, None, None);
+            return (wire::moved_permanently(&location, method), None, None);
         }
-        Lookup::NotFound => return (wire::not_found(), None, None, None),
+        Lookup::NotFound => return (wire::not_found(), None, None),
     };
 
     // POST is accepted wherever the route's method is PUT (the Go SDK sends
@@ -288,7 +282,7 @@ async fn route_request<'a>(
             http::HeaderValue::from_str(route.method.as_str())
                 .unwrap_or_else(|_| http::HeaderValue::from_static("GET")),
         );
-        return (resp, Some(route.path), None, None);
+        return (resp, None, None);
     }
 
     let guard = counted(route).then(|| shared.metrics.start());
@@ -297,7 +291,7 @@ async fn route_request<'a>(
     if let Some(guard) = guard {
         guard.finish(response.status().as_u16(), route.path);
     }
-    (response, Some(route.path), audit, identity)
+    (response, audit, identity)
 }
 
 async fn authorize_and_run<'a>(
