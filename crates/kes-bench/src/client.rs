@@ -7,12 +7,15 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
+};
 use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use rustls::{DigitallySignedStruct, HandshakeKind, NamedGroup, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 
 /// How the client authenticates and verifies the server.
@@ -68,9 +71,7 @@ pub fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, Stri
         vec![b"http/1.1".to_vec()]
     };
     config.resumption = if opts.resume {
-        // More tickets than workers so that concurrent new connections do
-        // not fall back to full handshakes for lack of a ticket.
-        Resumption::in_memory_sessions(1024)
+        Resumption::store(Arc::new(TicketPool::default()))
     } else {
         Resumption::disabled()
     };
@@ -280,5 +281,68 @@ impl ServerCertVerifier for AnyServerCert {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+/// Session tickets for the one server a run talks to. rustls's own cache
+/// keeps at most 8 TLS 1.3 tickets per server, each usable once, so with
+/// more concurrent new connections than that many handshakes would be full
+/// ones although resumption is on; this pool keeps enough for every worker.
+#[derive(Debug, Default)]
+struct TicketPool {
+    state: Mutex<TicketState>,
+}
+
+#[derive(Debug, Default)]
+struct TicketState {
+    kx_hint: Option<NamedGroup>,
+    tls12: Option<Tls12ClientSessionValue>,
+    tls13: VecDeque<Tls13ClientSessionValue>,
+}
+
+/// Enough for thousands of connections in flight; the oldest go first.
+const MAX_TICKETS: usize = 4096;
+
+impl TicketPool {
+    fn with<T>(&self, f: impl FnOnce(&mut TicketState) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut state)
+    }
+}
+
+impl ClientSessionStore for TicketPool {
+    fn set_kx_hint(&self, _: ServerName<'static>, group: NamedGroup) {
+        self.with(|s| s.kx_hint = Some(group));
+    }
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        self.with(|s| s.kx_hint)
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.with(|s| s.tls12 = Some(value));
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.with(|s| s.tls12.clone())
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {
+        self.with(|s| s.tls12 = None);
+    }
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        self.with(|s| {
+            if s.tls13.len() >= MAX_TICKETS {
+                s.tls13.pop_front();
+            }
+            s.tls13.push_back(value);
+        });
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        // Newest first: the most recently issued tickets are the least
+        // likely to have expired.
+        self.with(|s| s.tls13.pop_back())
     }
 }
