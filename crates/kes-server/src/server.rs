@@ -347,33 +347,63 @@ async fn authorize_and_run<'a>(
         body,
         query,
     };
-    let run = AssertUnwindSafe(handlers::dispatch(request)).catch_unwind();
-    let outcome = if route.timeout.is_zero() {
+    let answer = guarded(route.path, route.timeout, handlers::dispatch(request)).await;
+    (answer.response, answer.audit, identity)
+}
+
+/// Runs a handler so that neither a panic nor a hang can take more than
+/// its request down: a panic becomes 500, running over `timeout` (unless
+/// zero) becomes 503.
+async fn guarded<F>(path: &str, timeout: Duration, handler: F) -> Answer
+where
+    F: std::future::Future<Output = Result<Answer, ApiError>>,
+{
+    let run = AssertUnwindSafe(handler).catch_unwind();
+    let outcome = if timeout.is_zero() {
         Ok(run.await)
     } else {
-        tokio::time::timeout(route.timeout, run).await
+        tokio::time::timeout(timeout, run).await
     };
-    let answer = match outcome {
+    match outcome {
         Ok(Ok(Ok(answer))) => answer,
         Ok(Ok(Err(err))) => Answer::from(wire::error(&err)),
         Ok(Err(_panic)) => {
-            tracing::error!(
-                path = route.path,
-                "handler panicked; request answered with 500"
-            );
+            tracing::error!(path, "handler panicked; request answered with 500");
             Answer::from(wire::error(&ApiError::new(500, "internal server error")))
         }
         Err(_elapsed) => {
-            tracing::warn!(path = route.path, "request timed out");
+            tracing::warn!(path, "request timed out");
             Answer::from(wire::error(&ApiError::new(503, "request timed out")))
         }
-    };
-    (answer.response, answer.audit, identity)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn panics_and_hangs_stay_in_their_request() {
+        let panicking = async {
+            if std::hint::black_box(true) {
+                panic!("handler bug");
+            }
+            Ok(Answer::from(wire::empty_ok()))
+        };
+        let a = guarded("/v1/key/create/", Duration::from_secs(1), panicking).await;
+        assert_eq!(a.response.status(), 500);
+
+        let hanging = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Answer::from(wire::empty_ok()))
+        };
+        let a = guarded("/v1/status", Duration::from_millis(20), hanging).await;
+        assert_eq!(a.response.status(), 503);
+
+        let failing = async { Err(ApiError::KEY_NOT_FOUND) };
+        let a = guarded("/v1/key/describe/", Duration::ZERO, failing).await;
+        assert_eq!(a.response.status(), 404);
+    }
 
     #[test]
     fn decode_paths() {
