@@ -19,7 +19,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
@@ -50,7 +50,7 @@ pub struct Logs {
     /// Console/file lines go to a writer thread, so a request never waits
     /// for a write syscall; under load the thread writes many lines per
     /// syscall, when idle each line at once.
-    audit_writer: Mutex<std::sync::mpsc::Sender<WriterMsg>>,
+    audit_writer: std::sync::mpsc::SyncSender<WriterMsg>,
     error_tx: broadcast::Sender<Arc<str>>,
     audit_tx: broadcast::Sender<Arc<str>>,
     metrics: Arc<Metrics>,
@@ -64,14 +64,22 @@ enum WriterMsg {
 
 fn audit_writer_thread(rx: std::sync::mpsc::Receiver<WriterMsg>) {
     use std::io::{BufWriter, Write};
+    use std::sync::mpsc::TryRecvError;
     let mut out: BufWriter<Box<dyn Write + Send>> =
         BufWriter::with_capacity(64 * 1024, Box::new(std::io::stdout()));
-    while let Ok(mut msg) = rx.recv() {
+    // Block only while idle. While lines keep coming, write a batch, then
+    // pause briefly instead of parking: senders then rarely find the thread
+    // asleep, so they rarely pay for a wake-up, and one write(2) carries
+    // many lines. An idle server writes each line at once.
+    let mut next = rx.recv().ok();
+    while let Some(mut msg) = next.take() {
+        let mut lines = 0usize;
         loop {
             match msg {
                 WriterMsg::Line(line) => {
                     let _ = out.write_all(line.as_bytes());
                     let _ = out.write_all(b"\n");
+                    lines += 1;
                 }
                 WriterMsg::Sink(sink) => {
                     let _ = out.flush();
@@ -87,26 +95,38 @@ fn audit_writer_thread(rx: std::sync::mpsc::Receiver<WriterMsg>) {
                 }
             }
             match rx.try_recv() {
-                Ok(next) => msg = next,
+                Ok(m) => msg = m,
                 Err(_) => break,
             }
         }
         let _ = out.flush();
+        if lines > 1 {
+            std::thread::sleep(Duration::from_millis(2));
+            match rx.try_recv() {
+                Ok(m) => {
+                    next = Some(m);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        next = rx.recv().ok();
     }
     let _ = out.flush();
 }
 
 /// One API call, as the audit log records it.
 #[derive(Debug, Clone)]
-pub struct AuditEvent {
+pub struct AuditEvent<'a> {
     pub time: OffsetDateTime,
-    pub method: String,
-    pub path: String,
-    pub ip: String,
-    pub identity: String,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub ip: std::net::IpAddr,
+    pub identity: &'a str,
     pub status: u16,
     pub duration: Duration,
-    pub message: String,
+    pub message: &'a str,
 }
 
 #[derive(Serialize)]
@@ -118,8 +138,7 @@ struct AuditJson<'a> {
 
 #[derive(Serialize)]
 struct AuditRequest<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    ip: &'a str,
+    ip: std::net::IpAddr,
     path: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     identity: &'a str,
@@ -138,7 +157,9 @@ impl Logs {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         let (error_tx, _) = broadcast::channel(1024);
         let (audit_tx, _) = broadcast::channel(4096);
-        let (writer_tx, writer_rx) = std::sync::mpsc::channel();
+        // Bounded: a disk slower than the request rate slows requests down
+        // (back-pressure) instead of growing memory without limit.
+        let (writer_tx, writer_rx) = std::sync::mpsc::sync_channel(64 * 1024);
         std::thread::Builder::new()
             .name("kes-audit".into())
             .spawn(move || audit_writer_thread(writer_rx))
@@ -147,7 +168,7 @@ impl Logs {
             error_level: AtomicI32::new(INFO),
             audit_level: AtomicI32::new(INFO),
             json: AtomicBool::new(false),
-            audit_writer: Mutex::new(writer_tx),
+            audit_writer: writer_tx,
             error_tx,
             audit_tx,
             metrics,
@@ -163,8 +184,7 @@ impl Logs {
     }
 
     fn send_to_writer(&self, msg: WriterMsg) {
-        let tx = self.audit_writer.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = tx.send(msg);
+        let _ = self.audit_writer.send(msg);
     }
 
     /// Waits until every audit line logged so far is written (shutdown).
@@ -200,10 +220,10 @@ impl Logs {
             let doc = AuditJson {
                 time: format_rfc3339_nano(ev.time),
                 request: AuditRequest {
-                    ip: &ev.ip,
-                    path: &ev.path,
-                    identity: &ev.identity,
-                    method: &ev.method,
+                    ip: ev.ip,
+                    path: ev.path,
+                    identity: ev.identity,
+                    method: ev.method,
                 },
                 response: AuditResponse {
                     code: ev.status,
@@ -223,16 +243,20 @@ impl Logs {
             let line = if self.json.load(Ordering::Relaxed) {
                 json.clone().unwrap_or_default()
             } else {
-                let mut l = String::with_capacity(256);
+                let mut l = String::with_capacity(320);
+                l.push_str("time=");
+                write_slog_time(&mut l, ev.time);
+                l.push_str(" level=INFO msg=");
+                push_slog_value(&mut l, ev.message);
+                l.push_str(" req.method=");
+                push_slog_value(&mut l, ev.method);
+                l.push_str(" req.path=");
+                push_slog_value(&mut l, ev.path);
+                let _ = write!(l, " req.ip={} req.identity=", ev.ip);
+                push_slog_value(&mut l, ev.identity);
                 let _ = write!(
                     l,
-                    "time={} level=INFO msg={} req.method={} req.path={} req.ip={} req.identity={} res.code={} res.time={}",
-                    slog_time(ev.time),
-                    slog_value(&ev.message),
-                    slog_value(&ev.method),
-                    slog_value(&ev.path),
-                    slog_value(&ev.ip),
-                    slog_value(&ev.identity),
+                    " res.code={} res.time={}",
                     ev.status,
                     go_duration(ev.duration)
                 );
@@ -285,13 +309,41 @@ pub fn slog_time(t: OffsetDateTime) -> String {
     )
 }
 
+/// Appends [`slog_time`] without an intermediate string.
+fn write_slog_time(out: &mut String, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    );
+}
+
+/// Appends [`slog_value`] without an intermediate string.
+fn push_slog_value(out: &mut String, s: &str) {
+    if needs_quote(s) {
+        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+    } else {
+        out.push_str(s);
+    }
+}
+
+fn needs_quote(s: &str) -> bool {
+    s.is_empty()
+        || s.chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control())
+}
+
 /// A slog text value: quoted when it is empty or contains spaces, quotes,
 /// `=` or control characters.
 pub fn slog_value(s: &str) -> String {
-    let needs_quote = s.is_empty()
-        || s.chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '=' || c.is_control());
-    if needs_quote {
+    if needs_quote(s) {
         serde_json::to_string(s).unwrap_or_default()
     } else {
         s.to_string()
@@ -485,13 +537,13 @@ mod tests {
         let mut rx = logs.subscribe_audit();
         logs.audit(&AuditEvent {
             time: OffsetDateTime::UNIX_EPOCH,
-            method: "PUT".into(),
-            path: "/v1/key/create/k".into(),
-            ip: "127.0.0.1".into(),
-            identity: "ab".into(),
+            method: "PUT",
+            path: "/v1/key/create/k",
+            ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            identity: "ab",
             status: 200,
             duration: Duration::from_millis(3),
-            message: "secret key 'k' created".into(),
+            message: "secret key 'k' created",
         });
         let line = rx.recv().await.unwrap();
         assert_eq!(

@@ -12,8 +12,10 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Routes with a histogram of their own (more than the server has).
+pub const MAX_ROUTES: usize = 32;
 
 /// The upper bounds of `kes_http_response_time`, in seconds.
 pub const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0, 5.0, 10.0];
@@ -83,7 +85,9 @@ pub struct Metrics {
     response_time: Histogram,
     audit_events: AtomicU64,
     error_events: AtomicU64,
-    routes: Mutex<Vec<(&'static str, Histogram)>>,
+    /// Per-route histograms, indexed by [`crate::routes::Endpoint`]; no
+    /// lock on the request path.
+    routes: Box<[(std::sync::OnceLock<&'static str>, Histogram)]>,
 }
 
 impl Default for Metrics {
@@ -112,7 +116,9 @@ impl Metrics {
             response_time: Histogram::default(),
             audit_events: AtomicU64::new(0),
             error_events: AtomicU64::new(0),
-            routes: Mutex::new(Vec::new()),
+            routes: (0..MAX_ROUTES)
+                .map(|_| (std::sync::OnceLock::new(), Histogram::default()))
+                .collect(),
         }
     }
 
@@ -126,19 +132,14 @@ impl Metrics {
         }
     }
 
-    fn finish(&self, status: u16, elapsed: Duration, route: &'static str) {
+    fn finish(&self, status: u16, elapsed: Duration, route: (usize, &'static str)) {
         if let Some(c) = self.by_code.get(status as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.response_time.observe(elapsed);
-        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        match routes.iter().find(|(p, _)| *p == route) {
-            Some((_, h)) => h.observe(elapsed),
-            None => {
-                let h = Histogram::default();
-                h.observe(elapsed);
-                routes.push((route, h));
-            }
+        if let Some((name, h)) = self.routes.get(route.0) {
+            name.get_or_init(|| route.1);
+            h.observe(elapsed);
         }
     }
 
@@ -279,15 +280,15 @@ impl Metrics {
             "# HELP kes_http_route_response_time Response times per API route."
         );
         let _ = writeln!(out, "# TYPE kes_http_route_response_time histogram");
-        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-        for (route, h) in routes.iter() {
-            h.write(
-                out,
-                "kes_http_route_response_time",
-                &format!("route=\"{route}\""),
-            );
+        for (route, h) in self.routes.iter() {
+            if let Some(route) = route.get() {
+                h.write(
+                    out,
+                    "kes_http_route_response_time",
+                    &format!("route=\"{route}\""),
+                );
+            }
         }
-        drop(routes);
         let figures = [
             (
                 "kes_keycache_hits",
@@ -335,8 +336,9 @@ pub struct ActiveGuard<'a> {
 }
 
 impl ActiveGuard<'_> {
-    /// Records the response status of the request.
-    pub fn finish(self, status: u16, route: &'static str) {
+    /// Records the response status of the request for `route` (its index
+    /// below [`MAX_ROUTES`] and its path).
+    pub fn finish(self, status: u16, route: (usize, &'static str)) {
         self.metrics.finish(status, self.start.elapsed(), route);
         // Drop decrements `active`.
     }
@@ -386,9 +388,9 @@ mod tests {
     #[test]
     fn counters_without_total_suffix() {
         let m = Metrics::new();
-        m.start().finish(200, "/v1/key/create/");
-        m.start().finish(404, "/v1/key/describe/");
-        m.start().finish(400, "/v1/key/create/");
+        m.start().finish(200, (5, "/v1/key/create/"));
+        m.start().finish(404, (7, "/v1/key/describe/"));
+        m.start().finish(400, (5, "/v1/key/create/"));
         let text = m.render(None);
         assert!(text.contains("kes_http_request_success{code=\"200\"} 1\n"));
         assert!(text.contains("kes_http_request_error{code=\"404\"} 1\n"));

@@ -359,6 +359,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_route_has_a_metrics_slot() {
+        for r in RouteTable::default().routes() {
+            assert!((r.endpoint as usize) < crate::metrics::MAX_ROUTES);
+        }
+    }
+
+    #[test]
     fn twenty_two_listed_routes() {
         let t = RouteTable::default();
         assert_eq!(t.routes().iter().filter(|r| r.listed).count(), 22);

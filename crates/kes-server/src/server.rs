@@ -224,13 +224,13 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
     if shared.logs.audit_enabled() {
         shared.logs.audit(&AuditEvent {
             time,
-            method: method.to_string(),
-            path: raw_path,
-            ip: conn.peer.ip().to_string(),
-            identity: identity.map(|i| i.to_string()).unwrap_or_default(),
+            method: method.as_str(),
+            path: &raw_path,
+            ip: conn.peer.ip(),
+            identity: identity.map(|i| i.as_str()).unwrap_or_default(),
             status,
             duration: started.elapsed(),
-            message: audit_msg.unwrap_or_else(|| "http request".to_string()),
+            message: audit_msg.as_deref().unwrap_or("http request"),
         });
     }
     if method == http::Method::HEAD {
@@ -289,7 +289,10 @@ async fn route_request<'a>(
     let (response, audit, identity) =
         authorize_and_run(shared, state, conn, route, &resource, req, query).await;
     if let Some(guard) = guard {
-        guard.finish(response.status().as_u16(), route.path);
+        guard.finish(
+            response.status().as_u16(),
+            (route.endpoint as usize, route.path),
+        );
     }
     (response, audit, identity)
 }
