@@ -9,11 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::CryptoProvider;
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use rustls_pki_types::{CertificateDer, UnixTime};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,22 +24,20 @@ fn generate_reply() -> Bytes {
     ))
 }
 
+/// Exactly the server's TLS configuration (kes_server::tls), so the
+/// comparison measures everything but the TLS setup.
 fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
     let ips = [std::net::IpAddr::from([127, 0, 0, 1])];
     let cert = kes_core::certgen::dev_server_certificate(&ips)
         .map_err(|e| format!("cannot create a certificate: {e}"))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(Arc::new(AnyClientCert { provider }))
-        .with_single_cert(vec![cert.certificate()], cert.private_key())
-        .map_err(|e| format!("invalid certificate: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
-    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
-        .map_err(|e| format!("cannot create a session ticketer: {e}"))?;
-    Ok(Arc::new(config))
+    kes_server::tls::server_config(kes_server::tls::TlsSettings {
+        certificates: vec![cert.certificate()],
+        private_key: cert.private_key(),
+        client_auth: kes_server::tls::ClientAuth::Any,
+        ca: None,
+        optional_client_cert: false,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Serves until the process is killed. Prints the address as KES does.
@@ -109,67 +102,4 @@ pub fn serve(addr: &str) -> Result<(), String> {
             });
         }
     })
-}
-
-/// Any client certificate; the handshake signature is still verified.
-#[derive(Debug)]
-struct AnyClientCert {
-    provider: Arc<CryptoProvider>,
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
