@@ -177,6 +177,11 @@ struct Inner {
 pub struct VaultKeyStore {
     inner: Arc<Inner>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// KV v1 has no check-and-set: a create is a read, then a write. Two
+    /// creates of one name in this process are serialised so that neither
+    /// can overwrite the other (between servers the create-only policy of
+    /// docs/vault.md closes the gap; KV v2 uses `cas=0`).
+    v1_creates: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for VaultKeyStore {
@@ -276,6 +281,7 @@ impl VaultKeyStore {
         Ok(VaultKeyStore {
             inner,
             tasks: Mutex::new(tasks),
+            v1_creates: tokio::sync::Mutex::new(()),
         })
     }
 }
@@ -652,6 +658,10 @@ impl KeyStore for VaultKeyStore {
     async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let inner = &self.inner;
+        let _serialised = match inner.layout.version {
+            KvVersion::V1 => Some(self.v1_creates.lock().await),
+            KvVersion::V2 => None,
+        };
         if inner.read(name).await?.is_some() {
             return Err(Error::KeyExists);
         }
