@@ -858,9 +858,16 @@ fn root_store(ca_files: &[PathBuf]) -> Result<RootCertStore, Error> {
 }
 
 /// Accepts any server certificate but still checks the handshake
-/// signatures, for `--insecure`.
+/// signatures, for `--insecure` (the CLI, kes-bench).
 #[derive(Debug)]
-struct NoServerVerification(Arc<CryptoProvider>);
+pub struct NoServerVerification(Arc<CryptoProvider>);
+
+impl NoServerVerification {
+    /// A verifier checking signatures with `provider`'s algorithms.
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        Self(provider)
+    }
+}
 
 impl ServerCertVerifier for NoServerVerification {
     fn verify_server_cert(

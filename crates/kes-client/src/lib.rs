@@ -26,7 +26,7 @@ mod log;
 mod pem;
 mod types;
 
-pub use client::{normalize_endpoint, Client, ClientBuilder};
+pub use client::{normalize_endpoint, Client, ClientBuilder, NoServerVerification};
 pub use error::Error;
 pub use log::LogStream;
 pub use pem::is_encrypted_private_key;
