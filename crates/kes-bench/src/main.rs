@@ -105,7 +105,7 @@ struct RunArgs {
     #[arg(short = 'c', long, default_value_t = 32)]
     connections: usize,
     /// Run for this long (e.g. 10s, 500ms, 1m)
-    #[arg(short = 'd', long, value_parser = parse_duration, conflicts_with = "requests")]
+    #[arg(short = 'd', long, value_parser = kes_core::duration::parse_positive_duration, conflicts_with = "requests")]
     duration: Option<Duration>,
     /// Run this many requests instead
     #[arg(short = 'n', long)]
@@ -138,38 +138,8 @@ struct RunArgs {
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Give up on a request after this long
-    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    #[arg(long, value_parser = kes_core::duration::parse_positive_duration, default_value = "30s")]
     timeout: Duration,
-}
-
-/// Go-style durations as people type them: 10s, 500ms, 1m, 1m30s.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration '{s}': use e.g. 10s, 500ms or 1m");
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit() && c != '.')
-            .ok_or_else(err)?;
-        let value: f64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(value * scale).map_err(|_| err())?;
-    }
-    Ok(total)
 }
 
 fn read_file(path: &PathBuf) -> Result<Vec<u8>, String> {
@@ -347,23 +317,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::from(1)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "10", "s", "10x", "-1s", "1e999s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

@@ -11,10 +11,12 @@
 //! - [`pem`]: PEM decoding, including legacy encrypted private keys.
 //! - [`certgen`]: certificates for `kes identity new` and the API-key client certificate.
 //! - [`timefmt`]: Go-compatible RFC 3339 timestamps.
+//! - [`duration`]: Go-syntax durations (`5m0s`).
 
 pub mod apikey;
 pub mod certgen;
 pub mod ciphertext;
+pub mod duration;
 pub mod error;
 pub mod identity;
 pub mod key;

@@ -14,6 +14,7 @@
 //! paths and error descriptions only.
 
 use crate::metrics::Metrics;
+use kes_core::duration::format_duration;
 use kes_core::timefmt::format_rfc3339_nano;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -258,7 +259,7 @@ impl Logs {
                     l,
                     " res.code={} res.time={}",
                     ev.status,
-                    go_duration(ev.duration)
+                    format_duration(ev.duration)
                 );
                 l
             };
@@ -348,52 +349,6 @@ pub fn slog_value(s: &str) -> String {
     } else {
         s.to_string()
     }
-}
-
-/// Formats a duration like Go's `time.Duration.String()` (`1.5s`, `200ms`,
-/// `15.2µs`, `0s`).
-pub fn go_duration(d: Duration) -> String {
-    let nanos = d.as_nanos();
-    if nanos == 0 {
-        return "0s".into();
-    }
-    let frac = |v: u128, unit: u128, suffix: &str| {
-        let whole = v / unit;
-        let rest = v % unit;
-        if rest == 0 {
-            format!("{whole}{suffix}")
-        } else {
-            let digits = unit.to_string().len() - 1;
-            let s = format!("{rest:0digits$}");
-            format!("{whole}.{}{suffix}", s.trim_end_matches('0'))
-        }
-    };
-    if nanos < 1_000 {
-        return format!("{nanos}ns");
-    }
-    if nanos < 1_000_000 {
-        return frac(nanos, 1_000, "µs");
-    }
-    if nanos < 1_000_000_000 {
-        return frac(nanos, 1_000_000, "ms");
-    }
-    let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    let sub = d.subsec_nanos();
-    let mut out = String::new();
-    if h > 0 {
-        let _ = write!(out, "{h}h");
-    }
-    if h > 0 || m > 0 {
-        let _ = write!(out, "{m}m");
-    }
-    if sub == 0 {
-        let _ = write!(out, "{s}s");
-    } else {
-        let f = format!("{sub:09}");
-        let _ = write!(out, "{s}.{}s", f.trim_end_matches('0'));
-    }
-    out
 }
 
 /// Formats `tracing` events as error-log records.
@@ -509,14 +464,14 @@ mod tests {
 
     #[test]
     fn go_durations() {
-        assert_eq!(go_duration(Duration::from_millis(200)), "200ms");
-        assert_eq!(go_duration(Duration::from_micros(15_200)), "15.2ms");
-        assert_eq!(go_duration(Duration::from_nanos(15_200)), "15.2µs");
-        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
-        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
-        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-        assert_eq!(go_duration(Duration::ZERO), "0s");
-        assert_eq!(go_duration(Duration::from_nanos(7)), "7ns");
+        assert_eq!(format_duration(Duration::from_millis(200)), "200ms");
+        assert_eq!(format_duration(Duration::from_micros(15_200)), "15.2ms");
+        assert_eq!(format_duration(Duration::from_nanos(15_200)), "15.2µs");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
+        assert_eq!(format_duration(Duration::from_nanos(7)), "7ns");
     }
 
     #[test]

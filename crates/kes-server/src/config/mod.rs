@@ -8,13 +8,12 @@
 //! Unknown keys are ignored, as in the Go KES, but reported in
 //! [`ServerConfig::warnings`] so the server can point out typos.
 
-mod duration;
 mod keystore;
 mod log;
 mod schema;
 mod yaml;
 
-pub use duration::{format_duration, parse_duration};
+pub use kes_core::duration::{format_duration, parse_duration};
 pub use keystore::KeyStoreConfig;
 pub use log::{LogFormat, LogLevel};
 

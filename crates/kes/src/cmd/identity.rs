@@ -12,7 +12,6 @@ use rustls_pki_types::PrivateKeyDer;
 use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The environment variable `--encrypt` and encrypted key files take the
@@ -222,14 +221,12 @@ fn run_describe(target: &str, json: bool) -> CliResult {
 }
 
 fn run_new(args: NewArgs) -> CliResult {
-    let validity = parse_go_duration(&args.expiry)
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            CliError::usage(format!(
-                "invalid --expiry '{}': expected a positive duration like 720h",
-                args.expiry
-            ))
-        })?;
+    let validity = kes_core::duration::parse_positive_duration(&args.expiry).map_err(|_| {
+        CliError::usage(format!(
+            "invalid --expiry '{}': expected a positive duration like 720h",
+            args.expiry
+        ))
+    })?;
     let mut ip_addresses = Vec::new();
     // `--ip ""` appears in the KES tutorials; an empty value adds nothing.
     for ip in args.ip.iter().filter(|ip| !ip.trim().is_empty()) {
@@ -388,81 +385,4 @@ fn read_password(confirm: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
         }
     }
     Ok(password)
-}
-
-/// Parses a Go `time.Duration` string (`720h`, `1h30m`, `90s`, `1.5h`).
-/// Returns `None` for anything Go would reject or a negative duration.
-fn parse_go_duration(s: &str) -> Option<Duration> {
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut rest = s;
-    let mut total_nanos: u128 = 0;
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(number_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_nanos: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() && fraction.is_empty() {
-            return None;
-        }
-        let whole: u128 = if whole.is_empty() {
-            0
-        } else {
-            whole.parse().ok()?
-        };
-        let mut value = whole.checked_mul(unit_nanos)?;
-        let mut scale = unit_nanos;
-        for digit in fraction.chars() {
-            let digit = u128::from(digit.to_digit(10)?);
-            scale /= 10;
-            value = value.checked_add(digit * scale)?;
-        }
-        total_nanos = total_nanos.checked_add(value)?;
-        rest = tail;
-    }
-    // Go durations are int64 nanoseconds.
-    if total_nanos > i64::MAX as u128 {
-        return None;
-    }
-    Some(Duration::from_nanos(total_nanos as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_go_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(
-            parse_go_duration("720h"),
-            Some(Duration::from_secs(720 * 3600))
-        );
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "h", "10", "-1h", "1d", "1.h.", "9999999999h", ".h"] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
-        }
-    }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// How often to scrape the metrics (e.g. 5s, 500ms, 1m)
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = kes_core::duration::parse_positive_duration)]
     rate: Duration,
     /// Stop after this many snapshots (default: run until interrupted)
     #[arg(short = 'n', long)]
@@ -229,53 +229,9 @@ fn draw(s: &Snapshot, rate: Option<f64>, color: bool) -> CliResult {
     print_line(out.trim_end())
 }
 
-/// A Go-style duration: `500ms`, `5s`, `1m30s`, `1h`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration '{s}' (examples: 500ms, 5s, 1m)");
-    let mut total = Duration::ZERO;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if digits == 0 {
-            return Err(err());
-        }
-        let value: f64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(err()),
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(value * unit).map_err(|_| err())?;
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "5", "s", "5x", "-1s", "5s5"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn prometheus_text() {

@@ -1,5 +1,7 @@
 //! Durations in Go's `time.ParseDuration` syntax, because existing KES
-//! configs are written in it (`5m0s`, `30s`, `1.5h`, `2h45m`).
+//! configs and command lines are written in it (`5m0s`, `30s`, `1.5h`,
+//! `2h45m`): one parser and one formatter for the config file, the CLI,
+//! the logs and kes-bench.
 
 use std::time::Duration;
 
@@ -124,5 +126,31 @@ pub fn format_duration(d: Duration) -> String {
         format!("{minutes}m{seconds}s")
     } else {
         format!("{seconds}s")
+    }
+}
+
+/// [`parse_duration`] for command-line intervals and deadlines, where zero
+/// makes no sense (`kes metric --rate`, `kes-bench -d`).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(format!("invalid duration '{s}': must be greater than zero")),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positive_durations() {
+        assert_eq!(parse_positive_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(
+            parse_positive_duration("1m30s"),
+            Ok(Duration::from_secs(90))
+        );
+        for bad in ["", "0", "0s", "5", "s", "5x", "-1s", "5s5", "1e999s"] {
+            assert!(parse_positive_duration(bad).is_err(), "{bad}");
+        }
     }
 }
