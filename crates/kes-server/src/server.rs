@@ -178,9 +178,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn percent_decode(path: &str) -> Option<String> {
+/// The decoded path (Go's `URL.Path`); borrowed in the common case of a
+/// path without escapes.
+fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
     if !path.contains('%') {
-        return Some(path.to_string());
+        return Some(std::borrow::Cow::Borrowed(path));
     }
     let bytes = path.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -196,7 +198,7 @@ fn percent_decode(path: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
 }
 
 /// Routes whose requests the reference counts in its request metrics.
