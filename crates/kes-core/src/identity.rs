@@ -72,27 +72,40 @@ fn parse_certificate(
     }
 }
 
-/// Selects the leaf among the certificates a client sent (DER, leaf first as
-/// in TLS): skips CA certificates; exactly one non-CA certificate must remain.
-/// Errors are the exact API errors of spec §3.1.
+/// The identity of a TLS client from the certificates it sent (DER, in the
+/// order of the handshake). This is the one function that decides who a
+/// caller is, for full handshakes and resumed sessions alike.
+///
+/// Only the FIRST certificate counts: it is the one whose private key signed
+/// the handshake, so it is the only one the client proved it holds. Any
+/// other certificate in the chain is public material that anybody can send
+/// (an administrator's certificate sits in config files and travels in clear
+/// in TLS 1.2 handshakes), so taking the identity from it would let anyone
+/// become anyone. Hence:
+/// - a CA certificate first is answered `client certificate is required`
+///   (as the Go KES answers honest clients that present a CA certificate);
+/// - a further non-CA certificate behind the first is answered `received
+///   more than one client certificate` (the Go KES's error for that chain);
+/// - CA certificates behind the first (intermediates) are fine.
 ///
 /// A certificate that cannot be parsed at all is answered with 400
 /// `tls: invalid client certificate`: the Go server never gets that far
 /// because its TLS stack already rejects such a handshake.
 pub fn identify<C: AsRef<[u8]>>(peer_certificates: &[C]) -> Result<Identity, ApiError> {
-    let mut leaf = None;
-    for der in peer_certificates {
-        let cert = parse_certificate(der.as_ref())
-            .map_err(|_| ApiError::from_static(400, "tls: invalid client certificate"))?;
-        if cert.is_ca() {
-            continue;
-        }
-        if leaf.is_some() {
+    let invalid = |_| ApiError::from_static(400, "tls: invalid client certificate");
+    let Some((first, rest)) = peer_certificates.split_first() else {
+        return Err(ApiError::CERTIFICATE_REQUIRED);
+    };
+    let leaf = parse_certificate(first.as_ref()).map_err(invalid)?;
+    if leaf.is_ca() {
+        return Err(ApiError::CERTIFICATE_REQUIRED);
+    }
+    for der in rest {
+        if !parse_certificate(der.as_ref()).map_err(invalid)?.is_ca() {
             return Err(ApiError::TOO_MANY_CERTIFICATES);
         }
-        leaf = Some(Identity::from_spki_der(
-            cert.tbs_certificate.subject_pki.raw,
-        ));
     }
-    leaf.ok_or(ApiError::CERTIFICATE_REQUIRED)
+    Ok(Identity::from_spki_der(
+        leaf.tbs_certificate.subject_pki.raw,
+    ))
 }

@@ -48,14 +48,19 @@ fn malformed_certificates_are_errors() {
 }
 
 #[test]
-fn identify_selects_the_single_non_ca_certificate() {
+fn identify_takes_only_the_first_certificate() {
     let leaf = der("ec.crt");
     let ca = der("ca.crt");
     let expected = openssl_identity("ec.crt");
 
     assert_eq!(identify(&[&leaf]).unwrap().as_str(), expected);
-    assert_eq!(identify(&[&ca, &leaf]).unwrap().as_str(), expected);
     assert_eq!(identify(&[&leaf, &ca]).unwrap().as_str(), expected);
+    // A CA first: the leaf behind it proves nothing (its key did not sign
+    // the handshake), so there is no identity.
+    assert_eq!(
+        identify(&[&ca, &leaf]).unwrap_err(),
+        ApiError::CERTIFICATE_REQUIRED
+    );
 
     let other = ApiKey::generate()
         .client_certificate()
