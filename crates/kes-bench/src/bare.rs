@@ -37,6 +37,7 @@ fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
         ca: None,
         optional_client_cert: false,
     })
+    .map(|tls| tls.config.clone())
     .map_err(|e| e.to_string())
 }
 

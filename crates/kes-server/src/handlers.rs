@@ -27,9 +27,10 @@ pub struct Request<'a> {
     pub resource: &'a str,
     /// The caller; `None` only on routes that skip authentication.
     pub identity: Option<&'a Identity>,
-    /// The request body, cut at the route's limit; `None` when it exceeded
-    /// the limit or could not be read (answered like invalid JSON).
-    pub body: Option<Bytes>,
+    /// The request body (in a buffer wiped when dropped); `None` when it
+    /// exceeded the route's limit or could not be read (answered like
+    /// invalid JSON).
+    pub body: Option<&'a [u8]>,
     /// The raw query string.
     pub query: &'a str,
 }
@@ -225,7 +226,7 @@ async fn create_key(req: &Request<'_>) -> Result<Answer> {
 
 async fn import_key(req: &Request<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let body = req.body.as_deref().ok_or(ApiError::INVALID_IMPORT_BODY)?;
+    let body = req.body.ok_or(ApiError::INVALID_IMPORT_BODY)?;
     let json = GoJson::parse(body).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
     let bytes = zeroize::Zeroizing::new(
         json.bytes("key")
@@ -341,6 +342,10 @@ async fn list_keys(req: &Request<'_>) -> Result<Response<Body>> {
         ApiError::LIST_FAILED
     })?;
     let (names, continue_at) = page(names, &paging(req.query));
+    let size: usize = names.iter().map(|n| n.len() + 3).sum();
+    if size > wire::STREAM_LISTING_ABOVE {
+        return Ok(wire::names_stream(names, continue_at));
+    }
     let mut doc = serde_json::Map::new();
     doc.insert("names".into(), names.into());
     if !continue_at.is_empty() {
@@ -363,7 +368,7 @@ async fn delete_key(req: &Request<'_>) -> Result<Answer> {
 }
 
 fn body_json(req: &Request<'_>) -> Result<GoJson> {
-    let body = req.body.as_deref().ok_or(ApiError::INVALID_REQUEST_BODY)?;
+    let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
     GoJson::parse(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)
 }
 
@@ -371,7 +376,7 @@ async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     // The body is optional: MinIO's first call sends a context, `kes key
     // dek` without one may send nothing.
-    let context = match req.body.as_deref() {
+    let context = match req.body {
         Some([]) => Vec::new(),
         _ => body_json(req)?
             .bytes("context")
@@ -380,10 +385,14 @@ async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
     let key = get_key(req, name).await?;
     let (plaintext, ciphertext) = key.generate_dek(&context);
     let plaintext = zeroize::Zeroizing::new(b64(plaintext.as_slice()));
-    Ok(wire::json(&DataKey {
-        plaintext: &plaintext,
-        ciphertext: &b64(&ciphertext),
-    }))
+    let ciphertext = b64(&ciphertext);
+    Ok(wire::secret_json(
+        &DataKey {
+            plaintext: &plaintext,
+            ciphertext: &ciphertext,
+        },
+        plaintext.len() + ciphertext.len() + 32,
+    ))
 }
 
 async fn encrypt(req: &Request<'_>) -> Result<Response<Body>> {
@@ -418,9 +427,12 @@ async fn decrypt(req: &Request<'_>) -> Result<Response<Body>> {
         .decrypt(&ciphertext, &context)
         .map_err(|_| ApiError::DECRYPT)?;
     let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
-    Ok(wire::json(&Plaintext {
-        plaintext: &plaintext,
-    }))
+    Ok(wire::secret_json(
+        &Plaintext {
+            plaintext: &plaintext,
+        },
+        plaintext.len() + 16,
+    ))
 }
 
 async fn hmac(req: &Request<'_>) -> Result<Response<Body>> {
@@ -462,7 +474,7 @@ struct Mac<'a> {
 async fn bulk_decrypt(req: &Request<'_>) -> Result<Response<Body>> {
     const MAX: usize = 1000;
     let name = key_name(req)?;
-    let body = req.body.as_deref().ok_or(ApiError::INVALID_REQUEST_BODY)?;
+    let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
     let items = match stream.next() {
         Some(Ok(serde_json::Value::Array(items))) => items,
@@ -473,7 +485,7 @@ async fn bulk_decrypt(req: &Request<'_>) -> Result<Response<Body>> {
         return Err(ApiError::TOO_MANY_CIPHERTEXTS);
     }
     let key = get_key(req, name).await?;
-    let mut out = Vec::with_capacity(items.len());
+    let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
     for item in items {
         let j = GoJson::from_value(item).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
         let ct = j
@@ -483,9 +495,11 @@ async fn bulk_decrypt(req: &Request<'_>) -> Result<Response<Body>> {
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
         let pt = key.key.decrypt(&ct, &ctx).map_err(|_| ApiError::DECRYPT)?;
-        out.push(json!({ "plaintext": b64(&pt) }));
+        out.push(zeroize::Zeroizing::new(b64(&pt)));
     }
-    Ok(wire::json(&out))
+    let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
+    let capacity = out.iter().map(|p| p.len() + 16).sum::<usize>() + 2;
+    Ok(wire::secret_json(&doc, capacity))
 }
 
 fn policy_name<'a>(req: &'a Request<'_>) -> Result<&'a str> {

@@ -179,10 +179,7 @@ async fn build_state(config: &ServerConfig) -> Result<State, String> {
     Ok(state)
 }
 
-fn build_tls(
-    config: &ServerConfig,
-    routes: &RouteTable,
-) -> Result<Arc<rustls::ServerConfig>, String> {
+fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::ServerTls>, String> {
     let (certificates, private_key) = tls::load_identity(
         &config.tls.cert,
         &config.tls.key,
@@ -224,21 +221,70 @@ fn local_ips(bind: &SocketAddr) -> Vec<IpAddr> {
     ips
 }
 
-fn lock_memory(explicit: bool) {
+/// Keeps keys out of swap and out of core dumps, as far as the process
+/// may: memory is locked (on by default on Linux, as the Go KES does;
+/// `--mlock` only makes a failure say how to grant it), core dumps are
+/// off and the process is not dumpable (no core file, no ptrace by other
+/// processes of the same user).
+fn harden_process(explicit_mlock: bool) {
     use rustix::mm::{mlockall, MlockAllFlags};
-    match mlockall(MlockAllFlags::CURRENT | MlockAllFlags::FUTURE) {
+    use rustix::process::{set_dumpable_behavior, setrlimit, DumpableBehavior, Resource, Rlimit};
+    let no_core = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(err) = setrlimit(Resource::Core, no_core) {
+        eprintln!("Warning: failed to disable core dumps ({err})");
+    }
+    if let Err(err) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        eprintln!("Warning: failed to mark the process not dumpable ({err})");
+    }
+    // With locking on, the kernel refuses every new mapping beyond
+    // RLIMIT_MEMLOCK: under a small limit a locked server would die of its
+    // first large allocation. So memory is locked by default only where no
+    // limit applies; `--mlock` locks under any limit, as asked.
+    let unlimited = memlock_unlimited();
+    if !unlimited && !explicit_mlock {
+        eprintln!(
+            "Warning: memory is not locked: keys may be swapped to disk. Grant CAP_IPC_LOCK \
+             (`sudo setcap cap_ipc_lock=+ep $(readlink -f $(which kes))`) or remove the \
+             memlock limit (systemd: LimitMEMLOCK=infinity)."
+        );
+        return;
+    }
+    // ONFAULT locks pages as they are touched instead of faulting in every
+    // mapping at once (the binary, thread stacks): memory stays as small as
+    // without locking. Kernels before 4.4 do not know it.
+    let flags = MlockAllFlags::CURRENT | MlockAllFlags::FUTURE;
+    match mlockall(flags | MlockAllFlags::ONFAULT).or_else(|_| mlockall(flags)) {
         Ok(()) => println!("MLock       enabled"),
-        Err(err) if explicit => {
-            eprintln!(
-                "Warning: failed to lock memory ({err}): keys may be swapped to disk. \
-                 Grant CAP_IPC_LOCK, e.g. `sudo setcap cap_ipc_lock=+ep $(readlink -f $(which kes))`."
-            );
-        }
-        Err(_) => {}
+        Err(err) => eprintln!(
+            "Warning: failed to lock memory ({err}): keys may be swapped to disk. Grant \
+             CAP_IPC_LOCK, e.g. `sudo setcap cap_ipc_lock=+ep $(readlink -f $(which kes))`, \
+             or remove the memlock limit (systemd: LimitMEMLOCK=infinity)."
+        ),
     }
 }
 
+/// Whether locked memory is not capped: RLIMIT_MEMLOCK is unlimited or the
+/// process holds CAP_IPC_LOCK (which ignores the limit).
+fn memlock_unlimited() -> bool {
+    use rustix::process::{getrlimit, Resource};
+    if getrlimit(Resource::Memlock).current.is_none() {
+        return true;
+    }
+    const CAP_IPC_LOCK: u32 = 14;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0)
+}
+
 async fn run_async(options: Options) -> Result<(), String> {
+    let open_files = server::raise_open_file_limit();
     let metrics = Arc::new(Metrics::new());
     let logs = init_logging(&metrics);
     let started = OffsetDateTime::now_utc();
@@ -293,9 +339,6 @@ async fn run_async(options: Options) -> Result<(), String> {
             eprintln!("Warning: {warning}");
         }
         configure_logs(&logs, &config)?;
-        if options.mlock {
-            lock_memory(true);
-        }
         let state = build_state(&config).await?;
         let tls_config = build_tls(&config, &state.routes)?;
         let address = options
@@ -313,6 +356,7 @@ async fn run_async(options: Options) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("failed to listen on '{address}': {e}"))?;
 
+    harden_process(options.mlock);
     print_banner(
         &state,
         config.as_ref().map(|(_, c)| c),
@@ -329,11 +373,12 @@ async fn run_async(options: Options) -> Result<(), String> {
     });
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(
+    let server = tokio::spawn(server::serve_with_limits(
         listener,
         shared.clone(),
         shutdown_rx,
         SHUTDOWN_GRACE,
+        server::Limits::for_open_files(open_files),
     ));
 
     let config_path = config.map(|(p, _)| p);

@@ -1,6 +1,13 @@
-//! Connections and the request pipeline: TLS handshake → identity (once per
-//! connection) → routing → method check → authorization → body limit →
-//! handler (with timeout and panic isolation) → metrics and audit.
+//! Connections and the request pipeline: admission (connection caps) → TLS
+//! handshake (bounded in number and time) → identity (once per connection)
+//! → routing → method check → authorization → body (read under the route's
+//! timeout and the connection's byte budget) → handler (with timeout and
+//! panic isolation) → metrics and audit → response (sent under a deadline).
+//!
+//! Every client may be hostile, so nothing a client holds is unbounded: the
+//! number of its connections, the time it may take to say something, the
+//! bytes of request bodies it has in flight, the time a response may take
+//! to reach it. docs/security.md lists each limit.
 
 use crate::handlers::{self, Answer};
 use crate::logs::AuditEvent;
@@ -9,27 +16,212 @@ use crate::state::{Shared, State};
 use crate::wire::{self, Body};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use kes_core::{ApiError, Identity};
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use zeroize::Zeroizing;
 
 /// Time a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send a request's headers (Go: ReadHeaderTimeout).
 const READ_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// A connection without requests in flight is closed after this long.
+/// Time from accepting a connection to its first request (handshake
+/// included), as the Go KES's read-header timeout runs from the
+/// connection's start.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection of a known caller (the admin or an identity with a
+/// policy) without requests in flight is closed after this long.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// The same for a caller the server does not know: a stranger may ask,
+/// but may not park connections.
+const IDLE_TIMEOUT_UNKNOWN: Duration = Duration::from_secs(5);
+/// How long a response may take to reach the client when its route has no
+/// timeout of its own (log streams are exempt).
+const DEFAULT_RESPONSE_DEADLINE: Duration = Duration::from_secs(15);
+/// How often a connection checks its timers.
+const CONNECTION_TICK: Duration = Duration::from_secs(1);
+
+/// Limits on what clients can hold. The defaults follow from the file
+/// descriptors the process may open; docs/security.md explains each.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open client connections in total.
+    pub max_connections: usize,
+    /// Open client connections per source address (per /64 for IPv6).
+    pub max_connections_per_ip: usize,
+    /// TLS handshakes in progress at once.
+    pub max_handshakes: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams: u32,
+    /// Bytes of request bodies one connection may have in memory at once
+    /// (all its HTTP/2 streams together). At least the largest body a
+    /// route accepts.
+    pub connection_body_bytes: usize,
+}
+
+impl Limits {
+    /// File descriptors kept for everything but client connections: the
+    /// listener, key-store connections, log and key files.
+    const RESERVED_FDS: u64 = 128;
+
+    /// Limits for a process that may open `nofile` file descriptors.
+    pub fn for_open_files(nofile: u64) -> Self {
+        let max_connections = (nofile
+            .saturating_sub(Self::RESERVED_FDS)
+            .clamp(16, 16 * 1024)) as usize;
+        Limits {
+            max_connections,
+            max_connections_per_ip: (max_connections / 8).max(4),
+            max_handshakes: 256.min(max_connections),
+            max_streams: 100,
+            connection_body_bytes: 4 * 1024 * 1024,
+        }
+    }
+
+    /// Limits from the process's current RLIMIT_NOFILE.
+    pub fn from_rlimit() -> Self {
+        let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        Self::for_open_files(nofile)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from_rlimit()
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit, as the Go runtime does
+/// at start, and returns the limit now in force.
+pub fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(err) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %err, "failed to raise the open file limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// The address a connection counts against: the IP, or the /64 network of
+/// an IPv6 address (one host usually owns a whole /64).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(seg.into())
+            }
+        },
+    }
+}
+
+/// Counts open connections in total and per source.
+struct Admission {
+    limits: Limits,
+    total: AtomicUsize,
+    per_source: Mutex<HashMap<IpAddr, usize>>,
+    handshakes: Arc<Semaphore>,
+    refused: AtomicU64,
+    last_refusal_log: Mutex<Option<Instant>>,
+}
+
+/// An admitted connection; gives its place back when dropped.
+struct Admitted {
+    admission: Arc<Admission>,
+    source: IpAddr,
+}
+
+impl Admission {
+    fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Admission {
+            handshakes: Arc::new(Semaphore::new(limits.max_handshakes.max(1))),
+            limits,
+            total: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+            last_refusal_log: Mutex::new(None),
+        })
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
+        let source = source_key(ip);
+        let mut per_source = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return None;
+        }
+        let n = per_source.entry(source).or_insert(0);
+        if *n >= self.limits.max_connections_per_ip {
+            return None;
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Admitted {
+            admission: self.clone(),
+            source,
+        })
+    }
+
+    /// One error-log line per 10 s at most, so that a flood of refused
+    /// connections cannot flood the log.
+    fn note_refusal(&self, ip: IpAddr) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self
+            .last_refusal_log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(
+                ip = %ip,
+                refused,
+                max_connections = self.limits.max_connections,
+                max_connections_per_ip = self.limits.max_connections_per_ip,
+                "http: connection limit reached; refusing connections"
+            );
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut per_source = self
+            .admission
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                per_source.remove(&self.source);
+            }
+        }
+        self.admission.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// What the server knows about one connection.
 struct Conn {
@@ -39,10 +231,84 @@ struct Conn {
     in_flight: AtomicUsize,
     /// Milliseconds since `opened` at the last request start or end.
     last_activity: AtomicU64,
+    /// When the connection was accepted (before the handshake).
     opened: Instant,
+    /// Whether a request has arrived.
+    seen_request: AtomicBool,
+    /// Bytes of request bodies this connection may still read into memory.
+    body_budget: Arc<Semaphore>,
+    /// Responses not yet fully sent: (deadline, id). A handful at most
+    /// (one per HTTP/2 stream), so a vector that keeps its capacity beats a
+    /// map that allocates per request.
+    responses: Mutex<Vec<(Instant, u64)>>,
+    next_response: AtomicU64,
+}
+
+/// What a connection's timers say.
+enum Timers {
+    Fine,
+    /// No request in flight for the idle timeout: close gracefully.
+    Idle,
+    /// Close at once.
+    Close(&'static str),
 }
 
 impl Conn {
+    /// Whether the caller is the admin or has a policy: only those may keep
+    /// idle connections for long.
+    fn known_caller(&self, state: &State) -> bool {
+        match &self.identity {
+            Ok(id) => *id == state.admin || state.policy_of(id).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    fn check_timers(&self, known: bool) -> Timers {
+        let now = Instant::now();
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        if !self.seen_request.load(Ordering::Relaxed)
+            && in_flight == 0
+            && now.duration_since(self.opened) >= FIRST_REQUEST_TIMEOUT
+        {
+            return Timers::Close("no request within the first-request timeout");
+        }
+        let responses = self.responses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(deadline) = responses.iter().map(|(d, _)| *d).min() {
+            if deadline <= now {
+                // The client does not take its response (a closed HTTP/2
+                // window, a full TCP window): drop the connection and with it
+                // every response it holds.
+                return Timers::Close("a response missed its send deadline");
+            }
+        }
+        let pending = !responses.is_empty();
+        drop(responses);
+        let idle_limit = if known {
+            IDLE_TIMEOUT
+        } else {
+            IDLE_TIMEOUT_UNKNOWN
+        };
+        let elapsed = now.duration_since(self.opened).as_millis() as u64;
+        let idle_ms = elapsed.saturating_sub(self.last_activity.load(Ordering::Relaxed));
+        if in_flight == 0 && !pending && Duration::from_millis(idle_ms) >= idle_limit {
+            return Timers::Idle;
+        }
+        Timers::Fine
+    }
+
+    /// Registers a response that must be sent by `deadline`.
+    fn watch_response(self: &Arc<Self>, deadline: Instant) -> ResponseGuard {
+        let key = (deadline, self.next_response.fetch_add(1, Ordering::Relaxed));
+        self.responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key);
+        ResponseGuard {
+            conn: self.clone(),
+            key,
+        }
+    }
+
     fn touch(&self) {
         self.last_activity
             .store(self.opened.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -54,9 +320,21 @@ impl Conn {
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
+    serve_with_limits(listener, shared, shutdown, grace, Limits::from_rlimit()).await
+}
+
+/// [`serve`] with explicit [`Limits`].
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+    limits: Limits,
+) {
+    let admission = Admission::new(limits);
     let (conn_shutdown_tx, conn_shutdown_rx) = watch::channel(false);
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
@@ -74,11 +352,18 @@ pub async fn serve(
                 continue;
             }
         };
+        let Some(admitted) = admission.admit(peer.ip()) else {
+            admission.note_refusal(peer.ip());
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let shared = shared.clone();
         let stop = conn_shutdown_rx.clone();
+        let admission = admission.clone();
         tracker.spawn(async move {
-            handle_connection(tcp, peer, shared, stop).await;
+            handle_connection(tcp, peer, shared, stop, &admission).await;
+            drop(admitted);
         });
     }
     drop(listener);
@@ -94,9 +379,18 @@ async fn handle_connection(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
+    admission: &Admission,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(shared.tls.load_full());
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let opened = Instant::now();
+    let tls = shared.tls.load_full();
+    let handshake = async {
+        // Waiting for a handshake slot counts against the handshake time.
+        let _slot = admission.handshakes.acquire().await;
+        tokio_rustls::TlsAcceptor::from(tls.config.clone())
+            .accept(tcp)
+            .await
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(s)) => s,
         Ok(Err(err)) => {
             tracing::info!(ip = %peer.ip(), error = %err, "http: TLS handshake error");
@@ -107,17 +401,30 @@ async fn handle_connection(
             return;
         }
     };
-    let identity = match stream.get_ref().1.peer_certificates() {
-        Some(certs) => kes_core::identity::identify(certs),
-        None => Err(ApiError::CERTIFICATE_REQUIRED),
-    };
+    let tls_conn = stream.get_ref().1;
+    let peer_certificates = tls_conn.peer_certificates().unwrap_or(&[]);
+    if tls_conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+        // rustls resumes a session without looking at its certificates
+        // again; hold it to what a full handshake would check now.
+        if let Err(err) = tls.verify_resumed(peer_certificates) {
+            tracing::info!(ip = %peer.ip(), error = %err, "http: TLS resumption refused");
+            return;
+        }
+    }
+    let identity = kes_core::identity::identify(peer_certificates);
+    drop(tls);
     let conn = Arc::new(Conn {
         identity,
         peer,
         in_flight: AtomicUsize::new(0),
         last_activity: AtomicU64::new(0),
-        opened: Instant::now(),
+        opened,
+        seen_request: AtomicBool::new(false),
+        body_budget: Arc::new(Semaphore::new(admission.limits.connection_body_bytes)),
+        responses: Mutex::new(Vec::new()),
+        next_response: AtomicU64::new(0),
     });
+    let timers_shared = shared.clone();
     let service = {
         let conn = conn.clone();
         hyper::service::service_fn(move |req| {
@@ -136,10 +443,11 @@ async fn handle_connection(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(250);
+        .max_concurrent_streams(admission.limits.max_streams);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
-    let mut idle_check = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(CONNECTION_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = false;
     loop {
         tokio::select! {
@@ -153,14 +461,19 @@ async fn handle_connection(
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
-            _ = idle_check.tick(), if !stopping => {
-                let idle_ms = conn.opened.elapsed().as_millis() as u64
-                    - conn.last_activity.load(Ordering::Relaxed).min(conn.opened.elapsed().as_millis() as u64);
-                if conn.in_flight.load(Ordering::Relaxed) == 0
-                    && Duration::from_millis(idle_ms) >= IDLE_TIMEOUT
-                {
-                    stopping = true;
-                    connection.as_mut().graceful_shutdown();
+            _ = tick.tick() => {
+                let known = conn.known_caller(&timers_shared.state.load());
+                match conn.check_timers(known) {
+                    Timers::Fine => {}
+                    Timers::Idle if !stopping => {
+                        stopping = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    Timers::Idle => {}
+                    Timers::Close(why) => {
+                        tracing::debug!(ip = %conn.peer.ip(), why, "http: closing connection");
+                        return;
+                    }
                 }
             }
         }
@@ -175,6 +488,54 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
+    }
+}
+
+/// A response not yet fully sent; leaves its connection's watch list when
+/// hyper drops the body (sent, reset or connection gone).
+struct ResponseGuard {
+    conn: Arc<Conn>,
+    key: (Instant, u64),
+}
+
+impl Drop for ResponseGuard {
+    fn drop(&mut self) {
+        let mut responses = self
+            .conn
+            .responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = responses.iter().position(|k| *k == self.key) {
+            responses.swap_remove(i);
+        }
+        drop(responses);
+        self.conn.touch();
+    }
+}
+
+/// A response body under a send deadline.
+pub struct WatchedBody {
+    inner: Body,
+    _guard: Option<ResponseGuard>,
+}
+
+impl hyper::body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -208,8 +569,13 @@ fn counted(route: &Route) -> bool {
         || route.path.starts_with("/v1/identity/")
 }
 
-async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) -> Response<Body> {
+async fn handle_request(
+    shared: &Shared,
+    conn: &Arc<Conn>,
+    req: Request<Incoming>,
+) -> Response<WatchedBody> {
     conn.in_flight.fetch_add(1, Ordering::Relaxed);
+    conn.seen_request.store(true, Ordering::Relaxed);
     conn.touch();
     let _in_flight = InFlight(conn);
     let started = Instant::now();
@@ -219,8 +585,8 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
 
-    let (response, audit_msg, identity) =
-        route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
+    let routed = route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
+    let response = routed.response;
 
     let status = response.status().as_u16();
     if shared.logs.audit_enabled() {
@@ -229,19 +595,69 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
             method: method.as_str(),
             path: &raw_path,
             ip: conn.peer.ip(),
-            identity: identity.map(|i| i.as_str()).unwrap_or_default(),
+            identity: routed.identity.map(|i| i.as_str()).unwrap_or_default(),
             status,
             duration: started.elapsed(),
-            message: audit_msg.as_deref().unwrap_or("http request"),
+            message: routed.audit.as_deref().unwrap_or("http request"),
         });
     }
-    if method == http::Method::HEAD {
-        // Never a body for HEAD (HTTP/2 clients treat one as a protocol
-        // error); the headers, Content-Length included, stay as for GET.
-        let (parts, _) = response.into_parts();
-        return Response::from_parts(parts, wire::full(bytes::Bytes::new()));
+    let (parts, body) = response.into_parts();
+    // Never a body for HEAD (HTTP/2 clients treat one as a protocol error);
+    // the headers, Content-Length included, stay as for GET.
+    let body = if method == http::Method::HEAD {
+        wire::full(Bytes::new())
+    } else {
+        body
+    };
+    let guard = routed
+        .send_deadline
+        .map(|d| conn.watch_response(Instant::now() + d));
+    Response::from_parts(
+        parts,
+        WatchedBody {
+            inner: body,
+            _guard: guard,
+        },
+    )
+}
+
+/// What the pipeline produced for one request.
+struct Routed<'a> {
+    response: Response<Body>,
+    /// What the audit log says beyond "http request".
+    audit: Option<String>,
+    /// The caller, once known.
+    identity: Option<&'a Identity>,
+    /// How long the response may take to reach the client; `None` for
+    /// streams that last as long as the client wants (log streams).
+    send_deadline: Option<Duration>,
+}
+
+impl<'a> Routed<'a> {
+    fn early(response: Response<Body>) -> Self {
+        Routed {
+            response,
+            audit: None,
+            identity: None,
+            send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
+        }
     }
-    response
+}
+
+/// Go's `url.URL.EscapedPath` for a redirect target: bytes other than
+/// letters, digits and `-_.~$&+,/:;=@` are percent-encoded, so that a
+/// cleaned path such as `/\evil.example/x` never reads as another host
+/// (`//host` or `/\host`) to a client.
+fn escape_location_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for &b in path.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -253,21 +669,22 @@ async fn route_request<'a>(
     method: &http::Method,
     raw_path: &str,
     query: &str,
-) -> (Response<Body>, Option<String>, Option<&'a Identity>) {
+) -> Routed<'a> {
     let Some(path) = percent_decode(raw_path) else {
         let err = ApiError::new(400, "invalid URL escape in request path");
-        return (wire::error(&err), None, None);
+        return Routed::early(wire::error(&err));
     };
     let (route, resource) = match state.routes.lookup(&path) {
         Lookup::Found(route, resource) => (route, resource),
         Lookup::Redirect(to) => {
+            let to = escape_location_path(&to);
             let location = match query {
                 "" => to,
                 q => format!("{to}?{q}"),
             };
-            return (wire::moved_permanently(&location, method), None, None);
+            return Routed::early(wire::moved_permanently(&location, method));
         }
-        Lookup::NotFound => return (wire::not_found(), None, None),
+        Lookup::NotFound => return Routed::early(wire::not_found()),
     };
 
     // POST is accepted wherever the route's method is PUT (the Go SDK sends
@@ -284,7 +701,7 @@ async fn route_request<'a>(
             http::HeaderValue::from_str(route.method.as_str())
                 .unwrap_or_else(|_| http::HeaderValue::from_static("GET")),
         );
-        return (resp, None, None);
+        return Routed::early(resp);
     }
 
     let guard = counted(route).then(|| shared.metrics.start());
@@ -296,7 +713,26 @@ async fn route_request<'a>(
             (route.endpoint as usize, route.path),
         );
     }
-    (response, audit, identity)
+    let send_deadline = match route.endpoint {
+        Endpoint::LogError | Endpoint::LogAudit if response.status().is_success() => None,
+        _ => Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE)),
+    };
+    Routed {
+        response,
+        audit,
+        identity,
+        send_deadline,
+    }
+}
+
+/// The policy paths a request must be allowed on. The legacy bulk decrypt
+/// decrypts like `/v1/key/decrypt/<name>`, so a policy that denies (or does
+/// not allow) that path denies the bulk route too.
+fn policy_paths(route: &Route, resource: &str) -> [Option<String>; 2] {
+    let own = Some(format!("{}{}", route.path, resource));
+    let also =
+        (route.endpoint == Endpoint::KeyBulkDecrypt).then(|| format!("/v1/key/decrypt/{resource}"));
+    [own, also]
 }
 
 async fn authorize_and_run<'a>(
@@ -310,18 +746,30 @@ async fn authorize_and_run<'a>(
 ) -> (Response<Body>, Option<String>, Option<&'a Identity>) {
     let identity = match route.auth {
         Auth::None => None,
-        Auth::IdentifyOnly => conn.identity.as_ref().ok(),
+        Auth::IdentifyOnly => match &conn.identity {
+            Ok(id) => Some(id),
+            // Self-describe is about the caller: say why there is none.
+            Err(err) if route.endpoint == Endpoint::IdentitySelfDescribe => {
+                return (wire::error(err), None, None)
+            }
+            Err(_) => None,
+        },
         Auth::Policy => match &conn.identity {
             Err(err) => return (wire::error(err), None, None),
             Ok(id) => {
                 // The policy sees the decoded path; `/v1/key/list` without
                 // its slash is checked as `/v1/key/list/`, the path the Go
                 // SDK ends up requesting after ServeMux's redirect.
-                let policy_path = format!("{}{}", route.path, resource);
                 if *id != state.admin {
-                    match state.policy_of(id) {
-                        Some((_, policy)) if policy.allows(&policy_path) => {}
-                        _ => return (wire::error(&ApiError::NOT_ALLOWED), None, Some(id)),
+                    let allowed = match state.policy_of(id) {
+                        Some((_, policy)) => policy_paths(route, resource)
+                            .iter()
+                            .flatten()
+                            .all(|p| policy.allows(p)),
+                        None => false,
+                    };
+                    if !allowed {
+                        return (wire::error(&ApiError::NOT_ALLOWED), None, Some(id));
                     }
                 }
                 Some(id)
@@ -329,31 +777,91 @@ async fn authorize_and_run<'a>(
         },
     };
 
-    let body = if route.max_body == 0 {
-        Some(Bytes::new())
-    } else {
-        // Bodies over the limit are answered like malformed JSON (400), as
-        // the reference's truncation makes them; never 413.
-        match Limited::new(req.into_body(), route.max_body as usize)
-            .collect()
-            .await
-        {
-            Ok(collected) => Some(collected.to_bytes()),
-            Err(_) => None,
-        }
+    // The body is read inside the route's timeout: a client that announces
+    // a body and sends it slowly (or never) holds its request for the
+    // timeout at most.
+    let max_body = route.max_body as usize;
+    let budget = &conn.body_budget;
+    let run = async move {
+        let body = if max_body == 0 {
+            Some((Zeroizing::new(Vec::new()), None))
+        } else {
+            read_body(req.into_body(), max_body, budget).await
+        };
+        let request = handlers::Request {
+            shared,
+            state,
+            route,
+            resource,
+            identity,
+            body: body.as_ref().map(|(b, _)| b.as_slice()),
+            query,
+        };
+        handlers::dispatch(request).await
     };
-
-    let request = handlers::Request {
-        shared,
-        state,
-        route,
-        resource,
-        identity,
-        body,
-        query,
-    };
-    let answer = guarded(route.path, route.timeout, handlers::dispatch(request)).await;
+    let answer = guarded(route.path, route.timeout, run).await;
     (answer.response, answer.audit, identity)
+}
+
+/// Reads a request body of at most `limit` bytes into a buffer that is
+/// wiped when dropped (bodies carry plaintexts and keys), holding a share
+/// of the connection's body budget for every byte. `None` when the body is
+/// over the limit or broken: answered like malformed JSON (400), as the
+/// reference's truncation makes it, never 413.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Option<(Zeroizing<Vec<u8>>, Option<OwnedSemaphorePermit>)> {
+    let hint = hyper::body::Body::size_hint(&body);
+    let expected = hint.exact().unwrap_or(hint.lower()) as usize;
+    if expected > limit {
+        // Read (and drop) up to the limit before answering, as Go's
+        // MaxBytesReader does: a client still writing its body then reads
+        // the 400 instead of a reset connection.
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit {
+                break;
+            }
+        }
+        return None;
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(expected));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return None;
+        }
+        let permit = budget
+            .clone()
+            .acquire_many_owned(u32::try_from(data.len()).ok()?)
+            .await
+            .ok()?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        extend_zeroizing(&mut buf, &data);
+    }
+    Some((buf, held))
+}
+
+/// Appends to a buffer without leaving a copy behind: when the buffer must
+/// grow, the old one is wiped (a plain `Vec` would free it as it is).
+fn extend_zeroizing(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    if buf.capacity() - buf.len() < data.len() {
+        let mut grown = Zeroizing::new(Vec::with_capacity(
+            (buf.len() + data.len()).max(buf.capacity() * 2),
+        ));
+        grown.extend_from_slice(buf);
+        *buf = grown;
+    }
+    buf.extend_from_slice(data);
 }
 
 /// Runs a handler so that neither a panic nor a hang can take more than
@@ -408,6 +916,68 @@ mod tests {
         let failing = async { Err(ApiError::KEY_NOT_FOUND) };
         let a = guarded("/v1/key/describe/", Duration::ZERO, failing).await;
         assert_eq!(a.response.status(), 404);
+    }
+
+    #[test]
+    fn limits_follow_the_open_file_limit() {
+        let small = Limits::for_open_files(256);
+        assert_eq!(small.max_connections, 128);
+        assert_eq!(small.max_connections_per_ip, 16);
+        assert!(small.max_handshakes <= small.max_connections);
+        let large = Limits::for_open_files(1 << 20);
+        assert_eq!(large.max_connections, 16 * 1024);
+        assert_eq!(large.max_connections_per_ip, 2048);
+        // Never zero, whatever the limit.
+        let tiny = Limits::for_open_files(10);
+        assert!(tiny.max_connections >= 16 && tiny.max_connections_per_ip >= 4);
+        // Every route's largest body fits in one connection's budget.
+        assert!(crate::routes::RouteTable::default()
+            .routes()
+            .iter()
+            .all(|r| r.max_body as usize <= large.connection_body_bytes));
+    }
+
+    #[test]
+    fn admission_counts_per_source() {
+        let admission = Admission::new(Limits {
+            max_connections: 5,
+            max_connections_per_ip: 2,
+            ..Limits::for_open_files(1024)
+        });
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        let b_same_net: IpAddr = "2001:db8::ffff:1".parse().unwrap();
+        let first = admission.admit(a).unwrap();
+        let _second = admission.admit(a).unwrap();
+        assert!(admission.admit(a).is_none(), "third from one address");
+        let _v6 = admission.admit(b).unwrap();
+        let _v6_same_64 = admission.admit(b_same_net).unwrap();
+        assert!(
+            admission.admit(b).is_none(),
+            "an IPv6 /64 counts as one source"
+        );
+        let _c = admission.admit("127.0.0.3".parse().unwrap()).unwrap();
+        assert!(
+            admission.admit("127.0.0.4".parse().unwrap()).is_none(),
+            "total reached"
+        );
+        drop(first);
+        assert!(
+            admission.admit(a).is_some(),
+            "a closed connection gives its place back"
+        );
+    }
+
+    #[test]
+    fn location_paths_are_escaped_like_go() {
+        assert_eq!(escape_location_path("/v1/key/list/"), "/v1/key/list/");
+        assert_eq!(
+            escape_location_path("/\\evil.example/x"),
+            "/%5Cevil.example/x"
+        );
+        assert_eq!(escape_location_path("/a b?c#d%"), "/a%20b%3Fc%23d%25");
+        assert_eq!(escape_location_path("/é"), "/%C3%A9");
+        assert_eq!(escape_location_path("/$&+,:;=@-_.~"), "/$&+,:;=@-_.~");
     }
 
     #[test]

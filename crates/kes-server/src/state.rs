@@ -49,5 +49,5 @@ pub struct Shared {
     /// The current configuration's state.
     pub state: ArcSwap<State>,
     /// The current TLS configuration; new connections use it.
-    pub tls: ArcSwap<rustls::ServerConfig>,
+    pub tls: ArcSwap<crate::tls::ServerTls>,
 }

@@ -38,6 +38,44 @@ pub enum ClientAuth {
     Verify,
 }
 
+/// The most certificates a client may send. Only the first one counts (its
+/// key signs the handshake); the rest are intermediates, and a chain longer
+/// than this is no honest client's.
+pub const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 4;
+/// The most bytes of certificates a client may send.
+pub const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
+
+/// The server's TLS: the rustls configuration plus the client-certificate
+/// verifier, which resumed sessions are checked against again (rustls
+/// resumes a session without looking at its certificates).
+pub struct ServerTls {
+    /// What new connections are accepted with.
+    pub config: Arc<rustls::ServerConfig>,
+    /// The verifier `config` uses for client certificates.
+    pub client_verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl ServerTls {
+    /// Checks a resumed session's client certificates as a full handshake
+    /// would check them now: an expired (or otherwise no longer valid)
+    /// certificate must not live on in a session ticket.
+    pub fn verify_resumed(
+        &self,
+        peer_certificates: &[CertificateDer<'_>],
+    ) -> Result<(), rustls::Error> {
+        match peer_certificates.split_first() {
+            Some((end_entity, intermediates)) => self
+                .client_verifier
+                .verify_client_cert(end_entity, intermediates, UnixTime::now())
+                .map(|_| ()),
+            None if self.client_verifier.client_auth_mandatory() => {
+                Err(rustls::Error::NoCertificatesPresented)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
 /// What the server's TLS needs.
 pub struct TlsSettings<'a> {
     pub certificates: Vec<CertificateDer<'static>>,
@@ -156,7 +194,7 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError>
 }
 
 /// Builds the rustls server configuration.
-pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsError> {
     check_san(&settings.certificates[0])?;
     let provider = provider();
     let verifier: Arc<dyn ClientCertVerifier> = match settings.client_auth {
@@ -177,20 +215,89 @@ pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<rustls::ServerConf
                 .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?
         }
     };
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ChainLimit(verifier));
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Invalid(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(verifier.clone())
         .with_single_cert(settings.certificates, settings.private_key)
         .map_err(|e| TlsError::Invalid(format!("invalid TLS certificate or private key: {e}")))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    // Handshakes dominate the cost of short-lived connections; resumption
-    // (session cache for TLS 1.2 IDs, tickets for both versions) keeps the
-    // original client certificate, hence the identity.
-    config.session_storage = rustls::server::ServerSessionMemoryCache::new(16 * 1024);
+    // Handshakes dominate the cost of short-lived connections, so sessions
+    // resume, but only through tickets (TLS 1.2 and 1.3): the session, with
+    // the client's certificates, travels encrypted with the client and the
+    // server keeps nothing. A server-side session cache would let any
+    // stranger fill the server's memory with its certificate chains, one
+    // full TLS 1.2 handshake at a time.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
         .map_err(|e| TlsError::Invalid(format!("failed to create session ticketer: {e}")))?;
-    Ok(Arc::new(config))
+    Ok(Arc::new(ServerTls {
+        config: Arc::new(config),
+        client_verifier: verifier,
+    }))
+}
+
+/// Refuses client chains longer than any honest client sends before the
+/// inner verifier looks at them; rustls keeps the chain for the session.
+#[derive(Debug)]
+struct ChainLimit(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for ChainLimit {
+    fn offer_client_auth(&self) -> bool {
+        self.0.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.0.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.0.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let bytes = end_entity.len() + intermediates.iter().map(|c| c.len()).sum::<usize>();
+        if intermediates.len() + 1 > MAX_CLIENT_CHAIN_CERTIFICATES || bytes > MAX_CLIENT_CHAIN_BYTES
+        {
+            return Err(rustls::Error::General(format!(
+                "client certificate chain too large: {} certificates, {bytes} bytes (at most {MAX_CLIENT_CHAIN_CERTIFICATES} and {MAX_CLIENT_CHAIN_BYTES})",
+                intermediates.len() + 1
+            )));
+        }
+        self.0.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
 }
 
 /// Accepts any client certificate; verifies only the handshake signature.

@@ -87,6 +87,97 @@ pub fn json_with_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) ->
     resp
 }
 
+/// 200 with a JSON body that carries secrets (plaintexts, data keys): the
+/// document is written into one buffer of `capacity` bytes (grown only if
+/// the estimate was short, wiping the old one) that is wiped when hyper
+/// drops the body. Copies that hyper and rustls make while sending are out
+/// of our reach. Only for documents of base64 strings, which need none of
+/// Go's HTML escaping.
+pub fn secret_json<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Response<Body> {
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(capacity + 1));
+    serde_json::to_writer(&mut *buf, value).expect("serializing plain data cannot fail");
+    debug_assert!(!buf.iter().any(|b| matches!(b, b'<' | b'>' | b'&')));
+    if buf.len() == buf.capacity() {
+        let mut grown = zeroize::Zeroizing::new(Vec::with_capacity(buf.len() + 1));
+        grown.extend_from_slice(&buf);
+        buf = grown;
+    }
+    buf.push(b'\n');
+    let len = buf.len();
+    let mut resp = Response::new(full(Bytes::from_owner(buf)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+/// Replies of at most this many bytes are sent in one piece, with a
+/// Content-Length, exactly as the Go KES sends them; larger listings are
+/// streamed.
+pub const STREAM_LISTING_ABOVE: usize = 64 * 1024;
+
+/// A listing `{"names":[…],"continue_at":"…"}` as Go's encoder writes it,
+/// produced in chunks of about 64 KiB while the client reads: a slow reader
+/// holds one chunk, not a second copy of the whole reply.
+pub fn names_stream(names: Vec<String>, continue_at: String) -> Response<Body> {
+    const CHUNK: usize = 64 * 1024;
+    struct Listing {
+        names: std::vec::IntoIter<String>,
+        first: bool,
+        continue_at: Option<String>,
+        done: bool,
+    }
+    let listing = Listing {
+        names: names.into_iter(),
+        first: true,
+        continue_at: Some(continue_at),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(listing, |mut l| async move {
+        if l.done {
+            return None;
+        }
+        let mut chunk = Vec::with_capacity(CHUNK + 256);
+        if l.first {
+            chunk.extend_from_slice(b"{\"names\":[");
+        }
+        while chunk.len() < CHUNK {
+            let Some(name) = l.names.next() else {
+                chunk.push(b']');
+                if let Some(c) = l.continue_at.take().filter(|c| !c.is_empty()) {
+                    chunk.extend_from_slice(b",\"continue_at\":");
+                    chunk.extend_from_slice(&escape_go_html(
+                        serde_json::to_vec(&c).expect("a string always serializes"),
+                    ));
+                }
+                chunk.extend_from_slice(b"}\n");
+                l.done = true;
+                break;
+            };
+            if !l.first {
+                chunk.push(b',');
+            }
+            l.first = false;
+            chunk.extend_from_slice(&escape_go_html(
+                serde_json::to_vec(&name).expect("a string always serializes"),
+            ));
+        }
+        if l.first {
+            l.first = false;
+        }
+        Some((Ok(hyper::body::Frame::data(Bytes::from(chunk))), l))
+    });
+    let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// 200 with no body (`Content-Length: 0`, no content type).
 pub fn empty_ok() -> Response<Body> {
     let mut resp = Response::new(full(Bytes::new()));
@@ -258,6 +349,38 @@ pub fn b64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn streamed_listings_equal_the_whole_document() {
+        let names: Vec<String> = (0..20_000).map(|i| format!("key-<{i:05}>&")).collect();
+        for continue_at in ["", "key-<20000>"] {
+            let mut doc = serde_json::Map::new();
+            doc.insert("names".into(), names.clone().into());
+            if !continue_at.is_empty() {
+                doc.insert("continue_at".into(), continue_at.into());
+            }
+            let whole = go_json(&serde_json::Value::Object(doc));
+            let resp = names_stream(names.clone(), continue_at.to_string());
+            assert!(resp.headers().get(header::CONTENT_LENGTH).is_none());
+            let mut body = resp.into_body();
+            let mut streamed = Vec::new();
+            let mut chunks = 0;
+            while let Some(frame) = body.frame().await {
+                let data = frame.unwrap().into_data().unwrap();
+                assert!(data.len() <= 64 * 1024 + 256, "chunk of {}", data.len());
+                streamed.extend_from_slice(&data);
+                chunks += 1;
+            }
+            assert!(chunks > 5);
+            assert_eq!(
+                String::from_utf8(streamed).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+        let empty = names_stream(Vec::new(), String::new()).into_body();
+        let bytes = empty.collect().await.unwrap().to_bytes();
+        assert_eq!(&bytes[..], b"{\"names\":[]}\n");
+    }
 
     #[test]
     fn error_body_is_byte_exact() {
