@@ -42,6 +42,9 @@ pub struct Setup {
     pub tls_extra: String,
     /// A complete config file to use instead of the generated one.
     pub raw: Option<String>,
+    /// Start the server with this many open files at most (soft and hard
+    /// `ulimit -n`).
+    pub nofile: Option<u64>,
 }
 
 impl Setup {
@@ -84,6 +87,7 @@ impl Setup {
             env: Vec::new(),
             tls_extra: String::new(),
             raw: None,
+            nofile: None,
         }
     }
 
@@ -167,7 +171,16 @@ impl TestServer {
     /// Starts a server; returns its stderr if it exits before serving.
     pub fn try_start(setup: Setup) -> Result<Self, String> {
         let config_path = setup.write_config();
-        let mut cmd = Command::new(kes_bin());
+        let mut cmd = match setup.nofile {
+            None => Command::new(kes_bin()),
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(kes_bin());
+                sh
+            }
+        };
         cmd.arg("server")
             .arg("--config")
             .arg(&config_path)
