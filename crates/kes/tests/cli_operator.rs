@@ -755,7 +755,7 @@ fn identity_ls_marks_the_admin_and_policies() {
     assert_eq!(row(app.identity().as_str()), "policy my-app");
     // In a pipe: one identity per line, for scripts.
     let out = run(kes(&server).args(["identity", "ls"]));
-    let mut want = vec![admin.clone(), app.identity().to_string()];
+    let mut want = [admin.clone(), app.identity().to_string()];
     want.sort();
     assert_eq!(stdout(&out), format!("{}\n", want.join("\n")));
 }
