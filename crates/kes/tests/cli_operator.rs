@@ -759,3 +759,98 @@ fn identity_ls_marks_the_admin_and_policies() {
     want.sort();
     assert_eq!(stdout(&out), format!("{}\n", want.join("\n")));
 }
+
+// ---- 3. Configs ----
+
+#[test]
+fn migrate_reads_only_the_keystore_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (src, dst) = (d.join("src"), d.join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("k1"), b"stored value one").unwrap();
+    std::fs::write(src.join("k2"), b"stored value two").unwrap();
+    // Just a key store; and a `${VAR}` elsewhere that is not set, which
+    // would stop a server but must not stop a migration.
+    std::fs::write(
+        d.join("a.yml"),
+        format!("keystore:\n  fs:\n    path: {}\n", src.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("b.yml"),
+        format!(
+            "admin:\n  identity: ${{KES_RS_UNSET_ADMIN}}\nkeystore:\n  fs:\n    path: {}\n",
+            dst.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["migrate", "--from", "a.yml", "--to", "b.yml"]));
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "Migrated keys: 2 copied, 0 skipped, 0 failed\n"
+    );
+    assert_eq!(std::fs::read(dst.join("k2")).unwrap(), b"stored value two");
+
+    // A typo in the key store is reported with a suggestion.
+    std::fs::write(
+        d.join("c.yml"),
+        "keystore:\n  aws:\n    secretmanager:\n      region: us-east-1\n",
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["migrate", "--from", "c.yml", "--to", "b.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(
+            "Error: 'c.yml': kesconf: unknown key 'secretmanager' in line 3 (did you mean 'secretsmanager'?)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn server_config_errors_point_at_the_typo_and_the_file() {
+    let setup = Setup::new();
+    let d = setup.dir.path();
+    std::fs::write(
+        d.join("typo.yml"),
+        format!(
+            "admin:\n  identity: {}\ntls:\n  key: {}\n  cert: {}\nkeystore:\n  fs:\n    pth: ./keys\n",
+            setup.admin.identity(),
+            setup.server_key.display(),
+            setup.server_cert.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["server", "--config", "typo.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: kesconf: unknown key 'pth' in line 8 (did you mean 'path'?)\nkesconf: invalid fs keystore: no path specified (keystore.fs.path)\n"
+    );
+    std::fs::write(
+        d.join("nokey.yml"),
+        format!(
+            "admin:\n  identity: {}\ntls:\n  cert: {}\n  key: nope.key\nkeystore:\n  fs:\n    path: ./keys\n",
+            setup.admin.identity(),
+            setup.server_cert.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["server", "--config", "nokey.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: kesconf: tls.key 'nope.key' in line 5: no such file\n"
+    );
+}
