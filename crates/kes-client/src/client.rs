@@ -515,6 +515,9 @@ enum Attempt {
     Unavailable(Error),
     /// Another 5xx (not 501): try another endpoint, no retry round.
     ServerError(Error),
+    /// The TLS handshake failed for a reason that another try cannot fix
+    /// (an untrusted certificate): try another endpoint, no retry round.
+    Tls(Error),
     /// Any other answer: final.
     Failed(Error),
 }
@@ -523,7 +526,10 @@ impl Attempt {
     fn into_error(self) -> Error {
         match self {
             Attempt::Network(msg) => Error::Connection(msg),
-            Attempt::Unavailable(e) | Attempt::ServerError(e) | Attempt::Failed(e) => e,
+            Attempt::Unavailable(e)
+            | Attempt::ServerError(e)
+            | Attempt::Tls(e)
+            | Attempt::Failed(e) => e,
         }
     }
 }
@@ -553,7 +559,10 @@ impl Inner {
         self.http
             .request(req)
             .await
-            .map_err(|e| Attempt::Network(format!("{endpoint}: {}", describe_hyper_error(&e))))
+            .map_err(|e| match tls_failure(&e) {
+                Some(why) => Attempt::Tls(Error::Connection(format!("{endpoint}: {why}"))),
+                None => Attempt::Network(format!("{endpoint}: {}", describe_hyper_error(&e))),
+            })
     }
 }
 
@@ -588,6 +597,79 @@ async fn read_response(resp: Response<Incoming>) -> Result<(Option<String>, Byte
     } else {
         Attempt::Failed(err)
     })
+}
+
+/// The rustls error somewhere in an error chain. rustls errors travel
+/// inside `io::Error`s (hyper-rustls wraps tokio-rustls's `io::Error` in
+/// another one), whose `source()` skips the wrapped error: look inside.
+fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(r) = e.downcast_ref::<rustls::Error>() {
+        return Some(r);
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        let inner: &(dyn std::error::Error + 'static) = inner;
+        if let Some(r) = rustls_error(inner) {
+            return Some(r);
+        }
+    }
+    e.source().and_then(rustls_error)
+}
+
+/// A TLS failure that retrying cannot fix, as a sentence that says what
+/// to do; `None` for every other error.
+fn tls_failure(e: &hyper_util::client::legacy::Error) -> Option<String> {
+    use rustls::{AlertDescription as Alert, CertificateError as C};
+    let err = rustls_error(e)?;
+    const HINT: &str = "pass --ca <file>, or -k for a development server";
+    let untrusted = |why: &str, hint: &str| {
+        Some(format!(
+            "the server's certificate is not trusted ({why}): {hint}"
+        ))
+    };
+    match err {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => untrusted("unknown issuer", HINT),
+            // What webpki reports for a self-signed certificate whose key
+            // cannot have signed it as a CA: not signed by a trusted CA.
+            C::BadSignature
+            | C::UnsupportedSignatureAlgorithmContext { .. }
+            | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                untrusted("not signed by a trusted CA", HINT)
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                untrusted("expired", "renew it on the server, or pass -k for a development server")
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => untrusted(
+                "not valid yet",
+                "check the clocks, or pass -k for a development server",
+            ),
+            C::NotValidForName | C::NotValidForNameContext { .. } => untrusted(
+                &c.to_string(),
+                "connect with a name or IP address the certificate lists, or pass -k for a development server",
+            ),
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                untrusted("not a server certificate", HINT)
+            }
+            C::Revoked => untrusted("revoked", "ask the server's operator for a new certificate"),
+            other => untrusted(&other.to_string(), HINT),
+        },
+        rustls::Error::AlertReceived(
+            alert @ (Alert::BadCertificate
+            | Alert::UnknownCA
+            | Alert::CertificateUnknown
+            | Alert::CertificateRequired
+            | Alert::CertificateExpired
+            | Alert::UnsupportedCertificate
+            | Alert::AccessDenied),
+        ) => Some(format!(
+            "the server refused the client certificate ({}): check KES_CLIENT_CERT and KES_CLIENT_KEY, or KES_API_KEY",
+            format!("{alert:?}").to_lowercase()
+        )),
+        _ => None,
+    }
 }
 
 /// The hyper-util error chain as one line: its own message is only

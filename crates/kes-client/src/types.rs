@@ -48,6 +48,9 @@ pub struct Status {
     /// Set when the key store cannot be reached.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keystore_unreachable: bool,
+    /// The Go SDK's spelling of `keystore_unreachable`; servers send both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keystore_unavailable: bool,
 }
 
 /// One entry of `GET /v1/api`.
@@ -74,7 +77,11 @@ pub struct KeyInfo {
     #[serde(default)]
     pub algorithm: String,
     /// Creation time (the zero time for legacy keys).
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<OffsetDateTime>,
     /// Identity that created the key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -106,7 +113,11 @@ pub struct PolicyInfo {
     #[serde(default)]
     pub name: String,
     /// When the policy was loaded.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<OffsetDateTime>,
     /// The admin identity that owns the policy.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -126,7 +137,11 @@ pub struct Policy {
     #[serde(default, with = "pattern_set")]
     pub deny: Vec<String>,
     /// When the policy was loaded.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<OffsetDateTime>,
     /// The admin identity that owns the policy.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -177,7 +192,11 @@ pub struct IdentityInfo {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub policy: String,
     /// When the identity was assigned.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<OffsetDateTime>,
     /// The admin identity that assigned it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -200,7 +219,10 @@ pub struct SelfInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Policy>,
     /// When the identity was assigned.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub created_at: Option<OffsetDateTime>,
     /// The admin identity that assigned it.
     #[serde(skip_serializing_if = "String::is_empty")]

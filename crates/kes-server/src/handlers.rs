@@ -511,7 +511,7 @@ fn policy_name<'a>(req: &'a Request<'_>) -> Result<&'a str> {
 }
 
 fn created_at(req: &Request<'_>) -> String {
-    format_rfc3339_nano(req.shared.started)
+    format_rfc3339_nano(req.state.loaded)
 }
 
 fn describe_policy(req: &Request<'_>) -> Result<Response<Body>> {

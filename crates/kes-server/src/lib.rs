@@ -163,6 +163,7 @@ async fn build_state(config: &ServerConfig) -> Result<State, String> {
         routes: RouteTable::new(&overrides),
         cache,
         default_algorithm: KeyAlgorithm::default_for_cpu(),
+        loaded: OffsetDateTime::now_utc(),
     };
     // Predefined keys: created like /v1/key/create by the admin; existing
     // keys are fine, anything else stops the start-up.
@@ -199,21 +200,69 @@ fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::Serv
     .map_err(|e| e.to_string())
 }
 
+/// The addresses a server bound to `bind` can be reached at: loopback
+/// first, then, for an unspecified address (`0.0.0.0`, `[::]`), those of
+/// every interface, as the Go KES lists them. The dev certificate carries
+/// them all as SANs, and the banner prints them.
 fn local_ips(bind: &SocketAddr) -> Vec<IpAddr> {
-    let mut ips = vec![
-        IpAddr::from([127, 0, 0, 1]),
-        IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
-    ];
-    if !bind.ip().is_unspecified() && !ips.contains(&bind.ip()) {
+    let mut ips = vec![IpAddr::from([127, 0, 0, 1])];
+    if bind.ip().is_unspecified() {
+        ips.extend(interface_ips(bind.is_ipv6()));
+        // The address the host uses to reach others, found without
+        // sending a packet (connect on UDP only picks a route): a fallback
+        // where /proc is not mounted.
+        if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") {
+            if sock.connect("192.0.2.1:9").is_ok() {
+                if let Ok(addr) = sock.local_addr() {
+                    ips.push(addr.ip());
+                }
+            }
+        }
+    } else {
         ips.push(bind.ip());
     }
-    // The address the host uses to reach others; found without sending a
-    // packet (connect on UDP only picks a route).
-    if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") {
-        if sock.connect("192.0.2.1:9").is_ok() {
-            if let Ok(addr) = sock.local_addr() {
-                if !ips.contains(&addr.ip()) && !addr.ip().is_unspecified() {
-                    ips.push(addr.ip());
+    ips.push(IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
+    let mut seen = Vec::new();
+    ips.retain(|ip| {
+        !ip.is_unspecified() && !seen.contains(ip) && {
+            seen.push(*ip);
+            true
+        }
+    });
+    ips
+}
+
+/// The IPv4 (and with `v6` the global IPv6) addresses of this host's
+/// interfaces, from /proc (no `getifaddrs` without unsafe code).
+fn interface_ips(v6: bool) -> Vec<IpAddr> {
+    let mut ips = Vec::new();
+    // fib_trie lists each local address followed by a "/32 host LOCAL" line.
+    if let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") {
+        let mut last: Option<std::net::Ipv4Addr> = None;
+        for line in trie.lines() {
+            let line = line.trim_start_matches([' ', '|', '+', '-']).trim();
+            if line == "/32 host LOCAL" {
+                if let Some(ip) = last.take() {
+                    if !ip.is_loopback() && !ips.contains(&IpAddr::V4(ip)) {
+                        ips.push(IpAddr::V4(ip));
+                    }
+                }
+            } else {
+                last = line.parse().ok();
+            }
+        }
+    }
+    if v6 {
+        if let Ok(list) = std::fs::read_to_string("/proc/net/if_inet6") {
+            for hex in list.lines().filter_map(|l| l.split_whitespace().next()) {
+                let Ok(bits) = u128::from_str_radix(hex, 16) else {
+                    continue;
+                };
+                let ip = std::net::Ipv6Addr::from(bits);
+                // Link-local addresses need a zone to be dialled.
+                let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
+                if !ip.is_loopback() && !link_local {
+                    ips.push(IpAddr::V6(ip));
                 }
             }
         }
@@ -327,6 +376,7 @@ async fn run_async(options: Options) -> Result<(), String> {
                 },
             ),
             default_algorithm: KeyAlgorithm::default_for_cpu(),
+            loaded: OffsetDateTime::now_utc(),
         };
         (None, state, tls_config, address, Some(admin_key))
     } else {
@@ -474,18 +524,26 @@ fn print_banner(
         Some(c) => describe_store(&c.keystore),
         None => "In Memory".to_string(),
     };
-    let endpoint_host = if local.ip().is_unspecified() {
-        IpAddr::from([127, 0, 0, 1])
+    // Every address the server answers at, as the Go KES lists them.
+    let endpoints: Vec<SocketAddr> = if local.ip().is_unspecified() {
+        local_ips(local)
+            .into_iter()
+            .filter(|ip| local.is_ipv6() || ip.is_ipv4())
+            .map(|ip| SocketAddr::new(ip, local.port()))
+            .collect()
     } else {
-        local.ip()
+        vec![*local]
     };
-    let endpoint = SocketAddr::new(endpoint_host, local.port());
+    let endpoint = endpoints.first().copied().unwrap_or(*local);
     println!("Version     {}", handlers::VERSION);
     println!("Runtime     {}/{}", sysinfo::go_os(), sysinfo::go_arch());
     println!("License     AGPLv3");
     println!();
     println!("KMS         {store}");
-    println!("API         · https://{endpoint}");
+    for (i, e) in endpoints.iter().enumerate() {
+        let label = if i == 0 { "API" } else { "" };
+        println!("{label:<11} · https://{e}");
+    }
     println!();
     println!("Admin       {admin}");
     if let Some(key) = dev_key {

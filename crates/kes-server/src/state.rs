@@ -27,6 +27,9 @@ pub struct State {
     pub cache: Arc<KeyCache>,
     /// Algorithm of keys created by `/v1/key/create`.
     pub default_algorithm: KeyAlgorithm,
+    /// When this configuration was loaded (start-up or SIGHUP): the
+    /// `created_at` of its policies and identities.
+    pub loaded: OffsetDateTime,
 }
 
 impl State {

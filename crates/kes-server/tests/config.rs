@@ -21,8 +21,11 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A fixture, parsed: its TLS files do not exist here, and only
+/// [`ServerConfig::load`] checks them.
 fn load(name: &str) -> ServerConfig {
-    ServerConfig::load(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn secs(s: u64) -> Duration {
@@ -602,10 +605,10 @@ fn unknown_keys_are_ignored_with_a_warning() {
         config.warnings,
         [
             "kesconf: unknown key 'future_option' in line 10 is ignored",
-            "kesconf: unknown key 'log.colour' in line 12 is ignored",
-            "kesconf: unknown key 'api./v1/status.skip-auth' in line 15 is ignored",
-            "kesconf: unknown key 'policy.p.alow' in line 18 is ignored",
-            "kesconf: unknown key 'keys[0].size' in line 21 is ignored",
+            "kesconf: unknown key 'colour' in line 12 is ignored",
+            "kesconf: unknown key 'skip-auth' in line 15 (did you mean 'skip_auth'?) is ignored",
+            "kesconf: unknown key 'alow' in line 18 (did you mean 'allow'?) is ignored",
+            "kesconf: unknown key 'size' in line 21 is ignored",
         ]
     );
     // The reference fixtures use only known keys.
@@ -625,7 +628,7 @@ fn unknown_keys_are_ignored_with_a_warning() {
     .unwrap();
     assert_eq!(
         vault.warnings,
-        ["kesconf: unknown key 'keystore.vault.verbose' in line 12 is ignored"]
+        ["kesconf: unknown key 'verbose' in line 12 is ignored"]
     );
 }
 
@@ -826,8 +829,9 @@ fn example_configs_parse() {
         if path.extension().and_then(|e| e.to_str()) != Some("yml") {
             continue;
         }
+        let text = std::fs::read_to_string(&path).unwrap();
         let config =
-            ServerConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            ServerConfig::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(config.warnings, Vec::<String>::new(), "{}", path.display());
         seen.push(path.file_name().unwrap().to_string_lossy().into_owned());
         if path.ends_with("server-minio.yml") {
@@ -913,4 +917,170 @@ mod never_panics {
         let err = ServerConfig::parse(&"a:\n ".repeat(10_000)).unwrap_err();
         assert!(err.to_string().contains("kesconf: invalid YAML"), "{err}");
     }
+}
+
+#[test]
+fn unknown_keys_come_first_when_the_config_fails() {
+    // A typo in the key store: the typo is reported before the error it
+    // caused, with a suggestion.
+    let err = ServerConfig::parse(&format!(
+        "admin:\n  identity: {ADMIN}\nkeystore:\n  aws:\n    secretmanager:\n      endpoint: e\n      region: r\ntls:\n  key: k\n  cert: c\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "kesconf: unknown key 'secretmanager' in line 5 (did you mean 'secretsmanager'?)",
+            "kesconf: no keystore specified",
+        ],
+        "{err}"
+    );
+
+    let err = ServerConfig::parse(&with_keystore("  fs:\n    pth: /tmp/keys\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("kesconf: unknown key 'pth' in line "),
+        "{err}"
+    );
+    assert!(err.contains("(did you mean 'path'?)\n"), "{err}");
+    assert!(
+        err.ends_with("no path specified (keystore.fs.path)"),
+        "{err}"
+    );
+
+    let err = ServerConfig::parse(&with("keys:\n- nam: my-key\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("kesconf: unknown key 'nam' in line 10 (did you mean 'name'?)\n"),
+        "{err}"
+    );
+
+    // Without unknown keys the error is as before.
+    let err = ServerConfig::parse(&with_keystore(""))
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("unknown key"), "{err}");
+}
+
+#[test]
+fn load_names_the_field_and_line_of_a_missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("server.cert");
+    std::fs::write(&cert, "not checked for content here").unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "admin:\n  identity: {ADMIN}\ntls:\n  key: nope.key\n  cert: {}\nkeystore:\n  fs:\n    path: /tmp/keys\n",
+            cert.display()
+        ),
+    )
+    .unwrap();
+    let err = ServerConfig::load(&config).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "kesconf: tls.key 'nope.key' in line 4: no such file"
+    );
+    assert_eq!(err.line(), Some(4));
+
+    // A CA may be a directory; a key may not.
+    std::fs::write(
+        &config,
+        format!(
+            "admin:\n  identity: {ADMIN}\ntls:\n  key: {0}\n  cert: {0}\n  ca: {1}\nkeystore:\n  fs:\n    path: /tmp/keys\n",
+            cert.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    ServerConfig::load(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "admin:\n  identity: {ADMIN}\ntls:\n  key: {0}\n  cert: {1}\nkeystore:\n  fs:\n    path: /tmp/keys\n",
+            dir.path().display(),
+            cert.display()
+        ),
+    )
+    .unwrap();
+    let err = ServerConfig::load(&config).unwrap_err().to_string();
+    assert!(
+        err.ends_with("' in line 4: is a directory, not a file"),
+        "{err}"
+    );
+
+    // The vault key store's client certificate too.
+    std::fs::write(
+        &config,
+        format!(
+            "admin:\n  identity: {ADMIN}\ntls:\n  key: {0}\n  cert: {0}\nkeystore:\n  vault:\n    endpoint: https://127.0.0.1:8200\n    approle: {{id: a, secret: b}}\n    tls:\n      key: {0}\n      cert: {0}\n      ca: vault-ca.pem\n",
+            cert.display()
+        ),
+    )
+    .unwrap();
+    let err = ServerConfig::load(&config).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "kesconf: keystore.vault.tls.ca 'vault-ca.pem' in line 13: no such file"
+    );
+}
+
+#[test]
+fn a_bad_aws_prefix_is_a_config_error_with_its_line() {
+    let err = ServerConfig::parse(&with_keystore(
+        "  aws:\n    secretsmanager:\n      endpoint: e\n      region: r\n      prefix: \"kes keys/\"\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("kesconf: invalid keystore.aws.secretsmanager.prefix 'kes keys/' in line "),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("' ' is not allowed: use only letters, digits and /_+=.@-"),
+        "{err}"
+    );
+    let long = "p".repeat(433);
+    let err = ServerConfig::parse(&with_keystore(&format!(
+        "  aws:\n    secretsmanager:\n      endpoint: e\n      region: r\n      prefix: {long}\n"
+    )))
+    .unwrap_err()
+    .to_string();
+    assert!(err.ends_with("longer than 432 bytes"), "{err}");
+    ServerConfig::parse(&with_keystore(
+        "  aws:\n    secretsmanager:\n      endpoint: e\n      region: r\n      prefix: kes/prod-1@x=y+z.\n",
+    ))
+    .unwrap();
+}
+
+#[test]
+fn load_keystore_reads_only_the_keystore_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ks.yml");
+    // No admin, no tls, and a ${VAR} elsewhere that is not set.
+    std::fs::write(
+        &path,
+        "address: ${KES_RS_TEST_UNSET_VARIABLE}\nkeystore:\n  fs:\n    path: /tmp/keys\n    pth: typo\n",
+    )
+    .unwrap();
+    let (keystore, warnings) = kes_server::config::load_keystore(&path).unwrap();
+    assert!(matches!(keystore, KeyStoreConfig::Fs(ref fs) if fs.path == Path::new("/tmp/keys")));
+    assert_eq!(
+        warnings,
+        ["kesconf: unknown key 'pth' in line 5 (did you mean 'path'?) is ignored"]
+    );
+    std::fs::write(&path, "keystore:\n  aws:\n    secretmanager: {}\n").unwrap();
+    let err = kes_server::config::load_keystore(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(
+            "kesconf: unknown key 'secretmanager' in line 3 (did you mean 'secretsmanager'?)\n"
+        ),
+        "{err}"
+    );
 }

@@ -113,6 +113,7 @@ async fn start(offline_expiry: Duration) -> Running {
             routes: RouteTable::default(),
             cache,
             default_algorithm: KeyAlgorithm::Aes256,
+            loaded: time::OffsetDateTime::now_utc(),
         }),
         tls: ArcSwap::new(tls),
     });

@@ -28,16 +28,6 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn identity_line(out: &str, label: &str) -> String {
-    let line = out
-        .lines()
-        .find(|l| l.trim_start().starts_with(label))
-        .unwrap_or_else(|| panic!("no '{label}' in: {out}"));
-    let id = line.split_whitespace().last().unwrap().to_string();
-    assert_eq!(id.len(), 64, "{line}");
-    id
-}
-
 #[test]
 fn aws_secrets_manager_tutorial() {
     let Some(moto) = moto::Moto::start() else {
@@ -49,10 +39,11 @@ fn aws_secrets_manager_tutorial() {
     // 1. Server private key and certificate.
     let out = kes(d, &["identity", "new", "--ip", "", "localhost"], &[]);
     assert!(out.status.success(), "{out:?}");
-    let text = stdout(&out);
-    assert!(text.contains("  Private key:  private.key\n"), "{text}");
-    assert!(text.contains("  Certificate:  public.crt\n"), "{text}");
-    identity_line(&text, "Identity:");
+    // In a pipe `identity new` prints JSON (on a terminal: labelled text).
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["private_key"], "private.key");
+    assert_eq!(created["certificate"], "public.crt");
+    assert_eq!(created["identity"].as_str().unwrap().len(), 64);
 
     // 2. Client credentials, and their identity recomputed.
     let out = kes(
@@ -67,12 +58,13 @@ fn aws_secrets_manager_tutorial() {
         &[],
     );
     assert!(out.status.success(), "{out:?}");
-    let text = stdout(&out);
-    assert!(text.contains("  Private key:  client.key\n"), "{text}");
-    assert!(text.contains("  Certificate:  client.crt\n"), "{text}");
-    let client_id = identity_line(&text, "Identity:");
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["private_key"], "client.key");
+    assert_eq!(created["certificate"], "client.crt");
+    let client_id = created["identity"].as_str().unwrap().to_owned();
+    // `$(kes identity of client.crt)`, as the tutorial uses it.
     let out = kes(d, &["identity", "of", "client.crt"], &[]);
-    assert_eq!(identity_line(&stdout(&out), "Identity:"), client_id);
+    assert_eq!(stdout(&out), format!("{client_id}\n"));
 
     // 3. The tutorial's config.yml.
     let config = format!(

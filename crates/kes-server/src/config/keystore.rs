@@ -1,7 +1,7 @@
 //! The `keystore:` section: exactly one backend, validated as the Go KES
 //! validates it, converted to the plain configs of `kes_keystore::config`.
 
-use super::{missing, ConfigError, Result, Section, DEFAULT_VAULT_STATUS_PING, ENV};
+use super::{missing, ConfigError, Files, Result, Section, Text, DEFAULT_VAULT_STATUS_PING, ENV};
 use kes_keystore::config::{
     AwsConfig, FsConfig, VaultAppRole, VaultConfig, VaultKubernetes, VaultTransit,
 };
@@ -116,7 +116,7 @@ const BACKENDS: [(&str, Option<&str>); 8] = [
     ("entrust", Some("keycontrol")),
 ];
 
-pub(super) fn parse(top: &Section<'_>) -> Result<KeyStoreConfig> {
+pub(super) fn parse(top: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
     let Some(keystore) = top.section("keystore")? else {
         return Err(ConfigError::new("kesconf: no keystore specified", None));
     };
@@ -152,7 +152,7 @@ pub(super) fn parse(top: &Section<'_>) -> Result<KeyStoreConfig> {
     };
     match name {
         "fs" => parse_fs(&section),
-        "vault" => parse_vault(&section),
+        "vault" => parse_vault(&section, files),
         "aws" => parse_aws(&section),
         "fortanix" => {
             require(
@@ -297,6 +297,9 @@ fn parse_aws(section: &Section<'_>) -> Result<KeyStoreConfig> {
         WHAT,
         &[("endpoint", "endpoint"), ("region", "region")],
     )?;
+    if let Some(prefix) = section.text("prefix", ENV)? {
+        check_aws_prefix(&prefix)?;
+    }
     let credentials = section.section_or_empty("credentials")?;
     Ok(KeyStoreConfig::Aws(AwsConfig {
         endpoint: section.string("endpoint", ENV)?,
@@ -309,6 +312,27 @@ fn parse_aws(section: &Section<'_>) -> Result<KeyStoreConfig> {
     }))
 }
 
+/// The prefix becomes part of every secret name (at most 512 bytes, of
+/// letters, digits and `/_+=.@-`) together with a key name of up to 80
+/// bytes. Checked here so that a bad prefix is reported with its line, not
+/// as a failure to connect.
+fn check_aws_prefix(prefix: &Text) -> Result<()> {
+    const MAX: usize = 512 - kes_core::name::MAX_NAME_LEN;
+    let p = prefix.as_str();
+    if let Some(c) = p
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
+    {
+        return Err(prefix.invalid(format!(
+            "'{c}' is not allowed: use only letters, digits and /_+=.@-"
+        )));
+    }
+    if p.len() > MAX {
+        return Err(prefix.invalid(format!("longer than {MAX} bytes")));
+    }
+    Ok(())
+}
+
 fn or_default(value: String, default: &str) -> String {
     if value.is_empty() {
         default.to_string()
@@ -317,7 +341,7 @@ fn or_default(value: String, default: &str) -> String {
     }
 }
 
-fn parse_vault(section: &Section<'_>) -> Result<KeyStoreConfig> {
+fn parse_vault(section: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
     const WHAT: &str = "vault keystore";
     require(section, WHAT, &[("endpoint", "endpoint")])?;
     let version = match section.text("version", ENV)? {
@@ -436,6 +460,12 @@ fn parse_vault(section: &Section<'_>) -> Result<KeyStoreConfig> {
             &super::join(&tls.path, "key"),
             tls.line,
         ));
+    }
+
+    for (key, dir_ok) in [("key", false), ("cert", false), ("ca", true)] {
+        if let Some(t) = tls.text(key, ENV)?.filter(|t| !t.as_str().is_empty()) {
+            t.check_readable(files, dir_ok)?;
+        }
     }
 
     let status_ping = section

@@ -190,6 +190,25 @@ impl ConfigError {
     pub fn line(&self) -> Option<usize> {
         self.line
     }
+
+    /// This error preceded by one line per unknown key.
+    fn after_unknown_keys(mut self, unknown: &[schema::UnknownKey]) -> Self {
+        if !unknown.is_empty() {
+            let mut message: Vec<String> = unknown.iter().map(|u| u.message()).collect();
+            message.push(self.message);
+            self.message = message.join("\n");
+        }
+        self
+    }
+}
+
+/// Whether parsing checks that the files a config names can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Files {
+    /// Yes: loading a config file for use.
+    Check,
+    /// No: parsing text (tests, tools).
+    Ignore,
 }
 
 impl fmt::Display for ConfigError {
@@ -235,6 +254,43 @@ impl Text {
             ),
             Some(self.line),
         )
+    }
+
+    /// Checks that the file (or, with `dir_ok`, directory) this value names
+    /// can be read, so that a typo is reported with its field and line
+    /// instead of as a TLS or key-store failure later.
+    fn check_readable(&self, files: Files, dir_ok: bool) -> Result<()> {
+        if files == Files::Ignore {
+            return Ok(());
+        }
+        let path = Path::new(self.as_str());
+        let result = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() && dir_ok => std::fs::read_dir(path).map(|_| ()),
+            Ok(m) if m.is_dir() => Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            )),
+            Ok(_) => std::fs::File::open(path).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+                std::io::ErrorKind::IsADirectory => "is a directory, not a file".to_string(),
+                _ => e.to_string(),
+            };
+            ConfigError {
+                message: format!(
+                    "kesconf: {} '{}' in line {}: {why}",
+                    self.path,
+                    self.as_str(),
+                    self.line
+                ),
+                line: Some(self.line),
+                source: Some(e),
+            }
+        })
     }
 
     fn duration(&self) -> Result<Duration> {
@@ -444,15 +500,7 @@ impl ServerConfig {
     /// the fs key store) are kept as written, i.e. relative to the working
     /// directory, like the Go KES.
     pub fn load(path: &Path) -> Result<ServerConfig> {
-        let text = std::fs::read(path).map_err(|e| ConfigError {
-            message: format!(
-                "kesconf: failed to read config file '{}': {e}",
-                path.display()
-            ),
-            line: None,
-            source: Some(e),
-        })?;
-        let text = Zeroizing::new(text);
+        let text = read_config_file(path)?;
         let text = std::str::from_utf8(&text).map_err(|e| {
             ConfigError::new(
                 format!(
@@ -462,35 +510,34 @@ impl ServerConfig {
                 None,
             )
         })?;
-        Self::parse(text)
+        Self::parse_with(text, Files::Check)
     }
 
-    /// Parses a config from YAML text.
+    /// Parses a config from YAML text. Files named in it are not looked at
+    /// ([`ServerConfig::load`] checks that they can be read).
     pub fn parse(yaml: &str) -> Result<ServerConfig> {
-        let root = yaml::parse_document(yaml).map_err(|e| {
-            ConfigError::new(
-                format!("kesconf: invalid YAML in line {}: {}", e.line, e.message),
-                Some(e.line),
-            )
-        })?;
-        let Some(root) = root else {
-            return Err(ConfigError::new(
-                "kesconf: invalid config: the file contains no YAML document",
-                None,
-            ));
-        };
-        if !matches!(root.value, Value::Map(_)) {
-            return Err(ConfigError::new(
-                format!(
-                    "kesconf: invalid config format: expected a mapping at the top level, found {}",
-                    root.kind()
-                ),
-                Some(root.line),
-            ));
-        }
-        let top = Section::of(&root, String::new())?;
+        Self::parse_with(yaml, Files::Ignore)
+    }
 
-        check_version(&top)?;
+    fn parse_with(yaml: &str, files: Files) -> Result<ServerConfig> {
+        let root = parse_root(yaml)?;
+        // Unknown keys are collected first: when the config then fails,
+        // a typo (`secretmanager:`) is most likely why, and is reported
+        // before the error it caused.
+        let unknown = schema::unknown_keys(&root);
+        let top = Section::of(&root, String::new())?;
+        let parsed = Self::parse_sections(&top, files);
+        match parsed {
+            Ok(mut config) => {
+                config.warnings = unknown.iter().map(|u| u.warning()).collect();
+                Ok(config)
+            }
+            Err(e) => Err(e.after_unknown_keys(&unknown)),
+        }
+    }
+
+    fn parse_sections(top: &Section<'_>, files: Files) -> Result<ServerConfig> {
+        check_version(top)?;
         let address = top.opt_string("address", ENV)?;
 
         let admin = Identity::new(top.section_or_empty("admin")?.string("identity", ENV)?);
@@ -501,14 +548,13 @@ impl ServerConfig {
             ));
         }
 
-        let tls = parse_tls(&top.section_or_empty("tls")?, &admin)?;
-        let policies = parse_policies(&top, &admin, &tls.proxy)?;
-        let cache = parse_cache(&top)?;
-        let log = parse_log(&top)?;
-        let api = parse_api(&top)?;
-        let keys = parse_keys(&top)?;
-        let keystore = keystore::parse(&top)?;
-        let warnings = schema::unknown_keys(&root);
+        let tls = parse_tls(&top.section_or_empty("tls")?, &admin, files)?;
+        let policies = parse_policies(top, &admin, &tls.proxy)?;
+        let cache = parse_cache(top)?;
+        let log = parse_log(top)?;
+        let api = parse_api(top)?;
+        let keys = parse_keys(top)?;
+        let keystore = keystore::parse(top, files)?;
 
         Ok(ServerConfig {
             address,
@@ -520,7 +566,7 @@ impl ServerConfig {
             log,
             keys,
             keystore,
-            warnings,
+            warnings: Vec::new(),
         })
     }
 
@@ -529,6 +575,72 @@ impl ServerConfig {
     pub fn skips_auth_anywhere(&self) -> bool {
         self.api.values().any(|route| route.skip_auth)
     }
+}
+
+/// Reads only the `keystore` section of a config file, for tools that
+/// need nothing else (`kes migrate`): the other sections may be missing,
+/// and their `${VAR}` references are not resolved. Returns the key store
+/// and the warnings about unknown keys inside the section.
+pub fn load_keystore(path: &Path) -> Result<(KeyStoreConfig, Vec<String>)> {
+    let text = read_config_file(path)?;
+    let text = std::str::from_utf8(&text).map_err(|e| {
+        ConfigError::new(
+            format!(
+                "kesconf: config file '{}' is not valid UTF-8: {e}",
+                path.display()
+            ),
+            None,
+        )
+    })?;
+    let root = parse_root(text)?;
+    let top = Section::of(&root, String::new())?;
+    let unknown = top
+        .get("keystore")
+        .map(schema::unknown_keystore_keys)
+        .unwrap_or_default();
+    match keystore::parse(&top, Files::Check) {
+        Ok(keystore) => Ok((keystore, unknown.iter().map(|u| u.warning()).collect())),
+        Err(e) => Err(e.after_unknown_keys(&unknown)),
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    std::fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| ConfigError {
+            message: format!(
+                "kesconf: failed to read config file '{}': {e}",
+                path.display()
+            ),
+            line: None,
+            source: Some(e),
+        })
+}
+
+/// The top-level mapping of a config file.
+fn parse_root(yaml: &str) -> Result<Node> {
+    let root = yaml::parse_document(yaml).map_err(|e| {
+        ConfigError::new(
+            format!("kesconf: invalid YAML in line {}: {}", e.line, e.message),
+            Some(e.line),
+        )
+    })?;
+    let Some(root) = root else {
+        return Err(ConfigError::new(
+            "kesconf: invalid config: the file contains no YAML document",
+            None,
+        ));
+    };
+    if !matches!(root.value, Value::Map(_)) {
+        return Err(ConfigError::new(
+            format!(
+                "kesconf: invalid config format: expected a mapping at the top level, found {}",
+                root.kind()
+            ),
+            Some(root.line),
+        ));
+    }
+    Ok(root)
 }
 
 fn check_version(top: &Section<'_>) -> Result<()> {
@@ -558,15 +670,19 @@ fn check_version(top: &Section<'_>) -> Result<()> {
     }
 }
 
-fn parse_tls(tls: &Section<'_>, admin: &Identity) -> Result<TlsConfig> {
-    let key = tls.string("key", ENV)?;
-    if key.is_empty() {
+fn parse_tls(tls: &Section<'_>, admin: &Identity, files: Files) -> Result<TlsConfig> {
+    let Some(key) = tls.text("key", ENV)?.filter(|t| !t.as_str().is_empty()) else {
         return Err(missing("tls config", "private key", "tls.key", tls.line));
-    }
-    let cert = tls.string("cert", ENV)?;
-    if cert.is_empty() {
+    };
+    let Some(cert) = tls.text("cert", ENV)?.filter(|t| !t.as_str().is_empty()) else {
         return Err(missing("tls config", "certificate", "tls.cert", tls.line));
+    };
+    key.check_readable(files, false)?;
+    cert.check_readable(files, false)?;
+    if let Some(ca) = tls.text("ca", ENV)?.filter(|t| !t.as_str().is_empty()) {
+        ca.check_readable(files, true)?;
     }
+    let (key, cert) = (key.as_str().to_string(), cert.as_str().to_string());
     let password = tls
         .text("password", ENV)?
         .filter(|t| !t.as_str().is_empty())

@@ -199,35 +199,100 @@ const KEYSTORE: Schema = Map(&[
     ),
 ]);
 
-fn walk(node: &Node, schema: &Schema, path: &str, out: &mut Vec<String>) {
+/// A key the KES does not know.
+pub(super) struct UnknownKey {
+    /// The key as written.
+    key: String,
+    /// Its line.
+    line: usize,
+    /// The known key of the same mapping it most likely is a typo of.
+    suggestion: Option<&'static str>,
+}
+
+impl UnknownKey {
+    /// `kesconf: unknown key 'pth' in line 3 (did you mean 'path'?)`
+    pub(super) fn message(&self) -> String {
+        match self.suggestion {
+            Some(s) => format!(
+                "kesconf: unknown key '{}' in line {} (did you mean '{s}'?)",
+                self.key, self.line
+            ),
+            None => format!("kesconf: unknown key '{}' in line {}", self.key, self.line),
+        }
+    }
+
+    /// The message for a config that loaded: the key is ignored.
+    pub(super) fn warning(&self) -> String {
+        format!("{} is ignored", self.message())
+    }
+}
+
+/// Edit distance (insertions, deletions, substitutions and swaps of
+/// neighbours) between two short strings.
+fn distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The known key closest to `key`, if it is close enough to be a typo:
+/// a third of the key's length, at least one and at most three edits, or
+/// the same key in another case or with `-` for `_`.
+fn suggest(key: &str, fields: &'static [(&'static str, Schema)]) -> Option<&'static str> {
+    let normalized = key.to_ascii_lowercase().replace('-', "_");
+    if let Some((known, _)) = fields.iter().find(|(k, _)| *k == normalized) {
+        return Some(known);
+    }
+    let limit = (key.chars().count() / 3).clamp(1, 3);
+    fields
+        .iter()
+        .map(|(known, _)| (distance(&normalized, known), *known))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+fn walk(node: &Node, schema: &'static Schema, out: &mut Vec<UnknownKey>) {
     match (schema, &node.value) {
         (Map(fields), Value::Map(entries)) => {
             for (key, value) in entries {
                 let Some(name) = key.as_key() else { continue };
-                let field = if path.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{path}.{name}")
-                };
                 match fields.iter().find(|(known, _)| *known == name) {
-                    Some((_, inner)) => walk(value, inner, &field, out),
-                    None => out.push(format!(
-                        "kesconf: unknown key '{field}' in line {} is ignored",
-                        key.line
-                    )),
+                    Some((_, inner)) => walk(value, inner, out),
+                    None => out.push(UnknownKey {
+                        key: name.to_string(),
+                        line: key.line,
+                        suggestion: suggest(name, fields),
+                    }),
                 }
             }
         }
         (Named(inner), Value::Map(entries)) => {
-            for (key, value) in entries {
-                if let Some(name) = key.as_key() {
-                    walk(value, inner, &format!("{path}.{name}"), out);
-                }
+            for (_, value) in entries {
+                walk(value, inner, out);
             }
         }
         (List(inner), Value::Seq(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                walk(item, inner, &format!("{path}[{i}]"), out);
+            for item in items {
+                walk(item, inner, out);
             }
         }
         // Leaves, and shapes the parser reports as errors anyway.
@@ -235,9 +300,39 @@ fn walk(node: &Node, schema: &Schema, path: &str, out: &mut Vec<String>) {
     }
 }
 
-/// One message per key the KES does not know, in file order.
-pub(super) fn unknown_keys(root: &Node) -> Vec<String> {
+/// Every key the KES does not know, in file order.
+pub(super) fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
     let mut out = Vec::new();
-    walk(root, &TOP, "", &mut out);
+    walk(root, &TOP, &mut out);
     out
+}
+
+/// The unknown keys of the `keystore` section only (for `kes migrate`,
+/// which reads nothing else).
+pub(super) fn unknown_keystore_keys(keystore: &Node) -> Vec<UnknownKey> {
+    let mut out = Vec::new();
+    walk(keystore, &KEYSTORE, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        let Map(keystore) = KEYSTORE else { panic!() };
+        let Map(aws) = keystore.iter().find(|(k, _)| *k == "aws").unwrap().1 else {
+            panic!()
+        };
+        assert_eq!(suggest("secretmanager", aws), Some("secretsmanager"));
+        assert_eq!(suggest("SecretsManager", aws), Some("secretsmanager"));
+        assert_eq!(suggest("kms", aws), None);
+        assert_eq!(suggest("ffs", keystore), Some("fs"));
+        assert_eq!(suggest("valut", keystore), Some("vault"));
+        assert_eq!(suggest("colour", keystore), None);
+        assert_eq!(distance("pth", "path"), 1);
+        assert_eq!(distance("skip-auth", "skip_auth"), 1);
+        assert_eq!(distance("ab", "ba"), 1);
+    }
 }

@@ -77,7 +77,9 @@ impl OutputArgs {
 
 impl Conn {
     /// The client for the servers and credentials from the flags or the
-    /// environment (spec §13).
+    /// environment (`-s`/`-a` where a command has them, else `KES_SERVER`,
+    /// `KES_API_KEY`, `KES_CLIENT_CERT`, `KES_CLIENT_KEY` and their
+    /// MinIO spellings).
     pub fn client(&self, server: Option<&str>, api_key: Option<&str>) -> Result<Client, CliError> {
         let lookup = |k: &str| std::env::var(k).ok();
         let endpoints = env::endpoints(server, &lookup).map_err(CliError::usage)?;
@@ -94,20 +96,34 @@ impl Conn {
         }
         builder = match credentials {
             env::Credentials::ApiKey(key) => {
-                let key = kes_core::ApiKey::parse(&key).map_err(CliError::usage)?;
+                let source = if api_key.is_some_and(|k| !k.trim().is_empty()) {
+                    "--api-key"
+                } else {
+                    api_key_var(&lookup)
+                };
+                let key = kes_core::ApiKey::parse(&key).map_err(|e| {
+                    CliError::usage(format!(
+                        "invalid API key in {source}: {}",
+                        api_key_error(&e)
+                    ))
+                })?;
                 builder.api_key(&key)
             }
             env::Credentials::CertificateFiles { cert, key } => {
                 let key_pem = Zeroizing::new(std::fs::read(&key).map_err(|e| {
-                    CliError::usage(format!(
-                        "failed to read client private key '{}': {e}",
-                        key.display()
+                    CliError::failure(format!(
+                        "failed to read client private key '{}' ({}): {}",
+                        key.display(),
+                        var_of(&env::KEY_VARS, &lookup),
+                        io_reason(&e)
                     ))
                 })?);
                 let cert_pem = std::fs::read(&cert).map_err(|e| {
-                    CliError::usage(format!(
-                        "failed to read client certificate '{}': {e}",
-                        cert.display()
+                    CliError::failure(format!(
+                        "failed to read client certificate '{}' ({}): {}",
+                        cert.display(),
+                        var_of(&env::CERT_VARS, &lookup),
+                        io_reason(&e)
                     ))
                 })?;
                 let password = if kes_client::is_encrypted_private_key(&key_pem) {
@@ -118,7 +134,39 @@ impl Conn {
                 builder.certificate_pem(&cert_pem, &key_pem, password.as_ref().map(|p| p.as_str()))
             }
         };
-        builder.build().map_err(CliError::usage)
+        builder.build().map_err(CliError::failure)
+    }
+}
+
+/// Which API key variable the key came from, for error messages.
+fn api_key_var(lookup: &dyn Fn(&str) -> Option<String>) -> &'static str {
+    var_of(&env::API_KEY_VARS, lookup)
+}
+
+/// The first of `vars` that is set (the one the value came from).
+fn var_of(vars: &[&'static str], lookup: &dyn Fn(&str) -> Option<String>) -> &'static str {
+    vars.iter()
+        .copied()
+        .find(|v| lookup(v).is_some_and(|s| !s.trim().is_empty()))
+        .unwrap_or(vars[0])
+}
+
+/// Why a string is not an API key, without the library's `kes: invalid
+/// API key:` prefix (the command says where the key came from instead).
+pub(crate) fn api_key_error(e: &kes_core::apikey::ApiKeyError) -> String {
+    let s = e.to_string();
+    s.strip_prefix("kes: invalid API key: ")
+        .map(str::to_owned)
+        .unwrap_or(s)
+}
+
+/// An I/O error as a short reason: `no such file`, `permission denied`.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        std::io::ErrorKind::IsADirectory => "is a directory".to_owned(),
+        _ => e.to_string(),
     }
 }
 
@@ -148,11 +196,32 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::failure(format!("failed to start runtime: {e}")))
 }
 
-/// An SDK error as the command reports it: the server's message as is.
+/// An SDK error as the command reports it: the server's message as is,
+/// plus the broken naming rule where the server only says a name or
+/// pattern is invalid.
 pub(crate) fn api_error(e: kes_client::Error) -> CliError {
-    match e {
-        kes_client::Error::Config(_) => CliError::usage(e),
-        e => CliError::failure(e),
+    let message = e.to_string();
+    CliError::failure(super::names::explain(&message).unwrap_or(message))
+}
+
+/// Runs `op` for every name, printing `Error: <what> '<name>': <why>` for
+/// each failure, and fails (exit 1) after the last name if any failed.
+pub(crate) async fn for_each_name<F, Fut>(names: &[String], what: &str, mut op: F) -> CliResult
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(), kes_client::Error>>,
+{
+    let mut failed = 0;
+    for name in names {
+        if let Err(e) = op(name.clone()).await {
+            failed += 1;
+            super::print_error(&format!("{what} '{name}': {}", api_error(e)));
+        }
+    }
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CliError::reported())
     }
 }
 

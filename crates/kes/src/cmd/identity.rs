@@ -9,7 +9,7 @@ use kes_core::certgen::{self, CertificateOptions};
 use kes_core::identity::Identity;
 use kes_core::pem;
 use rustls_pki_types::PrivateKeyDer;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::IpAddr;
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -37,8 +37,10 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    #[command(after_help = examples!("kes identity new client", "kes identity new --key client.key --cert client.crt client", "kes identity new --ip 10.0.0.5 --dns kes.local --key server.key --cert server.crt kes.local", "kes identity new --encrypt --expiry 8760h client    # password from KES_IDENTITY_PASSWORD or asked"))]
     /// Create a new identity: an Ed25519 private key and a certificate
     New(NewArgs),
+    #[command(after_help = examples!("kes identity of client.crt", "kes identity of kes:v1:ACQpoGqx3rHHjT938Hfu5hVVQJHZWSqVI2Xp1KlYxFVw", "ADMIN=$(kes identity of admin.crt)"))]
     /// Compute the identity of a certificate or an API key
     Of {
         /// An API key (kes:v1:...) or a PEM certificate file
@@ -48,8 +50,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    #[command(after_help = client_help!("kes identity info", "kes identity info 3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22"))]
     /// Describe an identity (asks the server)
     Info(super::identity_remote::InfoArgs),
+    #[command(after_help = client_help!("kes identity ls", "kes identity ls 3ecf --json"))]
     /// List identities (asks the server)
     Ls(super::identity_remote::LsArgs),
 }
@@ -102,11 +106,30 @@ pub fn run(args: Args) -> CliResult {
 /// One printed field: JSON key, text label, value.
 type Field<'a> = (&'static str, &'static str, &'a str);
 
+/// How a result is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// Aligned `  Label:  value` lines (stdout is a terminal).
+    Text,
+    /// One JSON object (`--json`, or stdout is not a terminal).
+    Json,
+}
+
+impl Form {
+    fn of(json: bool) -> Form {
+        if json || !std::io::stdout().is_terminal() {
+            Form::Json
+        } else {
+            Form::Text
+        }
+    }
+}
+
 /// Prints fields either as aligned `  Label:  value` lines or as one JSON
 /// object. `width` is the label column width of the text form.
-fn print_fields(fields: &[Field<'_>], width: usize, json: bool) -> CliResult {
+fn print_fields(fields: &[Field<'_>], width: usize, form: Form) -> CliResult {
     let mut out = Zeroizing::new(String::new());
-    if json {
+    if form == Form::Json {
         let mut map = serde_json::Map::new();
         for (key, _, value) in fields {
             map.insert((*key).to_string(), serde_json::Value::from(*value));
@@ -119,11 +142,38 @@ fn print_fields(fields: &[Field<'_>], width: usize, json: bool) -> CliResult {
             out.push_str(&format!("  {label:<width$}{value}\n"));
         }
     }
+    write_stdout(out.as_bytes())
+}
+
+fn write_stdout(bytes: &[u8]) -> CliResult {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|err| CliError::failure(format!("failed to write output: {err}")))
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(err) => Err(CliError::failure(format!("failed to write output: {err}"))),
+    }
+}
+
+/// Prints an identity as `kes identity of` does: `  Identity:  <hex>` on
+/// a terminal, `{"identity":"<hex>"}` with `--json`, and in a pipe only the
+/// hex identity and a newline, like the Go KES, so that
+/// `$(kes identity of client.crt)` is the identity.
+fn print_identity(identity: &Identity, json: bool) -> CliResult {
+    if json {
+        print_fields(
+            &[("identity", "Identity", identity.as_str())],
+            11,
+            Form::Json,
+        )
+    } else if std::io::stdout().is_terminal() {
+        print_fields(
+            &[("identity", "Identity", identity.as_str())],
+            11,
+            Form::Text,
+        )
+    } else {
+        write_stdout(format!("{identity}\n").as_bytes())
+    }
 }
 
 fn run_generate(json: bool) -> CliResult {
@@ -136,17 +186,24 @@ fn run_generate(json: bool) -> CliResult {
             ("identity", "Identity", identity.as_str()),
         ],
         11,
-        json,
+        Form::of(json),
     )
 }
 
 fn run_of(target: &str, json: bool) -> CliResult {
     let identity = if target.starts_with("kes:v1:") {
-        ApiKey::parse(target).map_err(CliError::failure)?.identity()
+        ApiKey::parse(target)
+            .map_err(|e| {
+                CliError::usage(format!(
+                    "invalid API key: {}",
+                    super::client::api_key_error(&e)
+                ))
+            })?
+            .identity()
     } else {
         certificate_identity(target)?
     };
-    print_fields(&[("identity", "Identity", identity.as_str())], 11, json)
+    print_identity(&identity, json)
 }
 
 fn certificate_identity(path: &str) -> Result<Identity, CliError> {
@@ -163,9 +220,12 @@ fn certificate_identity(path: &str) -> Result<Identity, CliError> {
 }
 
 fn read_file(path: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    std::fs::read(path)
-        .map(Zeroizing::new)
-        .map_err(|err| CliError::failure(format!("failed to read '{path}': {err}")))
+    std::fs::read(path).map(Zeroizing::new).map_err(|err| {
+        CliError::failure(format!(
+            "failed to read '{path}': {}",
+            super::client::io_reason(&err)
+        ))
+    })
 }
 
 /// `kes identity <api-key|file>`: the identity of an API key, a certificate
@@ -174,12 +234,12 @@ fn run_describe(target: &str, json: bool) -> CliResult {
     if !Path::new(target).exists() {
         // The argument may be a mistyped secret: never echo it.
         let key = ApiKey::parse(target).map_err(|err| {
-            CliError::failure(format!(
-                "argument is neither an existing file nor an API key: {err}"
+            CliError::usage(format!(
+                "argument is neither an existing file nor an API key: {}",
+                super::client::api_key_error(&err)
             ))
         })?;
-        let identity = key.identity();
-        return print_fields(&[("identity", "Identity", identity.as_str())], 11, json);
+        return print_identity(&key.identity(), json);
     }
 
     let data = read_file(target)?;
@@ -187,7 +247,7 @@ fn run_describe(target: &str, json: bool) -> CliResult {
         Identity::from_certificate_der(&data).is_ok() || pem::parse_certificates(&data).is_ok();
     if has_certificate {
         let identity = certificate_identity(target)?;
-        return print_fields(&[("identity", "Identity", identity.as_str())], 11, json);
+        return print_identity(&identity, json);
     }
 
     let key = match pem::parse_private_key(&data, None) {
@@ -216,7 +276,7 @@ fn run_describe(target: &str, json: bool) -> CliResult {
             ("identity", "Identity", identity.as_str()),
         ],
         11,
-        json,
+        Form::of(json),
     )
 }
 
@@ -312,7 +372,7 @@ fn run_new(args: NewArgs) -> CliResult {
             ("identity", "Identity", new.identity.as_str()),
         ],
         14,
-        args.json,
+        Form::of(args.json),
     )
 }
 

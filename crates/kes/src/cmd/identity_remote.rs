@@ -2,7 +2,8 @@
 //! identities. (`kes identity new/of` work offline and live elsewhere.)
 
 use super::client::{
-    api_error, format_time, print_json, print_names, print_rows, runtime, Conn, Mode, OutputArgs,
+    api_error, format_time, paint, print_json, print_line, print_names, print_rows, runtime, Conn,
+    Mode, OutputArgs, BOLD,
 };
 use super::CliResult;
 
@@ -92,12 +93,51 @@ pub fn info(args: InfoArgs) -> CliResult {
     }
 }
 
-/// Runs `kes identity ls`.
+/// Runs `kes identity ls`: on a terminal a table that marks the admin
+/// and names each identity's policy; elsewhere one identity per line (a
+/// JSON array with `--json`).
 pub fn ls(args: LsArgs) -> CliResult {
     let rt = runtime()?;
     let client = args.conn.client(None, None)?;
     let ids = rt
         .block_on(client.list_identities(&args.pattern))
         .map_err(api_error)?;
-    print_names("Identity", &ids, args.out.mode())
+    let mode = args.out.mode();
+    let Mode::Terminal { color } = mode else {
+        return print_names("Identity", &ids, mode);
+    };
+    // The list holds names only: ask for each identity's role, a few at a
+    // time.
+    let roles: Vec<String> = rt.block_on(async {
+        let mut roles = vec![String::new(); ids.len()];
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, id) in ids.iter().enumerate() {
+            if tasks.len() >= 8 {
+                if let Some(Ok((j, role))) = tasks.join_next().await {
+                    roles[j] = role;
+                }
+            }
+            let (client, id) = (client.clone(), id.clone());
+            tasks.spawn(async move {
+                let role = match client.describe_identity(&id).await {
+                    Ok(info) if info.admin => "admin".to_owned(),
+                    Ok(info) if !info.policy.is_empty() => format!("policy {}", info.policy),
+                    Ok(_) => "-".to_owned(),
+                    Err(e) => format!("? ({e})"),
+                };
+                (i, role)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((j, role)) = joined {
+                roles[j] = role;
+            }
+        }
+        roles
+    });
+    print_line(&paint(&format!("{:<64}  Role", "Identity"), BOLD, color))?;
+    for (id, role) in ids.iter().zip(&roles) {
+        print_line(&format!("{id:<64}  {role}"))?;
+    }
+    Ok(())
 }

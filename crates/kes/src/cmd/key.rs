@@ -1,8 +1,8 @@
 //! `kes key`: create, import, inspect, list, delete and use master keys.
 
 use super::client::{
-    api_error, format_time, print_json, print_line, print_names, print_rows, print_secret_line,
-    runtime, Conn, Mode, OutputArgs,
+    api_error, for_each_name, format_time, print_json, print_line, print_names, print_rows,
+    print_secret_line, runtime, Conn, Mode, OutputArgs,
 };
 use super::{CliError, CliResult};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -19,6 +19,7 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    #[command(after_help = client_help!("kes key create my-key", "kes key create my-key-1 my-key-2 my-key-3"))]
     /// Create new master keys
     Create {
         /// Names of the keys
@@ -30,6 +31,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key import my-key \"$(head -c 32 /dev/urandom | base64)\""))]
     /// Import a master key (AES256)
     Import {
         /// Name of the key
@@ -41,6 +43,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key info my-key", "kes key info my-key --json"))]
     /// Print information about a master key
     Info {
         /// Name of the key
@@ -50,6 +53,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key ls", "kes key ls 'my-*'", "kes key ls --json"))]
     /// List master keys
     Ls {
         /// List only keys whose names start with this prefix (`*` for all)
@@ -60,6 +64,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key rm my-key", "kes key rm my-key-1 my-key-2"))]
     /// Delete master keys
     Rm {
         /// Names of the keys
@@ -71,6 +76,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key encrypt my-key 'hello world'"))]
     /// Encrypt a message with a master key
     Encrypt {
         /// Name of the key
@@ -82,6 +88,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key decrypt my-key \"$CIPHERTEXT\"", "kes key decrypt my-key \"$CIPHERTEXT\" \"$(printf '{\"bucket\":\"b/o\"}' | base64)\""))]
     /// Decrypt a ciphertext with a master key
     Decrypt {
         /// Name of the key
@@ -95,6 +102,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes key dek my-key", "kes key dek my-key | jq -r .ciphertext"))]
     /// Generate a data encryption key (DEK)
     Dek {
         /// Name of the master key
@@ -114,12 +122,10 @@ pub fn run(args: Args) -> CliResult {
     match args.command {
         Command::Create { names, conn, .. } => {
             let client = conn.client(None, None)?;
-            rt.block_on(async {
-                for name in &names {
-                    client.create_key(name).await.map_err(api_error)?;
-                }
-                Ok(())
-            })
+            rt.block_on(for_each_name(&names, "failed to create key", |name| {
+                let client = client.clone();
+                async move { client.create_key(&name).await }
+            }))
         }
         Command::Import {
             name, key, conn, ..
@@ -157,12 +163,10 @@ pub fn run(args: Args) -> CliResult {
         }
         Command::Rm { names, conn, .. } => {
             let client = conn.client(None, None)?;
-            rt.block_on(async {
-                for name in &names {
-                    client.delete_key(name).await.map_err(api_error)?;
-                }
-                Ok(())
-            })
+            rt.block_on(for_each_name(&names, "failed to delete key", |name| {
+                let client = client.clone();
+                async move { client.delete_key(&name).await }
+            }))
         }
         Command::Encrypt {
             name,

@@ -9,7 +9,6 @@ use super::client::{print_json, print_line};
 use super::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
 use kes_keystore::{Error as StoreError, KeyStore};
-use kes_server::config::ServerConfig;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,9 +65,15 @@ pub fn run(args: Args) -> CliResult {
     } else {
         OnExisting::Fail
     };
+    // Only the `keystore:` sections are read: a file with nothing else is
+    // enough, and `${VAR}`s of other sections need not be set.
     let load = |path: &PathBuf| {
-        ServerConfig::load(path)
-            .map_err(|e| CliError::failure(format!("'{}': {e}", path.display())))
+        let (keystore, warnings) = kes_server::config::load_keystore(path)
+            .map_err(|e| CliError::failure(format!("'{}': {e}", path.display())))?;
+        for warning in warnings {
+            eprintln!("Warning: '{}': {warning}", path.display());
+        }
+        Ok::<_, CliError>(keystore)
     };
     let from = load(&args.from)?;
     let to = load(&args.to)?;
@@ -78,10 +83,10 @@ pub fn run(args: Args) -> CliResult {
         .build()
         .map_err(|e| CliError::failure(format!("failed to start runtime: {e}")))?;
     rt.block_on(async {
-        let src = kes_server::open_store(&from.keystore)
+        let src = kes_server::open_store(&from)
             .await
             .map_err(CliError::failure)?;
-        let dst = kes_server::open_store(&to.keystore)
+        let dst = kes_server::open_store(&to)
             .await
             .map_err(CliError::failure)?;
         let result = migrate(src.clone(), dst.clone(), &pattern, on_existing, &args).await;

@@ -16,6 +16,7 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    #[command(after_help = client_help!("kes policy ls", "kes policy ls 'my-*' --json"))]
     /// List policies
     Ls {
         /// List only policies whose names start with this prefix (`*` for all)
@@ -26,6 +27,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes policy info my-app"))]
     /// Print information about a policy
     Info {
         /// Name of the policy
@@ -35,6 +37,7 @@ enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    #[command(after_help = client_help!("kes policy show my-app", "kes policy show my-app --json"))]
     /// Print the allow and deny rules of a policy
     Show {
         /// Name of the policy

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> CliResult {
                             ];
                             rows.push((
                                 "  Key store",
-                                if s.keystore_unreachable {
+                                if s.keystore_unreachable || s.keystore_unavailable {
                                     paint("unreachable", RED, color)
                                 } else {
                                     format!("reachable ({}ms)", s.keystore_latency)

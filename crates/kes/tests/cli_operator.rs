@@ -1,0 +1,856 @@
+//! What an operator meets first: the output scripts parse, errors that say
+//! what to do, exit codes, help, completion and the banner. The real
+//! binary, against the real server or a small fake one; terminal output
+//! through a pseudo-terminal (`script`).
+
+mod common;
+
+use common::{Setup, TestServer};
+use kes_core::ApiKey;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Every variable the commands read, so the caller's environment never
+/// leaks into a test.
+const VARS: [&str; 16] = [
+    "MINIO_KES_SERVER",
+    "KES_SERVER",
+    "MINIO_KMS_KES_ENDPOINT",
+    "MINIO_KES_API_KEY",
+    "KES_API_KEY",
+    "MINIO_KMS_KES_API_KEY",
+    "MINIO_KES_CERT_FILE",
+    "KES_CLIENT_CERT",
+    "MINIO_KES_CLIENT_CERT",
+    "MINIO_KES_KEY_FILE",
+    "KES_CLIENT_KEY",
+    "MINIO_KES_CLIENT_KEY",
+    "KES_CLIENT_KEY_PASSWORD",
+    "KES_CA",
+    "NO_COLOR",
+    "KES_IDENTITY_PASSWORD",
+];
+
+fn bare() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
+    for v in VARS {
+        cmd.env_remove(v);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+fn kes(server: &TestServer) -> Command {
+    let mut cmd = bare();
+    cmd.env("KES_SERVER", server.addr.to_string())
+        .env("KES_API_KEY", server.setup.admin.to_kes_string().as_str())
+        .env("KES_CA", &server.setup.server_cert);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run kes");
+    eprintln!(
+        "$ {:?}\nexit: {:?}\nstdout: {}stderr: {}",
+        cmd.get_args().collect::<Vec<_>>(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `kes <args>` in a pseudo-terminal (stdin, stdout and stderr are
+/// all the terminal); returns what the terminal showed.
+fn on_terminal(dir: &Path, args: &str, env: &[(&str, String)]) -> (i32, String) {
+    let mut cmd = Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{} {args}", env!("CARGO_BIN_EXE_kes")),
+        "/dev/null",
+    ])
+    .current_dir(dir)
+    .stdin(Stdio::null());
+    for v in VARS {
+        cmd.env_remove(v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script(1)");
+    let text = stdout(&out).replace("\r\n", "\n");
+    eprintln!("$ kes {args} (terminal)\n{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+// ---- 1. Output that scripts rely on ----
+
+#[test]
+fn identity_of_in_a_pipe_prints_only_the_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let new = run(bare().current_dir(d).args([
+        "identity",
+        "new",
+        "--key",
+        "client.key",
+        "--cert",
+        "client.crt",
+        "client",
+    ]));
+    assert!(new.status.success());
+    // `kes identity new` in a pipe: one JSON object, like every other
+    // command that prints a single result.
+    let created: serde_json::Value = serde_json::from_slice(&new.stdout).expect("JSON");
+    let identity = created["identity"].as_str().unwrap().to_owned();
+    assert_eq!(identity.len(), 64);
+    assert_eq!(created["private_key"], "client.key");
+    assert_eq!(created["certificate"], "client.crt");
+
+    // `$(kes identity of client.crt)` is the identity: hex and a newline.
+    let of = run(bare().current_dir(d).args(["identity", "of", "client.crt"]));
+    assert!(of.status.success());
+    assert_eq!(stdout(&of), format!("{identity}\n"));
+    // The bare form too.
+    let bare_form = run(bare().current_dir(d).args(["identity", "client.crt"]));
+    assert_eq!(stdout(&bare_form), format!("{identity}\n"));
+
+    // An API key, both forms.
+    let key = ApiKey::generate();
+    let want = format!("{}\n", key.identity());
+    for args in [
+        &["identity", "of", key.to_kes_string().as_str()][..],
+        &["identity", key.to_kes_string().as_str()][..],
+    ] {
+        let out = run(bare().current_dir(d).args(args));
+        assert_eq!(stdout(&out), want);
+        assert!(!stdout(&out).contains("kes:v1:"), "never echo the key");
+    }
+    // --json stays JSON.
+    let out = run(bare()
+        .current_dir(d)
+        .args(["identity", "of", "client.crt", "--json"]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        serde_json::json!({ "identity": identity })
+    );
+
+    // A fresh API key in a pipe: JSON.
+    let out = run(bare().current_dir(d).arg("identity"));
+    let fresh: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let parsed = ApiKey::parse(fresh["api_key"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        parsed.identity().as_str(),
+        fresh["identity"].as_str().unwrap()
+    );
+
+    // On a terminal: labelled text.
+    let (code, text) = on_terminal(d, "identity of client.crt", &[]);
+    assert_eq!(code, 0);
+    assert!(text.contains(&format!("Identity:  {identity}")), "{text}");
+    let (code, text) = on_terminal(d, "identity new --key k2.key --cert k2.crt client-2", &[]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("Private key:") && text.contains("Identity:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn several_names_are_all_tried() {
+    let server = TestServer::start(Setup::new());
+    let out = run(kes(&server).args(["key", "create", "a", "bad-", "c"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // One line per failure, naming the key, the server's words first (log
+    // scrapers match them), then the rule that was broken.
+    assert_eq!(
+        err.trim(),
+        "Error: failed to create key 'bad-': key name 'bad-' is empty, too long or contains invalid characters: a name must not end with '-'"
+    );
+    let ls = run(kes(&server).args(["key", "ls"]));
+    assert_eq!(stdout(&ls), "a\nc\n", "'c' was created after 'bad-' failed");
+
+    // rm: every name, each failure reported.
+    let out = run(kes(&server).args(["key", "rm", "missing", "a", "bad.name", "c"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 2, "{err}");
+    assert!(err.contains("Error: failed to delete key 'missing': key does not exist"));
+    assert!(err.contains("'.' is not allowed"), "{err}");
+    assert_eq!(stdout(&run(kes(&server).args(["key", "ls"]))), "");
+
+    // All good: exit 0, nothing on stderr.
+    let out = run(kes(&server).args(["key", "create", "x", "y"]));
+    assert!(out.status.success());
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn listing_patterns_say_which_rule_failed() {
+    let server = TestServer::start(Setup::new());
+    let out = run(kes(&server).args(["key", "ls", "my-"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("Error: listing pattern 'my-' is empty, too long or is invalid: a pattern must not end with '-'"),
+        "{err}"
+    );
+    // The corrected example of docs/cli.md works.
+    assert!(run(kes(&server).args(["key", "ls", "my-*"]))
+        .status
+        .success());
+}
+
+#[test]
+fn identity_info_has_no_null_dates_and_reloaded_policies_are_dated_by_the_reload() {
+    let setup = Setup::new();
+    let client = kes_core::certgen::new_identity(&kes_core::certgen::CertificateOptions {
+        subject: Some("app".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let cert = setup.dir.path().join("app.crt");
+    let key = setup.dir.path().join("app.key");
+    std::fs::write(
+        &cert,
+        kes_core::pem::encode("CERTIFICATE", &client.certificate.certificate_der),
+    )
+    .unwrap();
+    std::fs::write(
+        &key,
+        kes_core::pem::encode("PRIVATE KEY", &client.certificate.private_key_der),
+    )
+    .unwrap();
+    let policy = format!(
+        "policy:\n  app:\n    allow:\n    - /v1/identity/self/describe\n    identities:\n    - {}\n",
+        client.identity
+    );
+    let server = TestServer::start(setup.with(&policy));
+
+    let app = || {
+        let mut cmd = bare();
+        cmd.env("KES_SERVER", server.addr.to_string())
+            .env("KES_CLIENT_CERT", &cert)
+            .env("KES_CLIENT_KEY", &key)
+            .env("KES_CA", &server.setup.server_cert);
+        cmd
+    };
+    let out = run(app().args(["identity", "info", "--json"]));
+    assert!(out.status.success());
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["policy_name"], "app");
+    assert!(
+        !stdout(&out).contains("null"),
+        "no field may be null: {info}"
+    );
+
+    // A policy added by SIGHUP is dated with the reload.
+    let date = |name: &str| {
+        let out = run(kes(&server).args(["policy", "info", name, "--json"]));
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        time::OffsetDateTime::parse(
+            v["created_at"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let before = date("app");
+    std::thread::sleep(Duration::from_millis(1100));
+    let config = std::fs::read_to_string(&server.config_path).unwrap();
+    let config = config.replace(
+        "policy:\n  app:",
+        "policy:\n  added:\n    allow:\n    - /v1/status\n  app:",
+    );
+    assert!(config.contains("  added:"));
+    std::fs::write(&server.config_path, config).unwrap();
+    let reload = Instant::now();
+    server.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !run(kes(&server).args(["policy", "info", "added"]))
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "policy 'added' never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let added = date("added");
+    assert!(
+        added - before >= time::Duration::seconds(1),
+        "added at {added}, server started {before} ({:?} ago)",
+        reload.elapsed()
+    );
+}
+
+// ---- 2. Errors that say what to do ----
+
+#[test]
+fn invalid_api_keys_name_their_source_once() {
+    let out = run(bare()
+        .env("KES_SERVER", "127.0.0.1:1")
+        .env("KES_API_KEY", "kes:v1:nope")
+        .args(["key", "ls"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: invalid API key in KES_API_KEY: invalid length"
+    );
+    let out = run(bare()
+        .env("KES_SERVER", "127.0.0.1:1")
+        .args(["ls", "-a", "kes:v1:nope"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: invalid API key in --api-key: invalid length"
+    );
+}
+
+#[test]
+fn exit_codes_follow_one_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let code = |cmd: &mut Command| run(cmd.current_dir(d)).status.code();
+    // 1: the command ran and failed (here: a file cannot be read).
+    assert_eq!(
+        code(
+            bare()
+                .env("KES_CLIENT_CERT", "nope.crt")
+                .env("KES_CLIENT_KEY", "nope.key")
+                .args(["key", "ls"])
+        ),
+        Some(1)
+    );
+    let out = run(bare()
+        .current_dir(d)
+        .env("KES_CLIENT_CERT", "nope.crt")
+        .env("KES_CLIENT_KEY", "nope.key")
+        .args(["key", "ls"]));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: failed to read client private key 'nope.key' (KES_CLIENT_KEY): no such file"
+    );
+    assert_eq!(
+        code(bare().args(["identity", "of", "missing.crt"])),
+        Some(1)
+    );
+    assert_eq!(
+        code(bare().args(["migrate", "--from", "a.yml", "--to", "b.yml"])),
+        Some(1)
+    );
+    // 1: no server.
+    assert_eq!(
+        code(
+            bare()
+                .env("KES_SERVER", "127.0.0.1:1")
+                .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+                .args(["key", "ls"])
+        ),
+        Some(1)
+    );
+    // 2: the invocation is wrong, nothing was tried.
+    assert_eq!(code(bare().args(["key", "ls"])), Some(2)); // no credentials
+    assert_eq!(code(bare().args(["key", "create"])), Some(2)); // missing argument
+    assert_eq!(code(bare().args(["key", "frobnicate"])), Some(2));
+    assert_eq!(
+        code(bare().args(["identity", "of", "kes:v1:nope"])),
+        Some(2)
+    );
+    assert_eq!(
+        code(
+            bare()
+                .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+                .args(["key", "import", "k", "not base64!"])
+        ),
+        Some(2)
+    );
+    assert_eq!(code(bare().args(["server"])), Some(2));
+    assert_eq!(
+        code(bare().args(["identity", "new", "--expiry", "soon"])),
+        Some(2)
+    );
+    // 0
+    assert_eq!(code(bare().args(["--version"])), Some(0));
+    assert_eq!(code(bare().args(["key", "--help"])), Some(0));
+}
+
+#[test]
+fn error_is_coloured_on_a_terminal_like_clap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, text) = on_terminal(dir.path(), "identity of missing.crt", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("\x1b[1m\x1b[31mError:\x1b[0m failed to read 'missing.crt': no such file"),
+        "{text:?}"
+    );
+    let (_, text) = on_terminal(
+        dir.path(),
+        "identity of missing.crt",
+        &[("NO_COLOR", "1".into())],
+    );
+    assert!(
+        text.contains("Error: failed to read 'missing.crt'") && !text.contains('\x1b'),
+        "{text:?}"
+    );
+    // Server start-up errors too.
+    let (code, text) = on_terminal(dir.path(), "server --config missing.yml", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(
+            "\x1b[1m\x1b[31mError:\x1b[0m kesconf: failed to read config file 'missing.yml'"
+        ),
+        "{text:?}"
+    );
+    // In a pipe: never.
+    let out = run(bare()
+        .current_dir(dir.path())
+        .args(["identity", "of", "missing.crt"]));
+    assert!(stderr(&out).starts_with("Error: failed to read"));
+}
+
+/// A TLS server on 127.0.0.1 with a self-signed certificate that answers
+/// every request with `response` (raw HTTP/1.1 bytes) and counts the TCP
+/// connections it accepted.
+struct FakeServer {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    cert_pem: String,
+}
+
+impl FakeServer {
+    fn start(response: &'static [u8]) -> FakeServer {
+        let id = kes_core::certgen::new_identity(&kes_core::certgen::CertificateOptions {
+            subject: Some("localhost".into()),
+            ip_addresses: vec!["127.0.0.1".parse().unwrap()],
+            ..Default::default()
+        })
+        .unwrap();
+        let cert_pem = kes_core::pem::encode("CERTIFICATE", &id.certificate.certificate_der);
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![id.certificate.certificate_der.clone().into()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(id.certificate.private_key_der.to_vec().into()),
+        )
+        .unwrap();
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut tcp) = stream else { return };
+                count.fetch_add(1, Ordering::SeqCst);
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                    let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+                        return;
+                    };
+                    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match tls.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let _ = tls.write_all(response);
+                    let _ = tls.flush();
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        FakeServer {
+            addr,
+            accepted,
+            cert_pem,
+        }
+    }
+}
+
+#[test]
+fn untrusted_certificates_are_explained_and_not_retried() {
+    let fake = FakeServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 33\r\n\r\n{\"names\":[\"k1\"],\"continue_at\":\"\"}",
+    );
+    let start = Instant::now();
+    let out = run(bare()
+        .env("KES_SERVER", fake.addr.to_string())
+        .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+        .args(["key", "ls"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "Error: {}: the server's certificate is not trusted {}: pass --ca <file>, or -k for a development server",
+            fake.addr,
+            reason(&err)
+        )
+    );
+    assert!(!err.contains("Connect") && !err.contains('{'), "{err}");
+    assert_eq!(
+        fake.accepted.load(Ordering::SeqCst),
+        1,
+        "a certificate error is not retried ({:?})",
+        start.elapsed()
+    );
+    // With the certificate trusted, the same server works.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &fake.cert_pem).unwrap();
+    let out = run(bare()
+        .env("KES_SERVER", fake.addr.to_string())
+        .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+        .arg("key")
+        .arg("ls")
+        .arg("--ca")
+        .arg(&ca));
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "k1\n");
+}
+
+/// The reason in "not trusted (<reason>)", which must be one of the
+/// explained ones.
+fn reason(err: &str) -> String {
+    let r = err
+        .split_once("not trusted (")
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or_else(|| panic!("no reason in {err}"));
+    assert!(
+        ["unknown issuer", "not signed by a trusted CA"].contains(&r.as_str()),
+        "{r}"
+    );
+    format!("({r})")
+}
+
+#[test]
+fn status_json_keeps_keystore_unavailable() {
+    let body = br#"{"version":"v0.0.0","os":"linux","arch":"amd64","uptime":3,"num_cpu":2,"num_cpu_used":2,"mem_heap_used":1,"mem_stack_used":1,"keystore_latency":0,"keystore_unreachable":true,"keystore_unavailable":true}"#;
+    let response: &'static [u8] = Box::leak(
+        [
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+            body,
+        ]
+        .concat()
+        .into_boxed_slice(),
+    );
+    let fake = FakeServer::start(response);
+    let out = run(bare()
+        .env("KES_SERVER", fake.addr.to_string())
+        .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+        .args(["status", "--json", "-k"]));
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["keystore_unavailable"], true, "{v}");
+    assert_eq!(v["keystore_unreachable"], true, "{v}");
+}
+
+#[test]
+fn log_ends_cleanly_when_the_server_ends_the_stream() {
+    let fake = FakeServer::start(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n\
+          10\r\n{\"message\":\"a\"}\n\r\n\
+          10\r\n{\"message\":\"b\"}\n\r\n\
+          0\r\n\r\n",
+    );
+    let out = run(bare()
+        .env("KES_SERVER", fake.addr.to_string())
+        .env("KES_API_KEY", ApiKey::generate().to_kes_string().as_str())
+        .args(["log", "--error", "-k"]));
+    assert_eq!(out.status.code(), Some(0), "a clean end is a normal exit");
+    assert_eq!(stdout(&out), "{\"message\":\"a\"}\n{\"message\":\"b\"}\n");
+    assert!(!stderr(&out).contains("broken"), "{}", stderr(&out));
+}
+
+// ---- 4. Help, completion and banners ----
+
+#[test]
+fn every_command_has_examples_and_names_its_environment() {
+    let client = [
+        &["ls"][..],
+        &["key"],
+        &["key", "create"],
+        &["key", "import"],
+        &["key", "info"],
+        &["key", "ls"],
+        &["key", "rm"],
+        &["key", "encrypt"],
+        &["key", "decrypt"],
+        &["key", "dek"],
+        &["policy"],
+        &["policy", "ls"],
+        &["policy", "info"],
+        &["policy", "show"],
+        &["identity", "info"],
+        &["identity", "ls"],
+        &["log"],
+        &["status"],
+        &["metric"],
+    ];
+    let offline = [
+        &[][..],
+        &["server"],
+        &["identity"],
+        &["identity", "new"],
+        &["identity", "of"],
+        &["migrate"],
+        &["completion"],
+    ];
+    for args in client.iter().chain(offline.iter()) {
+        let out = run(bare().args(*args).arg("--help"));
+        assert!(out.status.success(), "{args:?}");
+        let help = stdout(&out);
+        assert!(help.contains("Examples:\n  $ kes"), "{args:?}: {help}");
+        if client.contains(args) {
+            for var in [
+                "KES_SERVER",
+                "KES_API_KEY",
+                "KES_CLIENT_CERT",
+                "KES_CLIENT_KEY",
+                "KES_CLIENT_KEY_PASSWORD",
+            ] {
+                assert!(help.contains(var), "{args:?} lacks {var}: {help}");
+            }
+        }
+        // Hidden flags stay hidden.
+        assert!(!help.contains("--enclave"), "{args:?}");
+    }
+}
+
+#[test]
+fn completion_offers_no_hidden_flags() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(bare().args(["completion", shell]));
+        assert!(out.status.success());
+        let script = stdout(&out);
+        assert!(script.contains("insecure"), "{shell}");
+        assert!(script.contains("json"), "{shell}");
+        assert!(!script.contains("enclave"), "{shell}: --enclave is hidden");
+        assert!(
+            !script.contains("--auth"),
+            "{shell}: server --auth is hidden"
+        );
+    }
+}
+
+#[test]
+fn usage_lines_do_not_echo_the_given_flags() {
+    let out = run(bare().args(["key", "create", "--json", "-k"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let usage = err
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line: {err}"));
+    assert_eq!(usage, "Usage: kes key create [OPTIONS] <NAMES>...");
+    assert!(err.contains("<NAMES>"), "{err}");
+}
+
+#[test]
+fn dev_server_on_all_interfaces_lists_every_address_and_the_version() {
+    let mut server = bare()
+        .args(["server", "--dev", "--addr", "0.0.0.0:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut out = server.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Server is up and running") {
+        assert!(Instant::now() < deadline, "no banner: {banner}");
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    eprintln!("{banner}");
+    let listed: Vec<&str> = banner
+        .lines()
+        .filter_map(|l| l.split_once("· https://").map(|(_, a)| a.trim()))
+        .collect();
+    assert!(listed[0].starts_with("127.0.0.1:"), "{listed:?}");
+    // Every local IPv4 address of the machine is listed.
+    let fib = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+    let lines: Vec<&str> = fib.lines().map(str::trim).collect();
+    for pair in lines.windows(2) {
+        if pair[1] == "/32 host LOCAL" {
+            let ip = pair[0].trim_start_matches(['|', '-', '+', ' ']);
+            assert!(
+                listed.iter().any(|a| a.starts_with(&format!("{ip}:"))),
+                "{ip} missing from {listed:?}"
+            );
+        }
+    }
+    // `kes --version` and the banner print the same version.
+    let version = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Version"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = run(bare().arg("--version"));
+    assert_eq!(stdout(&out).trim(), format!("kes {version}"));
+}
+
+#[test]
+fn identity_ls_marks_the_admin_and_policies() {
+    let app = ApiKey::generate();
+    let setup = Setup::new().with(&format!(
+        "policy:\n  my-app:\n    allow:\n    - /v1/status\n    identities:\n    - {}\n",
+        app.identity()
+    ));
+    let admin = setup.admin.identity().to_string();
+    let server = TestServer::start(setup);
+    let env = [
+        ("KES_SERVER", server.addr.to_string()),
+        (
+            "KES_API_KEY",
+            server.setup.admin.to_kes_string().as_str().to_owned(),
+        ),
+        ("KES_CA", server.setup.server_cert.display().to_string()),
+    ];
+    let (code, text) = on_terminal(server.setup.dir.path(), "identity ls --color never", &env);
+    assert_eq!(code, 0);
+    let row = |id: &str| {
+        text.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not listed: {text}"))
+            .split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(row(&admin), "admin");
+    assert_eq!(row(app.identity().as_str()), "policy my-app");
+    // In a pipe: one identity per line, for scripts.
+    let out = run(kes(&server).args(["identity", "ls"]));
+    let mut want = [admin.clone(), app.identity().to_string()];
+    want.sort();
+    assert_eq!(stdout(&out), format!("{}\n", want.join("\n")));
+}
+
+// ---- 3. Configs ----
+
+#[test]
+fn migrate_reads_only_the_keystore_sections() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (src, dst) = (d.join("src"), d.join("dst"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("k1"), b"stored value one").unwrap();
+    std::fs::write(src.join("k2"), b"stored value two").unwrap();
+    // Just a key store; and a `${VAR}` elsewhere that is not set, which
+    // would stop a server but must not stop a migration.
+    std::fs::write(
+        d.join("a.yml"),
+        format!("keystore:\n  fs:\n    path: {}\n", src.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("b.yml"),
+        format!(
+            "admin:\n  identity: ${{KES_RS_UNSET_ADMIN}}\nkeystore:\n  fs:\n    path: {}\n",
+            dst.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["migrate", "--from", "a.yml", "--to", "b.yml"]));
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "Migrated keys: 2 copied, 0 skipped, 0 failed\n"
+    );
+    assert_eq!(std::fs::read(dst.join("k2")).unwrap(), b"stored value two");
+
+    // A typo in the key store is reported with a suggestion.
+    std::fs::write(
+        d.join("c.yml"),
+        "keystore:\n  aws:\n    secretmanager:\n      region: us-east-1\n",
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["migrate", "--from", "c.yml", "--to", "b.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(
+            "Error: 'c.yml': kesconf: unknown key 'secretmanager' in line 3 (did you mean 'secretsmanager'?)\n"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn server_config_errors_point_at_the_typo_and_the_file() {
+    let setup = Setup::new();
+    let d = setup.dir.path();
+    std::fs::write(
+        d.join("typo.yml"),
+        format!(
+            "admin:\n  identity: {}\ntls:\n  key: {}\n  cert: {}\nkeystore:\n  fs:\n    pth: ./keys\n",
+            setup.admin.identity(),
+            setup.server_key.display(),
+            setup.server_cert.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["server", "--config", "typo.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: kesconf: unknown key 'pth' in line 8 (did you mean 'path'?)\nkesconf: invalid fs keystore: no path specified (keystore.fs.path)\n"
+    );
+    std::fs::write(
+        d.join("nokey.yml"),
+        format!(
+            "admin:\n  identity: {}\ntls:\n  cert: {}\n  key: nope.key\nkeystore:\n  fs:\n    path: ./keys\n",
+            setup.admin.identity(),
+            setup.server_cert.display()
+        ),
+    )
+    .unwrap();
+    let out = run(bare()
+        .current_dir(d)
+        .args(["server", "--config", "nokey.yml"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "Error: kesconf: tls.key 'nope.key' in line 5: no such file\n"
+    );
+}
