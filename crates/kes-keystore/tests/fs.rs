@@ -472,3 +472,23 @@ fn open_refuses_a_case_insensitive_file_system() {
         "the probe file is removed"
     );
 }
+
+#[tokio::test]
+async fn open_accepts_tmpfs() {
+    // /tmp is often ext4 or overlayfs; /dev/shm is tmpfs on Linux.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "))
+    {
+        eprintln!("skipped: /dev/shm is not a tmpfs here");
+        return;
+    }
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("my-key", b"lower").await.unwrap();
+    store.create("MY-KEY", b"upper").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"lower");
+    assert_eq!(store.get("MY-KEY").await.unwrap().as_slice(), b"upper");
+    assert_eq!(dir_entries(tmp.path()), ["MY-KEY", "my-key"]);
+}
