@@ -75,7 +75,8 @@ impl fmt::Debug for SecretsManagerKeyStore {
 }
 
 /// Connects to Secrets Manager as configured and probes it once; fails if
-/// the configuration is invalid or the endpoint is unreachable.
+/// the configuration is invalid or the endpoint is unreachable. Logs a
+/// warning for a plain `http://` endpoint.
 ///
 /// Credentials: if any of access key, secret key and session token is set,
 /// exactly those are used; if all three are empty, the SDK's default chain
@@ -88,6 +89,10 @@ pub async fn connect(config: &AwsConfig) -> Result<SecretsManagerKeyStore, Error
         return Err(Error::other("aws: no region specified"));
     }
     validate_prefix(&config.prefix)?;
+    // Accepted, as for an emulator or a local proxy, but said out loud.
+    if let Some(warning) = plain_http_warning(config) {
+        tracing::warn!("{warning}");
+    }
 
     let retry = RetryConfig::standard()
         .with_max_attempts(MAX_ATTEMPTS)
@@ -139,6 +144,23 @@ pub async fn connect(config: &AwsConfig) -> Result<SecretsManagerKeyStore, Error
     };
     store.status().await?;
     Ok(store)
+}
+
+/// The start-up warning for a Secrets Manager endpoint without TLS, if the
+/// endpoint is one. Requests are signed, so the secret key itself never
+/// crosses the network, but every key (a secret's value) does, readable to
+/// anyone on the path. [`connect`] logs it.
+pub fn plain_http_warning(config: &AwsConfig) -> Option<String> {
+    let endpoint = config.endpoint.trim();
+    endpoint
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        .then(|| {
+            format!(
+                "keystore.aws.secretsmanager.endpoint '{endpoint}' is plain HTTP: \
+                 requests are signed (the secret key is not sent) but every key travels in clear"
+            )
+        })
 }
 
 /// A bare host means HTTPS (as the Go SDK does); a full URL is taken as is,
@@ -314,7 +336,9 @@ impl KeyStore for SecretsManagerKeyStore {
             .name(&secret_name)
             .set_kms_key_id(self.kms_key.clone());
         // KES values are ASCII (base64 protobuf) and go into SecretString as
-        // the Go KES does; anything else can only be kept as binary.
+        // the Go KES does; anything else can only be kept as binary. The SDK
+        // copies the value into its request and serialised body, which it
+        // frees without wiping: out of our reach.
         request = match std::str::from_utf8(value) {
             Ok(text) => request.secret_string(text),
             Err(_) => request.secret_binary(Blob::new(value)),
@@ -335,7 +359,9 @@ impl KeyStore for SecretsManagerKeyStore {
             .send()
             .await
             .map_err(|err| map_error(err, "read", &secret_name))?;
-        // Moved, not copied, into zeroizing buffers.
+        // Moved, not copied, into zeroizing buffers. The SDK's own copies
+        // (the HTTP response body and the JSON it parsed the value from)
+        // are freed without wiping: out of our reach.
         if let Some(text) = output.secret_string {
             return Ok(Zeroizing::new(text.into_bytes()));
         }
@@ -413,6 +439,27 @@ mod tests {
         );
         for bad in ["", "   ", "ftp://host", "https://", "http://exa mple.com"] {
             assert!(endpoint_url(bad).is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_warned_about() {
+        let config = |endpoint: &str| AwsConfig {
+            endpoint: endpoint.into(),
+            ..AwsConfig::default()
+        };
+        assert_eq!(
+            plain_http_warning(&config("http://127.0.0.1:5000 ")).unwrap(),
+            "keystore.aws.secretsmanager.endpoint 'http://127.0.0.1:5000' is plain HTTP: \
+             requests are signed (the secret key is not sent) but every key travels in clear"
+        );
+        // A bare host means HTTPS.
+        for quiet in [
+            "secretsmanager.us-east-2.amazonaws.com",
+            "https://secretsmanager.us-east-2.amazonaws.com",
+            "",
+        ] {
+            assert_eq!(plain_http_warning(&config(quiet)), None, "{quiet:?}");
         }
     }
 

@@ -11,6 +11,15 @@
 //! creates of one name cannot both succeed. Temporary files start with `.`,
 //! which no key name may contain, so they never collide with keys, are never
 //! listed, and leftovers from a crash are removed by [`FsKeyStore::open`].
+//!
+//! A create of a name that exists is refused before anything is written:
+//! anyone allowed to create a well-known key (MinIO's default key, say) can
+//! repeat that create as often as they like, and each refusal must cost a
+//! lookup, not a synced temporary file.
+//!
+//! The store refuses a directory on a case-insensitive file system: key
+//! names, policies and the key cache are case-sensitive, so `PROD-db` and
+//! `prod-db` are two keys to KES, but there they would be one file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -92,6 +101,20 @@ impl FsKeyStore {
                 path.display()
             ))
         })?;
+        let ignores_case = ignores_case(path, same_file).map_err(|e| {
+            Error::Other(format!(
+                "fs: cannot tell whether '{}' is on a case-insensitive file system: {e}",
+                path.display()
+            ))
+        })?;
+        if ignores_case {
+            return Err(Error::Other(format!(
+                "fs: '{}' is on a case-insensitive file system: there 'my-key' and 'MY-KEY' \
+                 would be one file while KES and its policies treat them as two keys; \
+                 use a directory on a case-sensitive file system",
+                path.display()
+            )));
+        }
         Ok(Self {
             dir: Arc::new(path.to_path_buf()),
         })
@@ -169,13 +192,14 @@ fn create_new_file(path: &Path) -> io::Result<File> {
     options.open(path)
 }
 
-/// Creates a uniquely named temporary file in `dir`.
-fn create_temp_file(dir: &Path) -> io::Result<(PathBuf, File)> {
+/// Creates a uniquely named temporary file in `dir`; `tag` goes between
+/// the prefix and the unique part.
+fn create_temp_file(dir: &Path, tag: &str) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let pid = std::process::id();
     loop {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{TEMP_PREFIX}{pid}.{n}"));
+        let path = dir.join(format!("{TEMP_PREFIX}{tag}{pid}.{n}"));
         match create_new_file(&path) {
             // A leftover of another process with the same pid; try the next.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -193,7 +217,16 @@ fn write_synced(mut file: File, value: &[u8]) -> io::Result<()> {
 fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
     let fail = |e: io::Error| Error::Other(format!("fs: failed to create '{name}': {e}"));
     let target = dir.join(name);
-    let (temp, file) = create_temp_file(dir).map_err(fail)?;
+    // Refuse an existing name before writing anything, so that a repeated
+    // create of a known key costs one lookup instead of a written and
+    // synced temporary file. The hard link below still decides a race
+    // between two creates.
+    match fs::symlink_metadata(&target) {
+        Ok(_) => return Err(Error::KeyExists),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let (temp, file) = create_temp_file(dir, "").map_err(fail)?;
     if let Err(e) = write_synced(file, value) {
         let _ = fs::remove_file(&temp);
         return Err(fail(e));
@@ -228,14 +261,25 @@ fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
 
 fn read_key(dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let fail = |e: io::Error| Error::Other(format!("fs: failed to read '{name}': {e}"));
-    let mut file = match File::open(dir.join(name)) {
+    let file = match File::open(dir.join(name)) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::KeyNotFound),
         Err(e) => return Err(fail(e)),
     };
-    let size = file.metadata().map_err(fail)?.len();
-    if size > MAX_VALUE_SIZE {
-        return Err(too_large(name));
+    match read_secret(file, MAX_VALUE_SIZE) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(too_large(name)),
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// Reads all of `file` into a buffer that is wiped when dropped; `None` if
+/// it holds more than `max` bytes. Used for keys and for other secrets read
+/// from files (the Vault Kubernetes JWT).
+pub(crate) fn read_secret(mut file: File, max: u64) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let size = file.metadata()?.len();
+    if size > max {
+        return Ok(None);
     }
     // One byte more than the file claims, to notice a file that grew; any
     // regrowth goes through a fresh buffer so that no copy of the value is
@@ -244,10 +288,10 @@ fn read_key(dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut filled = 0;
     loop {
         if filled == buf.len() {
-            if buf.len() as u64 > MAX_VALUE_SIZE {
-                return Err(too_large(name));
+            if buf.len() as u64 > max {
+                return Ok(None);
             }
-            let grown = (buf.len() * 2).min(MAX_VALUE_SIZE as usize + 1);
+            let grown = (buf.len() * 2).min(max as usize + 1);
             let mut bigger = Zeroizing::new(vec![0u8; grown]);
             bigger[..filled].copy_from_slice(&buf[..filled]);
             buf = bigger;
@@ -256,11 +300,106 @@ fn read_key(dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(fail(e)),
+            Err(e) => return Err(e),
         }
     }
     buf.truncate(filled);
-    Ok(buf)
+    Ok(Some(buf))
+}
+
+/// Whether `other` is another name of the file `existing` (false if
+/// nothing has that name).
+fn same_file(existing: &Path, other: &Path) -> io::Result<bool> {
+    let first = fs::symlink_metadata(existing)?;
+    let second = match fs::symlink_metadata(other) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(first.dev() == second.dev() && first.ino() == second.ino())
+    }
+    // Without inode numbers: the callers only ask about names that exist
+    // in one spelling, so the other spelling existing is the answer.
+    #[cfg(not(unix))]
+    {
+        let _ = (first, second);
+        Ok(true)
+    }
+}
+
+/// Whether the file system of `dir` ignores the case of names. `same_file`
+/// answers whether two names lead to one file; the real one is
+/// [`same_file`], tests pass one that behaves like a case-insensitive file
+/// system.
+///
+/// The probe creates a temporary file with a lower-case name and asks
+/// whether the upper-case spelling leads to it; the file is removed again
+/// (and a crash leaves only a temporary file, which the next open
+/// removes). Where no file can be created (a read-only mount, a full disk)
+/// the existing entries are asked instead.
+fn ignores_case(
+    dir: &Path,
+    same_file: impl Fn(&Path, &Path) -> io::Result<bool>,
+) -> io::Result<bool> {
+    let mut attempt = 0;
+    loop {
+        let (probe, file) = match create_temp_file(dir, "case-probe.") {
+            Ok(created) => created,
+            Err(_) => return entries_ignore_case(dir, same_file),
+        };
+        drop(file);
+        let upper = probe.with_file_name(
+            probe
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_ascii_uppercase(),
+        );
+        let answer = same_file(&probe, &upper);
+        let removed = fs::remove_file(&probe);
+        match answer {
+            // Another KES opening the same directory removes temporary
+            // files, the probe among them: probe again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 3 => attempt += 1,
+            Err(e) => return Err(e),
+            Ok(answer) => {
+                match removed {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+                return Ok(answer);
+            }
+        }
+    }
+}
+
+/// The probe of [`ignores_case`] for a directory it cannot write to: the
+/// first entry with a letter in its name is looked up with the case of its
+/// letters changed. A directory without such an entry holds no key whose
+/// name could be confused, so it counts as case-sensitive.
+fn entries_ignore_case(
+    dir: &Path,
+    same_file: impl Fn(&Path, &Path) -> io::Result<bool>,
+) -> io::Result<bool> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let upper = name.to_ascii_uppercase();
+        let other = if upper != name {
+            upper
+        } else {
+            name.to_ascii_lowercase()
+        };
+        if other != name {
+            return same_file(&entry.path(), &dir.join(other));
+        }
+    }
+    Ok(false)
 }
 
 fn too_large(name: &str) -> Error {
@@ -341,5 +480,102 @@ impl KeyStore for FsKeyStore {
             Ok(names)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Answers like a case-insensitive file system would: two names in one
+    /// directory that differ only in case lead to one file.
+    fn case_insensitive(existing: &Path, other: &Path) -> io::Result<bool> {
+        let lower = |p: &Path| p.to_str().unwrap().to_ascii_lowercase();
+        fs::symlink_metadata(existing)?;
+        Ok(lower(existing) == lower(other))
+    }
+
+    /// Records what the probe asks and answers like a case-sensitive file
+    /// system.
+    fn recording(asked: &std::sync::Mutex<Vec<(String, String)>>, a: &Path, b: &Path) -> bool {
+        let name = |p: &Path| p.file_name().unwrap().to_str().unwrap().to_string();
+        asked.lock().unwrap().push((name(a), name(b)));
+        false
+    }
+
+    #[test]
+    fn probe_accepts_this_file_system() {
+        // The tests run on Linux (ext4, tmpfs, overlayfs), which is
+        // case-sensitive.
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("my-key"), b"v").unwrap();
+        assert!(!ignores_case(tmp.path(), same_file).unwrap());
+        assert!(!entries_ignore_case(tmp.path(), same_file).unwrap());
+        assert_eq!(entries(tmp.path()), ["my-key"], "the probe file is removed");
+    }
+
+    #[test]
+    fn probe_detects_a_case_insensitive_file_system() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(ignores_case(tmp.path(), case_insensitive).unwrap());
+        assert!(entries(tmp.path()).is_empty(), "the probe file is removed");
+    }
+
+    #[test]
+    fn probe_asks_about_a_fresh_lower_case_name_and_its_upper_case_spelling() {
+        let tmp = tempfile::tempdir().unwrap();
+        let asked = std::sync::Mutex::new(Vec::new());
+        assert!(!ignores_case(tmp.path(), |a, b| Ok(recording(&asked, a, b))).unwrap());
+        let asked = asked.into_inner().unwrap();
+        assert_eq!(asked.len(), 1);
+        let (probe, other) = &asked[0];
+        assert!(probe.starts_with(".kes-tmp.case-probe."), "{probe}");
+        assert_eq!(*other, probe.to_ascii_uppercase());
+        assert_ne!(other, probe);
+    }
+
+    #[test]
+    fn probe_of_existing_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Nothing to ask about: counts as case-sensitive.
+        assert!(!entries_ignore_case(tmp.path(), case_insensitive).unwrap());
+        fs::write(tmp.path().join("0-1"), b"v").unwrap();
+        assert!(!entries_ignore_case(tmp.path(), case_insensitive).unwrap());
+        // A name with letters is asked about in the other case.
+        fs::write(tmp.path().join("MY-KEY"), b"v").unwrap();
+        assert!(entries_ignore_case(tmp.path(), case_insensitive).unwrap());
+        let asked = std::sync::Mutex::new(Vec::new());
+        assert!(!entries_ignore_case(tmp.path(), |a, b| Ok(recording(&asked, a, b))).unwrap());
+        assert_eq!(
+            asked.into_inner().unwrap(),
+            [("MY-KEY".to_string(), "my-key".to_string())]
+        );
+        assert!(!entries_ignore_case(tmp.path(), same_file).unwrap());
+    }
+
+    #[test]
+    fn same_file_tells_names_apart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("c"),
+        );
+        fs::write(&a, b"1").unwrap();
+        fs::write(&c, b"1").unwrap();
+        fs::hard_link(&a, &b).unwrap();
+        assert!(same_file(&a, &b).unwrap());
+        assert!(!same_file(&a, &c).unwrap());
+        assert!(!same_file(&a, &tmp.path().join("A")).unwrap());
+        assert!(same_file(&tmp.path().join("missing"), &a).is_err());
     }
 }

@@ -5,6 +5,8 @@
 // Included by path so that each backend's tests own their support file.
 #[path = "support/moto.rs"]
 mod moto;
+#[path = "support/warnings.rs"]
+mod warnings;
 
 use std::time::{Duration, Instant};
 
@@ -554,4 +556,26 @@ async fn debug_output_has_no_credentials() {
     for secret in [SECRET_KEY, ACCESS_KEY, "session-token-value"] {
         assert!(!debug.contains(secret), "{debug}");
     }
+}
+
+#[tokio::test]
+async fn plain_http_endpoint_is_accepted_with_a_warning() {
+    let Some(moto) = Moto::start() else { return };
+    let config = config(&moto);
+    assert!(
+        config.endpoint.starts_with("http://"),
+        "{}",
+        config.endpoint
+    );
+    let (store, warnings) = warnings::warnings_of(connect(&config)).await;
+    let store = store.unwrap();
+    assert_eq!(
+        warnings,
+        [format!(
+            "keystore.aws.secretsmanager.endpoint '{}' is plain HTTP: \
+             requests are signed (the secret key is not sent) but every key travels in clear",
+            config.endpoint
+        )]
+    );
+    store.create("my-key", b"value").await.unwrap();
 }

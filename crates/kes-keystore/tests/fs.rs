@@ -325,3 +325,170 @@ async fn reads_the_go_kes_key_directory() {
         }
     }
 }
+
+/// The directory's modification and change times: creating or removing
+/// any entry (a temporary file too) updates both.
+fn dir_times(dir: &Path) -> (std::time::SystemTime, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir).unwrap();
+    (meta.modified().unwrap(), meta.ctime(), meta.ctime_nsec())
+}
+
+#[tokio::test]
+async fn refused_create_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("my-key", b"first").await.unwrap();
+    // Directory timestamps come from a coarse clock (one tick, a few ms):
+    // wait long enough that a write in the refused creates would show.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = dir_times(tmp.path());
+    for _ in 0..3 {
+        assert_eq!(
+            store.create("my-key", b"second").await.unwrap_err(),
+            Error::KeyExists
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        dir_times(tmp.path()),
+        before,
+        "a refused create created or removed a file in the key directory"
+    );
+    assert_eq!(dir_entries(tmp.path()), ["my-key"]);
+    assert_eq!(std::fs::read(tmp.path().join("my-key")).unwrap(), b"first");
+
+    // The check sees any entry under the name, not only key files.
+    std::fs::create_dir(tmp.path().join("subdir")).unwrap();
+    assert_eq!(
+        store.create("subdir", b"value").await.unwrap_err(),
+        Error::KeyExists
+    );
+}
+
+/// A directory on a real case-insensitive file system: a loop-mounted ext4
+/// image with the casefold feature and a `chattr +F` directory. Unmounted
+/// when dropped.
+struct CasefoldDir {
+    mount: tempfile::TempDir,
+    _image: tempfile::TempDir,
+}
+
+impl CasefoldDir {
+    /// Fails with the reason when this machine cannot provide one (not
+    /// root, no mkfs.ext4 or chattr, a kernel without casefold support).
+    fn mount() -> Result<Self, String> {
+        fn run(cmd: &str, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+            let out = std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .map_err(|e| format!("cannot run {cmd}: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{cmd} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let root = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"));
+        if !root {
+            return Err("mounting a file system needs root".into());
+        }
+        let image_dir = tempfile::tempdir().unwrap();
+        let image = image_dir.path().join("casefold.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let mount = tempfile::tempdir().unwrap();
+        run(
+            "mkfs.ext4",
+            &[
+                "-q".as_ref(),
+                "-F".as_ref(),
+                "-O".as_ref(),
+                "casefold".as_ref(),
+                image.as_os_str(),
+            ],
+        )?;
+        run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                mount.path().as_os_str(),
+            ],
+        )?;
+        let dir = Self {
+            mount,
+            _image: image_dir,
+        };
+        std::fs::create_dir(dir.path()).unwrap();
+        run("chattr", &["+F".as_ref(), dir.path().as_os_str()])?;
+        // Make sure the directory really ignores case before relying on it.
+        std::fs::write(dir.path().join("abc"), b"x").map_err(|e| e.to_string())?;
+        if !dir.path().join("ABC").exists() {
+            return Err("the casefold directory is case-sensitive after all".into());
+        }
+        std::fs::remove_file(dir.path().join("abc")).unwrap();
+        Ok(dir)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.mount.path().join("keys")
+    }
+}
+
+impl Drop for CasefoldDir {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.mount.path())
+            .status();
+    }
+}
+
+#[test]
+fn open_refuses_a_case_insensitive_file_system() {
+    let dir = match CasefoldDir::mount() {
+        Ok(dir) => dir,
+        Err(reason) => {
+            eprintln!("skipped: no case-insensitive file system to test on: {reason}");
+            return;
+        }
+    };
+    match FsKeyStore::open(dir.path()).unwrap_err() {
+        Error::Other(msg) => assert!(msg.contains("case-insensitive file system"), "{msg}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        dir_entries(&dir.path()).is_empty(),
+        "the probe file is removed"
+    );
+}
+
+#[tokio::test]
+async fn open_accepts_tmpfs() {
+    // /tmp is often ext4 or overlayfs; /dev/shm is tmpfs on Linux.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(1) == Some("/dev/shm") && l.contains(" tmpfs "))
+    {
+        eprintln!("skipped: /dev/shm is not a tmpfs here");
+        return;
+    }
+    let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+    let store = FsKeyStore::open(tmp.path()).unwrap();
+    store.create("my-key", b"lower").await.unwrap();
+    store.create("MY-KEY", b"upper").await.unwrap();
+    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"lower");
+    assert_eq!(store.get("MY-KEY").await.unwrap().as_slice(), b"upper");
+    assert_eq!(dir_entries(tmp.path()), ["MY-KEY", "my-key"]);
+}

@@ -3,6 +3,8 @@
 
 #[path = "support/bao.rs"]
 mod bao;
+#[path = "support/warnings.rs"]
+mod warnings;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +16,7 @@ use kes_keystore::config::{VaultAppRole, VaultConfig, VaultKubernetes, VaultTran
 use kes_keystore::vault::{connect, VaultKeyStore};
 use kes_keystore::{Error, KeyStore};
 use serde_json::json;
+use warnings::warnings_of;
 
 /// The key the Go KES wrote (base64 protobuf, as it is in every key store).
 const GOLDEN_AES: &str = include_str!("../../../testdata/go-kes/keys/golden-aes");
@@ -464,7 +467,9 @@ async fn https_endpoint_with_a_private_ca() {
     // The CA as a file and as a directory.
     let mut cfg = config(&bao, &role, &secret, "kv", "v1");
     cfg.tls_ca = bao.ca_file().display().to_string();
-    let store = connect(&cfg).await.unwrap();
+    let (store, warnings) = warnings_of(connect(&cfg)).await;
+    let store = store.unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
     store.create("over-tls", &value(1)).await.unwrap();
     assert!(store.status().await.is_ok());
     let ca_dir = tempfile::tempdir().unwrap();
@@ -658,8 +663,38 @@ async fn kubernetes_style_login_with_a_jwt_file() {
     std::fs::write(&jwt_file, &jwt).unwrap();
     assert_eq!(store.get("k8s").await.unwrap().as_slice(), value(1));
 
+    // A file far larger than any JWT is not read.
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![b'a'; 65 << 10]).unwrap();
+    let mut huge_cfg = cfg.clone();
+    huge_cfg.kubernetes.as_mut().unwrap().jwt = huge.display().to_string();
+    match connect(&huge_cfg).await {
+        Err(Error::Other(m)) => assert!(m.contains("larger than 65536 bytes"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+
     // A literal JWT works too.
     cfg.kubernetes.as_mut().unwrap().jwt = jwt;
     let literal = connect(&cfg).await.unwrap();
     assert_eq!(literal.get("k8s").await.unwrap().as_slice(), value(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_endpoint_is_accepted_with_a_warning() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = bao.setup_kes("1h", "24h");
+    let cfg = config(&bao, &role, &secret, "kv", "v1");
+    assert!(cfg.endpoint.starts_with("http://"), "{}", cfg.endpoint);
+    let (store, warnings) = warnings_of(connect(&cfg)).await;
+    let store = store.unwrap();
+    assert_eq!(
+        warnings,
+        [format!(
+            "keystore.vault.endpoint '{}' is plain HTTP: the Vault token, \
+             the login credentials and every key travel in clear",
+            cfg.endpoint
+        )]
+    );
+    store.create("my-key", &value(1)).await.unwrap();
+    store.close().await;
 }

@@ -260,72 +260,168 @@ fn html_escape(s: &str) -> String {
 
 /// A JSON request body decoded with Go `encoding/json` semantics: one JSON
 /// value (trailing bytes ignored, as `json.Decoder.Decode` does), unknown
-/// fields ignored, field names matched case-insensitively (exact match
-/// preferred), `null` or missing fields empty.
+/// fields ignored, `null` or missing fields empty, and object keys matched
+/// to field names as Go matches them to struct fields: exactly or under
+/// Go's case folding, where every matching key assigns the field again, so
+/// the last one in the document wins (`{"context":…,"CONTEXT":…}` binds
+/// the second, as the Go KES and any proxy decoding like Go do).
 pub struct GoJson {
-    fields: serde_json::Map<String, serde_json::Value>,
+    /// The object's members in document order, duplicates kept.
+    members: Vec<(String, serde_json::Value)>,
 }
 
 /// The request body is not acceptable JSON for the endpoint.
 #[derive(Debug)]
 pub struct BadJson;
 
+/// A JSON object read member by member, or `null`. A map type would merge
+/// duplicate keys and lose their order, which decides the value in Go.
+struct GoObject(Option<Vec<(String, serde_json::Value)>>);
+
+impl<'de> serde::Deserialize<'de> for GoObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = GoObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object or null")
+            }
+            fn visit_unit<E>(self) -> Result<GoObject, E> {
+                Ok(GoObject(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GoObject, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    members.push(member);
+                }
+                Ok(GoObject(Some(members)))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// An array of [`GoObject`]s, or `null`.
+struct GoObjects(Vec<GoObject>);
+
+impl<'de> serde::Deserialize<'de> for GoObjects {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Option::<Vec<GoObject>>::deserialize(deserializer).map(|v| GoObjects(v.unwrap_or_default()))
+    }
+}
+
+/// Whether the object key `key` sets the struct field whose JSON name is
+/// `name` in Go's `encoding/json`: equal, or equal under Go's simple case
+/// folding (`bytes.EqualFold`). Field names are ASCII, and for them only
+/// ASCII letters and two other characters fold together: the Kelvin sign
+/// U+212A folds with `k` and the long s U+017F with `s`; every other
+/// non-ASCII character, `İ` U+0130 and `ı` U+0131 included, folds only with
+/// non-ASCII ones in Go's tables.
+fn go_key_matches(key: &str, name: &str) -> bool {
+    debug_assert!(name.is_ascii(), "field names are ASCII");
+    let mut key = key.chars();
+    for want in name.bytes() {
+        let Some(got) = key.next() else {
+            return false;
+        };
+        let folds = match got {
+            '\u{212A}' => want.eq_ignore_ascii_case(&b'k'),
+            '\u{017F}' => want.eq_ignore_ascii_case(&b's'),
+            c if c.is_ascii() => (c as u8).eq_ignore_ascii_case(&want),
+            _ => false,
+        };
+        if !folds {
+            return false;
+        }
+    }
+    key.next().is_none()
+}
+
 impl GoJson {
     /// Parses `body`; an empty body or `null` is an empty object.
     pub fn parse(body: &[u8]) -> Result<Self, BadJson> {
-        let mut stream =
-            serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
+        let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<GoObject>();
         match stream.next() {
-            None => Err(BadJson),
-            Some(Err(_)) => Err(BadJson),
-            Some(Ok(serde_json::Value::Null)) => Ok(Self {
-                fields: serde_json::Map::new(),
+            Some(Ok(GoObject(members))) => Ok(Self {
+                members: members.unwrap_or_default(),
             }),
-            Some(Ok(serde_json::Value::Object(fields))) => Ok(Self { fields }),
-            Some(Ok(_)) => Err(BadJson),
+            None | Some(Err(_)) => Err(BadJson),
         }
     }
 
-    /// Wraps an already parsed object (bulk decrypt entries).
+    /// Parses `body` as an array of objects (bulk decrypt), keeping the
+    /// members of each in document order; `null` is an empty array, as are
+    /// `null` entries empty objects.
+    pub fn parse_list(body: &[u8]) -> Result<Vec<Self>, BadJson> {
+        let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<GoObjects>();
+        match stream.next() {
+            Some(Ok(GoObjects(items))) => Ok(items
+                .into_iter()
+                .map(|GoObject(members)| Self {
+                    members: members.unwrap_or_default(),
+                })
+                .collect()),
+            None | Some(Err(_)) => Err(BadJson),
+        }
+    }
+
+    /// Wraps an already parsed object. Its map has merged keys that were
+    /// repeated exactly (the last value at the first position), so prefer
+    /// [`GoJson::parse_list`] where the body is at hand.
     pub fn from_value(value: serde_json::Value) -> Result<Self, BadJson> {
         match value {
             serde_json::Value::Null => Ok(Self {
-                fields: serde_json::Map::new(),
+                members: Vec::new(),
             }),
-            serde_json::Value::Object(fields) => Ok(Self { fields }),
+            serde_json::Value::Object(fields) => Ok(Self {
+                members: fields.into_iter().collect(),
+            }),
             _ => Err(BadJson),
         }
     }
 
-    fn field(&self, name: &str) -> Option<&serde_json::Value> {
-        if let Some(v) = self.fields.get(name) {
-            return Some(v);
-        }
-        // Go picks the first key (in document order) that matches
-        // case-insensitively when no exact match exists.
-        self.fields
+    /// The values of every key that sets field `name`, in document order.
+    fn matches<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+        self.members
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name) || k.to_lowercase() == name.to_lowercase())
-            .map(|(_, v)| v)
+            .filter(move |(key, _)| go_key_matches(key, name))
+            .map(|(_, value)| value)
     }
 
     /// A `[]byte` field: standard padded base64 (`\r` and `\n` ignored);
-    /// missing or `null` is empty.
+    /// missing or `null` is empty. Like Go, every matching key is decoded
+    /// and any bad one fails the request, even if a later one is good.
     pub fn bytes(&self, name: &str) -> Result<Vec<u8>, BadJson> {
-        match self.field(name) {
-            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-            Some(serde_json::Value::String(s)) => decode_go_base64(s).ok_or(BadJson),
-            Some(_) => Err(BadJson),
+        let mut out = Vec::new();
+        for value in self.matches(name) {
+            let next = match value {
+                serde_json::Value::Null => Vec::new(),
+                serde_json::Value::String(s) => decode_go_base64(s).ok_or(BadJson)?,
+                _ => return Err(BadJson),
+            };
+            // An overridden value may be a plaintext.
+            zeroize::Zeroize::zeroize(&mut out);
+            out = next;
         }
+        Ok(out)
     }
 
-    /// A `string` field; missing or `null` is empty.
+    /// A `string` field; missing is empty. The last matching string wins:
+    /// Go ignores `null` for a string, where it empties a `[]byte`. Any
+    /// matching key with another type fails.
     pub fn string(&self, name: &str) -> Result<String, BadJson> {
-        match self.field(name) {
-            None | Some(serde_json::Value::Null) => Ok(String::new()),
-            Some(serde_json::Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(BadJson),
+        let mut out = "";
+        for value in self.matches(name) {
+            match value {
+                serde_json::Value::Null => {}
+                serde_json::Value::String(s) => out = s,
+                _ => return Err(BadJson),
+            }
         }
+        Ok(out.to_string())
     }
 }
 
@@ -416,5 +512,83 @@ mod tests {
         );
         let j = GoJson::parse(br#"{"context":5}"#).unwrap();
         assert!(j.bytes("context").is_err());
+    }
+
+    #[test]
+    fn go_json_last_matching_key_wins() {
+        // "e30=" is {}, "W10=" is [].
+        let j = GoJson::parse(br#"{"context":"e30=","CONTEXT":"W10="}"#).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"[]");
+        let j = GoJson::parse(br#"{"CONTEXT":"e30=","context":"W10="}"#).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"[]");
+        // Exact repeats count in document order too, around other spellings.
+        let j = GoJson::parse(br#"{"context":"e30=","Context":"W10=","context":"e30="}"#).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"{}");
+        // null empties a []byte that an earlier key set ...
+        let j = GoJson::parse(br#"{"context":"e30=","Context":null}"#).unwrap();
+        assert!(j.bytes("context").unwrap().is_empty());
+        // ... but leaves a string alone, as Go does.
+        let j = GoJson::parse(br#"{"cipher":"AES256","CIPHER":null}"#).unwrap();
+        assert_eq!(j.string("cipher").unwrap(), "AES256");
+        let j = GoJson::parse(br#"{"cipher":"AES256","Cipher":"ChaCha20"}"#).unwrap();
+        assert_eq!(j.string("cipher").unwrap(), "ChaCha20");
+        // A bad value fails the decode even when a later key is good.
+        let j = GoJson::parse(br#"{"context":"e30","Context":"e30="}"#).unwrap();
+        assert!(j.bytes("context").is_err());
+        let j = GoJson::parse(br#"{"cipher":1,"cipher":"AES256"}"#).unwrap();
+        assert!(j.string("cipher").is_err());
+        // Keys of other fields do not interfere.
+        let j = GoJson::parse(br#"{"plaintext":"e30=","context":"W10="}"#).unwrap();
+        assert_eq!(j.bytes("plaintext").unwrap(), b"{}");
+    }
+
+    #[test]
+    fn go_json_case_folding() {
+        let j = GoJson::parse("{\"\u{212A}ey\":\"e30=\"}".as_bytes()).unwrap();
+        assert_eq!(j.bytes("key").unwrap(), b"{}", "Kelvin sign K folds to k");
+        let j = GoJson::parse(br#"{"\u212Aey":"e30="}"#).unwrap();
+        assert_eq!(j.bytes("key").unwrap(), b"{}", "escaped Kelvin sign");
+        let j = GoJson::parse("{\"me\u{17F}Sage\":\"e30=\"}".as_bytes()).unwrap();
+        assert_eq!(j.bytes("message").unwrap(), b"{}", "long s folds to s");
+        let j = GoJson::parse("{\"CIPHER\":\"x\",\"ciphe\u{280}\":\"y\"}".as_bytes()).unwrap();
+        assert_eq!(j.string("cipher").unwrap(), "x");
+        // Characters that only look alike, or fold only in Turkish, or fold
+        // to more than one character, do not match.
+        for key in [
+            "ke\u{1D67}",   // ᵧ (modifier letter)
+            "\u{1E31}ey",   // ḱ
+            "c\u{131}pher", // dotless ı
+            "c\u{130}pher", // dotted İ
+            "ciphe\u{280}", // ʀ
+            "KEY\u{0}",
+            "ke",
+            "keyy",
+            "",
+        ] {
+            let body = serde_json::json!({ key: "e30=" }).to_string();
+            let j = GoJson::parse(body.as_bytes()).unwrap();
+            assert!(j.bytes("key").unwrap().is_empty(), "{key:?}");
+            assert!(j.string("cipher").unwrap().is_empty(), "{key:?}");
+        }
+        assert!(go_key_matches("\u{212A}\u{17F}", "ks"));
+        assert!(go_key_matches("\u{212A}\u{17F}", "KS"));
+        assert!(!go_key_matches("\u{212A}", "s"));
+        assert!(!go_key_matches("\u{17F}", "k"));
+    }
+
+    #[test]
+    fn go_json_lists() {
+        let items = GoJson::parse_list(br#"[{"ciphertext":"e30=","CIPHERTEXT":"W10="},null,{}] x"#)
+            .unwrap();
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[0].bytes("ciphertext").unwrap(), b"[]");
+        assert!(items[1].bytes("ciphertext").unwrap().is_empty());
+        assert!(items[2].bytes("ciphertext").unwrap().is_empty());
+        assert!(GoJson::parse_list(b"null").unwrap().is_empty());
+        assert!(GoJson::parse_list(b"[1]").is_err());
+        assert!(GoJson::parse_list(b"{}").is_err());
+        assert!(GoJson::parse_list(b"").is_err());
+        let j = GoJson::from_value(serde_json::json!({"Context":"e30=","context":"W10="})).unwrap();
+        assert_eq!(j.bytes("context").unwrap(), b"[]");
     }
 }

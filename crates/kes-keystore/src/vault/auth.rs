@@ -131,13 +131,7 @@ impl Login {
                 jwt,
             } => {
                 let jwt = if is_jwt_file(jwt) {
-                    let text = tokio::fs::read_to_string(jwt.as_str()).await.map_err(|e| {
-                        Error::other(format!(
-                            "vault: kubernetes: cannot read jwt file '{}': {e}",
-                            jwt.as_str()
-                        ))
-                    })?;
-                    Zeroizing::new(text.trim().to_string())
+                    read_jwt_file(jwt).await?
                 } else {
                     jwt.clone()
                 };
@@ -183,6 +177,29 @@ impl Login {
     }
 }
 
+/// Largest JWT file read; service-account tokens are a few KB.
+const MAX_JWT_FILE: u64 = 64 << 10;
+
+/// Reads the JWT file at `path` into buffers that are wiped when dropped:
+/// the JWT is a credential Vault accepts for the KES role.
+async fn read_jwt_file(path: &str) -> Result<Zeroizing<String>, Error> {
+    let fail = |e: &dyn fmt::Display| {
+        Error::other(format!(
+            "vault: kubernetes: cannot read jwt file '{path}': {e}"
+        ))
+    };
+    let owned = path.to_string();
+    let bytes = tokio::task::spawn_blocking(move || {
+        crate::fs::read_secret(std::fs::File::open(&owned)?, MAX_JWT_FILE)
+    })
+    .await
+    .map_err(|e| fail(&e))?
+    .map_err(|e| fail(&e))?
+    .ok_or_else(|| fail(&format!("larger than {MAX_JWT_FILE} bytes")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| fail(&"not UTF-8 text"))?;
+    Ok(Zeroizing::new(text.trim().to_string()))
+}
+
 /// A Vault token and its lease. Its value never appears in `Debug` output.
 #[derive(Clone)]
 pub(crate) struct Token {
@@ -218,7 +235,7 @@ struct AuthResponse {
 
 #[derive(serde::Deserialize)]
 struct AuthInfo {
-    client_token: String,
+    client_token: super::SecretString,
     #[serde(default)]
     lease_duration: u64,
     #[serde(default)]
@@ -231,7 +248,7 @@ impl Token {
             .map_err(|e| format!("malformed response: {e}"))?
             .auth
             .ok_or("response carries no auth information")?;
-        let value = Zeroizing::new(auth.client_token);
+        let super::SecretString(value) = auth.client_token;
         if value.is_empty() {
             return Err("response carries an empty token".into());
         }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
@@ -17,6 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use zeroize::Zeroizing;
 
 use crate::config::VaultConfig;
 use crate::Error;
@@ -36,10 +38,12 @@ pub(crate) const BODY_LIMIT: usize = 1 << 20;
 /// The reference's cap of a LIST response.
 pub(crate) const LIST_BODY_LIMIT: usize = 32 << 20;
 
-/// A Vault response: status and the (size-limited) body.
+/// A Vault response: status and the (size-limited) body. The body may
+/// hold a key (K/V reads), a plaintext (transit decrypt) or a token
+/// (logins), so it is wiped when dropped.
 pub(crate) struct Response {
     pub status: StatusCode,
-    pub body: Bytes,
+    pub body: Zeroizing<Vec<u8>>,
 }
 
 impl Response {
@@ -162,17 +166,7 @@ impl Http {
                 .await
                 .map_err(|e| Error::Unreachable(format!("{what}: {}", error_chain(&e))))?;
             let status = resp.status();
-            let body = Limited::new(resp.into_body(), limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        Error::other(format!("{what}: response body exceeds {limit} bytes"))
-                    } else {
-                        Error::Unreachable(format!("{what}: reading the response: {e}"))
-                    }
-                })?
-                .to_bytes();
+            let body = read_body(resp.into_body(), limit, &what).await?;
             Ok(Response { status, body })
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
@@ -182,6 +176,51 @@ impl Http {
             ))),
         }
     }
+}
+
+/// Reads a response body of at most `limit` bytes into a buffer that is
+/// wiped when dropped. The buffer grows by copying into a fresh zeroizing
+/// buffer, never by reallocating in place, which would free the old one
+/// unwiped. The chunks hyper hands over, and its own read buffers, are out
+/// of our reach: they are freed, not wiped.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let too_large = || Error::other(format!("{what}: response body exceeds {limit} bytes"));
+    let expected = body.size_hint().lower();
+    if expected > limit as u64 {
+        return Err(too_large());
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity((expected as usize).max(1024)));
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Error::Unreachable(format!("{what}: reading the response: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if data.len() > limit - buf.len() {
+            return Err(too_large());
+        }
+        append(&mut buf, &data, limit);
+    }
+    Ok(buf)
+}
+
+/// Appends `data` to `buf` without ever leaving an unwiped copy behind:
+/// when the capacity does not suffice, the contents move to a new buffer
+/// and the old one is wiped as it is dropped. `buf.len() + data.len()` must
+/// not exceed `limit`.
+fn append(buf: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: usize) {
+    let needed = buf.len() + data.len();
+    if needed > buf.capacity() {
+        let capacity = (buf.capacity() * 2).min(limit).max(needed);
+        let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
+        bigger.extend_from_slice(buf);
+        *buf = bigger;
+    }
+    buf.extend_from_slice(data);
 }
 
 /// The error and its sources, so "connection refused" is not hidden behind
@@ -286,5 +325,29 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
         _ => Err(Error::other(
             "vault: tls.key and tls.cert must be given together",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_grows_into_fresh_buffers() {
+        let mut buf = Zeroizing::new(Vec::with_capacity(4));
+        append(&mut buf, b"abc", 100);
+        let first = buf.as_ptr();
+        assert_eq!(buf.capacity(), 4);
+        append(&mut buf, b"d", 100);
+        assert_eq!(buf.as_ptr(), first, "fits: no new buffer");
+        append(&mut buf, b"efghij", 100);
+        assert_eq!(buf.as_slice(), b"abcdefghij");
+        assert_eq!(buf.capacity(), 10);
+        append(&mut buf, b"k", 100);
+        assert_eq!(buf.capacity(), 20, "doubles");
+        let mut near = Zeroizing::new(Vec::with_capacity(8));
+        append(&mut near, &[1; 8], 10);
+        append(&mut near, &[2; 2], 10);
+        assert_eq!(near.capacity(), 10, "never more than the limit");
     }
 }

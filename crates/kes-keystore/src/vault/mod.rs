@@ -149,6 +149,119 @@ struct CheckAndSet {
     cas: u64,
 }
 
+/// A secret string in a Vault response (a token, a transit plaintext):
+/// copied from the response buffer straight into a buffer that is wiped
+/// when dropped, never held in a `serde_json::Value`. A string with JSON
+/// escapes passes through serde_json's scratch buffer first, which is freed
+/// unwiped; tokens and the base64 values KES stores need no escapes.
+pub(crate) struct SecretString(pub Zeroizing<String>);
+
+impl<'de> serde::Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = SecretString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<SecretString, E> {
+                Ok(SecretString(Zeroizing::new(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<SecretString, E> {
+                Ok(SecretString(Zeroizing::new(v)))
+            }
+        }
+        deserializer.deserialize_str(Visit)
+    }
+}
+
+/// A field of a stored K/V entry: the string that holds a key (kept like a
+/// [`SecretString`]) or anything else, which is skipped without being
+/// kept.
+enum EntryField {
+    Text(Zeroizing<String>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for EntryField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::IgnoredAny;
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = EntryField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<EntryField, E> {
+                Ok(EntryField::Text(Zeroizing::new(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<EntryField, E> {
+                Ok(EntryField::Text(Zeroizing::new(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<EntryField, E> {
+                Ok(EntryField::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<EntryField, E> {
+                Ok(EntryField::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<EntryField, E> {
+                Ok(EntryField::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<EntryField, E> {
+                Ok(EntryField::Other)
+            }
+            fn visit_unit<E>(self) -> Result<EntryField, E> {
+                Ok(EntryField::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<EntryField, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(EntryField::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EntryField, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EntryField::Other)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+/// The fields of a K/V entry; `None` for a deleted K/V v2 version.
+type EntryFields = Option<BTreeMap<String, EntryField>>;
+
+/// Decodes a K/V read response into the entry's fields: `data` (v1) or
+/// `data.data` (v2).
+fn entry_fields(body: &[u8], version: KvVersion) -> serde_json::Result<EntryFields> {
+    #[derive(serde::Deserialize)]
+    struct V1 {
+        data: Option<BTreeMap<String, EntryField>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct V2 {
+        data: Option<V2Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct V2Data {
+        data: Option<BTreeMap<String, EntryField>>,
+    }
+    match version {
+        // A v1 response without data is an entry without our field.
+        KvVersion::V1 => Ok(Some(
+            serde_json::from_slice::<V1>(body)?.data.unwrap_or_default(),
+        )),
+        // A deleted (not destroyed) v2 version has `data: null`.
+        KvVersion::V2 => Ok(serde_json::from_slice::<V2>(body)?
+            .data
+            .and_then(|d| d.data)),
+    }
+}
+
 /// Serialises a request body that holds a secret straight into a buffer
 /// that is zeroized on drop (a `serde_json::Value` would leave copies).
 fn json_body<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -196,9 +309,29 @@ impl fmt::Debug for VaultKeyStore {
     }
 }
 
+/// The start-up warning for a Vault endpoint without TLS, if the endpoint
+/// is one: the token, the login credentials and every key would cross the
+/// network readable to anyone on the path. [`connect`] logs it.
+pub fn plain_http_warning(config: &VaultConfig) -> Option<String> {
+    let endpoint = config.endpoint.trim();
+    is_plain_http(endpoint).then(|| {
+        format!(
+            "keystore.vault.endpoint '{endpoint}' is plain HTTP: the Vault token, \
+             the login credentials and every key travel in clear"
+        )
+    })
+}
+
+/// Whether an endpoint URL has the `http` scheme.
+fn is_plain_http(endpoint: &str) -> bool {
+    endpoint
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
 /// Connects to Vault: checks the config, logs in and starts the token
 /// renewal and health-ping tasks. Fails if Vault cannot be reached or the
-/// login is refused.
+/// login is refused. Logs a warning for a plain `http://` endpoint.
 pub async fn connect(config: &VaultConfig) -> Result<VaultKeyStore, Error> {
     VaultKeyStore::connect(config).await
 }
@@ -251,6 +384,11 @@ impl VaultKeyStore {
         };
         let login = Login::from_config(config, &namespace)?;
         let http = Http::new(config)?;
+        // Accepted, as for a Vault on the same host or behind a local
+        // proxy, but said out loud before the first credential is sent.
+        if let Some(warning) = plain_http_warning(config) {
+            tracing::warn!("{warning}");
+        }
         let token = login.login(&http, 0).await?;
 
         let inner = Arc::new(Inner {
@@ -536,24 +674,15 @@ impl Inner {
         if resp.status != StatusCode::OK {
             return Err(self.failure("reading", name, &resp));
         }
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            data: Option<serde_json::Map<String, serde_json::Value>>,
-        }
-        let mut envelope: Envelope = serde_json::from_slice(&resp.body).map_err(|e| {
+        let fields = entry_fields(&resp.body, self.layout.version).map_err(|e| {
             Error::other(format!("vault: reading '{name}': malformed response: {e}"))
         })?;
-        let mut data = envelope.data.take().unwrap_or_default();
-        if self.layout.version == KvVersion::V2 {
-            // A deleted (not destroyed) v2 version has `data: null`.
-            data = match data.remove("data") {
-                Some(serde_json::Value::Object(map)) => map,
-                _ => return Ok(None),
-            };
-        }
-        match data.remove(name) {
-            Some(serde_json::Value::String(s)) => Ok(Some(Zeroizing::new(s))),
-            Some(_) => Err(Error::other(format!(
+        let Some(mut fields) = fields else {
+            return Ok(None);
+        };
+        match fields.remove(name) {
+            Some(EntryField::Text(s)) => Ok(Some(s)),
+            Some(EntryField::Other) => Err(Error::other(format!(
                 "vault: entry '{name}' holds a non-string value"
             ))),
             None => Err(Error::other(format!(
@@ -630,22 +759,27 @@ impl Inner {
         }
         #[derive(serde::Deserialize)]
         struct OutData {
-            plaintext: String,
+            plaintext: SecretString,
         }
         let out: Out = serde_json::from_slice(&resp.body).map_err(|_| {
             Error::other(format!(
                 "vault: transit decrypt of '{name}': malformed response"
             ))
         })?;
-        let plaintext = Zeroizing::new(out.data.plaintext);
-        let value = base64::engine::general_purpose::STANDARD
-            .decode(plaintext.as_bytes())
+        let SecretString(plaintext) = out.data.plaintext;
+        // Decoded into a buffer big enough from the start, so that nothing
+        // reallocates (and leaves a copy) on the way.
+        let mut value = Zeroizing::new(Vec::with_capacity(base64::decoded_len_estimate(
+            plaintext.len(),
+        )));
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(plaintext.as_bytes(), &mut value)
             .map_err(|_| {
                 Error::other(format!(
                     "vault: transit decrypt of '{name}': plaintext is not base64"
                 ))
             })?;
-        Ok(Zeroizing::new(value))
+        Ok(value)
     }
 }
 
@@ -818,6 +952,73 @@ mod tests {
         assert!(!is_transit_ciphertext("vault:vx:abc"));
         assert!(!is_transit_ciphertext("CiQKIOwvcxe1"));
         assert!(!is_transit_ciphertext("{\"bytes\":\"...\"}"));
+    }
+
+    fn text(fields: EntryFields, name: &str) -> Option<String> {
+        match fields.unwrap().remove(name) {
+            Some(EntryField::Text(s)) => Some(s.to_string()),
+            Some(EntryField::Other) => Some("<other>".into()),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn stored_entries_decode_to_their_key_field() {
+        let v1 = br#"{"request_id":"x","lease_duration":2764800,"data":{"my-key":"CiQK+/=","n":1,"o":{"a":[1,"s"]}},"wrap_info":null}"#;
+        let fields = || entry_fields(v1, KvVersion::V1).unwrap();
+        assert_eq!(text(fields(), "my-key").as_deref(), Some("CiQK+/="));
+        assert_eq!(text(fields(), "n").as_deref(), Some("<other>"));
+        assert_eq!(text(fields(), "o").as_deref(), Some("<other>"));
+        assert_eq!(text(fields(), "missing"), None);
+        // Escapes are decoded.
+        let escaped = br#"{"data":{"k":"{\"bytes\":\"a\u002fb\"}"}}"#;
+        assert_eq!(
+            text(entry_fields(escaped, KvVersion::V1).unwrap(), "k").as_deref(),
+            Some(r#"{"bytes":"a/b"}"#)
+        );
+        // A v1 answer without data is an entry without the key field.
+        assert_eq!(text(entry_fields(b"{}", KvVersion::V1).unwrap(), "k"), None);
+
+        let v2 =
+            br#"{"data":{"data":{"my-key":"CiQK"},"metadata":{"version":1,"deletion_time":""}}}"#;
+        assert_eq!(
+            text(entry_fields(v2, KvVersion::V2).unwrap(), "my-key").as_deref(),
+            Some("CiQK")
+        );
+        // A deleted v2 version has no data: no key.
+        let deleted = br#"{"data":{"data":null,"metadata":{"version":1}}}"#;
+        assert!(entry_fields(deleted, KvVersion::V2).unwrap().is_none());
+        assert!(entry_fields(b"{}", KvVersion::V2).unwrap().is_none());
+        for malformed in [&b"not json"[..], b"[]", br#"{"data":"x"}"#] {
+            assert!(entry_fields(malformed, KvVersion::V1).is_err());
+            assert!(entry_fields(malformed, KvVersion::V2).is_err());
+        }
+    }
+
+    #[test]
+    fn secret_strings_decode_from_json_strings_only() {
+        let parsed: SecretString = serde_json::from_slice(br#""s.abc\n""#).unwrap();
+        assert_eq!(parsed.0.as_str(), "s.abc\n");
+        assert!(serde_json::from_slice::<SecretString>(b"5").is_err());
+        assert!(serde_json::from_slice::<SecretString>(b"null").is_err());
+    }
+
+    #[test]
+    fn plain_http_is_warned_about() {
+        let config = |endpoint: &str| VaultConfig {
+            endpoint: endpoint.into(),
+            ..Default::default()
+        };
+        let warning = plain_http_warning(&config(" http://10.0.0.7:8200 ")).unwrap();
+        assert_eq!(
+            warning,
+            "keystore.vault.endpoint 'http://10.0.0.7:8200' is plain HTTP: the Vault token, \
+             the login credentials and every key travel in clear"
+        );
+        assert!(plain_http_warning(&config("HTTP://vault:8200")).is_some());
+        for quiet in ["https://vault:8200", "HTTPS://vault", "", "vault:8200"] {
+            assert_eq!(plain_http_warning(&config(quiet)), None, "{quiet:?}");
+        }
     }
 
     #[test]
