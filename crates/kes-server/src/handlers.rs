@@ -475,19 +475,16 @@ async fn bulk_decrypt(req: &Request<'_>) -> Result<Response<Body>> {
     const MAX: usize = 1000;
     let name = key_name(req)?;
     let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
-    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<serde_json::Value>();
-    let items = match stream.next() {
-        Some(Ok(serde_json::Value::Array(items))) => items,
-        Some(Ok(serde_json::Value::Null)) => Vec::new(),
-        _ => return Err(ApiError::INVALID_REQUEST_BODY),
-    };
+    // Each entry is decoded like a single decrypt's body (Go's rules for
+    // duplicate and case-folded field names), so both routes read the same
+    // ciphertext and context from the same bytes.
+    let items = GoJson::parse_list(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     if items.len() > MAX {
         return Err(ApiError::TOO_MANY_CIPHERTEXTS);
     }
     let key = get_key(req, name).await?;
     let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
-    for item in items {
-        let j = GoJson::from_value(item).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    for j in items {
         let ct = j
             .bytes("ciphertext")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;

@@ -422,13 +422,18 @@ async fn run_async(options: Options) -> Result<(), String> {
         tls: ArcSwap::new(tls_config),
     });
 
+    // Read at start only: a reload keeps the limits the server runs with.
+    let limits = match &config {
+        Some((_, c)) => server::Limits::for_open_files(open_files).with_config(&c.limits),
+        None => server::Limits::for_open_files(open_files),
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(server::serve_with_limits(
         listener,
         shared.clone(),
         shutdown_rx,
         SHUTDOWN_GRACE,
-        server::Limits::for_open_files(open_files),
+        limits,
     ));
 
     let config_path = config.map(|(p, _)| p);

@@ -91,6 +91,20 @@ impl Limits {
         }
     }
 
+    /// Applies the config's `limits` over the defaults: an unset
+    /// per-address limit stays an eighth of the total.
+    pub fn with_config(mut self, config: &crate::config::ConnectionLimits) -> Self {
+        if let Some(n) = config.connections {
+            self.max_connections = n;
+            self.max_connections_per_ip = (n / 8).max(4);
+            self.max_handshakes = self.max_handshakes.min(n);
+        }
+        if let Some(n) = config.connections_per_ip {
+            self.max_connections_per_ip = n;
+        }
+        self
+    }
+
     /// Limits from the process's current RLIMIT_NOFILE.
     pub fn from_rlimit() -> Self {
         let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)

@@ -368,21 +368,6 @@ impl GoJson {
         }
     }
 
-    /// Wraps an already parsed object. Its map has merged keys that were
-    /// repeated exactly (the last value at the first position), so prefer
-    /// [`GoJson::parse_list`] where the body is at hand.
-    pub fn from_value(value: serde_json::Value) -> Result<Self, BadJson> {
-        match value {
-            serde_json::Value::Null => Ok(Self {
-                members: Vec::new(),
-            }),
-            serde_json::Value::Object(fields) => Ok(Self {
-                members: fields.into_iter().collect(),
-            }),
-            _ => Err(BadJson),
-        }
-    }
-
     /// The values of every key that sets field `name`, in document order.
     fn matches<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
         self.members
@@ -588,7 +573,5 @@ mod tests {
         assert!(GoJson::parse_list(b"[1]").is_err());
         assert!(GoJson::parse_list(b"{}").is_err());
         assert!(GoJson::parse_list(b"").is_err());
-        let j = GoJson::from_value(serde_json::json!({"Context":"e30=","context":"W10="})).unwrap();
-        assert_eq!(j.bytes("context").unwrap(), b"[]");
     }
 }

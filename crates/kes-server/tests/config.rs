@@ -1084,3 +1084,39 @@ fn load_keystore_reads_only_the_keystore_section() {
         "{err}"
     );
 }
+
+#[test]
+fn connection_limits() {
+    let config = ServerConfig::parse(&with("")).unwrap();
+    assert_eq!(
+        config.limits,
+        kes_server::config::ConnectionLimits::default()
+    );
+    let config = ServerConfig::parse(&with(
+        "limits:\n  connections: 4096\n  connections_per_ip: 1024\n",
+    ))
+    .unwrap();
+    assert_eq!(config.limits.connections, Some(4096));
+    assert_eq!(config.limits.connections_per_ip, Some(1024));
+    let limits = kes_server::server::Limits::for_open_files(1 << 20).with_config(&config.limits);
+    assert_eq!(
+        (limits.max_connections, limits.max_connections_per_ip),
+        (4096, 1024)
+    );
+    // Only the total: the per-address limit follows it.
+    let only_total = ServerConfig::parse(&with("limits:\n  connections: 800\n")).unwrap();
+    let limits =
+        kes_server::server::Limits::for_open_files(1 << 20).with_config(&only_total.limits);
+    assert_eq!(
+        (limits.max_connections, limits.max_connections_per_ip),
+        (800, 100)
+    );
+    assert_error(
+        &with("limits:\n  connections: 0\n"),
+        "invalid limits.connections '0' in line",
+    );
+    assert_error(
+        &with("limits:\n  connections_per_ip: many\n"),
+        "must be a whole number greater than 0",
+    );
+}

@@ -53,12 +53,26 @@ pub struct ServerConfig {
     pub log: LogConfig,
     /// `keys`: names of keys to create at start-up, in file order.
     pub keys: Vec<String>,
+    /// `limits` (kes-rs only): caps on client connections; unset values
+    /// follow from the open-file limit.
+    pub limits: ConnectionLimits,
     /// `keystore`: exactly one backend.
     pub keystore: KeyStoreConfig,
     /// One message per unknown (hence ignored) key, e.g. "kesconf: unknown
     /// key 'api./v1/status.skip-auth' in line 12 is ignored"; worth logging
     /// as warnings at start-up.
     pub warnings: Vec<String>,
+}
+
+/// `limits` (not in the Go KES): what clients may hold. `None` means the
+/// default derived from the open-file limit (docs/security.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `limits.connections`: open client connections in total.
+    pub connections: Option<usize>,
+    /// `limits.connections_per_ip`: open client connections per source
+    /// address (per /64 for IPv6).
+    pub connections_per_ip: Option<usize>,
 }
 
 /// `tls`
@@ -554,6 +568,7 @@ impl ServerConfig {
         let log = parse_log(top)?;
         let api = parse_api(top)?;
         let keys = parse_keys(top)?;
+        let limits = parse_limits(top)?;
         let keystore = keystore::parse(top, files)?;
 
         Ok(ServerConfig {
@@ -565,6 +580,7 @@ impl ServerConfig {
             cache,
             log,
             keys,
+            limits,
             keystore,
             warnings: Vec::new(),
         })
@@ -807,6 +823,23 @@ fn parse_cache(top: &Section<'_>) -> Result<CacheExpiry> {
         any: nonzero(expiry.duration("any")?).unwrap_or(DEFAULT_CACHE_ANY),
         unused: nonzero(expiry.duration("unused")?).unwrap_or(DEFAULT_CACHE_UNUSED),
         offline: expiry.duration("offline")?.unwrap_or(Duration::ZERO),
+    })
+}
+
+fn parse_limits(top: &Section<'_>) -> Result<ConnectionLimits> {
+    let limits = top.section_or_empty("limits")?;
+    let count = |key: &str| -> Result<Option<usize>> {
+        match limits.text(key, ENV)? {
+            None => Ok(None),
+            Some(t) => match t.as_str().parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(t.invalid("must be a whole number greater than 0")),
+            },
+        }
+    };
+    Ok(ConnectionLimits {
+        connections: count("connections")?,
+        connections_per_ip: count("connections_per_ip")?,
     })
 }
 

@@ -67,6 +67,10 @@ const TOP: Schema = Map(&[
         ]),
     ),
     ("keys", List(&Map(&[("name", Leaf)]))),
+    (
+        "limits",
+        Map(&[("connections", Leaf), ("connections_per_ip", Leaf)]),
+    ),
     ("keystore", KEYSTORE),
 ]);
 
