@@ -270,6 +270,25 @@ pub struct GoJson {
     members: Vec<(String, serde_json::Value)>,
 }
 
+/// The decoded fields carry plaintexts (encrypt, HMAC messages) as base64
+/// strings: wipe them with the request.
+impl Drop for GoJson {
+    fn drop(&mut self) {
+        fn wipe(value: &mut serde_json::Value) {
+            use zeroize::Zeroize as _;
+            match value {
+                serde_json::Value::String(s) => s.zeroize(),
+                serde_json::Value::Array(items) => items.iter_mut().for_each(wipe),
+                serde_json::Value::Object(map) => map.values_mut().for_each(wipe),
+                _ => {}
+            }
+        }
+        for (_, value) in &mut self.members {
+            wipe(value);
+        }
+    }
+}
+
 /// The request body is not acceptable JSON for the endpoint.
 #[derive(Debug)]
 pub struct BadJson;
