@@ -151,6 +151,13 @@ fn create_dir(path: &Path) -> io::Result<()> {
     builder.create(path)
 }
 
+/// A temporary file this old is a leftover of a crash: a create holds its
+/// temporary file for milliseconds.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Removes the temporary files that crashed creates left behind. Only old
+/// ones: another server (or store) sharing the directory may be in the
+/// middle of a create, and removing its temporary file would fail it.
 fn remove_temp_files(dir: &Path) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -158,7 +165,16 @@ fn remove_temp_files(dir: &Path) -> io::Result<()> {
             .file_name()
             .to_str()
             .is_some_and(|n| n.starts_with(TEMP_PREFIX));
-        if is_temp && entry.file_type()?.is_file() {
+        if !is_temp || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_TEMP_AGE);
+        if stale {
             match fs::remove_file(entry.path()) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}

@@ -162,13 +162,29 @@ async fn open_removes_leftover_temp_files() {
         .create("my-key", b"value")
         .await
         .unwrap();
-    // What a crash between writing and publishing leaves behind.
-    std::fs::write(tmp.path().join(".kes-tmp.4242.0"), b"partial").unwrap();
-    std::fs::write(tmp.path().join(".kes-tmp.4242.1"), b"").unwrap();
+    // What a crash between writing and publishing leaves behind (older
+    // than any create takes) ...
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for (name, data) in [(".kes-tmp.4242.0", &b"partial"[..]), (".kes-tmp.4242.1", b"")] {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, data).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+    }
+    // ... and what another server sharing the directory is creating right
+    // now, which must survive this store's start.
+    std::fs::write(tmp.path().join(".kes-tmp.4243.0"), b"in flight").unwrap();
     std::fs::write(tmp.path().join(".hidden"), b"not ours").unwrap();
 
     let store = FsKeyStore::open(tmp.path()).unwrap();
-    assert_eq!(dir_entries(tmp.path()), [".hidden", "my-key"]);
+    assert_eq!(
+        dir_entries(tmp.path()),
+        [".hidden", ".kes-tmp.4243.0", "my-key"]
+    );
     assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value");
 }
 
