@@ -165,7 +165,10 @@ async fn open_removes_leftover_temp_files() {
     // What a crash between writing and publishing leaves behind (older
     // than any create takes) ...
     let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    for (name, data) in [(".kes-tmp.4242.0", &b"partial"[..]), (".kes-tmp.4242.1", b"")] {
+    for (name, data) in [
+        (".kes-tmp.4242.0", &b"partial"[..]),
+        (".kes-tmp.4242.1", b""),
+    ] {
         let path = tmp.path().join(name);
         std::fs::write(&path, data).unwrap();
         std::fs::File::options()

@@ -6,62 +6,12 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use common::cli::{bare, kes, run};
 use common::{Setup, TestServer};
 use kes_core::ApiKey;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Every variable the commands read, so the caller's environment never
-/// leaks into a test.
-const VARS: [&str; 16] = [
-    "MINIO_KES_SERVER",
-    "KES_SERVER",
-    "MINIO_KMS_KES_ENDPOINT",
-    "MINIO_KES_API_KEY",
-    "KES_API_KEY",
-    "MINIO_KMS_KES_API_KEY",
-    "MINIO_KES_CERT_FILE",
-    "KES_CLIENT_CERT",
-    "MINIO_KES_CLIENT_CERT",
-    "MINIO_KES_KEY_FILE",
-    "KES_CLIENT_KEY",
-    "MINIO_KES_CLIENT_KEY",
-    "KES_CLIENT_KEY_PASSWORD",
-    "KES_CA",
-    "NO_COLOR",
-    "MINIO_KMS_KES_CAPATH",
-];
-
-/// `kes` with no KES variables set.
-fn bare() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
-    for v in VARS {
-        cmd.env_remove(v);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-/// `kes` pointed at the server as the admin, trusting its certificate.
-fn kes(server: &TestServer) -> Command {
-    let mut cmd = bare();
-    cmd.env("KES_SERVER", server.addr.to_string())
-        .env("KES_API_KEY", server.setup.admin.to_kes_string().as_str())
-        .env("KES_CA", &server.setup.server_cert);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kes");
-    eprintln!(
-        "$ {:?}\nstdout: {}stderr: {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Runs a command that must succeed; returns its stdout.
 fn ok(cmd: &mut Command) -> String {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::cli::{bare, kes, run, VARS};
 use common::{Setup, TestServer};
 use kes_core::ApiKey;
 use std::io::{Read as _, Write as _};
@@ -14,56 +15,6 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Every variable the commands read, so the caller's environment never
-/// leaks into a test.
-const VARS: [&str; 16] = [
-    "MINIO_KES_SERVER",
-    "KES_SERVER",
-    "MINIO_KMS_KES_ENDPOINT",
-    "MINIO_KES_API_KEY",
-    "KES_API_KEY",
-    "MINIO_KMS_KES_API_KEY",
-    "MINIO_KES_CERT_FILE",
-    "KES_CLIENT_CERT",
-    "MINIO_KES_CLIENT_CERT",
-    "MINIO_KES_KEY_FILE",
-    "KES_CLIENT_KEY",
-    "MINIO_KES_CLIENT_KEY",
-    "KES_CLIENT_KEY_PASSWORD",
-    "KES_CA",
-    "NO_COLOR",
-    "KES_IDENTITY_PASSWORD",
-];
-
-fn bare() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
-    for v in VARS {
-        cmd.env_remove(v);
-    }
-    cmd.stdin(Stdio::null());
-    cmd
-}
-
-fn kes(server: &TestServer) -> Command {
-    let mut cmd = bare();
-    cmd.env("KES_SERVER", server.addr.to_string())
-        .env("KES_API_KEY", server.setup.admin.to_kes_string().as_str())
-        .env("KES_CA", &server.setup.server_cert);
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kes");
-    eprintln!(
-        "$ {:?}\nexit: {:?}\nstdout: {}stderr: {}",
-        cmd.get_args().collect::<Vec<_>>(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -8,6 +8,7 @@
 //! ```
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod client;
 pub use client::{next_line, Client, KeepAlive, Resp};
 
