@@ -219,12 +219,18 @@ async fn handle_request(shared: &Shared, conn: &Conn, req: Request<Incoming>) ->
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
 
+    // Fail closed: a call whose audit line could not be queued is refused.
+    let permit = shared.logs.reserve_audit(&raw_path);
     let (response, audit_msg, identity) =
-        route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
+        if permit.refused() && !crate::logs::answered_without_audit(&raw_path) {
+            (wire::error(&crate::logs::AUDIT_UNAVAILABLE), None, None)
+        } else {
+            route_request(shared, &state, conn, req, &method, &raw_path, &query).await
+        };
 
     let status = response.status().as_u16();
     if shared.logs.audit_enabled() {
-        shared.logs.audit(&AuditEvent {
+        permit.audit(&AuditEvent {
             time,
             method: method.as_str(),
             path: &raw_path,
