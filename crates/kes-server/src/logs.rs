@@ -726,9 +726,30 @@ impl Logs {
         }
     }
 
-    /// The `tracing` layer that feeds the error log.
+    /// The `tracing` layer that feeds the error log. The first instance
+    /// asked for it is the process's error log ([`flush_process_errors`]).
     pub fn layer(self: &Arc<Self>) -> ErrorLogLayer {
+        let _ = PROCESS_LOGS.set(self.clone());
         ErrorLogLayer { logs: self.clone() }
+    }
+
+    /// Waits until every error-log line logged so far is on stderr, at
+    /// most `timeout`.
+    pub fn flush_errors(&self, timeout: Duration) {
+        let (done_tx, done_rx) = mpsc::channel();
+        let _ = self.error_queue.tx.send(Msg::Flush(done_tx));
+        let _ = done_rx.recv_timeout(timeout);
+    }
+}
+
+/// The logs behind the process's `tracing` subscriber.
+static PROCESS_LOGS: std::sync::OnceLock<Arc<Logs>> = std::sync::OnceLock::new();
+
+/// Writes out the process's queued error-log lines (at most 1 s), so that
+/// a server that fails to start loses none of them on exit.
+pub fn flush_process_errors() {
+    if let Some(logs) = PROCESS_LOGS.get() {
+        logs.flush_errors(Duration::from_secs(1));
     }
 }
 
@@ -1423,11 +1444,14 @@ mod tests {
     #[test]
     fn events_written_without_subscribers_are_counted() {
         let audit = Gate::opened();
-        let logs = logs_with(audit.clone(), Gate::opened(), 1 << 20, 1 << 20);
+        let stderr = Gate::opened();
+        let logs = logs_with(audit.clone(), stderr.clone(), 1 << 20, 1 << 20);
+        logs.error_record("time=x level=INFO msg=m", "{}");
+        logs.flush_errors(Duration::from_secs(1));
+        assert_eq!(stderr.text(), "time=x level=INFO msg=m\n");
         for _ in 0..3 {
             logs.audit(&event("/v1/key/create/k", "secret key 'k' created"));
         }
-        logs.error_record("time=x level=INFO msg=m", "{}");
         logs.flush();
         assert_eq!(audit.text().lines().count(), 3);
         assert_eq!(metric(&logs, "kes_log_audit_events"), 3);
