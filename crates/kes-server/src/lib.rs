@@ -62,7 +62,9 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("failed to start runtime: {e}"))?;
-    runtime.block_on(run_async(options))
+    let result = runtime.block_on(run_async(options));
+    logs::flush_process_errors();
+    result
 }
 
 fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
