@@ -6,7 +6,6 @@
 use crate::routes::{Endpoint, Route};
 use crate::state::{Shared, State};
 use crate::wire::{self, b64, Body, GoJson};
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
@@ -77,8 +76,8 @@ pub async fn dispatch(req: Request<'_>) -> Result<Answer> {
         IdentityDescribe => describe_identity(&req).map(Into::into),
         IdentitySelfDescribe => self_describe(&req).map(Into::into),
         IdentityList => list_identities(&req).map(Into::into),
-        LogError => Ok(log_stream(req.shared.logs.subscribe_errors()).into()),
-        LogAudit => Ok(log_stream(req.shared.logs.subscribe_audit()).into()),
+        LogError => Ok(log_stream(req.shared.logs.subscribe_errors()?).into()),
+        LogAudit => Ok(log_stream(req.shared.logs.subscribe_audit()?).into()),
     }
 }
 
@@ -645,33 +644,18 @@ fn list_identities(req: &Request<'_>) -> Result<Response<Body>> {
 
 /// An NDJSON stream of log events; headers go out at once (the reference
 /// sent them only with the first event) and each event is flushed as it
-/// happens. A subscriber that falls behind loses the oldest events rather
-/// than slowing the server down.
-fn log_stream(mut rx: tokio::sync::broadcast::Receiver<Arc<str>>) -> Response<Body> {
-    let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    tokio::spawn(async move {
-        loop {
-            match rx.recv().await {
-                Ok(line) => {
-                    let mut b = Vec::with_capacity(line.len() + 1);
-                    b.extend_from_slice(line.as_bytes());
-                    b.push(b'\n');
-                    if tx.send(Bytes::from(b)).await.is_err() {
-                        return; // client went away
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    });
-    let stream = futures_util::stream::unfold(body_rx, |mut rx| async move {
-        rx.recv().await.map(|b| {
-            (
-                Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b)),
-                rx,
-            )
-        })
+/// happens. The body reads the subscription directly: nothing is queued
+/// per subscriber beyond the connection's write buffer, and a subscriber
+/// that falls behind loses events (see [`crate::logs::Subscription`])
+/// rather than slowing the server down or holding memory. The stream ends
+/// cleanly when the server stops.
+fn log_stream(sub: crate::logs::Subscription) -> Response<Body> {
+    let stream = futures_util::stream::unfold(sub, |mut sub| async move {
+        let line = sub.next().await?;
+        Some((
+            Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(line)),
+            sub,
+        ))
     });
     let body = http_body_util::StreamBody::new(stream).boxed();
     let mut resp = Response::new(body);

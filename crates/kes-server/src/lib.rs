@@ -62,7 +62,9 @@ pub fn run(options: Options) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("failed to start runtime: {e}"))?;
-    runtime.block_on(run_async(options))
+    let result = runtime.block_on(run_async(options));
+    logs::flush_process_errors();
+    result
 }
 
 fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
@@ -77,10 +79,7 @@ fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
     let sink = match &config.log.audit_file {
         None => AuditSink::Stdout,
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = logs::open_audit_file(path)
                 .map_err(|e| format!("failed to open audit log '{}': {e}", path.display()))?;
             AuditSink::File(file)
         }
@@ -438,6 +437,7 @@ async fn run_async(options: Options) -> Result<(), String> {
 
     let config_path = config.map(|(p, _)| p);
     signals(shared.clone(), config_path).await;
+    shared.logs.close_streams();
     let _ = shutdown_tx.send(true);
     let _ = server.await;
     shared.logs.flush();

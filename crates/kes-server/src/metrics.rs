@@ -85,6 +85,9 @@ pub struct Metrics {
     response_time: Histogram,
     audit_events: AtomicU64,
     error_events: AtomicU64,
+    audit_dropped: AtomicU64,
+    audit_refused: AtomicU64,
+    error_dropped: AtomicU64,
     /// Per-route histograms, indexed by [`crate::routes::Endpoint`]; no
     /// lock on the request path.
     routes: Box<[(std::sync::OnceLock<&'static str>, Histogram)]>,
@@ -116,6 +119,9 @@ impl Metrics {
             response_time: Histogram::default(),
             audit_events: AtomicU64::new(0),
             error_events: AtomicU64::new(0),
+            audit_dropped: AtomicU64::new(0),
+            audit_refused: AtomicU64::new(0),
+            error_dropped: AtomicU64::new(0),
             routes: (0..MAX_ROUTES)
                 .map(|_| (std::sync::OnceLock::new(), Histogram::default()))
                 .collect(),
@@ -143,14 +149,32 @@ impl Metrics {
         }
     }
 
-    /// One event written to `/v1/log/audit` subscribers.
-    pub fn audit_event(&self) {
-        self.audit_events.fetch_add(1, Ordering::Relaxed);
+    /// `n` audit events written: to stdout or the audit file, or, when
+    /// those are off, to `/v1/log/audit` subscribers. An event counts once
+    /// however many targets it reaches.
+    pub fn audit_events(&self, n: u64) {
+        self.audit_events.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// One event written to `/v1/log/error` subscribers.
-    pub fn error_event(&self) {
-        self.error_events.fetch_add(1, Ordering::Relaxed);
+    /// `n` error-log events written to stderr (every event also reaches
+    /// the `/v1/log/error` subscribers).
+    pub fn error_events(&self, n: u64) {
+        self.error_events.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// An audit line lost: the audit queue had no room for it.
+    pub fn audit_dropped(&self) {
+        self.audit_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An API call refused because its audit line could not be queued.
+    pub fn audit_refused(&self) {
+        self.audit_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An error-log line lost: the error-log queue had no room for it.
+    pub fn error_dropped(&self) {
+        self.error_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Seconds since start.
@@ -290,6 +314,24 @@ impl Metrics {
             }
         }
         let figures = [
+            (
+                "kes_log_audit_refused",
+                "API calls refused with 503 because the audit log could not keep up.",
+                self.audit_refused.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
+                "kes_log_audit_dropped",
+                "Audit log lines not written because the audit log could not keep up (probes and refused calls).",
+                self.audit_dropped.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
+                "kes_log_error_dropped",
+                "Error log lines not written because stderr could not keep up.",
+                self.error_dropped.load(Ordering::Relaxed),
+                "counter",
+            ),
             (
                 "kes_keycache_hits",
                 "Key lookups served from the cache.",

@@ -599,12 +599,18 @@ async fn handle_request(
     let raw_path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
 
-    let routed = route_request(shared, &state, conn, req, &method, &raw_path, &query).await;
+    // Fail closed: a call whose audit line could not be queued is refused.
+    let permit = shared.logs.reserve_audit(&raw_path);
+    let routed = if permit.refused() && !crate::logs::answered_without_audit(&raw_path) {
+        Routed::early(wire::error(&crate::logs::AUDIT_UNAVAILABLE))
+    } else {
+        route_request(shared, &state, conn, req, &method, &raw_path, &query).await
+    };
     let response = routed.response;
 
     let status = response.status().as_u16();
     if shared.logs.audit_enabled() {
-        shared.logs.audit(&AuditEvent {
+        permit.audit(&AuditEvent {
             time,
             method: method.as_str(),
             path: &raw_path,
