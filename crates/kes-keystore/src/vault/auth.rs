@@ -185,7 +185,7 @@ impl Login {
 
 /// A Vault token and its lease. Its value never appears in `Debug` output.
 #[derive(Clone)]
-pub(crate) struct Token {
+pub struct Token {
     pub value: Zeroizing<String>,
     /// When the lease was granted (taken before the request was sent, so
     /// the expiry we compute is never later than Vault's).
@@ -226,7 +226,12 @@ struct AuthInfo {
 }
 
 impl Token {
-    fn from_auth_response(body: &[u8], issued: Instant, generation: u64) -> Result<Self, String> {
+    /// Decodes the `auth` part of a login or renewal response.
+    pub fn from_auth_response(
+        body: &[u8],
+        issued: Instant,
+        generation: u64,
+    ) -> Result<Self, String> {
         let auth = serde_json::from_slice::<AuthResponse>(body)
             .map_err(|e| format!("malformed response: {e}"))?
             .auth
@@ -263,7 +268,7 @@ impl Token {
 
     /// Renews the token for another `login_ttl`. Returns the renewed token,
     /// or an error after which KES logs in again.
-    pub async fn renew(&self, http: &Http, namespace: Option<&str>) -> Result<Token, Error> {
+    pub(crate) async fn renew(&self, http: &Http, namespace: Option<&str>) -> Result<Token, Error> {
         let body = serde_json::json!({ "increment": self.login_ttl.as_secs() }).to_string();
         let mut last = Error::other("vault: token renewal failed");
         // Up to three tries for transport and server errors; a 4xx means

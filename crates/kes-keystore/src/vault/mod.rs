@@ -130,7 +130,8 @@ struct Transit {
 }
 
 /// Whether a stored value is a transit ciphertext (`vault:v<N>:…`).
-fn is_transit_ciphertext(value: &str) -> bool {
+#[doc(hidden)]
+pub fn is_transit_ciphertext(value: &str) -> bool {
     value.strip_prefix("vault:v").is_some_and(|rest| {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && rest.as_bytes().get(digits) == Some(&b':')
@@ -536,30 +537,7 @@ impl Inner {
         if resp.status != StatusCode::OK {
             return Err(self.failure("reading", name, &resp));
         }
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            data: Option<serde_json::Map<String, serde_json::Value>>,
-        }
-        let mut envelope: Envelope = serde_json::from_slice(&resp.body).map_err(|e| {
-            Error::other(format!("vault: reading '{name}': malformed response: {e}"))
-        })?;
-        let mut data = envelope.data.take().unwrap_or_default();
-        if self.layout.version == KvVersion::V2 {
-            // A deleted (not destroyed) v2 version has `data: null`.
-            data = match data.remove("data") {
-                Some(serde_json::Value::Object(map)) => map,
-                _ => return Ok(None),
-            };
-        }
-        match data.remove(name) {
-            Some(serde_json::Value::String(s)) => Ok(Some(Zeroizing::new(s))),
-            Some(_) => Err(Error::other(format!(
-                "vault: entry '{name}' holds a non-string value"
-            ))),
-            None => Err(Error::other(format!(
-                "vault: entry '{name}' has no field '{name}'"
-            ))),
-        }
+        decode::kv_entry(&resp.body, name, self.layout.version == KvVersion::V2)
     }
 
     async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
@@ -577,23 +555,7 @@ impl Inner {
                 resp.vault_errors()
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Out {
-            data: OutData,
-        }
-        #[derive(serde::Deserialize)]
-        struct OutData {
-            ciphertext: String,
-        }
-        let out: Out = serde_json::from_slice(&resp.body).map_err(|e| {
-            Error::other(format!("vault: transit encrypt: malformed response: {e}"))
-        })?;
-        if !is_transit_ciphertext(&out.data.ciphertext) {
-            return Err(Error::other(
-                "vault: transit encrypt returned no vault:v ciphertext",
-            ));
-        }
-        Ok(out.data.ciphertext)
+        decode::transit_ciphertext(&resp.body)
     }
 
     async fn transit_decrypt(
@@ -624,28 +586,7 @@ impl Inner {
                 resp.vault_errors()
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Out {
-            data: OutData,
-        }
-        #[derive(serde::Deserialize)]
-        struct OutData {
-            plaintext: String,
-        }
-        let out: Out = serde_json::from_slice(&resp.body).map_err(|_| {
-            Error::other(format!(
-                "vault: transit decrypt of '{name}': malformed response"
-            ))
-        })?;
-        let plaintext = Zeroizing::new(out.data.plaintext);
-        let value = base64::engine::general_purpose::STANDARD
-            .decode(plaintext.as_bytes())
-            .map_err(|_| {
-                Error::other(format!(
-                    "vault: transit decrypt of '{name}': plaintext is not base64"
-                ))
-            })?;
-        Ok(Zeroizing::new(value))
+        decode::transit_plaintext(&resp.body, name)
     }
 }
 
@@ -753,24 +694,7 @@ impl KeyStore for VaultKeyStore {
                 resp.vault_errors()
             )));
         }
-        #[derive(serde::Deserialize)]
-        struct Listing {
-            data: ListData,
-        }
-        #[derive(serde::Deserialize)]
-        struct ListData {
-            #[serde(default)]
-            keys: Vec<String>,
-        }
-        let listing: Listing = serde_json::from_slice(&resp.body)
-            .map_err(|e| Error::other(format!("vault: listing keys: malformed response: {e}")))?;
-        // Entries ending in `/` are sub-folders, not keys.
-        Ok(listing
-            .data
-            .keys
-            .into_iter()
-            .filter(|k| !k.ends_with('/') && k.starts_with(prefix))
-            .collect())
+        decode::key_names(&resp.body, prefix)
     }
 
     async fn close(&self) {
@@ -781,6 +705,141 @@ impl KeyStore for VaultKeyStore {
         for task in tasks {
             task.abort();
         }
+    }
+}
+
+/// The decoders of Vault response bodies: pure functions, public so that
+/// the fuzz targets reach them (not an API).
+#[doc(hidden)]
+pub mod decode {
+    use base64::Engine as _;
+    use hyper::StatusCode;
+    use zeroize::Zeroizing;
+
+    pub use super::auth::Token;
+    pub use super::is_transit_ciphertext;
+    use crate::Error;
+
+    /// The `errors` array of a Vault error body, joined, for the error log.
+    /// Vault never echoes secret values or tokens in it.
+    pub fn errors(status: StatusCode, body: &[u8]) -> String {
+        #[derive(serde::Deserialize)]
+        struct Errors {
+            #[serde(default)]
+            errors: Vec<String>,
+        }
+        match serde_json::from_slice::<Errors>(body) {
+            Ok(e) if !e.errors.is_empty() => {
+                let mut msg = e.errors.join("; ");
+                if msg.len() > 512 {
+                    let mut end = 512;
+                    while !msg.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    msg.truncate(end);
+                }
+                msg
+            }
+            _ => format!("HTTP {status}"),
+        }
+    }
+
+    /// The stored string of `name` in a K/V read response, or `None` for a
+    /// deleted K/V v2 version.
+    pub fn kv_entry(body: &[u8], name: &str, v2: bool) -> Result<Option<Zeroizing<String>>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            data: Option<serde_json::Map<String, serde_json::Value>>,
+        }
+        let mut envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+            Error::other(format!("vault: reading '{name}': malformed response: {e}"))
+        })?;
+        let mut data = envelope.data.take().unwrap_or_default();
+        if v2 {
+            // A deleted (not destroyed) v2 version has `data: null`.
+            data = match data.remove("data") {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => return Ok(None),
+            };
+        }
+        match data.remove(name) {
+            Some(serde_json::Value::String(s)) => Ok(Some(Zeroizing::new(s))),
+            Some(_) => Err(Error::other(format!(
+                "vault: entry '{name}' holds a non-string value"
+            ))),
+            None => Err(Error::other(format!(
+                "vault: entry '{name}' has no field '{name}'"
+            ))),
+        }
+    }
+
+    /// The `vault:v…` ciphertext of a transit encrypt response.
+    pub fn transit_ciphertext(body: &[u8]) -> Result<String, Error> {
+        #[derive(serde::Deserialize)]
+        struct Out {
+            data: OutData,
+        }
+        #[derive(serde::Deserialize)]
+        struct OutData {
+            ciphertext: String,
+        }
+        let out: Out = serde_json::from_slice(body).map_err(|e| {
+            Error::other(format!("vault: transit encrypt: malformed response: {e}"))
+        })?;
+        if !is_transit_ciphertext(&out.data.ciphertext) {
+            return Err(Error::other(
+                "vault: transit encrypt returned no vault:v ciphertext",
+            ));
+        }
+        Ok(out.data.ciphertext)
+    }
+
+    /// The stored value in a transit decrypt response of key `name`.
+    pub fn transit_plaintext(body: &[u8], name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Out {
+            data: OutData,
+        }
+        #[derive(serde::Deserialize)]
+        struct OutData {
+            plaintext: String,
+        }
+        let out: Out = serde_json::from_slice(body).map_err(|_| {
+            Error::other(format!(
+                "vault: transit decrypt of '{name}': malformed response"
+            ))
+        })?;
+        let plaintext = Zeroizing::new(out.data.plaintext);
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(plaintext.as_bytes())
+            .map_err(|_| {
+                Error::other(format!(
+                    "vault: transit decrypt of '{name}': plaintext is not base64"
+                ))
+            })?;
+        Ok(Zeroizing::new(value))
+    }
+
+    /// The key names starting with `prefix` in a LIST response.
+    pub fn key_names(body: &[u8], prefix: &str) -> Result<Vec<String>, Error> {
+        #[derive(serde::Deserialize)]
+        struct Listing {
+            data: ListData,
+        }
+        #[derive(serde::Deserialize)]
+        struct ListData {
+            #[serde(default)]
+            keys: Vec<String>,
+        }
+        let listing: Listing = serde_json::from_slice(body)
+            .map_err(|e| Error::other(format!("vault: listing keys: malformed response: {e}")))?;
+        // Entries ending in `/` are sub-folders, not keys.
+        Ok(listing
+            .data
+            .keys
+            .into_iter()
+            .filter(|k| !k.ends_with('/') && k.starts_with(prefix))
+            .collect())
     }
 }
 
