@@ -211,6 +211,9 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The longest lease taken at its word: ten years.
+const MAX_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 #[derive(serde::Deserialize)]
 struct AuthResponse {
     auth: Option<AuthInfo>,
@@ -240,7 +243,10 @@ impl Token {
         if value.is_empty() {
             return Err("response carries an empty token".into());
         }
-        let ttl = Duration::from_secs(auth.lease_duration);
+        // A lease of some 2^63 seconds would overflow the `Instant`
+        // arithmetic of `expired` and `renew_at`; no real lease comes near
+        // the cap (Vault's default maximum is 32 days).
+        let ttl = Duration::from_secs(auth.lease_duration).min(MAX_LEASE);
         Ok(Token {
             value,
             issued,

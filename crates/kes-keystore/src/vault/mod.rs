@@ -855,6 +855,24 @@ mod tests {
         }
     }
 
+    /// Found while writing the `vault_response` fuzz target (its seed
+    /// `login-huge-lease` reproduces it): a lease beyond what `Instant` can
+    /// add used to panic in `expired` and `renew_at`, i.e. in every request
+    /// and in the renewal task.
+    #[test]
+    fn huge_lease_durations_do_not_overflow() {
+        for lease in [u64::MAX, i64::MAX as u64, 9_999_999_999_999_999_999] {
+            let body = format!(
+                r#"{{"auth":{{"client_token":"t","lease_duration":{lease},"renewable":true}}}}"#
+            );
+            let issued = Instant::now();
+            let token = decode::Token::from_auth_response(body.as_bytes(), issued, 0).unwrap();
+            assert!(!token.expired(issued));
+            assert!(!token.expired(issued + Duration::from_secs(3600)));
+            assert!(token.renew_at().unwrap() > issued + Duration::from_secs(3600));
+        }
+    }
+
     #[test]
     fn paths_follow_the_go_kes_layout() {
         let v1 = layout("kv", "", KvVersion::V1);
