@@ -225,7 +225,9 @@ fn usable_as_filter(prefix: &str) -> bool {
 
 /// What a failed SDK call means for KES. Only the AWS error code decides,
 /// never the HTTP status. Service error messages never contain secret values.
-fn map_error<E>(err: SdkError<E, HttpResponse>, action: &str, name: &str) -> Error
+/// Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn map_error<E>(err: SdkError<E, HttpResponse>, action: &str, name: &str) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {

@@ -284,12 +284,12 @@ async fn describe_key(req: &Request<'_>) -> Result<Response<Body>> {
 /// Query parameters of list endpoints. Without `limit`, every match is
 /// returned in one response (the reference's 1024-name pages lose keys with
 /// the Go SDK, which resends `continue_at` as the prefix).
-struct Paging<'a> {
+pub struct Paging<'a> {
     continue_at: Option<&'a str>,
     limit: Option<usize>,
 }
 
-fn paging(query: &str) -> Paging<'_> {
+pub fn paging(query: &str) -> Paging<'_> {
     let mut p = Paging {
         continue_at: None,
         limit: None,
@@ -307,7 +307,7 @@ fn paging(query: &str) -> Paging<'_> {
 
 /// Applies paging to sorted names: names from `continue_at` on, at most
 /// `limit`; returns the page and the first name not returned.
-fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
+pub fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
     let start = match paging.continue_at {
         Some(c) => names.partition_point(|n| n.as_str() < c),
         None => 0,
@@ -325,7 +325,7 @@ fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
     }
 }
 
-fn list_prefix(pattern: &str) -> Result<&str> {
+pub fn list_prefix(pattern: &str) -> Result<&str> {
     if !valid_pattern(pattern) {
         return Err(ApiError::invalid_pattern(pattern));
     }

@@ -202,7 +202,7 @@ async fn read_jwt_file(path: &str) -> Result<Zeroizing<String>, Error> {
 
 /// A Vault token and its lease. Its value never appears in `Debug` output.
 #[derive(Clone)]
-pub(crate) struct Token {
+pub struct Token {
     pub value: Zeroizing<String>,
     /// When the lease was granted (taken before the request was sent, so
     /// the expiry we compute is never later than Vault's).
@@ -228,6 +228,9 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The longest lease taken at its word: ten years.
+const MAX_LEASE: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+
 #[derive(serde::Deserialize)]
 struct AuthResponse {
     auth: Option<AuthInfo>,
@@ -243,7 +246,12 @@ struct AuthInfo {
 }
 
 impl Token {
-    fn from_auth_response(body: &[u8], issued: Instant, generation: u64) -> Result<Self, String> {
+    /// Decodes the `auth` part of a login or renewal response.
+    pub fn from_auth_response(
+        body: &[u8],
+        issued: Instant,
+        generation: u64,
+    ) -> Result<Self, String> {
         let auth = serde_json::from_slice::<AuthResponse>(body)
             .map_err(|e| format!("malformed response: {e}"))?
             .auth
@@ -252,7 +260,10 @@ impl Token {
         if value.is_empty() {
             return Err("response carries an empty token".into());
         }
-        let ttl = Duration::from_secs(auth.lease_duration);
+        // A lease of some 2^63 seconds would overflow the `Instant`
+        // arithmetic of `expired` and `renew_at`; no real lease comes near
+        // the cap (Vault's default maximum is 32 days).
+        let ttl = Duration::from_secs(auth.lease_duration).min(MAX_LEASE);
         Ok(Token {
             value,
             issued,
@@ -280,7 +291,7 @@ impl Token {
 
     /// Renews the token for another `login_ttl`. Returns the renewed token,
     /// or an error after which KES logs in again.
-    pub async fn renew(&self, http: &Http, namespace: Option<&str>) -> Result<Token, Error> {
+    pub(crate) async fn renew(&self, http: &Http, namespace: Option<&str>) -> Result<Token, Error> {
         let body = serde_json::json!({ "increment": self.login_ttl.as_secs() }).to_string();
         let mut last = Error::other("vault: token renewal failed");
         // Up to three tries for transport and server errors; a 4xx means

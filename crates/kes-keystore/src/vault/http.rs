@@ -50,25 +50,7 @@ impl Response {
     /// The `errors` array of a Vault error body, joined, for the error log.
     /// Vault never echoes secret values or tokens in it.
     pub fn vault_errors(&self) -> String {
-        #[derive(serde::Deserialize)]
-        struct Errors {
-            #[serde(default)]
-            errors: Vec<String>,
-        }
-        match serde_json::from_slice::<Errors>(&self.body) {
-            Ok(e) if !e.errors.is_empty() => {
-                let mut msg = e.errors.join("; ");
-                if msg.len() > 512 {
-                    let mut end = 512;
-                    while !msg.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    msg.truncate(end);
-                }
-                msg
-            }
-            _ => format!("HTTP {}", self.status),
-        }
+        super::decode::errors(self.status, &self.body)
     }
 }
 
