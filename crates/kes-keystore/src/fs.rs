@@ -10,7 +10,8 @@
 //! never leaves an empty or partial file under a key name, and two concurrent
 //! creates of one name cannot both succeed. Temporary files start with `.`,
 //! which no key name may contain, so they never collide with keys, are never
-//! listed, and leftovers from a crash are removed by [`FsKeyStore::open`].
+//! listed, and leftovers from a crash are removed by [`FsKeyStore::open`]
+//! once they are older than [`STALE_TEMP_AGE`].
 //!
 //! A create of a name that exists is refused before anything is written:
 //! anyone allowed to create a well-known key (MinIO's default key, say) can
@@ -41,6 +42,14 @@ pub const MAX_VALUE_SIZE: u64 = 1 << 20;
 /// makes it an invalid key name.
 const TEMP_PREFIX: &str = ".kes-tmp.";
 
+/// A temporary file older than this is a leftover of a crash. Younger ones
+/// may belong to a create in flight: a SIGHUP reload opens the directory
+/// again while the old state still creates keys, and another process
+/// (`kes migrate`, a second server) may be writing to it too. A create
+/// holds its temporary file for milliseconds, so an hour is far on the
+/// safe side, and a leftover only costs its few bytes until then.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(60 * 60);
+
 /// A key store keeping one file per key in a directory.
 #[derive(Debug, Clone)]
 pub struct FsKeyStore {
@@ -68,7 +77,8 @@ impl FsKeyStore {
     /// Opens the key directory `path`, creating it (mode 0755) if missing.
     ///
     /// Fails if `path` exists but is not a directory. Temporary files left
-    /// behind by a crash during a create are removed.
+    /// behind by a crash during a create are removed once they are older
+    /// than [`STALE_TEMP_AGE`].
     ///
     /// This does blocking file I/O: call it at startup or from a blocking
     /// task, not on an async worker in the middle of serving.
@@ -158,7 +168,15 @@ fn remove_temp_files(dir: &Path) -> io::Result<()> {
             .file_name()
             .to_str()
             .is_some_and(|n| n.starts_with(TEMP_PREFIX));
-        if is_temp && entry.file_type()?.is_file() {
+        if !is_temp || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let age = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(modified) => modified.elapsed().unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if age > STALE_TEMP_AGE {
             match fs::remove_file(entry.path()) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}

@@ -162,13 +162,29 @@ async fn open_removes_leftover_temp_files() {
         .create("my-key", b"value")
         .await
         .unwrap();
-    // What a crash between writing and publishing leaves behind.
-    std::fs::write(tmp.path().join(".kes-tmp.4242.0"), b"partial").unwrap();
-    std::fs::write(tmp.path().join(".kes-tmp.4242.1"), b"").unwrap();
+    // What a crash between writing and publishing leaves behind, long ago.
+    let old = std::time::SystemTime::now() - kes_keystore::fs::STALE_TEMP_AGE * 2;
+    for (name, value) in [
+        (".kes-tmp.4242.0", &b"partial"[..]),
+        (".kes-tmp.4242.1", b""),
+    ] {
+        std::fs::write(tmp.path().join(name), value).unwrap();
+        let file = std::fs::File::options()
+            .write(true)
+            .open(tmp.path().join(name))
+            .unwrap();
+        file.set_modified(old).unwrap();
+    }
+    // A create in flight, of this process or another one (a SIGHUP reload
+    // opens the directory while the previous state still creates keys).
+    std::fs::write(tmp.path().join(".kes-tmp.4242.2"), b"in flight").unwrap();
     std::fs::write(tmp.path().join(".hidden"), b"not ours").unwrap();
 
     let store = FsKeyStore::open(tmp.path()).unwrap();
-    assert_eq!(dir_entries(tmp.path()), [".hidden", "my-key"]);
+    assert_eq!(
+        dir_entries(tmp.path()),
+        [".hidden", ".kes-tmp.4242.2", "my-key"]
+    );
     assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"value");
 }
 
