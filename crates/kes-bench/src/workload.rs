@@ -35,10 +35,20 @@ pub enum Workload {
     Describe,
     /// Create keys `<key>0`, `<key>1`, … (one per request).
     Create,
+    /// A long-running MinIO-like mix (KES only), per 10 requests: 2
+    /// generate and 4 decrypt with object contexts, 1 describe, 1 list
+    /// `<key>*`, and key churn: 1 create of a fresh key and 1 delete of a
+    /// key created a few requests earlier.
+    Mixed,
 }
 
 /// How many data keys are generated up front for the decrypt calls.
 const DECRYPT_POOL: usize = 64;
+
+/// Mixed workload: the delete of request `i` removes the churn key created
+/// by request `i - 1 - 10 * CHURN_LAG`, so that its create has normally
+/// finished even with many connections in flight.
+const CHURN_LAG: u64 = 8;
 
 /// Everything needed to build request number `i`.
 pub struct Plan {
@@ -51,6 +61,9 @@ pub struct Plan {
     decrypt_uri: Uri,
     /// Ready-made decrypt bodies.
     decrypt_bodies: Vec<Bytes>,
+    /// Mixed workload: makes churn key names unique per run, so that runs
+    /// back to back never collide on a key a previous one left behind.
+    run_id: String,
 }
 
 impl Plan {
@@ -74,7 +87,10 @@ impl Plan {
             headers.push((HeaderName::from_static("x-vault-token"), value));
         }
         if matches!(target, Target::Openbao)
-            && matches!(workload, Workload::Describe | Workload::Create)
+            && matches!(
+                workload,
+                Workload::Describe | Workload::Create | Workload::Mixed
+            )
         {
             return Err(format!(
                 "workload '{}' is only available for '--target kes'",
@@ -100,6 +116,13 @@ impl Plan {
             generate_uri: connector.uri(&generate)?,
             decrypt_uri: connector.uri(&decrypt)?,
             decrypt_bodies: Vec::new(),
+            run_id: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros())
+                    .unwrap_or_default()
+            ),
         })
     }
 
@@ -110,14 +133,18 @@ impl Plan {
         if create_key
             && matches!(
                 self.workload,
-                Workload::Generate | Workload::Decrypt | Workload::Minio
+                Workload::Generate | Workload::Decrypt | Workload::Minio | Workload::Mixed
             )
         {
             self.create_key(connector, &mut conn).await?;
         }
-        if matches!(self.workload, Workload::Decrypt | Workload::Minio) {
+        if matches!(
+            self.workload,
+            Workload::Decrypt | Workload::Minio | Workload::Mixed
+        ) {
             for j in 0..DECRYPT_POOL {
-                let context = (self.workload == Workload::Minio && self.target == Target::Kes)
+                let context = (matches!(self.workload, Workload::Minio | Workload::Mixed)
+                    && self.target == Target::Kes)
                     .then(|| minio_context(j as u64));
                 let req = connector.request(
                     &Method::POST,
@@ -231,11 +258,60 @@ impl Plan {
                 connector.uri(&format!("/v1/key/create/{}{i}", self.key))?,
                 Bytes::new(),
             ),
+            Workload::Mixed => self.mixed_request(connector, i)?,
         };
         Ok((
             connector.request(&method, uri, &self.headers, body),
             StatusCode::OK,
         ))
+    }
+
+    /// Request `i` of the mixed workload (see [`Workload::Mixed`]).
+    fn mixed_request(&self, connector: &Connector, i: u64) -> Result<(Method, Uri, Bytes), String> {
+        Ok(match i % 10 {
+            0 | 5 => (
+                Method::POST,
+                self.generate_uri.clone(),
+                self.generate_body(Some(&minio_context(i))),
+            ),
+            1..=4 => (Method::POST, self.decrypt_uri.clone(), self.decrypt_body(i)),
+            6 => (
+                Method::GET,
+                connector.uri(&format!("/v1/key/describe/{}", self.key))?,
+                Bytes::new(),
+            ),
+            7 => (
+                Method::GET,
+                connector.uri(&format!("/v1/key/list/{}*", self.key))?,
+                Bytes::new(),
+            ),
+            8 => (
+                Method::POST,
+                connector.uri(&format!("/v1/key/create/{}", self.churn_name(i)))?,
+                Bytes::new(),
+            ),
+            _ => (
+                Method::DELETE,
+                connector.uri(&format!(
+                    "/v1/key/delete/{}",
+                    self.churn_name(i.saturating_sub(1 + 10 * CHURN_LAG))
+                ))?,
+                Bytes::new(),
+            ),
+        })
+    }
+
+    /// The churn key created by request `i` of the mixed workload. Its
+    /// name does not start with the listed key name.
+    fn churn_name(&self, i: u64) -> String {
+        format!("churn-{}-{}-{i}", self.key, self.run_id)
+    }
+
+    /// A reply that is not the expected status but is no error either: in
+    /// the mixed workload, deleting a churn key that is not there (its
+    /// create is still in flight, or the run has just begun).
+    pub fn tolerated(&self, i: u64, status: StatusCode) -> bool {
+        self.workload == Workload::Mixed && i % 10 == 9 && status == StatusCode::NOT_FOUND
     }
 
     fn decrypt_body(&self, i: u64) -> Bytes {
@@ -258,6 +334,7 @@ pub fn workload_name(w: Workload) -> &'static str {
         Workload::Minio => "minio",
         Workload::Describe => "describe",
         Workload::Create => "create",
+        Workload::Mixed => "mixed",
     }
 }
 

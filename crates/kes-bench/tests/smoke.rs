@@ -129,6 +129,16 @@ fn against_kes_dev_server() {
     assert!(usage["cpu_seconds"].as_f64().unwrap() > 0.0, "{report}");
     assert!(usage["peak_rss_kib"].as_u64().unwrap() > 1000, "{report}");
 
+    // The soak's mix: every kind of call, key churn included, without errors.
+    let report = bench(
+        &[
+            "--server", &addr, "-k", "-c", "4", "-n", "400", "-w", "mixed",
+        ],
+        &api_key,
+    );
+    check(&report, 400);
+    assert_eq!(report["workload"], "mixed");
+
     let report = bench(
         &[
             "--server", &addr, "-k", "--http2", "-c", "4", "-n", "200", "-w", "decrypt",
