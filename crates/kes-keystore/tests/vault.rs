@@ -680,21 +680,18 @@ async fn kubernetes_style_login_with_a_jwt_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plain_http_endpoint_is_accepted_with_a_warning() {
+async fn plain_http_endpoint_is_accepted() {
+    // The warning it causes is checked where it is seen, on the real
+    // server's stderr (crates/kes/tests/vault_e2e.rs): capturing tracing
+    // events in a multi-threaded test binary depends on callsite interest
+    // caching across tests and proved flaky.
     let Some(bao) = Bao::start() else { return };
     let (role, secret) = bao.setup_kes("1h", "24h");
     let cfg = config(&bao, &role, &secret, "kv", "v1");
     assert!(cfg.endpoint.starts_with("http://"), "{}", cfg.endpoint);
-    let (store, warnings) = warnings_of(connect(&cfg)).await;
-    let store = store.unwrap();
-    assert_eq!(
-        warnings,
-        [format!(
-            "keystore.vault.endpoint '{}' is plain HTTP: the Vault token, \
-             the login credentials and every key travel in clear",
-            cfg.endpoint
-        )]
-    );
+    assert!(kes_keystore::vault::plain_http_warning(&cfg)
+        .is_some_and(|w| w.contains("is plain HTTP: the Vault token")));
+    let store = connect(&cfg).await.unwrap();
     store.create("my-key", &value(1)).await.unwrap();
     store.close().await;
 }

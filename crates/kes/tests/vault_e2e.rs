@@ -62,6 +62,16 @@ async fn lifecycle(version: &str) {
     let admin = server.admin_client();
 
     assert_eq!(admin.request("GET", "/v1/ready", None).await.status, 200);
+    // The dev Vault speaks plain HTTP: the server says what travels in clear.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !server.stderr().contains("is plain HTTP: the Vault token") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no plain-HTTP warning: {}",
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for i in 0..20 {
         let resp = admin
             .request("POST", &format!("/v1/key/create/e2e-{i:02}"), None)

@@ -25,6 +25,12 @@ impl tracing::field::Visit for Message<'_> {
 }
 
 impl Subscriber for Capture {
+    // "Sometimes", never a cached "never": tests on other threads run
+    // without a subscriber, and a callsite registered while none of them
+    // cared would otherwise stay silent for this one.
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         metadata.target().starts_with("kes_keystore") && *metadata.level() <= Level::WARN
     }
@@ -46,7 +52,11 @@ impl Subscriber for Capture {
 /// its own task; tasks it spawns are not watched).
 pub async fn warnings_of<F: Future>(future: F) -> (F::Output, Vec<String>) {
     let capture = Capture::default();
-    let output = future.with_subscriber(capture.clone()).await;
+    let dispatch = tracing::Dispatch::new(capture.clone());
+    // Callsites cache whether any subscriber wants them; make sure that
+    // cache has seen this one before the future runs.
+    tracing::callsite::rebuild_interest_cache();
+    let output = future.with_subscriber(dispatch).await;
     let messages = capture.messages.lock().unwrap().clone();
     (output, messages)
 }
