@@ -10,6 +10,7 @@ pub mod config;
 pub mod handlers;
 pub mod logs;
 pub mod metrics;
+mod net;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -27,7 +28,7 @@ use kes_core::{ApiKey, KeyAlgorithm, KeyVersion};
 use kes_keystore::cache::{CacheConfig, KeyCache};
 use kes_keystore::KeyStore;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,76 +200,6 @@ fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::Serv
     .map_err(|e| e.to_string())
 }
 
-/// The addresses a server bound to `bind` can be reached at: loopback
-/// first, then, for an unspecified address (`0.0.0.0`, `[::]`), those of
-/// every interface, as the Go KES lists them. The dev certificate carries
-/// them all as SANs, and the banner prints them.
-fn local_ips(bind: &SocketAddr) -> Vec<IpAddr> {
-    let mut ips = vec![IpAddr::from([127, 0, 0, 1])];
-    if bind.ip().is_unspecified() {
-        ips.extend(interface_ips(bind.is_ipv6()));
-        // The address the host uses to reach others, found without
-        // sending a packet (connect on UDP only picks a route): a fallback
-        // where /proc is not mounted.
-        if let Ok(sock) = std::net::UdpSocket::bind("0.0.0.0:0") {
-            if sock.connect("192.0.2.1:9").is_ok() {
-                if let Ok(addr) = sock.local_addr() {
-                    ips.push(addr.ip());
-                }
-            }
-        }
-    } else {
-        ips.push(bind.ip());
-    }
-    ips.push(IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
-    let mut seen = Vec::new();
-    ips.retain(|ip| {
-        !ip.is_unspecified() && !seen.contains(ip) && {
-            seen.push(*ip);
-            true
-        }
-    });
-    ips
-}
-
-/// The IPv4 (and with `v6` the global IPv6) addresses of this host's
-/// interfaces, from /proc (no `getifaddrs` without unsafe code).
-fn interface_ips(v6: bool) -> Vec<IpAddr> {
-    let mut ips = Vec::new();
-    // fib_trie lists each local address followed by a "/32 host LOCAL" line.
-    if let Ok(trie) = std::fs::read_to_string("/proc/net/fib_trie") {
-        let mut last: Option<std::net::Ipv4Addr> = None;
-        for line in trie.lines() {
-            let line = line.trim_start_matches([' ', '|', '+', '-']).trim();
-            if line == "/32 host LOCAL" {
-                if let Some(ip) = last.take() {
-                    if !ip.is_loopback() && !ips.contains(&IpAddr::V4(ip)) {
-                        ips.push(IpAddr::V4(ip));
-                    }
-                }
-            } else {
-                last = line.parse().ok();
-            }
-        }
-    }
-    if v6 {
-        if let Ok(list) = std::fs::read_to_string("/proc/net/if_inet6") {
-            for hex in list.lines().filter_map(|l| l.split_whitespace().next()) {
-                let Ok(bits) = u128::from_str_radix(hex, 16) else {
-                    continue;
-                };
-                let ip = std::net::Ipv6Addr::from(bits);
-                // Link-local addresses need a zone to be dialled.
-                let link_local = (ip.segments()[0] & 0xffc0) == 0xfe80;
-                if !ip.is_loopback() && !link_local {
-                    ips.push(IpAddr::V6(ip));
-                }
-            }
-        }
-    }
-    ips
-}
-
 /// Keeps keys out of swap and out of core dumps, as far as the process
 /// may: memory is locked (on by default on Linux, as the Go KES does;
 /// `--mlock` only makes a failure say how to grant it), core dumps are
@@ -349,7 +280,7 @@ async fn run_async(options: Options) -> Result<(), String> {
             .parse()
             .map_err(|e| format!("invalid address '{address}': {e}"))?;
         let admin_key = ApiKey::generate();
-        let cert = kes_core::certgen::dev_server_certificate(&local_ips(&bind))
+        let cert = kes_core::certgen::dev_server_certificate(&net::local_ips(&bind))
             .map_err(|e| e.to_string())?;
         let routes = RouteTable::default();
         let tls_config = tls::server_config(tls::TlsSettings {
@@ -531,7 +462,7 @@ fn print_banner(
     };
     // Every address the server answers at, as the Go KES lists them.
     let endpoints: Vec<SocketAddr> = if local.ip().is_unspecified() {
-        local_ips(local)
+        net::local_ips(local)
             .into_iter()
             .filter(|ip| local.is_ipv6() || ip.is_ipv4())
             .map(|ip| SocketAddr::new(ip, local.port()))
