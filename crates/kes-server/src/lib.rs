@@ -11,8 +11,11 @@ pub mod handlers;
 pub mod logs;
 pub mod metrics;
 mod banner;
+mod keystore;
 mod net;
 mod process;
+
+pub use keystore::open_store;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -20,7 +23,7 @@ pub mod sysinfo;
 pub mod tls;
 pub mod wire;
 
-use crate::config::{KeyStoreConfig, LogFormat, ServerConfig, TlsAuth};
+use crate::config::{LogFormat, ServerConfig, TlsAuth};
 use crate::logs::{AuditSink, Logs};
 use crate::metrics::Metrics;
 use crate::routes::{RouteOverride, RouteTable};
@@ -28,7 +31,6 @@ use crate::state::{Shared, State};
 use arc_swap::ArcSwap;
 use kes_core::{ApiKey, KeyAlgorithm, KeyVersion};
 use kes_keystore::cache::{CacheConfig, KeyCache};
-use kes_keystore::KeyStore;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,29 +98,9 @@ fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens the configured key store.
-pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, String> {
-    match config {
-        KeyStoreConfig::Fs(fs) => kes_keystore::fs::FsKeyStore::open(&fs.path)
-            .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to open fs key store '{}': {e}", fs.path.display())),
-        KeyStoreConfig::Aws(aws) => kes_keystore::aws::connect(aws)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to connect to AWS Secrets Manager: {e}")),
-        KeyStoreConfig::Vault(vault) => kes_keystore::vault::connect(vault)
-            .await
-            .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to connect to Vault: {e}")),
-        KeyStoreConfig::Unsupported { name } => Err(format!(
-            "keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws"
-        )),
-    }
-}
-
 /// Builds the request state of a config: policies, routes, key store.
 async fn build_state(config: &ServerConfig) -> Result<State, String> {
-    let store = open_store(&config.keystore).await?;
+    let store = keystore::open_store(&config.keystore).await?;
     let cache = KeyCache::new(
         store,
         CacheConfig {
