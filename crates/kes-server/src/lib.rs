@@ -14,8 +14,10 @@ mod banner;
 mod keystore;
 mod net;
 mod process;
+mod reload;
 
 pub use keystore::open_store;
+pub use reload::TLS_RELOAD_INTERVAL;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -43,8 +45,6 @@ use tokio::sync::watch;
 pub const DEFAULT_ADDRESS: &str = "0.0.0.0:7373";
 /// How often the key cache probes the key store (spec §9.3).
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
-/// How often certificates are re-read from disk (spec §2).
-pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How long a stopping server lets requests in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -80,7 +80,7 @@ fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
     logs
 }
 
-fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
+pub(crate) fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
     let sink = match &config.log.audit_file {
         None => AuditSink::Stdout,
         Some(path) => {
@@ -99,7 +99,7 @@ fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
 }
 
 /// Builds the request state of a config: policies, routes, key store.
-async fn build_state(config: &ServerConfig) -> Result<State, String> {
+pub(crate) async fn build_state(config: &ServerConfig) -> Result<State, String> {
     let store = keystore::open_store(&config.keystore).await?;
     let cache = KeyCache::new(
         store,
@@ -155,7 +155,7 @@ async fn build_state(config: &ServerConfig) -> Result<State, String> {
     Ok(state)
 }
 
-fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::ServerTls>, String> {
+pub(crate) fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::ServerTls>, String> {
     let (certificates, private_key) = tls::load_identity(
         &config.tls.cert,
         &config.tls.key,
@@ -309,7 +309,7 @@ async fn signals(shared: Arc<Shared>, config_path: Option<PathBuf>) {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 if let Some(path) = &config_path {
-                    match reload(&shared, path).await {
+                    match reload::reload(&shared, path).await {
                         Ok(()) => tracing::info!("configuration reloaded"),
                         Err(err) => tracing::error!(error = %err, "failed to reload configuration; keeping the current one"),
                     }
@@ -317,7 +317,7 @@ async fn signals(shared: Arc<Shared>, config_path: Option<PathBuf>) {
             }
             _ = tls_reload.tick() => {
                 if let Some(path) = &config_path {
-                    if let Err(err) = reload_tls(&shared, path) {
+                    if let Err(err) = reload::reload_tls(&shared, path) {
                         tracing::error!(error = %err, "failed to reload TLS certificate");
                     }
                 }
@@ -325,35 +325,4 @@ async fn signals(shared: Arc<Shared>, config_path: Option<PathBuf>) {
         }
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-fn reload_tls(shared: &Shared, path: &std::path::Path) -> Result<(), String> {
-    let config = ServerConfig::load(path).map_err(|e| e.to_string())?;
-    let state = shared.state.load();
-    let tls = build_tls(&config, &state.routes)?;
-    shared.tls.store(tls);
-    Ok(())
-}
-
-/// SIGHUP: a new config becomes a new state and TLS config. Requests in
-/// flight finish with the old state; its key store is closed once they
-/// are done (bounded by the longest route timeout).
-async fn reload(shared: &Shared, path: &std::path::Path) -> Result<(), String> {
-    let config = ServerConfig::load(path).map_err(|e| e.to_string())?;
-    let state = build_state(&config).await?;
-    let tls = match build_tls(&config, &state.routes) {
-        Ok(tls) => tls,
-        Err(e) => {
-            state.cache.close().await;
-            return Err(e);
-        }
-    };
-    configure_logs(&shared.logs, &config)?;
-    shared.tls.store(tls);
-    let old = shared.state.swap(Arc::new(state));
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        old.cache.close().await;
-    });
-    Ok(())
 }
