@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod logs;
 pub mod metrics;
 mod banner;
+mod builder;
 mod keystore;
 mod net;
 mod process;
@@ -18,6 +19,7 @@ mod reload;
 
 pub use keystore::open_store;
 pub use reload::TLS_RELOAD_INTERVAL;
+pub use state::STATUS_INTERVAL;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -25,13 +27,13 @@ pub mod sysinfo;
 pub mod tls;
 pub mod wire;
 
-use crate::config::{LogFormat, ServerConfig, TlsAuth};
-use crate::logs::{AuditSink, Logs};
+use crate::config::ServerConfig;
+use crate::logs::Logs;
 use crate::metrics::Metrics;
-use crate::routes::{RouteOverride, RouteTable};
+use crate::routes::RouteTable;
 use crate::state::{Shared, State};
 use arc_swap::ArcSwap;
-use kes_core::{ApiKey, KeyAlgorithm, KeyVersion};
+use kes_core::{ApiKey, KeyAlgorithm};
 use kes_keystore::cache::{CacheConfig, KeyCache};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,8 +45,6 @@ use tokio::sync::watch;
 
 /// Default listen address.
 pub const DEFAULT_ADDRESS: &str = "0.0.0.0:7373";
-/// How often the key cache probes the key store (spec §9.3).
-pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a stopping server lets requests in flight finish.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -78,101 +78,6 @@ fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
     let subscriber = tracing_subscriber::registry().with(logs.layer());
     let _ = tracing::subscriber::set_global_default(subscriber);
     logs
-}
-
-pub(crate) fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), String> {
-    let sink = match &config.log.audit_file {
-        None => AuditSink::Stdout,
-        Some(path) => {
-            let file = logs::open_audit_file(path)
-                .map_err(|e| format!("failed to open audit log '{}': {e}", path.display()))?;
-            AuditSink::File(file)
-        }
-    };
-    logs.configure(
-        config.log.error.0,
-        config.log.audit.0,
-        config.log.format == LogFormat::Json,
-        sink,
-    );
-    Ok(())
-}
-
-/// Builds the request state of a config: policies, routes, key store.
-pub(crate) async fn build_state(config: &ServerConfig) -> Result<State, String> {
-    let store = keystore::open_store(&config.keystore).await?;
-    let cache = KeyCache::new(
-        store,
-        CacheConfig {
-            expiry: config.cache.any,
-            expiry_unused: config.cache.unused,
-            expiry_offline: config.cache.offline,
-            status_interval: STATUS_INTERVAL,
-        },
-    );
-    let mut policies = BTreeMap::new();
-    let mut identities = BTreeMap::new();
-    for (name, p) in &config.policies {
-        policies.insert(name.clone(), p.policy.clone());
-        for id in &p.identities {
-            identities.insert(id.clone(), name.clone());
-        }
-    }
-    let overrides: BTreeMap<String, RouteOverride> = config
-        .api
-        .iter()
-        .map(|(path, o)| {
-            (
-                path.clone(),
-                RouteOverride {
-                    skip_auth: o.skip_auth,
-                    timeout: o.timeout,
-                },
-            )
-        })
-        .collect();
-    let state = State {
-        admin: config.admin.clone(),
-        policies,
-        identities,
-        routes: RouteTable::new(&overrides),
-        cache,
-        default_algorithm: KeyAlgorithm::default_for_cpu(),
-        loaded: OffsetDateTime::now_utc(),
-    };
-    // Predefined keys: created like /v1/key/create by the admin; existing
-    // keys are fine, anything else stops the start-up.
-    for name in &config.keys {
-        let key = KeyVersion::generate(state.default_algorithm, state.admin.to_string());
-        match state.cache.create(name, &key).await {
-            Ok(()) | Err(kes_keystore::Error::KeyExists) => {}
-            Err(e) => {
-                state.cache.close().await;
-                return Err(format!("failed to create key '{name}': {e}"));
-            }
-        }
-    }
-    Ok(state)
-}
-
-pub(crate) fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::ServerTls>, String> {
-    let (certificates, private_key) = tls::load_identity(
-        &config.tls.cert,
-        &config.tls.key,
-        config.tls.password.as_ref().map(|p| p.as_str()),
-    )
-    .map_err(|e| e.to_string())?;
-    tls::server_config(tls::TlsSettings {
-        certificates,
-        private_key,
-        client_auth: match config.tls.auth {
-            TlsAuth::Off => tls::ClientAuth::Any,
-            TlsAuth::On => tls::ClientAuth::Verify,
-        },
-        ca: config.tls.ca.as_deref(),
-        optional_client_cert: routes.any_skip_auth(),
-    })
-    .map_err(|e| e.to_string())
 }
 
 async fn run_async(options: Options) -> Result<(), String> {
@@ -231,9 +136,9 @@ async fn run_async(options: Options) -> Result<(), String> {
         for warning in &config.warnings {
             eprintln!("Warning: {warning}");
         }
-        configure_logs(&logs, &config)?;
-        let state = build_state(&config).await?;
-        let tls_config = build_tls(&config, &state.routes)?;
+        builder::configure_logs(&logs, &config)?;
+        let state = state::build_state(&config).await?;
+        let tls_config = builder::build_tls(&config, &state.routes)?;
         let address = options
             .addr
             .clone()

@@ -3,7 +3,8 @@
 
 use crate::config::ServerConfig;
 use crate::state::Shared;
-use crate::{build_state, build_tls, configure_logs};
+use crate::builder::{build_tls, configure_logs};
+use crate::state::build_state;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -4,13 +4,19 @@
 
 use crate::logs::Logs;
 use crate::metrics::Metrics;
-use crate::routes::RouteTable;
+use crate::config::ServerConfig;
+use crate::keystore;
+use crate::routes::{RouteOverride, RouteTable};
 use arc_swap::ArcSwap;
-use kes_core::{Identity, KeyAlgorithm, Policy};
-use kes_keystore::cache::KeyCache;
+use kes_core::{Identity, KeyAlgorithm, KeyVersion, Policy};
+use kes_keystore::cache::{CacheConfig, KeyCache};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
+
+/// How often the key cache probes the key store (spec §9.3).
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One configuration's worth of state. Requests in flight keep the `Arc`
 /// they started with, so a reload never changes the rules mid-request.
@@ -53,4 +59,61 @@ pub struct Shared {
     pub state: ArcSwap<State>,
     /// The current TLS configuration; new connections use it.
     pub tls: ArcSwap<crate::tls::ServerTls>,
+}
+
+/// Builds the request state of a config: policies, routes, key store.
+pub(crate) async fn build_state(config: &ServerConfig) -> Result<State, String> {
+    let store = keystore::open_store(&config.keystore).await?;
+    let cache = KeyCache::new(
+        store,
+        CacheConfig {
+            expiry: config.cache.any,
+            expiry_unused: config.cache.unused,
+            expiry_offline: config.cache.offline,
+            status_interval: STATUS_INTERVAL,
+        },
+    );
+    let mut policies = BTreeMap::new();
+    let mut identities = BTreeMap::new();
+    for (name, p) in &config.policies {
+        policies.insert(name.clone(), p.policy.clone());
+        for id in &p.identities {
+            identities.insert(id.clone(), name.clone());
+        }
+    }
+    let overrides: BTreeMap<String, RouteOverride> = config
+        .api
+        .iter()
+        .map(|(path, o)| {
+            (
+                path.clone(),
+                RouteOverride {
+                    skip_auth: o.skip_auth,
+                    timeout: o.timeout,
+                },
+            )
+        })
+        .collect();
+    let state = State {
+        admin: config.admin.clone(),
+        policies,
+        identities,
+        routes: RouteTable::new(&overrides),
+        cache,
+        default_algorithm: KeyAlgorithm::default_for_cpu(),
+        loaded: OffsetDateTime::now_utc(),
+    };
+    // Predefined keys: created like /v1/key/create by the admin; existing
+    // keys are fine, anything else stops the start-up.
+    for name in &config.keys {
+        let key = KeyVersion::generate(state.default_algorithm, state.admin.to_string());
+        match state.cache.create(name, &key).await {
+            Ok(()) | Err(kes_keystore::Error::KeyExists) => {}
+            Err(e) => {
+                state.cache.close().await;
+                return Err(format!("failed to create key '{name}': {e}"));
+            }
+        }
+    }
+    Ok(state)
 }
