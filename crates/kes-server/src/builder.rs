@@ -25,7 +25,10 @@ pub(crate) fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), S
     Ok(())
 }
 
-pub(crate) fn build_tls(config: &ServerConfig, routes: &RouteTable) -> Result<Arc<tls::ServerTls>, String> {
+pub(crate) fn build_tls(
+    config: &ServerConfig,
+    routes: &RouteTable,
+) -> Result<Arc<tls::ServerTls>, String> {
     let (certificates, private_key) = tls::load_identity(
         &config.tls.cert,
         &config.tls.key,

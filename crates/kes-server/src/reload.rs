@@ -1,10 +1,10 @@
 //! Reloading: SIGHUP replaces the config's state, TLS and log settings;
 //! certificates are also re-read periodically.
 
-use crate::config::ServerConfig;
-use crate::state::Shared;
 use crate::builder::{build_tls, configure_logs};
+use crate::config::ServerConfig;
 use crate::state::build_state;
+use crate::state::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 

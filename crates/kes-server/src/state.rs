@@ -2,10 +2,10 @@
 //! SIGHUP replaces as a whole (admin, policies, routes, key cache), and the
 //! parts that live as long as the process (start time, metrics, logs).
 
-use crate::logs::Logs;
-use crate::metrics::Metrics;
 use crate::config::ServerConfig;
 use crate::keystore;
+use crate::logs::Logs;
+use crate::metrics::Metrics;
 use crate::routes::{RouteOverride, RouteTable};
 use arc_swap::ArcSwap;
 use kes_core::{Identity, KeyAlgorithm, KeyVersion, Policy};
