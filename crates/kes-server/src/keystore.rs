@@ -1,25 +1,43 @@
 //! Opening the key store a config names.
 
 use crate::config::KeyStoreConfig;
+use crate::error::ServerError;
 use kes_keystore::KeyStore;
 use std::sync::Arc;
 
-/// Opens the configured key store.
-pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, String> {
+/// Opens the configured key store: a directory for `fs`, a connection
+/// (and login) for AWS Secrets Manager and Vault. A backend left out of
+/// this build (cargo features `aws`, `vault`) is an error, not a panic.
+pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
     match config {
         KeyStoreConfig::Fs(fs) => kes_keystore::fs::FsKeyStore::open(&fs.path)
             .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to open fs key store '{}': {e}", fs.path.display())),
+            .map_err(|source| ServerError::FsStore {
+                path: fs.path.clone(),
+                source,
+            }),
+        #[cfg(feature = "aws")]
         KeyStoreConfig::Aws(aws) => kes_keystore::aws::connect(aws)
             .await
             .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to connect to AWS Secrets Manager: {e}")),
+            .map_err(ServerError::Aws),
+        #[cfg(not(feature = "aws"))]
+        KeyStoreConfig::Aws(_) => Err(ServerError::StoreNotBuilt {
+            name: "aws",
+            feature: "aws",
+        }),
+        #[cfg(feature = "vault")]
         KeyStoreConfig::Vault(vault) => kes_keystore::vault::connect(vault)
             .await
             .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|e| format!("failed to connect to Vault: {e}")),
-        KeyStoreConfig::Unsupported { name } => Err(format!(
-            "keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws"
-        )),
+            .map_err(ServerError::Vault),
+        #[cfg(not(feature = "vault"))]
+        KeyStoreConfig::Vault(_) => Err(ServerError::StoreNotBuilt {
+            name: "vault",
+            feature: "vault",
+        }),
+        KeyStoreConfig::Unsupported { name } => Err(ServerError::UnsupportedStore {
+            name: name.to_string(),
+        }),
     }
 }

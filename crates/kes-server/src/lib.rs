@@ -4,27 +4,46 @@
 //! [`run`] is `kes server`: it loads the config (or builds the `--dev`
 //! setup), opens the key store behind a [`kes_keystore::cache::KeyCache`],
 //! serves the API over mTLS, reloads on SIGHUP and stops gracefully on
-//! SIGINT/SIGTERM.
+//! SIGINT/SIGTERM. A server can also be built from code: a [`State`]
+//! ([`State::from_config`], [`State::dev`]) and a TLS configuration become
+//! a server with [`ServerBuilder`], served by [`server::serve`].
+//!
+//! Where things are:
+//! - start and stop: `run.rs`; reload on SIGHUP: `reload.rs`; the dev
+//!   mode: `dev.rs`; the banner: `banner.rs`; process hardening (mlock,
+//!   no core dumps): `process.rs`; the host's addresses: `net.rs`.
+//! - what a request sees: [`state`]; how a server is assembled:
+//!   `builder.rs`; which key store a config opens: `keystore.rs`.
+//! - connections and limits: [`server`]; routes, authentication and
+//!   policies: [`routes`]; the API's handlers: [`handlers`]; response
+//!   bodies: [`wire`]; logs and metrics: [`logs`], [`metrics`]; TLS:
+//!   [`tls`]; the config file: [`config`].
 
-mod banner;
-mod builder;
 pub mod config;
 pub mod handlers;
-mod keystore;
 pub mod logs;
 pub mod metrics;
-mod net;
-mod process;
-mod reload;
-mod run;
-
-pub use keystore::open_store;
-pub use reload::TLS_RELOAD_INTERVAL;
-pub use run::{run, Options, DEFAULT_ADDRESS, SHUTDOWN_GRACE};
-pub use state::STATUS_INTERVAL;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod sysinfo;
 pub mod tls;
 pub mod wire;
+
+mod banner;
+mod builder;
+mod dev;
+mod error;
+mod keystore;
+mod net;
+mod process;
+mod reload;
+mod run;
+
+pub use builder::ServerBuilder;
+pub use dev::dev_tls;
+pub use error::ServerError;
+pub use keystore::open_store;
+pub use reload::TLS_RELOAD_INTERVAL;
+pub use run::{run, Options, DEFAULT_ADDRESS, SHUTDOWN_GRACE};
+pub use state::{Shared, State, STATUS_INTERVAL};

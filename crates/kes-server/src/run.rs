@@ -1,17 +1,13 @@
 //! `kes server`: start, serve until SIGINT/SIGTERM, stop gracefully.
 
+use crate::builder::ServerBuilder;
 use crate::config::ServerConfig;
+use crate::error::ServerError;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::reload::TLS_RELOAD_INTERVAL;
-use crate::routes::RouteTable;
-use crate::state::STATUS_INTERVAL;
-use crate::state::{Shared, State};
-use crate::{banner, builder, logs, net, process, reload, server, state, tls};
-use arc_swap::ArcSwap;
-use kes_core::{ApiKey, KeyAlgorithm};
-use kes_keystore::cache::{CacheConfig, KeyCache};
-use std::collections::BTreeMap;
+use crate::state::Shared;
+use crate::{banner, dev, logs, process, reload, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,17 +33,26 @@ pub struct Options {
     pub mlock: bool,
 }
 
-/// Runs `kes server` until SIGINT/SIGTERM.
-pub fn run(options: Options) -> Result<(), String> {
+/// Runs `kes server` until SIGINT/SIGTERM. The error says why the server
+/// did not start; [`ServerError::is_usage`] tells contradicting or missing
+/// options apart.
+pub fn run(options: Options) -> Result<(), ServerError> {
+    match (options.dev, &options.config) {
+        (true, Some(_)) => return Err(ServerError::DevWithConfig),
+        (false, None) => return Err(ServerError::NoConfig),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("failed to start runtime: {e}"))?;
+        .map_err(ServerError::Runtime)?;
     let result = runtime.block_on(run_async(options));
     logs::flush_process_errors();
     result
 }
 
+/// Installs the logs as the process's tracing subscriber, so that errors
+/// from the start on reach the error log.
 fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
     use tracing_subscriber::layer::SubscriberExt as _;
     let logs = Logs::new(metrics.clone());
@@ -56,95 +61,61 @@ fn init_logging(metrics: &Arc<Metrics>) -> Arc<Logs> {
     logs
 }
 
-async fn run_async(options: Options) -> Result<(), String> {
+async fn run_async(options: Options) -> Result<(), ServerError> {
     let open_files = server::raise_open_file_limit();
     let metrics = Arc::new(Metrics::new());
     let logs = init_logging(&metrics);
-    let started = OffsetDateTime::now_utc();
+    let builder = ServerBuilder::new()
+        .logs(metrics, logs)
+        .started(OffsetDateTime::now_utc());
 
-    let (config, state, tls_config, address, dev_key) = if options.dev {
-        if options.config.is_some() {
-            return Err("'--config' is not allowed with '--dev'".into());
+    let (config, shared, address, dev_key) = match &options.config {
+        None => {
+            let address = options
+                .addr
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ADDRESS.into());
+            let bind: SocketAddr =
+                address
+                    .parse()
+                    .map_err(|source| ServerError::InvalidAddress {
+                        address: address.clone(),
+                        source,
+                    })?;
+            let (state, tls, admin_key) = dev::dev_server(bind)?;
+            (None, builder.build(state, tls), address, Some(admin_key))
         }
-        let address = options
-            .addr
-            .clone()
-            .unwrap_or_else(|| DEFAULT_ADDRESS.into());
-        let bind: SocketAddr = address
-            .parse()
-            .map_err(|e| format!("invalid address '{address}': {e}"))?;
-        let admin_key = ApiKey::generate();
-        let cert = kes_core::certgen::dev_server_certificate(&net::local_ips(&bind))
-            .map_err(|e| e.to_string())?;
-        let routes = RouteTable::default();
-        let tls_config = tls::server_config(tls::TlsSettings {
-            certificates: vec![cert.certificate()],
-            private_key: cert.private_key(),
-            client_auth: tls::ClientAuth::Any,
-            ca: None,
-            optional_client_cert: false,
-        })
-        .map_err(|e| e.to_string())?;
-        let state = State {
-            admin: admin_key.identity(),
-            policies: BTreeMap::new(),
-            identities: BTreeMap::new(),
-            routes,
-            cache: KeyCache::new(
-                Arc::new(kes_keystore::memory::MemKeyStore::new()),
-                CacheConfig {
-                    expiry: Duration::from_secs(5 * 60),
-                    expiry_unused: Duration::from_secs(30),
-                    expiry_offline: Duration::ZERO,
-                    status_interval: STATUS_INTERVAL,
-                },
-            ),
-            default_algorithm: KeyAlgorithm::default_for_cpu(),
-            loaded: OffsetDateTime::now_utc(),
-        };
-        (None, state, tls_config, address, Some(admin_key))
-    } else {
-        let path = options
-            .config
-            .clone()
-            .ok_or("no config file specified: use '--config <file>' or '--dev'")?;
-        let config = ServerConfig::load(&path).map_err(|e| e.to_string())?;
-        for warning in &config.warnings {
-            eprintln!("Warning: {warning}");
+        Some(path) => {
+            let config = ServerConfig::load(path)?;
+            for warning in &config.warnings {
+                eprintln!("Warning: {warning}");
+            }
+            let shared = builder.build_from_config(&config).await?;
+            let address = options
+                .addr
+                .clone()
+                .or_else(|| config.address.clone())
+                .unwrap_or_else(|| DEFAULT_ADDRESS.into());
+            (Some((path.clone(), config)), shared, address, None)
         }
-        builder::configure_logs(&logs, &config)?;
-        let state = state::build_state(&config).await?;
-        let tls_config = builder::build_tls(&config, &state.routes)?;
-        let address = options
-            .addr
-            .clone()
-            .or_else(|| config.address.clone())
-            .unwrap_or_else(|| DEFAULT_ADDRESS.into());
-        (Some((path, config)), state, tls_config, address, None)
     };
 
+    let listen_error = |source| ServerError::Listen {
+        address: address.clone(),
+        source,
+    };
     let listener = tokio::net::TcpListener::bind(&address)
         .await
-        .map_err(|e| format!("failed to listen on '{address}': {e}"))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| format!("failed to listen on '{address}': {e}"))?;
+        .map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
 
     process::harden_process(options.mlock);
     banner::print_banner(
-        &state,
+        &shared.state.load(),
         config.as_ref().map(|(_, c)| c),
         &local,
         dev_key.as_ref(),
     );
-
-    let shared = Arc::new(Shared {
-        started,
-        metrics,
-        logs,
-        state: ArcSwap::from_pointee(state),
-        tls: ArcSwap::new(tls_config),
-    });
 
     // Read at start only: a reload keeps the limits the server runs with.
     let limits = match &config {

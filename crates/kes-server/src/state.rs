@@ -3,6 +3,7 @@
 //! parts that live as long as the process (start time, metrics, logs).
 
 use crate::config::ServerConfig;
+use crate::error::ServerError;
 use crate::keystore;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// How often the key cache probes the key store (spec §9.3).
+/// How often the key cache probes the key store: the state `/v1/status`
+/// and `/v1/ready` report, and when the cache switches to offline mode.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One configuration's worth of state. Requests in flight keep the `Arc`
@@ -39,6 +41,96 @@ pub struct State {
 }
 
 impl State {
+    /// A state without policies or `api:` overrides: only `admin` may do
+    /// anything. Keys live in `cache`'s store; new keys use the fastest
+    /// algorithm of this CPU.
+    pub fn new(admin: Identity, cache: Arc<KeyCache>) -> State {
+        State {
+            admin,
+            policies: BTreeMap::new(),
+            identities: BTreeMap::new(),
+            routes: RouteTable::default(),
+            cache,
+            default_algorithm: KeyAlgorithm::default_for_cpu(),
+            loaded: OffsetDateTime::now_utc(),
+        }
+    }
+
+    /// The state of `kes server --dev`: keys in memory (lost on exit),
+    /// cached 5 minutes (30 seconds unused), `admin` the only identity.
+    pub fn dev(admin: Identity) -> State {
+        let cache = KeyCache::new(
+            Arc::new(kes_keystore::memory::MemKeyStore::new()),
+            CacheConfig {
+                expiry: Duration::from_secs(5 * 60),
+                expiry_unused: Duration::from_secs(30),
+                expiry_offline: Duration::ZERO,
+                status_interval: STATUS_INTERVAL,
+            },
+        );
+        State::new(admin, cache)
+    }
+
+    /// The state a config describes: its admin, policies, `api:`
+    /// overrides and cache settings, with its key store opened and the
+    /// keys under `keys:` created (existing ones are kept). On error the
+    /// key store is closed again.
+    pub async fn from_config(config: &ServerConfig) -> Result<State, ServerError> {
+        let store = keystore::open_store(&config.keystore).await?;
+        let cache = KeyCache::new(
+            store,
+            CacheConfig {
+                expiry: config.cache.any,
+                expiry_unused: config.cache.unused,
+                expiry_offline: config.cache.offline,
+                status_interval: STATUS_INTERVAL,
+            },
+        );
+        let mut policies = BTreeMap::new();
+        let mut identities = BTreeMap::new();
+        for (name, p) in &config.policies {
+            policies.insert(name.clone(), p.policy.clone());
+            for id in &p.identities {
+                identities.insert(id.clone(), name.clone());
+            }
+        }
+        let overrides: BTreeMap<String, RouteOverride> = config
+            .api
+            .iter()
+            .map(|(path, o)| {
+                (
+                    path.clone(),
+                    RouteOverride {
+                        skip_auth: o.skip_auth,
+                        timeout: o.timeout,
+                    },
+                )
+            })
+            .collect();
+        let state = State {
+            policies,
+            identities,
+            routes: RouteTable::new(&overrides),
+            ..State::new(config.admin.clone(), cache)
+        };
+        // Predefined keys: created like /v1/key/create by the admin;
+        // existing keys are fine, anything else stops the start-up.
+        for name in &config.keys {
+            let key = KeyVersion::generate(state.default_algorithm, state.admin.to_string());
+            match state.cache.create(name, &key).await {
+                Ok(()) | Err(kes_keystore::Error::KeyExists) => {}
+                Err(source) => {
+                    state.cache.close().await;
+                    return Err(ServerError::CreateKey {
+                        name: name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(state)
+    }
+
     /// The policy assigned to `identity`, if any.
     pub fn policy_of(&self, identity: &Identity) -> Option<(&str, &Policy)> {
         let name = self.identities.get(identity)?;
@@ -59,61 +151,4 @@ pub struct Shared {
     pub state: ArcSwap<State>,
     /// The current TLS configuration; new connections use it.
     pub tls: ArcSwap<crate::tls::ServerTls>,
-}
-
-/// Builds the request state of a config: policies, routes, key store.
-pub(crate) async fn build_state(config: &ServerConfig) -> Result<State, String> {
-    let store = keystore::open_store(&config.keystore).await?;
-    let cache = KeyCache::new(
-        store,
-        CacheConfig {
-            expiry: config.cache.any,
-            expiry_unused: config.cache.unused,
-            expiry_offline: config.cache.offline,
-            status_interval: STATUS_INTERVAL,
-        },
-    );
-    let mut policies = BTreeMap::new();
-    let mut identities = BTreeMap::new();
-    for (name, p) in &config.policies {
-        policies.insert(name.clone(), p.policy.clone());
-        for id in &p.identities {
-            identities.insert(id.clone(), name.clone());
-        }
-    }
-    let overrides: BTreeMap<String, RouteOverride> = config
-        .api
-        .iter()
-        .map(|(path, o)| {
-            (
-                path.clone(),
-                RouteOverride {
-                    skip_auth: o.skip_auth,
-                    timeout: o.timeout,
-                },
-            )
-        })
-        .collect();
-    let state = State {
-        admin: config.admin.clone(),
-        policies,
-        identities,
-        routes: RouteTable::new(&overrides),
-        cache,
-        default_algorithm: KeyAlgorithm::default_for_cpu(),
-        loaded: OffsetDateTime::now_utc(),
-    };
-    // Predefined keys: created like /v1/key/create by the admin; existing
-    // keys are fine, anything else stops the start-up.
-    for name in &config.keys {
-        let key = KeyVersion::generate(state.default_algorithm, state.admin.to_string());
-        match state.cache.create(name, &key).await {
-            Ok(()) | Err(kes_keystore::Error::KeyExists) => {}
-            Err(e) => {
-                state.cache.close().await;
-                return Err(format!("failed to create key '{name}': {e}"));
-            }
-        }
-    }
-    Ok(state)
 }

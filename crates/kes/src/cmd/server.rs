@@ -1,4 +1,4 @@
-//! `kes server`: starts a KES server (spec §13).
+//! `kes server`: starts a KES server (kes-server does the work).
 
 use super::{CliError, CliResult};
 use std::path::PathBuf;
@@ -48,19 +48,17 @@ pub fn run(args: Args) -> CliResult {
             "Warning: '--key' and '--cert' are deprecated and ignored. Set 'tls.key' and 'tls.cert' in the config file instead."
         );
     }
-    if args.dev && args.config.is_some() {
-        return Err(CliError::usage("'--config' is not allowed with '--dev'"));
-    }
-    if !args.dev && args.config.is_none() {
-        return Err(CliError::usage(
-            "no config file specified: use '--config <file>' or '--dev'",
-        ));
-    }
     kes_server::run(kes_server::Options {
         addr: args.addr,
         config: args.config,
         dev: args.dev,
         mlock: args.mlock,
     })
-    .map_err(CliError::failure)
+    .map_err(|err| {
+        if err.is_usage() {
+            CliError::usage(err)
+        } else {
+            CliError::failure(err)
+        }
+    })
 }

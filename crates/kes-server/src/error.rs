@@ -1,0 +1,104 @@
+//! Why a server could not start, or a reload was refused.
+
+use crate::config::ConfigError;
+use crate::tls::TlsError;
+use kes_core::certgen::CertError;
+use std::io;
+use std::path::PathBuf;
+
+/// Why `kes server` could not start, or why a reload kept the running
+/// configuration. Its message is what the operator reads: after `Error:`
+/// when the server does not start, in the error log when a reload fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// `--dev` and `--config` were both given.
+    #[error("'--config' is not allowed with '--dev'")]
+    DevWithConfig,
+    /// Neither `--dev` nor `--config` was given.
+    #[error("no config file specified: use '--config <file>' or '--dev'")]
+    NoConfig,
+    /// The listen address does not parse as `IP:PORT`.
+    #[error("invalid address '{address}': {source}")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// Why it does not parse.
+        source: std::net::AddrParseError,
+    },
+    /// The async runtime could not be started.
+    #[error("failed to start runtime: {0}")]
+    Runtime(#[source] io::Error),
+    /// The config file could not be read or is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `log.audit_file` could not be opened.
+    #[error("failed to open audit log '{}': {source}", path.display())]
+    AuditLog {
+        /// The file named by the config.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: io::Error,
+    },
+    /// The fs key store's directory could not be opened.
+    #[error("failed to open fs key store '{}': {source}", path.display())]
+    FsStore {
+        /// The directory named by the config.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: kes_keystore::Error,
+    },
+    /// AWS Secrets Manager could not be reached or refused the login.
+    #[error("failed to connect to AWS Secrets Manager: {0}")]
+    Aws(#[source] kes_keystore::Error),
+    /// Vault could not be reached or refused the login.
+    #[error("failed to connect to Vault: {0}")]
+    Vault(#[source] kes_keystore::Error),
+    /// The config names a key store KES does not implement.
+    #[error("keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws")]
+    UnsupportedStore {
+        /// The `keystore:` section's name.
+        name: String,
+    },
+    /// The config names a key store left out of this build (a cargo
+    /// feature of kes-server and kes).
+    #[error(
+        "keystore '{name}' is not available: this kes was built without the cargo feature '{feature}'"
+    )]
+    StoreNotBuilt {
+        /// The `keystore:` section's name.
+        name: &'static str,
+        /// The feature that builds it in.
+        feature: &'static str,
+    },
+    /// A key listed under `keys:` could not be created.
+    #[error("failed to create key '{name}': {source}")]
+    CreateKey {
+        /// The key's name.
+        name: String,
+        /// Why the key store refused it.
+        source: kes_keystore::Error,
+    },
+    /// The TLS certificate or key (or the CA) is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The dev mode's self-signed certificate could not be made.
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    /// The listen address could not be bound.
+    #[error("failed to listen on '{address}': {source}")]
+    Listen {
+        /// The address as given.
+        address: String,
+        /// Why it could not be bound.
+        source: io::Error,
+    },
+}
+
+impl ServerError {
+    /// Whether the invocation is wrong (the options contradict or miss
+    /// each other) rather than the server failing: `kes` exits with 2.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ServerError::DevWithConfig | ServerError::NoConfig)
+    }
+}
