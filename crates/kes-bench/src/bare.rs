@@ -24,21 +24,15 @@ fn generate_reply() -> Bytes {
     ))
 }
 
-/// Exactly the server's TLS configuration (kes_server::tls), so the
-/// comparison measures everything but the TLS setup.
+/// Exactly the TLS configuration of `kes server --dev`, so the comparison
+/// measures everything but the TLS setup.
 fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
     let ips = [std::net::IpAddr::from([127, 0, 0, 1])];
     let cert = kes_core::certgen::dev_server_certificate(&ips)
         .map_err(|e| format!("cannot create a certificate: {e}"))?;
-    kes_server::tls::server_config(kes_server::tls::TlsSettings {
-        certificates: vec![cert.certificate()],
-        private_key: cert.private_key(),
-        client_auth: kes_server::tls::ClientAuth::Any,
-        ca: None,
-        optional_client_cert: false,
-    })
-    .map(|tls| tls.config.clone())
-    .map_err(|e| e.to_string())
+    kes_server::dev_tls(&cert)
+        .map(|tls| tls.config.clone())
+        .map_err(|e| e.to_string())
 }
 
 /// Serves until the process is killed. Prints the address as KES does.

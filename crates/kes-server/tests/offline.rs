@@ -5,18 +5,13 @@
 #[path = "../../kes/tests/common/client.rs"]
 mod client;
 
-use arc_swap::ArcSwap;
 use client::Client;
 use kes_core::{ApiKey, KeyAlgorithm};
 use kes_keystore::cache::{CacheConfig, KeyCache};
 use kes_keystore::memory::MemKeyStore;
 use kes_keystore::{Error, KeyStore};
-use kes_server::logs::Logs;
-use kes_server::metrics::Metrics;
-use kes_server::routes::RouteTable;
-use kes_server::state::{Shared, State};
+use kes_server::{ServerBuilder, State};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,14 +67,7 @@ struct Running {
 async fn start(offline_expiry: Duration) -> Running {
     let admin = ApiKey::generate();
     let cert = kes_core::certgen::dev_server_certificate(&["127.0.0.1".parse().unwrap()]).unwrap();
-    let tls = kes_server::tls::server_config(kes_server::tls::TlsSettings {
-        certificates: vec![cert.certificate()],
-        private_key: cert.private_key(),
-        client_auth: kes_server::tls::ClientAuth::Any,
-        ca: None,
-        optional_client_cert: false,
-    })
-    .unwrap();
+    let tls = kes_server::dev_tls(&cert).unwrap();
     let store = Arc::new(Switchable {
         inner: MemKeyStore::new(),
         down: AtomicBool::new(false),
@@ -93,30 +81,18 @@ async fn start(offline_expiry: Duration) -> Running {
             status_interval: Duration::from_millis(100),
         },
     );
-    let metrics = Arc::new(Metrics::new());
-    let logs = Logs::new(metrics.clone());
+    let state = State {
+        default_algorithm: KeyAlgorithm::Aes256,
+        ..State::new(admin.identity(), cache)
+    };
+    let shared = ServerBuilder::new().build(state, tls);
     // Keep the test output readable: no audit lines on stdout.
-    logs.configure(
+    shared.logs.configure(
         kes_server::logs::INFO,
         kes_server::logs::ERROR + 1,
         false,
         kes_server::logs::AuditSink::Stdout,
     );
-    let shared = Arc::new(Shared {
-        started: time::OffsetDateTime::now_utc(),
-        logs,
-        metrics,
-        state: ArcSwap::from_pointee(State {
-            admin: admin.identity(),
-            policies: BTreeMap::new(),
-            identities: BTreeMap::new(),
-            routes: RouteTable::default(),
-            cache,
-            default_algorithm: KeyAlgorithm::Aes256,
-            loaded: time::OffsetDateTime::now_utc(),
-        }),
-        tls: ArcSwap::new(tls),
-    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
