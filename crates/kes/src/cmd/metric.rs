@@ -57,7 +57,8 @@ pub fn run(args: Args) -> CliResult {
     })
 }
 
-/// The values of one scrape that KES defines (spec §14.3).
+/// The values of one scrape of `/v1/metrics` that `kes metric` shows: the
+/// `kes_http_*`, `kes_log_*` and `kes_system_*` families of KES.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Snapshot {
     success: f64,
