@@ -44,6 +44,37 @@ pub(crate) enum ColorChoice {
     Always,
 }
 
+/// The flags of every command that talks to a server: how to print the
+/// answer and how to connect.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct Remote {
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+impl Remote {
+    /// What a command talks to the server with: a runtime, the client
+    /// of the flags and environment (see [`Conn::client`]) and the
+    /// output mode.
+    pub fn connect(&self) -> Result<(tokio::runtime::Runtime, Client, Mode), CliError> {
+        self.connect_to(None, None)
+    }
+
+    /// [`connect`](Self::connect), with `-s`/`-a` where a command has
+    /// them.
+    pub fn connect_to(
+        &self,
+        server: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<(tokio::runtime::Runtime, Client, Mode), CliError> {
+        let rt = runtime()?;
+        let client = self.conn.client(server, api_key)?;
+        Ok((rt, client, self.out.mode()))
+    }
+}
+
 /// How to print a result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -294,6 +325,29 @@ pub(crate) fn paint(s: &str, style: &str, color: bool) -> String {
 }
 
 /// A timestamp for humans: `2024-01-12 10:39:20 UTC`.
+/// Prints one object the server described: on a terminal the rows
+/// `rows` makes, aligned; elsewhere the object as JSON.
+pub(crate) fn print_object<T: serde::Serialize>(
+    mode: Mode,
+    object: &T,
+    rows: impl FnOnce() -> Vec<(&'static str, String)>,
+) -> CliResult {
+    match mode {
+        Mode::Terminal { color } => print_rows(&rows(), color),
+        Mode::Json | Mode::Plain => print_json(object),
+    }
+}
+
+/// The `Date` and `Owner` rows of a described object, where known.
+pub(crate) fn created_rows(
+    at: Option<time::OffsetDateTime>,
+    by: &str,
+) -> impl Iterator<Item = (&'static str, String)> {
+    let date = at.map(|t| ("Date", format_time(t)));
+    let owner = (!by.is_empty()).then(|| ("Owner", by.to_owned()));
+    date.into_iter().chain(owner)
+}
+
 pub(crate) fn format_time(t: time::OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");

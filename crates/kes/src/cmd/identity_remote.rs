@@ -2,8 +2,7 @@
 //! identities. (`kes identity new/of` work offline and live elsewhere.)
 
 use super::client::{
-    api_error, format_time, paint, print_json, print_line, print_names, print_rows, runtime, Conn,
-    Mode, OutputArgs, BOLD,
+    api_error, created_rows, paint, print_line, print_names, print_object, Mode, Remote, BOLD,
 };
 use super::CliResult;
 
@@ -13,9 +12,7 @@ pub struct InfoArgs {
     /// The identity; without it, the identity of the caller
     pub identity: Option<String>,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Arguments of `kes identity ls`.
@@ -25,84 +22,58 @@ pub struct LsArgs {
     #[arg(default_value = "*")]
     pub pattern: String,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Runs `kes identity info`.
 pub fn info(args: InfoArgs) -> CliResult {
-    let rt = runtime()?;
-    let client = args.conn.client(None, None)?;
-    let mode = args.out.mode();
+    let (rt, client, mode) = args.remote.connect()?;
     match args.identity {
         Some(identity) => {
             let info = rt
                 .block_on(client.describe_identity(&identity))
                 .map_err(api_error)?;
-            match mode {
-                Mode::Terminal { color } => {
-                    let mut rows = vec![("Identity", info.identity.clone())];
-                    if info.admin {
-                        rows.push(("Role", "admin".to_owned()));
-                    }
-                    if !info.policy.is_empty() {
-                        rows.push(("Policy", info.policy.clone()));
-                    }
-                    if let Some(t) = info.created_at {
-                        rows.push(("Date", format_time(t)));
-                    }
-                    if !info.created_by.is_empty() {
-                        rows.push(("Owner", info.created_by.clone()));
-                    }
-                    print_rows(&rows, color)
-                }
-                Mode::Json | Mode::Plain => print_json(&info),
-            }
+            print_object(mode, &info, || {
+                let mut rows = role_rows(&info.identity, info.admin, &info.policy);
+                rows.extend(created_rows(info.created_at, &info.created_by));
+                rows
+            })
         }
         None => {
             let info = rt.block_on(client.self_describe()).map_err(api_error)?;
-            match mode {
-                Mode::Terminal { color } => {
-                    let mut rows = vec![("Identity", info.identity.clone())];
-                    if info.admin {
-                        rows.push(("Role", "admin".to_owned()));
-                    }
-                    if !info.policy_name.is_empty() {
-                        rows.push(("Policy", info.policy_name.clone()));
-                    }
-                    if let Some(t) = info.created_at {
-                        rows.push(("Date", format_time(t)));
-                    }
-                    if !info.created_by.is_empty() {
-                        rows.push(("Owner", info.created_by.clone()));
-                    }
-                    if let Some(p) = &info.policy {
-                        for a in &p.allow {
-                            rows.push(("Allow", a.clone()));
-                        }
-                        for d in &p.deny {
-                            rows.push(("Deny", d.clone()));
-                        }
-                    }
-                    print_rows(&rows, color)
+            print_object(mode, &info, || {
+                let mut rows = role_rows(&info.identity, info.admin, &info.policy_name);
+                rows.extend(created_rows(info.created_at, &info.created_by));
+                if let Some(p) = &info.policy {
+                    rows.extend(p.allow.iter().map(|a| ("Allow", a.clone())));
+                    rows.extend(p.deny.iter().map(|d| ("Deny", d.clone())));
                 }
-                Mode::Json | Mode::Plain => print_json(&info),
-            }
+                rows
+            })
         }
     }
+}
+
+/// The `Identity`, `Role` and `Policy` rows of an identity.
+fn role_rows(identity: &str, admin: bool, policy: &str) -> Vec<(&'static str, String)> {
+    let mut rows = vec![("Identity", identity.to_owned())];
+    if admin {
+        rows.push(("Role", "admin".to_owned()));
+    }
+    if !policy.is_empty() {
+        rows.push(("Policy", policy.to_owned()));
+    }
+    rows
 }
 
 /// Runs `kes identity ls`: on a terminal a table that marks the admin
 /// and names each identity's policy; elsewhere one identity per line (a
 /// JSON array with `--json`).
 pub fn ls(args: LsArgs) -> CliResult {
-    let rt = runtime()?;
-    let client = args.conn.client(None, None)?;
+    let (rt, client, mode) = args.remote.connect()?;
     let ids = rt
         .block_on(client.list_identities(&args.pattern))
         .map_err(api_error)?;
-    let mode = args.out.mode();
     let Mode::Terminal { color } = mode else {
         return print_names("Identity", &ids, mode);
     };

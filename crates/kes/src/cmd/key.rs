@@ -1,8 +1,8 @@
 //! `kes key`: create, import, inspect, list, delete and use master keys.
 
 use super::client::{
-    api_error, for_each_name, format_time, print_json, print_line, print_names, print_rows,
-    print_secret_line, runtime, Conn, Mode, OutputArgs,
+    api_error, created_rows, for_each_name, print_json, print_line, print_names, print_object,
+    print_secret_line, Mode, Remote,
 };
 use super::{CliError, CliResult};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,11 +25,10 @@ enum Command {
         /// Names of the keys
         #[arg(required = true)]
         names: Vec<String>,
-        // Accepted for uniformity: nothing is printed on success.
+        // --json and --color are accepted for uniformity: nothing is
+        // printed on success.
         #[command(flatten)]
-        _out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key import my-key \"$(head -c 32 /dev/urandom | base64)\""))]
     /// Import a master key (AES256)
@@ -38,10 +37,10 @@ enum Command {
         name: String,
         /// The 32-byte key, base64-encoded
         key: String,
+        // --json and --color are accepted for uniformity: nothing is
+        // printed on success.
         #[command(flatten)]
-        _out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key info my-key", "kes key info my-key --json"))]
     /// Print information about a master key
@@ -49,9 +48,7 @@ enum Command {
         /// Name of the key
         name: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key ls", "kes key ls 'my-*'", "kes key ls --json"))]
     /// List master keys
@@ -60,9 +57,7 @@ enum Command {
         #[arg(default_value = "*")]
         pattern: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key rm my-key", "kes key rm my-key-1 my-key-2"))]
     /// Delete master keys
@@ -70,11 +65,10 @@ enum Command {
         /// Names of the keys
         #[arg(required = true)]
         names: Vec<String>,
-        // Accepted for uniformity: nothing is printed on success.
+        // --json and --color are accepted for uniformity: nothing is
+        // printed on success.
         #[command(flatten)]
-        _out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key encrypt my-key 'hello world'"))]
     /// Encrypt a message with a master key
@@ -84,9 +78,7 @@ enum Command {
         /// The message (its UTF-8 bytes are encrypted)
         message: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key decrypt my-key \"$CIPHERTEXT\"", "kes key decrypt my-key \"$CIPHERTEXT\" \"$(printf '{\"bucket\":\"b/o\"}' | base64)\""))]
     /// Decrypt a ciphertext with a master key
@@ -98,9 +90,7 @@ enum Command {
         /// The context the ciphertext is bound to, base64-encoded
         context: Option<String>,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes key dek my-key", "kes key dek my-key | jq -r .ciphertext"))]
     /// Generate a data encryption key (DEK)
@@ -110,59 +100,48 @@ enum Command {
         /// The context to bind the DEK to, base64-encoded
         context: Option<String>,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
 }
 
 /// Runs `kes key`.
 pub fn run(args: Args) -> CliResult {
-    let rt = runtime()?;
     match args.command {
-        Command::Create { names, conn, .. } => {
-            let client = conn.client(None, None)?;
+        Command::Create { names, remote } => {
+            let (rt, client, _) = remote.connect()?;
             rt.block_on(for_each_name(&names, "failed to create key", |name| {
                 let client = client.clone();
                 async move { client.create_key(&name).await }
             }))
         }
-        Command::Import {
-            name, key, conn, ..
-        } => {
+        Command::Import { name, key, remote } => {
             let key = Zeroizing::new(
                 B64.decode(key.trim())
                     .map_err(|_| CliError::usage("invalid key: not base64"))?,
             );
-            let client = conn.client(None, None)?;
+            let (rt, client, _) = remote.connect()?;
             rt.block_on(client.import_key(&name, &key, "AES256"))
                 .map_err(api_error)
         }
-        Command::Info { name, out, conn } => {
-            let client = conn.client(None, None)?;
+        Command::Info { name, remote } => {
+            let (rt, client, mode) = remote.connect()?;
             let info = rt.block_on(client.describe_key(&name)).map_err(api_error)?;
-            match out.mode() {
-                Mode::Terminal { color } => {
-                    let mut rows = vec![("Name", info.name.clone())];
-                    rows.push(("Algorithm", info.algorithm.clone()));
-                    if let Some(t) = info.created_at {
-                        rows.push(("Date", format_time(t)));
-                    }
-                    if !info.created_by.is_empty() {
-                        rows.push(("Owner", info.created_by.clone()));
-                    }
-                    print_rows(&rows, color)
-                }
-                Mode::Json | Mode::Plain => print_json(&info),
-            }
+            print_object(mode, &info, || {
+                let mut rows = vec![
+                    ("Name", info.name.clone()),
+                    ("Algorithm", info.algorithm.clone()),
+                ];
+                rows.extend(created_rows(info.created_at, &info.created_by));
+                rows
+            })
         }
-        Command::Ls { pattern, out, conn } => {
-            let client = conn.client(None, None)?;
+        Command::Ls { pattern, remote } => {
+            let (rt, client, mode) = remote.connect()?;
             let names = rt.block_on(client.list_keys(&pattern)).map_err(api_error)?;
-            print_names("Key", &names, out.mode())
+            print_names("Key", &names, mode)
         }
-        Command::Rm { names, conn, .. } => {
-            let client = conn.client(None, None)?;
+        Command::Rm { names, remote } => {
+            let (rt, client, _) = remote.connect()?;
             rt.block_on(for_each_name(&names, "failed to delete key", |name| {
                 let client = client.clone();
                 async move { client.delete_key(&name).await }
@@ -171,16 +150,15 @@ pub fn run(args: Args) -> CliResult {
         Command::Encrypt {
             name,
             message,
-            out,
-            conn,
+            remote,
         } => {
             let message = Zeroizing::new(message);
-            let client = conn.client(None, None)?;
+            let (rt, client, mode) = remote.connect()?;
             let ciphertext = rt
                 .block_on(client.encrypt(&name, message.as_bytes(), &[]))
                 .map_err(api_error)?;
             let ciphertext = B64.encode(ciphertext);
-            match out.mode() {
+            match mode {
                 Mode::Terminal { .. } => print_line(&format!("ciphertext: {ciphertext}")),
                 Mode::Json | Mode::Plain => {
                     print_json(&serde_json::json!({ "ciphertext": ciphertext }))
@@ -191,19 +169,18 @@ pub fn run(args: Args) -> CliResult {
             name,
             ciphertext,
             context,
-            out,
-            conn,
+            remote,
         } => {
             let ciphertext = B64
                 .decode(ciphertext.trim())
                 .map_err(|_| CliError::usage("invalid ciphertext: not base64"))?;
             let context = decode_context(context.as_deref())?;
-            let client = conn.client(None, None)?;
+            let (rt, client, mode) = remote.connect()?;
             let plaintext = rt
                 .block_on(client.decrypt(&name, &ciphertext, &context))
                 .map_err(api_error)?;
             let plaintext = Zeroizing::new(B64.encode(&plaintext));
-            match out.mode() {
+            match mode {
                 Mode::Terminal { .. } => print_secret_line(&["plaintext: ", &plaintext]),
                 Mode::Json | Mode::Plain => {
                     print_secret_line(&["{\"plaintext\":\"", &plaintext, "\"}"])
@@ -213,17 +190,16 @@ pub fn run(args: Args) -> CliResult {
         Command::Dek {
             name,
             context,
-            out,
-            conn,
+            remote,
         } => {
             let context = decode_context(context.as_deref())?;
-            let client = conn.client(None, None)?;
+            let (rt, client, mode) = remote.connect()?;
             let dek = rt
                 .block_on(client.generate_key(&name, &context))
                 .map_err(api_error)?;
             let plaintext = Zeroizing::new(B64.encode(&dek.plaintext));
             let ciphertext = B64.encode(&dek.ciphertext);
-            match out.mode() {
+            match mode {
                 Mode::Terminal { .. } => print_secret_line(&[
                     "  plaintext : ",
                     &plaintext,

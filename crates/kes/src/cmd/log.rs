@@ -1,6 +1,6 @@
 //! `kes log`: follow the server's audit or error log.
 
-use super::client::{api_error, paint, print_line, runtime, Conn, Mode, OutputArgs, GREEN, RED};
+use super::client::{api_error, paint, print_line, Mode, Remote, GREEN, RED};
 use super::{CliError, CliResult};
 use kes_client::{AuditEvent, ErrorEvent, LogStream};
 
@@ -14,17 +14,13 @@ pub struct Args {
     #[arg(long)]
     error: bool,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Runs `kes log`: prints events as they arrive until the server closes
 /// the stream or the user interrupts.
 pub fn run(args: Args) -> CliResult {
-    let rt = runtime()?;
-    let client = args.conn.client(None, None)?;
-    let mode = args.out.mode();
+    let (rt, client, mode) = args.remote.connect()?;
     rt.block_on(async {
         if args.error {
             let stream = client.error_log().await.map_err(api_error)?;

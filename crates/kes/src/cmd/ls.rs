@@ -1,6 +1,6 @@
 //! `kes ls`: list keys, or with `-p` policies, with `-i` identities.
 
-use super::client::{api_error, print_names, runtime, Conn, OutputArgs};
+use super::client::{api_error, print_names, Remote};
 use super::CliResult;
 
 /// Arguments of `kes ls`.
@@ -22,17 +22,14 @@ pub struct Args {
     #[arg(short = 'a', long = "api-key", value_name = "KEY")]
     api_key: Option<String>,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Runs `kes ls`.
 pub fn run(args: Args) -> CliResult {
-    let rt = runtime()?;
-    let client = args
-        .conn
-        .client(args.server.as_deref(), args.api_key.as_deref())?;
+    let (rt, client, mode) = args
+        .remote
+        .connect_to(args.server.as_deref(), args.api_key.as_deref())?;
     let (header, names) = if args.identity {
         (
             "Identity",
@@ -44,5 +41,5 @@ pub fn run(args: Args) -> CliResult {
         ("Key", rt.block_on(client.list_keys(&args.prefix)))
     };
     let names = names.map_err(api_error)?;
-    print_names(header, &names, args.out.mode())
+    print_names(header, &names, mode)
 }

@@ -1,8 +1,6 @@
 //! `kes metric`: a live view of the server's metrics.
 
-use super::client::{
-    api_error, paint, print_json, print_line, runtime, Conn, Mode, OutputArgs, BOLD,
-};
+use super::client::{api_error, paint, print_json, print_line, Mode, Remote, BOLD};
 use super::status::{format_bytes, format_uptime};
 use super::{CliError, CliResult};
 use std::collections::BTreeMap;
@@ -18,9 +16,7 @@ pub struct Args {
     #[arg(short = 'n', long)]
     count: Option<u64>,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Runs `kes metric`: on a terminal, redraws a summary every `--rate`;
@@ -29,9 +25,7 @@ pub fn run(args: Args) -> CliResult {
     if args.rate.is_zero() {
         return Err(CliError::usage("--rate must be greater than 0"));
     }
-    let rt = runtime()?;
-    let client = args.conn.client(None, None)?;
-    let mode = args.out.mode();
+    let (rt, client, mode) = args.remote.connect()?;
     rt.block_on(async {
         let mut previous: Option<(Instant, Snapshot)> = None;
         let mut n = 0u64;

@@ -1,8 +1,7 @@
 //! `kes policy`: list and inspect the server's policies.
 
 use super::client::{
-    api_error, format_time, print_json, print_line, print_names, print_rows, runtime, Conn, Mode,
-    OutputArgs,
+    api_error, created_rows, print_json, print_line, print_names, print_object, Mode, Remote,
 };
 use super::CliResult;
 use clap::Subcommand;
@@ -23,9 +22,7 @@ enum Command {
         #[arg(default_value = "*")]
         pattern: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes policy info my-app"))]
     /// Print information about a policy
@@ -33,9 +30,7 @@ enum Command {
         /// Name of the policy
         name: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
     #[command(after_help = client_help!("kes policy show my-app", "kes policy show my-app --json"))]
     /// Print the allow and deny rules of a policy
@@ -43,46 +38,35 @@ enum Command {
         /// Name of the policy
         name: String,
         #[command(flatten)]
-        out: OutputArgs,
-        #[command(flatten)]
-        conn: Conn,
+        remote: Remote,
     },
 }
 
 /// Runs `kes policy`.
 pub fn run(args: Args) -> CliResult {
-    let rt = runtime()?;
     match args.command {
-        Command::Ls { pattern, out, conn } => {
-            let client = conn.client(None, None)?;
+        Command::Ls { pattern, remote } => {
+            let (rt, client, mode) = remote.connect()?;
             let names = rt
                 .block_on(client.list_policies(&pattern))
                 .map_err(api_error)?;
-            print_names("Policy", &names, out.mode())
+            print_names("Policy", &names, mode)
         }
-        Command::Info { name, out, conn } => {
-            let client = conn.client(None, None)?;
+        Command::Info { name, remote } => {
+            let (rt, client, mode) = remote.connect()?;
             let info = rt
                 .block_on(client.describe_policy(&name))
                 .map_err(api_error)?;
-            match out.mode() {
-                Mode::Terminal { color } => {
-                    let mut rows = vec![("Name", info.name.clone())];
-                    if let Some(t) = info.created_at {
-                        rows.push(("Date", format_time(t)));
-                    }
-                    if !info.created_by.is_empty() {
-                        rows.push(("Owner", info.created_by.clone()));
-                    }
-                    print_rows(&rows, color)
-                }
-                Mode::Json | Mode::Plain => print_json(&info),
-            }
+            print_object(mode, &info, || {
+                let mut rows = vec![("Name", info.name.clone())];
+                rows.extend(created_rows(info.created_at, &info.created_by));
+                rows
+            })
         }
-        Command::Show { name, out, conn } => {
-            let client = conn.client(None, None)?;
+        Command::Show { name, remote } => {
+            let (rt, client, mode) = remote.connect()?;
             let policy = rt.block_on(client.read_policy(&name)).map_err(api_error)?;
-            match out.mode() {
+            match mode {
                 Mode::Terminal { color } => {
                     let c = |s: &str, style| super::client::paint(s, style, color);
                     if !policy.allow.is_empty() {

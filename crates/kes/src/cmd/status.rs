@@ -1,8 +1,7 @@
 //! `kes status`: is the server up, and how is it doing.
 
 use super::client::{
-    api_error, paint, print_json, print_line, print_rows, runtime, Conn, Mode, OutputArgs, BOLD,
-    GREEN, RED,
+    api_error, paint, print_json, print_line, print_rows, Mode, Remote, BOLD, GREEN, RED,
 };
 use super::CliResult;
 
@@ -16,17 +15,13 @@ pub struct Args {
     #[arg(long)]
     api: bool,
     #[command(flatten)]
-    out: OutputArgs,
-    #[command(flatten)]
-    conn: Conn,
+    remote: Remote,
 }
 
 /// Runs `kes status`: the status of every configured endpoint; fails if
 /// none is reachable.
 pub fn run(args: Args) -> CliResult {
-    let rt = runtime()?;
-    let client = args.conn.client(None, None)?;
-    let mode = args.out.mode();
+    let (rt, client, mode) = args.remote.connect()?;
     rt.block_on(async {
         let mut reachable = 0;
         let mut last_err = None;
