@@ -41,9 +41,9 @@ pub struct State {
 }
 
 impl State {
-    /// A state without policies or `api:` overrides: only `admin` may do
-    /// anything. Keys live in `cache`'s store; new keys use the fastest
-    /// algorithm of this CPU.
+    /// A state without policies or `api:` overrides: no identity but
+    /// `admin` is allowed an API that needs authorisation. Keys live in
+    /// `cache`'s store; new keys use the fastest algorithm of this CPU.
     pub fn new(admin: Identity, cache: Arc<KeyCache>) -> State {
         State {
             admin,
@@ -58,6 +58,8 @@ impl State {
 
     /// The state of `kes server --dev`: keys in memory (lost on exit),
     /// cached 5 minutes (30 seconds unused), `admin` the only identity.
+    /// Call it inside a Tokio runtime: the cache expires keys in the
+    /// background.
     pub fn dev(admin: Identity) -> State {
         let cache = KeyCache::new(
             Arc::new(kes_keystore::memory::MemKeyStore::new()),
