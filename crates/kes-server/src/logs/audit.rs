@@ -2,7 +2,7 @@
 //! reserved before the call runs (fail closed), as a `slog` text line or a
 //! JSON object, and as JSON to `/v1/log/audit` subscribers.
 
-use super::slog::{cap_field, log_json, push_slog_value, write_slog_time};
+use super::slog::{cap_field, log_json, slog_time, slog_value};
 use super::{Logs, FIELD_CAP, INFO};
 use bytes::Bytes;
 use kes_core::duration::format_duration;
@@ -300,19 +300,15 @@ pub(super) fn audit_json_line(ev: &AuditEvent) -> String {
 /// The audit event as a `slog` text line, without newline.
 pub(super) fn audit_text_line(ev: &AuditEvent) -> String {
     let mut l = String::with_capacity(320);
-    l.push_str("time=");
-    write_slog_time(&mut l, ev.time);
-    l.push_str(" level=INFO msg=");
-    push_slog_value(&mut l, &cap_field(ev.message));
-    l.push_str(" req.method=");
-    push_slog_value(&mut l, &cap_field(ev.method));
-    l.push_str(" req.path=");
-    push_slog_value(&mut l, &cap_field(ev.path));
-    let _ = write!(l, " req.ip={} req.identity=", ev.ip);
-    push_slog_value(&mut l, &cap_field(ev.identity));
     let _ = write!(
         l,
-        " res.code={} res.time={}",
+        "time={} level=INFO msg={} req.method={} req.path={} req.ip={} req.identity={} res.code={} res.time={}",
+        slog_time(ev.time),
+        slog_value(&cap_field(ev.message)),
+        slog_value(&cap_field(ev.method)),
+        slog_value(&cap_field(ev.path)),
+        ev.ip,
+        slog_value(&cap_field(ev.identity)),
         ev.status,
         format_duration(ev.duration)
     );

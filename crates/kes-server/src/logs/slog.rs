@@ -5,30 +5,30 @@
 use super::FIELD_CAP;
 use serde::Serialize;
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use time::OffsetDateTime;
 
-/// slog's text handler time: RFC 3339 with milliseconds.
-pub fn slog_time(t: OffsetDateTime) -> String {
-    let mut s = String::with_capacity(24);
-    write_slog_time(&mut s, t);
-    s
-}
-
-/// Appends [`slog_time`] without an intermediate string.
-pub(super) fn write_slog_time(out: &mut String, t: OffsetDateTime) {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    );
+/// slog's text handler time: RFC 3339 in UTC with milliseconds. Written
+/// straight into the line (`write!`) or made a string (`to_string`).
+pub fn slog_time(t: OffsetDateTime) -> impl fmt::Display {
+    struct SlogTime(OffsetDateTime);
+    impl fmt::Display for SlogTime {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            let t = self.0.to_offset(time::UtcOffset::UTC);
+            write!(
+                f,
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second(),
+                t.millisecond()
+            )
+        }
+    }
+    SlogTime(t)
 }
 
 /// `s` cut to [`FIELD_CAP`] bytes (at a character boundary) and marked,
@@ -86,62 +86,53 @@ pub fn is_unsafe_char(c: char) -> bool {
         )
 }
 
-/// Appends [`slog_value`] without an intermediate string.
-pub(super) fn push_slog_value(out: &mut String, s: &str) {
-    if needs_quote(s) {
-        push_go_quoted(out, s);
-    } else {
-        out.push_str(s);
-    }
-}
-
-pub(super) fn needs_quote(s: &str) -> bool {
+fn needs_quote(s: &str) -> bool {
     s.is_empty()
         || s.chars()
             .any(|c| c.is_whitespace() || c == '"' || c == '=' || is_unsafe_char(c))
 }
 
-/// Appends `s` quoted as Go's `strconv.Quote` quotes it: `\"`, `\\`, the
-/// short escapes `\a \b \f \n \r \t \v`, `\xNN` for other ASCII controls
-/// and DEL, `\uNNNN` / `\UNNNNNNNN` for [`is_unsafe_char`] characters.
-pub(super) fn push_go_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_unsafe_char(c) && (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if is_unsafe_char(c) => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// A slog text value: quoted when it is empty or contains spaces, quotes,
 /// `=` or characters that could break the line, which are then escaped.
-pub fn slog_value(s: &str) -> String {
-    if needs_quote(s) {
-        let mut out = String::with_capacity(s.len() + 2);
-        push_go_quoted(&mut out, s);
-        out
-    } else {
-        s.to_string()
+/// Written straight into the line (`write!`) or made a string
+/// (`to_string`).
+pub fn slog_value(s: &str) -> impl fmt::Display + '_ {
+    struct SlogValue<'a>(&'a str);
+    impl fmt::Display for SlogValue<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            if needs_quote(self.0) {
+                write_go_quoted(f, self.0)
+            } else {
+                f.write_str(self.0)
+            }
+        }
     }
+    SlogValue(s)
+}
+
+/// Writes `s` quoted as Go's `strconv.Quote` quotes it: `\"`, `\\`, the
+/// short escapes `\a \b \f \n \r \t \v`, `\xNN` for other ASCII controls
+/// and DEL, `\uNNNN` / `\UNNNNNNNN` for [`is_unsafe_char`] characters.
+fn write_go_quoted(out: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    out.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => out.write_str("\\\"")?,
+            '\\' => out.write_str("\\\\")?,
+            '\x07' => out.write_str("\\a")?,
+            '\x08' => out.write_str("\\b")?,
+            '\x0c' => out.write_str("\\f")?,
+            '\n' => out.write_str("\\n")?,
+            '\r' => out.write_str("\\r")?,
+            '\t' => out.write_str("\\t")?,
+            '\x0b' => out.write_str("\\v")?,
+            c if (c as u32) < 0x20 || c == '\x7f' => write!(out, "\\x{:02x}", c as u32)?,
+            c if is_unsafe_char(c) && (c as u32) < 0x10000 => write!(out, "\\u{:04x}", c as u32)?,
+            c if is_unsafe_char(c) => write!(out, "\\U{:08x}", c as u32)?,
+            c => out.write_char(c)?,
+        }
+    }
+    out.write_char('"')
 }
 
 /// `value` as one JSON line (no newline) in which, beyond what Go's
