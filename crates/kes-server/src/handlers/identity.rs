@@ -1,17 +1,13 @@
 //! The identity endpoints: describe, self-describe, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Request, Result};
+use super::{created_at, list_prefix, page, paging, pattern_set, Call, Result};
 use crate::wire::{self, Body};
 use hyper::Response;
-use kes_core::name::valid_name;
 use kes_core::{ApiError, Identity};
 use serde_json::json;
 
-pub(super) fn describe_identity(req: &Request<'_>) -> Result<Response<Body>> {
-    if !valid_name(req.resource) {
-        return Err(ApiError::invalid_identity(req.resource));
-    }
-    let id = Identity::new(req.resource);
+pub(super) fn describe_identity(req: &Call<'_>) -> Result<Response<Body>> {
+    let id = Identity::new(req.name(ApiError::invalid_identity)?);
     if id == req.state.admin {
         return Ok(wire::json(
             &json!({ "admin": true, "created_at": created_at(req) }),
@@ -27,11 +23,11 @@ pub(super) fn describe_identity(req: &Request<'_>) -> Result<Response<Body>> {
     }
 }
 
-/// Self-describe answers every caller (the reference looked up the empty
-/// resource and answered 404 to every non-admin, spec §16.1). Non-admins
+/// Self-describe answers every caller (the Go KES looked up the empty
+/// resource and answered 404 to every non-admin). Non-admins
 /// get the shape the Go SDK decodes: the policy name as a string and the
 /// allow/deny sets at the top level.
-pub(super) fn self_describe(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) fn self_describe(req: &Call<'_>) -> Result<Response<Body>> {
     let id = req.identity.ok_or(ApiError::CERTIFICATE_REQUIRED)?;
     if *id == req.state.admin {
         return Ok(wire::json(&json!({
@@ -58,7 +54,7 @@ pub(super) fn self_describe(req: &Request<'_>) -> Result<Response<Body>> {
     Ok(wire::json(&serde_json::Value::Object(doc)))
 }
 
-pub(super) fn list_identities(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) fn list_identities(req: &Call<'_>) -> Result<Response<Body>> {
     let prefix = list_prefix(req.resource)?;
     let mut ids: Vec<String> = req
         .state

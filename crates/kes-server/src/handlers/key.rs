@@ -2,10 +2,9 @@
 //! cryptographic operations (generate, encrypt, decrypt, HMAC, the legacy
 //! bulk decrypt).
 
-use super::{list_prefix, page, paging, Answer, Request, Result};
+use super::{list_prefix, page, paging, Answer, Call, Result};
 use crate::wire::{self, b64, Body, GoJson};
 use hyper::Response;
-use kes_core::name::valid_name;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use serde::Serialize;
@@ -24,19 +23,15 @@ fn store_error(err: kes_keystore::Error, generic: ApiError, op: &str, name: &str
     }
 }
 
-fn key_name<'a>(req: &'a Request<'_>) -> Result<&'a str> {
-    if valid_name(req.resource) {
-        Ok(req.resource)
-    } else {
-        Err(ApiError::invalid_key_name(req.resource))
-    }
+fn key_name<'a>(req: &Call<'a>) -> Result<&'a str> {
+    req.name(ApiError::invalid_key_name)
 }
 
-fn caller(req: &Request<'_>) -> String {
+fn caller(req: &Call<'_>) -> String {
     req.identity.map(|i| i.to_string()).unwrap_or_default()
 }
 
-pub(super) async fn create_key(req: &Request<'_>) -> Result<Answer> {
+pub(super) async fn create_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let key = KeyVersion::generate(req.state.default_algorithm, caller(req));
     req.state
@@ -50,7 +45,7 @@ pub(super) async fn create_key(req: &Request<'_>) -> Result<Answer> {
     })
 }
 
-pub(super) async fn import_key(req: &Request<'_>) -> Result<Answer> {
+pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let body = req.body.ok_or(ApiError::INVALID_IMPORT_BODY)?;
     let json = GoJson::parse(body).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
@@ -84,7 +79,7 @@ pub(super) async fn import_key(req: &Request<'_>) -> Result<Answer> {
     })
 }
 
-pub(super) async fn get_key(req: &Request<'_>, name: &str) -> Result<Arc<KeyVersion>> {
+pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyVersion>> {
     req.state
         .cache
         .get(name)
@@ -92,7 +87,7 @@ pub(super) async fn get_key(req: &Request<'_>, name: &str) -> Result<Arc<KeyVers
         .map_err(|e| store_error(e, ApiError::READ_FAILED, "read", name))
 }
 
-pub(super) async fn describe_key(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let key = get_key(req, name).await?;
     let mut doc = serde_json::Map::new();
@@ -108,7 +103,7 @@ pub(super) async fn describe_key(req: &Request<'_>) -> Result<Response<Body>> {
     Ok(wire::json(&serde_json::Value::Object(doc)))
 }
 
-pub(super) async fn list_keys(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     let prefix = list_prefix(req.resource)?;
     let names = req.state.cache.list(prefix).await.map_err(|e| {
         tracing::error!(prefix, error = %e, "failed to list keys");
@@ -127,7 +122,7 @@ pub(super) async fn list_keys(req: &Request<'_>) -> Result<Response<Body>> {
     Ok(wire::json(&serde_json::Value::Object(doc)))
 }
 
-pub(super) async fn delete_key(req: &Request<'_>) -> Result<Answer> {
+pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     req.state
         .cache
@@ -140,12 +135,12 @@ pub(super) async fn delete_key(req: &Request<'_>) -> Result<Answer> {
     })
 }
 
-pub(super) fn body_json(req: &Request<'_>) -> Result<GoJson> {
+pub(super) fn body_json(req: &Call<'_>) -> Result<GoJson> {
     let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
     GoJson::parse(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)
 }
 
-pub(super) async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn generate(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     // The body is optional: MinIO's first call sends a context, `kes key
     // dek` without one may send nothing.
@@ -168,7 +163,7 @@ pub(super) async fn generate(req: &Request<'_>) -> Result<Response<Body>> {
     ))
 }
 
-pub(super) async fn encrypt(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn encrypt(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let json = body_json(req)?;
     let plaintext = zeroize::Zeroizing::new(
@@ -185,7 +180,7 @@ pub(super) async fn encrypt(req: &Request<'_>) -> Result<Response<Body>> {
     }))
 }
 
-pub(super) async fn decrypt(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let json = body_json(req)?;
     let ciphertext = json
@@ -208,7 +203,7 @@ pub(super) async fn decrypt(req: &Request<'_>) -> Result<Response<Body>> {
     ))
 }
 
-pub(super) async fn hmac(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn hmac(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let json = body_json(req)?;
     let message = zeroize::Zeroizing::new(
@@ -243,8 +238,10 @@ struct Mac<'a> {
     hmac: &'a str,
 }
 
-/// Legacy `POST /v1/key/bulk/decrypt/<name>` (spec §6).
-pub(super) async fn bulk_decrypt(req: &Request<'_>) -> Result<Response<Body>> {
+/// The legacy `POST /v1/key/bulk/decrypt/<name>` that the Go KES removed
+/// and old MinIO versions still call: a list of decrypt bodies, at most
+/// 1000, answered with a list of plaintexts.
+pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
     const MAX: usize = 1000;
     let name = key_name(req)?;
     let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;

@@ -1,7 +1,9 @@
-//! One function per endpoint of spec §5.4. Handlers see a validated caller
-//! and a size-limited body; they return a response or an [`ApiError`], which
-//! `http::error` turns into bytes. Key-store failures are mapped to API
-//! errors here and only here, with their detail going to the error log.
+//! One function per API endpoint, grouped by what they serve: keys,
+//! policies, identities, the server itself, its logs. Handlers see a
+//! [`Call`] with an authorised caller and a size-limited body; they return
+//! a response or an [`ApiError`], which [`crate::wire::error`] turns into
+//! bytes. Key-store failures are mapped to API errors here and only here,
+//! with their detail going to the error log.
 
 mod identity;
 mod key;
@@ -13,7 +15,7 @@ use crate::routes::{Endpoint, Route};
 use crate::state::{Shared, State};
 use crate::wire::Body;
 use hyper::Response;
-use kes_core::name::valid_pattern;
+use kes_core::name::{valid_name, valid_pattern};
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, Identity};
 use serde_json::json;
@@ -21,8 +23,9 @@ use std::collections::BTreeMap;
 
 pub use system::VERSION;
 
-/// Everything a handler knows about the request.
-pub struct Request<'a> {
+/// One API call as a handler sees it: the server, the configuration the
+/// call started under, the route, the authorised caller and the body.
+pub struct Call<'a> {
     pub shared: &'a Shared,
     pub state: &'a State,
     pub route: &'a Route,
@@ -55,8 +58,20 @@ impl From<Response<Body>> for Answer {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+impl<'a> Call<'a> {
+    /// The resource as a key, policy or identity name, or the error
+    /// `invalid` makes of it when it is not a valid name.
+    fn name(&self, invalid: fn(&str) -> ApiError) -> Result<&'a str> {
+        if valid_name(self.resource) {
+            Ok(self.resource)
+        } else {
+            Err(invalid(self.resource))
+        }
+    }
+}
+
 /// Runs the handler of `req.route`.
-pub async fn dispatch(req: Request<'_>) -> Result<Answer> {
+pub async fn dispatch(req: Call<'_>) -> Result<Answer> {
     use Endpoint::*;
     match req.route.endpoint {
         Version => Ok(system::version().into()),
@@ -80,8 +95,8 @@ pub async fn dispatch(req: Request<'_>) -> Result<Answer> {
         IdentityDescribe => identity::describe_identity(&req).map(Into::into),
         IdentitySelfDescribe => identity::self_describe(&req).map(Into::into),
         IdentityList => identity::list_identities(&req).map(Into::into),
-        LogError => Ok(log::log_stream(req.shared.logs.subscribe_errors()?).into()),
-        LogAudit => Ok(log::log_stream(req.shared.logs.subscribe_audit()?).into()),
+        LogError => Ok(log::stream(req.shared.logs.subscribe_errors()?).into()),
+        LogAudit => Ok(log::stream(req.shared.logs.subscribe_audit()?).into()),
     }
 }
 
@@ -133,11 +148,11 @@ pub fn list_prefix(pattern: &str) -> Result<&str> {
     if !valid_pattern(pattern) {
         return Err(ApiError::invalid_pattern(pattern));
     }
-    // The reference strips the trailing `*` for policies and identities but
-    // not for keys (spec §16.3); we strip it everywhere.
+    // The Go KES strips the trailing `*` for policies and identities but
+    // not for keys; we strip it everywhere.
     Ok(pattern.strip_suffix('*').unwrap_or(pattern))
 }
-fn created_at(req: &Request<'_>) -> String {
+fn created_at(req: &Call<'_>) -> String {
     format_rfc3339_nano(req.state.loaded)
 }
 

@@ -1,21 +1,16 @@
 //! The policy endpoints: describe, read, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Request, Result};
+use super::{created_at, list_prefix, page, paging, pattern_set, Call, Result};
 use crate::wire::{self, Body};
 use hyper::Response;
-use kes_core::name::valid_name;
 use kes_core::ApiError;
 use serde_json::json;
 
-fn policy_name<'a>(req: &'a Request<'_>) -> Result<&'a str> {
-    if valid_name(req.resource) {
-        Ok(req.resource)
-    } else {
-        Err(ApiError::invalid_policy_name(req.resource))
-    }
+fn policy_name<'a>(req: &Call<'a>) -> Result<&'a str> {
+    req.name(ApiError::invalid_policy_name)
 }
 
-pub(super) fn describe_policy(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) fn describe_policy(req: &Call<'_>) -> Result<Response<Body>> {
     let name = policy_name(req)?;
     if !req.state.policies.contains_key(name) {
         return Err(ApiError::POLICY_NOT_FOUND);
@@ -28,7 +23,7 @@ pub(super) fn describe_policy(req: &Request<'_>) -> Result<Response<Body>> {
 }
 
 fn policy_document(
-    req: &Request<'_>,
+    req: &Call<'_>,
     name: &str,
     policy: &kes_core::Policy,
 ) -> serde_json::Map<String, serde_json::Value> {
@@ -45,7 +40,7 @@ fn policy_document(
     doc
 }
 
-pub(super) fn read_policy(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
     let name = policy_name(req)?;
     let policy = req
         .state
@@ -57,7 +52,7 @@ pub(super) fn read_policy(req: &Request<'_>) -> Result<Response<Body>> {
     ))))
 }
 
-pub(super) fn list_policies(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
     let prefix = list_prefix(req.resource)?;
     let names: Vec<String> = req
         .state

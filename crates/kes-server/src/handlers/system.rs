@@ -1,7 +1,7 @@
 //! The endpoints about the server itself: version, readiness, status,
 //! metrics and the route list.
 
-use super::{Request, Result};
+use super::{Call, Result};
 use crate::wire::{self, Body};
 use hyper::Response;
 use kes_core::ApiError;
@@ -18,7 +18,7 @@ pub(super) fn version() -> Response<Body> {
     }))
 }
 
-pub(super) async fn ready(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
     match req.state.cache.status().await {
         Ok(_) => Ok(wire::empty_ok()),
         Err(kes_keystore::Error::Unreachable(detail)) => {
@@ -32,7 +32,7 @@ pub(super) async fn ready(req: &Request<'_>) -> Result<Response<Body>> {
     }
 }
 
-pub(super) async fn status(req: &Request<'_>) -> Result<Response<Body>> {
+pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
     let sys = crate::sysinfo::read();
     let mut doc = serde_json::Map::new();
     doc.insert("version".into(), VERSION.into());
@@ -54,7 +54,7 @@ pub(super) async fn status(req: &Request<'_>) -> Result<Response<Body>> {
         Err(err) => {
             tracing::warn!(error = %err, "key store is not reachable");
             // The Go SDK refuses `keystore_unreachable` without
-            // `keystore_unavailable` (spec §5.4), so we send both.
+            // `keystore_unavailable`, so we send both.
             doc.insert("keystore_unavailable".into(), true.into());
             doc.insert("keystore_unreachable".into(), true.into());
         }
@@ -62,7 +62,7 @@ pub(super) async fn status(req: &Request<'_>) -> Result<Response<Body>> {
     Ok(wire::json(&serde_json::Value::Object(doc)))
 }
 
-pub(super) fn metrics(req: &Request<'_>) -> Response<Body> {
+pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
     let extended = req
         .query
         .split('&')
@@ -77,18 +77,10 @@ pub(super) fn metrics(req: &Request<'_>) -> Response<Body> {
             keys: s.cached_keys,
         }
     });
-    let text = req.shared.metrics.render(figures);
-    let mut resp = Response::new(wire::full(text));
-    resp.headers_mut().insert(
-        ::http::header::CONTENT_TYPE,
-        ::http::HeaderValue::from_static(
-            "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
-        ),
-    );
-    resp
+    wire::metrics_text(req.shared.metrics.render(figures))
 }
 
-pub(super) fn api(req: &Request<'_>) -> Response<Body> {
+pub(super) fn api(req: &Call<'_>) -> Response<Body> {
     #[derive(Serialize)]
     struct ApiRoute<'a> {
         method: &'a str,
