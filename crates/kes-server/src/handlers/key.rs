@@ -2,7 +2,7 @@
 //! cryptographic operations (generate, encrypt, decrypt, HMAC, the legacy
 //! bulk decrypt).
 
-use super::{list_prefix, page, paging, Answer, Call, Result};
+use super::{list_prefix, page, paging, Answer, Call, Names, Result};
 use crate::wire::{self, b64, Body, GoJson};
 use hyper::Response;
 use kes_core::timefmt::format_rfc3339_nano;
@@ -90,17 +90,20 @@ pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyVersion
 pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let key = get_key(req, name).await?;
-    let mut doc = serde_json::Map::new();
-    doc.insert("name".into(), name.into());
-    doc.insert("algorithm".into(), key.key.algorithm().as_str().into());
-    doc.insert(
-        "created_at".into(),
-        format_rfc3339_nano(key.created_at).into(),
-    );
-    if !key.created_by.is_empty() {
-        doc.insert("created_by".into(), key.created_by.clone().into());
+    #[derive(Serialize)]
+    struct KeyInfo<'a> {
+        name: &'a str,
+        algorithm: &'a str,
+        created_at: String,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        created_by: &'a str,
     }
-    Ok(wire::json(&serde_json::Value::Object(doc)))
+    Ok(wire::json(&KeyInfo {
+        name,
+        algorithm: key.key.algorithm().as_str(),
+        created_at: format_rfc3339_nano(key.created_at),
+        created_by: &key.created_by,
+    }))
 }
 
 pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
@@ -114,12 +117,10 @@ pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     if size > wire::STREAM_LISTING_ABOVE {
         return Ok(wire::names_stream(names, continue_at));
     }
-    let mut doc = serde_json::Map::new();
-    doc.insert("names".into(), names.into());
-    if !continue_at.is_empty() {
-        doc.insert("continue_at".into(), continue_at.into());
-    }
-    Ok(wire::json(&serde_json::Value::Object(doc)))
+    Ok(wire::json(&Names {
+        names,
+        continue_at: (!continue_at.is_empty()).then_some(continue_at),
+    }))
 }
 
 pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {

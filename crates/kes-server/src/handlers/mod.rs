@@ -18,7 +18,7 @@ use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, Identity};
-use serde_json::json;
+use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use system::VERSION;
@@ -156,11 +156,29 @@ fn created_at(req: &Call<'_>) -> String {
     format_rfc3339_nano(req.state.loaded)
 }
 
-fn pattern_set(patterns: &[String]) -> serde_json::Value {
-    let map: BTreeMap<&str, serde_json::Value> =
-        patterns.iter().map(|p| (p.as_str(), json!({}))).collect();
-    json!(map)
+/// A policy's allow or deny patterns as the Go KES writes a set: each
+/// pattern a key (sorted, as Go sorts map keys) with `{}` as its value.
+type PatternSet<'a> = BTreeMap<&'a str, Empty>;
+
+/// `{}`
+#[derive(Serialize)]
+struct Empty {}
+
+/// The set of `patterns`; `None` when there are none (the field is then
+/// left out).
+fn pattern_set(patterns: &[String]) -> Option<PatternSet<'_>> {
+    (!patterns.is_empty()).then(|| patterns.iter().map(|p| (p.as_str(), Empty {})).collect())
 }
+
+/// A listing of key or policy names.
+#[derive(Serialize)]
+struct Names {
+    names: Vec<String>,
+    /// The first name not listed; `None` leaves the field out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continue_at: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

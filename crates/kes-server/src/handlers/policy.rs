@@ -1,10 +1,10 @@
 //! The policy endpoints: describe, read, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Call, Result};
+use super::{created_at, list_prefix, page, paging, pattern_set, Call, Names, PatternSet, Result};
 use crate::wire::{self, Body};
 use hyper::Response;
 use kes_core::ApiError;
-use serde_json::json;
+use serde::Serialize;
 
 fn policy_name<'a>(req: &Call<'a>) -> Result<&'a str> {
     req.name(ApiError::invalid_policy_name)
@@ -15,29 +15,17 @@ pub(super) fn describe_policy(req: &Call<'_>) -> Result<Response<Body>> {
     if !req.state.policies.contains_key(name) {
         return Err(ApiError::POLICY_NOT_FOUND);
     }
-    Ok(wire::json(&json!({
-        "name": name,
-        "created_at": created_at(req),
-        "created_by": req.state.admin.as_str(),
-    })))
-}
-
-fn policy_document(
-    req: &Call<'_>,
-    name: &str,
-    policy: &kes_core::Policy,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut doc = serde_json::Map::new();
-    doc.insert("name".into(), name.into());
-    if !policy.allow.is_empty() {
-        doc.insert("allow".into(), pattern_set(&policy.allow));
+    #[derive(Serialize)]
+    struct PolicyInfo<'a> {
+        name: &'a str,
+        created_at: String,
+        created_by: &'a str,
     }
-    if !policy.deny.is_empty() {
-        doc.insert("deny".into(), pattern_set(&policy.deny));
-    }
-    doc.insert("created_at".into(), created_at(req).into());
-    doc.insert("created_by".into(), req.state.admin.as_str().into());
-    doc
+    Ok(wire::json(&PolicyInfo {
+        name,
+        created_at: created_at(req),
+        created_by: req.state.admin.as_str(),
+    }))
 }
 
 pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
@@ -47,9 +35,23 @@ pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
         .policies
         .get(name)
         .ok_or(ApiError::POLICY_NOT_FOUND)?;
-    Ok(wire::json(&serde_json::Value::Object(policy_document(
-        req, name, policy,
-    ))))
+    #[derive(Serialize)]
+    struct PolicyDocument<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        allow: Option<PatternSet<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deny: Option<PatternSet<'a>>,
+        created_at: String,
+        created_by: &'a str,
+    }
+    Ok(wire::json(&PolicyDocument {
+        name,
+        allow: pattern_set(&policy.allow),
+        deny: pattern_set(&policy.deny),
+        created_at: created_at(req),
+        created_by: req.state.admin.as_str(),
+    }))
 }
 
 pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
@@ -62,7 +64,8 @@ pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
         .cloned()
         .collect();
     let (names, continue_at) = page(names, &paging(req.query));
-    Ok(wire::json(
-        &json!({ "names": names, "continue_at": continue_at }),
-    ))
+    Ok(wire::json(&Names {
+        names,
+        continue_at: Some(continue_at),
+    }))
 }

@@ -6,16 +6,20 @@ use crate::wire::{self, Body};
 use hyper::Response;
 use kes_core::ApiError;
 use serde::Serialize;
-use serde_json::json;
 
 /// The release string `/version` reports.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 pub(super) fn version() -> Response<Body> {
-    wire::json(&json!({
-        "version": VERSION,
-        "commit": option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
-    }))
+    #[derive(Serialize)]
+    struct Version {
+        version: &'static str,
+        commit: &'static str,
+    }
+    wire::json(&Version {
+        version: VERSION,
+        commit: option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
+    })
 }
 
 pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
@@ -33,33 +37,49 @@ pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
 }
 
 pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
+    /// The Go KES's status document, in its field order.
+    #[derive(Serialize)]
+    struct Status {
+        version: &'static str,
+        os: &'static str,
+        arch: &'static str,
+        uptime: u64,
+        num_cpu: u64,
+        num_cpu_used: u64,
+        mem_heap_used: u64,
+        mem_stack_used: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keystore_latency: Option<u64>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        keystore_unavailable: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        keystore_unreachable: bool,
+    }
     let sys = crate::sysinfo::read();
-    let mut doc = serde_json::Map::new();
-    doc.insert("version".into(), VERSION.into());
-    doc.insert("os".into(), crate::sysinfo::go_os().into());
-    doc.insert("arch".into(), crate::sysinfo::go_arch().into());
-    doc.insert(
-        "uptime".into(),
-        req.shared.metrics.uptime().as_secs().into(),
-    );
-    doc.insert("num_cpu".into(), sys.num_cpu.into());
-    doc.insert("num_cpu_used".into(), sys.num_cpu_used.into());
-    doc.insert("mem_heap_used".into(), sys.heap_used.into());
-    doc.insert("mem_stack_used".into(), sys.stack_used.into());
+    let mut doc = Status {
+        version: VERSION,
+        os: crate::sysinfo::go_os(),
+        arch: crate::sysinfo::go_arch(),
+        uptime: req.shared.metrics.uptime().as_secs(),
+        num_cpu: sys.num_cpu,
+        num_cpu_used: sys.num_cpu_used,
+        mem_heap_used: sys.heap_used,
+        mem_stack_used: sys.stack_used,
+        keystore_latency: None,
+        keystore_unavailable: false,
+        keystore_unreachable: false,
+    };
     match req.state.cache.status().await {
-        Ok(latency) => {
-            let ms = latency.as_millis().max(1) as u64;
-            doc.insert("keystore_latency".into(), ms.into());
-        }
+        Ok(latency) => doc.keystore_latency = Some(latency.as_millis().max(1) as u64),
         Err(err) => {
             tracing::warn!(error = %err, "key store is not reachable");
             // The Go SDK refuses `keystore_unreachable` without
             // `keystore_unavailable`, so we send both.
-            doc.insert("keystore_unavailable".into(), true.into());
-            doc.insert("keystore_unreachable".into(), true.into());
+            doc.keystore_unavailable = true;
+            doc.keystore_unreachable = true;
         }
     }
-    Ok(wire::json(&serde_json::Value::Object(doc)))
+    Ok(wire::json(&doc))
 }
 
 pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {

@@ -6,6 +6,7 @@ use super::slog::{cap_field, log_json, slog_time, slog_value};
 use super::{Logs, Msg, DEBUG, ERROR, INFO, WARN};
 use bytes::Bytes;
 use kes_core::timefmt::format_rfc3339_nano;
+use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
@@ -36,12 +37,19 @@ pub(super) fn dropped_line(n: u64, json: bool) -> String {
     let now = OffsetDateTime::now_utc();
     let msg = "error log lines dropped: stderr is not read as fast as lines are logged";
     let mut line = if json {
-        log_json(&serde_json::json!({
-            "time": format_rfc3339_nano(now),
-            "level": "WARN",
-            "msg": msg,
-            "dropped": n,
-        }))
+        #[derive(Serialize)]
+        struct Dropped<'a> {
+            time: String,
+            level: &'a str,
+            msg: &'a str,
+            dropped: u64,
+        }
+        log_json(&Dropped {
+            time: format_rfc3339_nano(now),
+            level: "WARN",
+            msg,
+            dropped: n,
+        })
     } else {
         format!(
             "time={} level=WARN msg={} dropped={n}",
@@ -81,6 +89,30 @@ impl Logs {
         let (done_tx, done_rx) = mpsc::channel();
         let _ = self.error_queue.tx.send(Msg::Flush(done_tx));
         let _ = done_rx.recv_timeout(timeout);
+    }
+}
+
+/// An error-log record as a JSON object: its members in the order they
+/// were first set, a field set again keeping its place with the new value.
+struct JsonRecord<'a>(Vec<(&'a str, &'a str)>);
+
+impl<'a> JsonRecord<'a> {
+    fn set(&mut self, key: &'a str, value: &'a str) {
+        match self.0.iter_mut().find(|(k, _)| *k == key) {
+            Some(member) => member.1 = value,
+            None => self.0.push((key, value)),
+        }
+    }
+}
+
+impl Serialize for JsonRecord<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -179,16 +211,17 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLogLayer {
             level_name(level),
             slog_value(&message)
         );
-        let mut json = serde_json::Map::new();
-        json.insert("time".into(), format_rfc3339_nano(now).into());
-        json.insert("level".into(), level_name(level).into());
-        json.insert("msg".into(), message.as_ref().into());
-        for (k, v) in &c.fields {
-            let v = cap_field(v);
-            let _ = write!(line, " {}={}", k, slog_value(&v));
-            json.insert(k.clone(), v.as_ref().into());
+        let time = format_rfc3339_nano(now);
+        let mut json = JsonRecord(Vec::with_capacity(3 + c.fields.len()));
+        json.set("time", &time);
+        json.set("level", level_name(level));
+        json.set("msg", &message);
+        let fields: Vec<_> = c.fields.iter().map(|(k, v)| (k, cap_field(v))).collect();
+        for (k, v) in &fields {
+            let _ = write!(line, " {}={}", k, slog_value(v));
+            json.set(k, v);
         }
-        let json_line = log_json(&serde_json::Value::Object(json));
+        let json_line = log_json(&json);
         self.logs.error_record(&line, &json_line);
     }
 }
