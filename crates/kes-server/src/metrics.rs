@@ -7,7 +7,7 @@
 //! other than the three request counters has more than one series. Both are
 //! easier to guarantee with a small, exact writer than by bending a library.
 //!
-//! By default only the reference's families are served. `?extended=true`
+//! By default only the Go KES's families are served. `?extended=true`
 //! adds per-route latencies, key-cache and key-store figures (families with
 //! several series, which the Go SDK would reject, hence opt-in).
 

@@ -777,8 +777,8 @@ async fn authorize_and_run(
 /// Reads a request body of at most `limit` bytes into a buffer that is
 /// wiped when dropped (bodies carry plaintexts and keys), holding a share
 /// of the connection's body budget for every byte. `None` when the body is
-/// over the limit or broken: answered like malformed JSON (400), as the
-/// reference's truncation makes it, never 413.
+/// over the limit or broken: answered like malformed JSON (400), as the Go
+/// KES's truncation makes it, never 413.
 async fn read_body(
     mut body: Incoming,
     limit: usize,

@@ -1,4 +1,4 @@
-//! The server's TLS configuration (spec §2): rustls, TLS 1.2 and 1.3,
+//! The server's TLS configuration (`tls:` in the config): rustls, TLS 1.2 and 1.3,
 //! ALPN `h2` and `http/1.1`, client certificates.
 //!
 //! With `tls.auth` off (the default) a client certificate is required but
@@ -124,7 +124,8 @@ pub fn load_identity(
     Ok((certs, private_key))
 }
 
-/// Checks that the server certificate names the server (spec §2).
+/// Checks that the server certificate names the server: the Go KES refuses
+/// to start with a certificate that has no DNS name or IP address as a SAN.
 pub fn check_san(cert: &CertificateDer<'_>) -> Result<(), TlsError> {
     use x509_parser::prelude::*;
     let (_, parsed) = X509Certificate::from_der(cert.as_ref())

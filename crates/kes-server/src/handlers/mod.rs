@@ -101,7 +101,7 @@ pub async fn dispatch(req: Call<'_>) -> Result<Answer> {
 }
 
 /// Query parameters of list endpoints. Without `limit`, every match is
-/// returned in one response (the reference's 1024-name pages lose keys with
+/// returned in one response (the Go KES's 1024-name pages lose keys with
 /// the Go SDK, which resends `continue_at` as the prefix).
 pub struct Paging<'a> {
     continue_at: Option<&'a str>,

@@ -1,4 +1,5 @@
-//! The error log and the audit log (spec §14.1, §14.2).
+//! The error log and the audit log: what each records, where it goes, and
+//! how neither can stall the server.
 //!
 //! Error log: every `tracing` event of the process (the server's and the key
 //! stores') at or above `log.error` is written to stderr as a `slog`-style
@@ -7,8 +8,9 @@
 //!
 //! Audit log: one entry for EVERY API call (the Go KES logged only create,
 //! import and delete), written to stdout or `log.audit_file` as a text line
-//! (or JSON) and sent to `/v1/log/audit` subscribers as the JSON object of
-//! spec §14.2.
+//! (or JSON) and sent to `/v1/log/audit` subscribers as the Go KES's JSON
+//! object (`time`, `request` with `ip`, `path`, `identity`, `method`, and
+//! `response` with `code` and `time` in milliseconds).
 //!
 //! Every client is assumed hostile, so logging never stalls the server:
 //! - No runtime thread writes a log line. Lines go to one writer thread per
@@ -322,7 +324,9 @@ impl Writer {
 }
 
 impl Logs {
-    /// Logs writing audit lines to stdout and error lines to stderr.
+    /// Logs with the default queue bounds, writing audit lines to stdout and
+    /// error lines to stderr, at level INFO in text format until
+    /// [`Logs::configure`] says otherwise.
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         Self::with_outputs(
             metrics,
