@@ -198,11 +198,8 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError>
 pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsError> {
     check_san(&settings.certificates[0])?;
     let provider = provider();
-    let verifier: Arc<dyn ClientCertVerifier> = match settings.client_auth {
-        ClientAuth::Any => Arc::new(AnyClientCert {
-            mandatory: !settings.optional_client_cert,
-            provider: provider.clone(),
-        }),
+    let chain = match settings.client_auth {
+        ClientAuth::Any => None,
         ClientAuth::Verify => {
             let roots = Arc::new(load_roots(settings.ca)?);
             let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
@@ -211,12 +208,18 @@ pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsErr
             } else {
                 builder
             };
-            builder
-                .build()
-                .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?
+            Some(
+                builder
+                    .build()
+                    .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?,
+            )
         }
     };
-    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ChainLimit(verifier));
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier {
+        chain,
+        mandatory: !settings.optional_client_cert,
+        provider: provider.clone(),
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Invalid(e.to_string()))?
@@ -239,22 +242,33 @@ pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsErr
     }))
 }
 
-/// Refuses client chains longer than any honest client sends before the
-/// inner verifier looks at them; rustls keeps the chain for the session.
+/// The client-certificate check of every handshake (and of every resumed
+/// session, [`ServerTls::verify_resumed`]): chains longer than any honest
+/// client sends are refused before anything else looks at them (rustls
+/// keeps the chain for the session); then, with `tls.auth: on`, the chain
+/// must verify against the CA roots, while with `tls.auth` off any
+/// certificate is accepted. Either way the handshake signature is verified,
+/// so a client must hold the private key of the certificate it presents.
 #[derive(Debug)]
-struct ChainLimit(Arc<dyn ClientCertVerifier>);
+struct ClientVerifier {
+    /// The chain verifier of `tls.auth: on`; `None` accepts any chain.
+    chain: Option<Arc<dyn ClientCertVerifier>>,
+    /// Whether a certificate is required (not just requested).
+    mandatory: bool,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ClientCertVerifier for ChainLimit {
+impl ClientCertVerifier for ClientVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.0.offer_client_auth()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.0.client_auth_mandatory()
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
+        self.chain.as_ref().map_or(&[], |v| v.root_hint_subjects())
     }
 
     fn verify_client_cert(
@@ -271,65 +285,14 @@ impl ClientCertVerifier for ChainLimit {
                 intermediates.len() + 1
             )));
         }
-        self.0.verify_client_cert(end_entity, intermediates, now)
+        match &self.chain {
+            Some(chain) => chain.verify_client_cert(end_entity, intermediates, now),
+            None => Ok(ClientCertVerified::assertion()),
+        }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        self.0.requires_raw_public_keys()
-    }
-}
-
-/// Accepts any client certificate; verifies only the handshake signature.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
+    // The chain verifier is built with the same provider, so it verifies
+    // handshake signatures with these same algorithms.
     fn verify_tls12_signature(
         &self,
         message: &[u8],

@@ -152,6 +152,9 @@ pub fn list_prefix(pattern: &str) -> Result<&str> {
     // not for keys; we strip it everywhere.
     Ok(pattern.strip_suffix('*').unwrap_or(pattern))
 }
+
+/// The `created_at` of policies and identities: when the configuration
+/// was loaded.
 fn created_at(req: &Call<'_>) -> String {
     format_rfc3339_nano(req.state.loaded)
 }
