@@ -27,9 +27,6 @@ impl ApiError {
     /// 400 `decryption failed: ciphertext is not authentic`
     pub const DECRYPT: ApiError =
         ApiError::from_static(400, "decryption failed: ciphertext is not authentic");
-    /// 400 `insecure connection: TLS is required`
-    pub const INSECURE_CONNECTION: ApiError =
-        ApiError::from_static(400, "insecure connection: TLS is required");
     /// 400 `tls: received more than one client certificate`
     pub const TOO_MANY_CERTIFICATES: ApiError =
         ApiError::from_static(400, "tls: received more than one client certificate");
@@ -46,13 +43,6 @@ impl ApiError {
     /// 409 `key does not support HMAC`
     pub const HMAC_NOT_SUPPORTED: ApiError =
         ApiError::from_static(409, "key does not support HMAC");
-    /// 500 `failed to generate encryption key`
-    pub const GENERATE_FAILED: ApiError =
-        ApiError::from_static(500, "failed to generate encryption key");
-    /// 500 `failed to encrypt plaintext`
-    pub const ENCRYPT_FAILED: ApiError = ApiError::from_static(500, "failed to encrypt plaintext");
-    /// 500 `failed to decrypt ciphertext`
-    pub const DECRYPT_FAILED: ApiError = ApiError::from_static(500, "failed to decrypt ciphertext");
     /// 502 `failed to create key`
     pub const CREATE_FAILED: ApiError = ApiError::from_static(502, "failed to create key");
     /// 502 `failed to read key`

@@ -1,4 +1,5 @@
-//! Prometheus metrics at `/v1/metrics` (spec §14.3).
+//! Prometheus metrics at `/v1/metrics`, in the Go KES's families and
+//! text format.
 //!
 //! The exposition is written by hand instead of with `prometheus-client`:
 //! the Go KES's families are counters *without* a `_total` suffix in the
@@ -6,16 +7,17 @@
 //! other than the three request counters has more than one series. Both are
 //! easier to guarantee with a small, exact writer than by bending a library.
 //!
-//! By default only the reference's families are served. `?extended=true`
+//! By default only the Go KES's families are served. `?extended=true`
 //! adds per-route latencies, key-cache and key-store figures (families with
 //! several series, which the Go SDK would reject, hence opt-in).
 
+use crate::routes::Endpoint;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Routes with a histogram of their own (more than the server has).
-pub const MAX_ROUTES: usize = 32;
+/// Routes with a histogram of their own: one per endpoint.
+pub const MAX_ROUTES: usize = Endpoint::ALL.len();
 
 /// The upper bounds of `kes_http_response_time`, in seconds.
 pub const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0, 5.0, 10.0];
@@ -88,9 +90,9 @@ pub struct Metrics {
     audit_dropped: AtomicU64,
     audit_refused: AtomicU64,
     error_dropped: AtomicU64,
-    /// Per-route histograms, indexed by [`crate::routes::Endpoint`]; no
-    /// lock on the request path.
-    routes: Box<[(std::sync::OnceLock<&'static str>, Histogram)]>,
+    /// Per-route histograms, indexed by [`Endpoint`]; no lock on the
+    /// request path.
+    routes: [Histogram; MAX_ROUTES],
 }
 
 impl Default for Metrics {
@@ -122,14 +124,12 @@ impl Metrics {
             audit_dropped: AtomicU64::new(0),
             audit_refused: AtomicU64::new(0),
             error_dropped: AtomicU64::new(0),
-            routes: (0..MAX_ROUTES)
-                .map(|_| (std::sync::OnceLock::new(), Histogram::default()))
-                .collect(),
+            routes: std::array::from_fn(|_| Histogram::default()),
         }
     }
 
-    /// A request to a counted route started; the guard records it when
-    /// dropped with its status.
+    /// A request to a counted route started; [`ActiveGuard::finish`]
+    /// records it with its status.
     pub fn start(&self) -> ActiveGuard<'_> {
         self.active.fetch_add(1, Ordering::Relaxed);
         ActiveGuard {
@@ -138,15 +138,12 @@ impl Metrics {
         }
     }
 
-    fn finish(&self, status: u16, elapsed: Duration, route: (usize, &'static str)) {
+    fn finish(&self, status: u16, elapsed: Duration, endpoint: Endpoint) {
         if let Some(c) = self.by_code.get(status as usize) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         self.response_time.observe(elapsed);
-        if let Some((name, h)) = self.routes.get(route.0) {
-            name.get_or_init(|| route.1);
-            h.observe(elapsed);
-        }
+        self.routes[endpoint as usize].observe(elapsed);
     }
 
     /// `n` audit events written: to stdout or the audit file, or, when
@@ -304,12 +301,13 @@ impl Metrics {
             "# HELP kes_http_route_response_time Response times per API route."
         );
         let _ = writeln!(out, "# TYPE kes_http_route_response_time histogram");
-        for (route, h) in self.routes.iter() {
-            if let Some(route) = route.get() {
+        // Only routes that were asked for, in the order of the endpoints.
+        for (endpoint, h) in Endpoint::ALL.iter().zip(&self.routes) {
+            if h.count.load(Ordering::Relaxed) > 0 {
                 h.write(
                     out,
                     "kes_http_route_response_time",
-                    &format!("route=\"{route}\""),
+                    &format!("route=\"{}\"", endpoint.path()),
                 );
             }
         }
@@ -371,17 +369,17 @@ impl Metrics {
     }
 }
 
-/// Records a counted request when dropped.
+/// A counted request in flight (`kes_http_request_active`) until dropped;
+/// [`ActiveGuard::finish`] records its status and response time.
 pub struct ActiveGuard<'a> {
     metrics: &'a Metrics,
     start: Instant,
 }
 
 impl ActiveGuard<'_> {
-    /// Records the response status of the request for `route` (its index
-    /// below [`MAX_ROUTES`] and its path).
-    pub fn finish(self, status: u16, route: (usize, &'static str)) {
-        self.metrics.finish(status, self.start.elapsed(), route);
+    /// Records the response status and time of the request to `endpoint`.
+    pub fn finish(self, status: u16, endpoint: Endpoint) {
+        self.metrics.finish(status, self.start.elapsed(), endpoint);
         // Drop decrements `active`.
     }
 }
@@ -430,9 +428,9 @@ mod tests {
     #[test]
     fn counters_without_total_suffix() {
         let m = Metrics::new();
-        m.start().finish(200, (5, "/v1/key/create/"));
-        m.start().finish(404, (7, "/v1/key/describe/"));
-        m.start().finish(400, (5, "/v1/key/create/"));
+        m.start().finish(200, Endpoint::KeyCreate);
+        m.start().finish(404, Endpoint::KeyDescribe);
+        m.start().finish(400, Endpoint::KeyCreate);
         let text = m.render(None);
         assert!(text.contains("kes_http_request_success{code=\"200\"} 1\n"));
         assert!(text.contains("kes_http_request_error{code=\"404\"} 1\n"));

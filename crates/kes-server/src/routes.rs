@@ -1,4 +1,6 @@
-//! The route table of spec §5.3 and Go `http.ServeMux` matching.
+//! The API's routes, what each asks of a request (method, body size,
+//! timeout, authentication, the policy paths it is checked against), and
+//! Go `http.ServeMux` matching.
 //!
 //! Routes whose path ends in `/` are prefix routes: the remainder of the
 //! path is the resource (a key, policy or identity name). The rest match
@@ -9,32 +11,67 @@ use http::Method;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Every endpoint the server answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    Version,
-    Ready,
-    Status,
-    Metrics,
-    Api,
-    KeyCreate,
-    KeyImport,
-    KeyDescribe,
-    KeyList,
-    KeyDelete,
-    KeyGenerate,
-    KeyEncrypt,
-    KeyDecrypt,
-    KeyHmac,
-    KeyBulkDecrypt,
-    PolicyDescribe,
-    PolicyRead,
-    PolicyList,
-    IdentityDescribe,
-    IdentitySelfDescribe,
-    IdentityList,
-    LogError,
-    LogAudit,
+/// Defines [`Endpoint`] with its route patterns, so that the list of
+/// endpoints is written once.
+macro_rules! endpoints {
+    ($($endpoint:ident => $path:literal,)*) => {
+        /// Every endpoint the server answers.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Endpoint {
+            $($endpoint,)*
+        }
+
+        impl Endpoint {
+            /// Every endpoint, in the order of their discriminants (metrics
+            /// are indexed by them).
+            pub const ALL: &[Endpoint] = &[$(Endpoint::$endpoint,)*];
+
+            /// The endpoint's route pattern; a trailing `/` makes it a
+            /// prefix route.
+            pub fn path(self) -> &'static str {
+                match self {
+                    $(Endpoint::$endpoint => $path,)*
+                }
+            }
+        }
+    };
+}
+
+endpoints! {
+    Version => "/version",
+    Ready => "/v1/ready",
+    Status => "/v1/status",
+    Metrics => "/v1/metrics",
+    Api => "/v1/api",
+    KeyCreate => "/v1/key/create/",
+    KeyImport => "/v1/key/import/",
+    KeyDescribe => "/v1/key/describe/",
+    KeyList => "/v1/key/list/",
+    KeyDelete => "/v1/key/delete/",
+    KeyGenerate => "/v1/key/generate/",
+    KeyEncrypt => "/v1/key/encrypt/",
+    KeyDecrypt => "/v1/key/decrypt/",
+    KeyHmac => "/v1/key/hmac/",
+    KeyBulkDecrypt => "/v1/key/bulk/decrypt/",
+    PolicyDescribe => "/v1/policy/describe/",
+    PolicyRead => "/v1/policy/read/",
+    PolicyList => "/v1/policy/list/",
+    IdentityDescribe => "/v1/identity/describe/",
+    IdentitySelfDescribe => "/v1/identity/self/describe",
+    IdentityList => "/v1/identity/list/",
+    LogError => "/v1/log/error",
+    LogAudit => "/v1/log/audit",
+}
+
+impl Endpoint {
+    /// Whether requests to the endpoint count in the request metrics, as
+    /// in the Go KES: the key, policy and identity APIs.
+    pub fn counted(self) -> bool {
+        let path = self.path();
+        path.starts_with("/v1/key/")
+            || path.starts_with("/v1/policy/")
+            || path.starts_with("/v1/identity/")
+    }
 }
 
 /// How a route authenticates its callers.
@@ -68,14 +105,39 @@ pub struct Route {
     pub listed: bool,
 }
 
+impl Route {
+    /// Whether a request may use `method` on this route: its own method,
+    /// POST wherever that is PUT (the Go SDK sends POST for create, import,
+    /// generate, encrypt and decrypt), and PUT as well as POST on the
+    /// legacy bulk decrypt.
+    pub fn allows_method(&self, method: &Method) -> bool {
+        *method == self.method
+            || (self.method == Method::PUT && *method == Method::POST)
+            || (self.endpoint == Endpoint::KeyBulkDecrypt && *method == Method::PUT)
+    }
+
+    /// The policy paths a request for `resource` must be allowed on: the
+    /// decoded path (`/v1/key/list` without its slash is checked as
+    /// `/v1/key/list/`, the path the Go SDK ends up requesting after
+    /// ServeMux's redirect). The legacy bulk decrypt decrypts like
+    /// `/v1/key/decrypt/<name>`, so a policy that denies (or does not
+    /// allow) that path denies the bulk route too.
+    pub fn policy_paths(&self, resource: &str) -> impl Iterator<Item = String> {
+        let own = format!("{}{}", self.path, resource);
+        let also = (self.endpoint == Endpoint::KeyBulkDecrypt)
+            .then(|| format!("{}{resource}", Endpoint::KeyDecrypt.path()));
+        std::iter::once(own).chain(also)
+    }
+}
+
 const MB: u64 = 1_000_000;
 
 fn default_routes() -> Vec<Route> {
     use Endpoint::*;
-    let r = |endpoint, method, path, max_body, secs, auth| Route {
+    let r = |endpoint: Endpoint, method, max_body, secs, auth| Route {
         endpoint,
         method,
-        path,
+        path: endpoint.path(),
         max_body,
         timeout: Duration::from_secs(secs),
         auth,
@@ -84,133 +146,35 @@ fn default_routes() -> Vec<Route> {
     let get = Method::GET;
     let put = Method::PUT;
     let mut routes = vec![
-        r(Version, get.clone(), "/version", 0, 10, Auth::None),
-        r(Ready, get.clone(), "/v1/ready", 0, 15, Auth::Policy),
-        r(Status, get.clone(), "/v1/status", 0, 15, Auth::Policy),
-        r(Metrics, get.clone(), "/v1/metrics", 0, 15, Auth::Policy),
-        r(Api, get.clone(), "/v1/api", 0, 10, Auth::Policy),
-        r(
-            KeyCreate,
-            put.clone(),
-            "/v1/key/create/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            KeyImport,
-            put.clone(),
-            "/v1/key/import/",
-            MB,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            KeyDescribe,
-            get.clone(),
-            "/v1/key/describe/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(KeyList, get.clone(), "/v1/key/list/", 0, 15, Auth::Policy),
-        r(
-            KeyDelete,
-            Method::DELETE,
-            "/v1/key/delete/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            KeyGenerate,
-            put.clone(),
-            "/v1/key/generate/",
-            MB,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            KeyEncrypt,
-            put.clone(),
-            "/v1/key/encrypt/",
-            MB,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            KeyDecrypt,
-            put.clone(),
-            "/v1/key/decrypt/",
-            MB,
-            15,
-            Auth::Policy,
-        ),
-        r(KeyHmac, put.clone(), "/v1/key/hmac/", MB, 15, Auth::Policy),
-        r(
-            PolicyDescribe,
-            get.clone(),
-            "/v1/policy/describe/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            PolicyRead,
-            get.clone(),
-            "/v1/policy/read/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            PolicyList,
-            get.clone(),
-            "/v1/policy/list/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            IdentityDescribe,
-            get.clone(),
-            "/v1/identity/describe/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(
-            IdentitySelfDescribe,
-            get.clone(),
-            "/v1/identity/self/describe",
-            0,
-            15,
-            Auth::IdentifyOnly,
-        ),
-        r(
-            IdentityList,
-            get.clone(),
-            "/v1/identity/list/",
-            0,
-            15,
-            Auth::Policy,
-        ),
-        r(LogError, get.clone(), "/v1/log/error", 0, 0, Auth::Policy),
-        r(LogAudit, get.clone(), "/v1/log/audit", 0, 0, Auth::Policy),
+        r(Version, get.clone(), 0, 10, Auth::None),
+        r(Ready, get.clone(), 0, 15, Auth::Policy),
+        r(Status, get.clone(), 0, 15, Auth::Policy),
+        r(Metrics, get.clone(), 0, 15, Auth::Policy),
+        r(Api, get.clone(), 0, 10, Auth::Policy),
+        r(KeyCreate, put.clone(), 0, 15, Auth::Policy),
+        r(KeyImport, put.clone(), MB, 15, Auth::Policy),
+        r(KeyDescribe, get.clone(), 0, 15, Auth::Policy),
+        r(KeyList, get.clone(), 0, 15, Auth::Policy),
+        r(KeyDelete, Method::DELETE, 0, 15, Auth::Policy),
+        r(KeyGenerate, put.clone(), MB, 15, Auth::Policy),
+        r(KeyEncrypt, put.clone(), MB, 15, Auth::Policy),
+        r(KeyDecrypt, put.clone(), MB, 15, Auth::Policy),
+        r(KeyHmac, put.clone(), MB, 15, Auth::Policy),
+        r(PolicyDescribe, get.clone(), 0, 15, Auth::Policy),
+        r(PolicyRead, get.clone(), 0, 15, Auth::Policy),
+        r(PolicyList, get.clone(), 0, 15, Auth::Policy),
+        r(IdentityDescribe, get.clone(), 0, 15, Auth::Policy),
+        r(IdentitySelfDescribe, get.clone(), 0, 15, Auth::IdentifyOnly),
+        r(IdentityList, get.clone(), 0, 15, Auth::Policy),
+        r(LogError, get.clone(), 0, 0, Auth::Policy),
+        r(LogAudit, get.clone(), 0, 0, Auth::Policy),
     ];
-    // Old MinIO (before Aug 2023) still probes the bulk decrypt API; the Go
-    // KES removed it, we keep answering it (spec §6). 1000 ciphertexts of a
+    // Old MinIO (before Aug 2023) still probes the legacy bulk decrypt API;
+    // the Go KES removed it, we keep answering it. 1000 ciphertexts of a
     // DEK fit comfortably in 1 MB.
     routes.push(Route {
         listed: false,
-        ..r(
-            KeyBulkDecrypt,
-            Method::POST,
-            "/v1/key/bulk/decrypt/",
-            MB,
-            15,
-            Auth::Policy,
-        )
+        ..r(KeyBulkDecrypt, Method::POST, MB, 15, Auth::Policy)
     });
     routes
 }
@@ -362,6 +326,7 @@ mod tests {
     fn every_route_has_a_metrics_slot() {
         for r in RouteTable::default().routes() {
             assert!((r.endpoint as usize) < crate::metrics::MAX_ROUTES);
+            assert_eq!(Endpoint::ALL[r.endpoint as usize], r.endpoint);
         }
     }
 

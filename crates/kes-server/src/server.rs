@@ -153,6 +153,12 @@ fn source_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Locks `mutex`; a panic while it was held leaves counts and lists that
+/// are still consistent, so the lock is taken over.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Counts open connections in total and per source.
 struct Admission {
     limits: Limits,
@@ -183,7 +189,7 @@ impl Admission {
 
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let source = source_key(ip);
-        let mut per_source = self.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let mut per_source = lock(&self.per_source);
         if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
             return None;
         }
@@ -203,10 +209,7 @@ impl Admission {
     /// connections cannot flood the log.
     fn note_refusal(&self, ip: IpAddr) {
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut last = self
-            .last_refusal_log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last_refusal_log);
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
             *last = Some(Instant::now());
             tracing::warn!(
@@ -222,11 +225,7 @@ impl Admission {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut per_source = self
-            .admission
-            .per_source
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut per_source = lock(&self.admission.per_source);
         if let Some(n) = per_source.get_mut(&self.source) {
             *n -= 1;
             if *n == 0 {
@@ -286,7 +285,7 @@ impl Conn {
         {
             return Timers::Close("no request within the first-request timeout");
         }
-        let responses = self.responses.lock().unwrap_or_else(|p| p.into_inner());
+        let responses = lock(&self.responses);
         if let Some(deadline) = responses.iter().map(|(d, _)| *d).min() {
             if deadline <= now {
                 // The client does not take its response (a closed HTTP/2
@@ -313,10 +312,7 @@ impl Conn {
     /// Registers a response that must be sent by `deadline`.
     fn watch_response(self: &Arc<Self>, deadline: Instant) -> ResponseGuard {
         let key = (deadline, self.next_response.fetch_add(1, Ordering::Relaxed));
-        self.responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(key);
+        lock(&self.responses).push(key);
         ResponseGuard {
             conn: self.clone(),
             key,
@@ -514,11 +510,7 @@ struct ResponseGuard {
 
 impl Drop for ResponseGuard {
     fn drop(&mut self) {
-        let mut responses = self
-            .conn
-            .responses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut responses = lock(&self.conn.responses);
         if let Some(i) = responses.iter().position(|k| *k == self.key) {
             responses.swap_remove(i);
         }
@@ -554,33 +546,49 @@ impl hyper::body::Body for WatchedBody {
 }
 
 /// The decoded path (Go's `URL.Path`); borrowed in the common case of a
-/// path without escapes.
+/// path without escapes. `None` for a `%` not followed by two hex digits
+/// (which Go's URL parser refuses and the decoder would keep as it is) or
+/// for escapes that decode to invalid UTF-8.
 fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
-    if !path.contains('%') {
-        return Some(std::borrow::Cow::Borrowed(path));
-    }
     let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let s = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(s, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let escapes_valid = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !escapes_valid {
+        return None;
     }
-    String::from_utf8(out).ok().map(std::borrow::Cow::Owned)
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
 }
 
-/// Routes whose requests the reference counts in its request metrics.
-fn counted(route: &Route) -> bool {
-    route.path.starts_with("/v1/key/")
-        || route.path.starts_with("/v1/policy/")
-        || route.path.starts_with("/v1/identity/")
+/// One request on its way through the pipeline: the connection and the
+/// configuration it arrived under, what it asks for, and what the pipeline
+/// learns on the way (the caller, what the audit log says, how long the
+/// response may take to reach the client).
+struct RequestContext<'a> {
+    shared: &'a Shared,
+    /// The configuration the request started under; a reload does not
+    /// change it mid-request.
+    state: &'a Arc<State>,
+    conn: &'a Conn,
+    method: http::Method,
+    /// The path as sent (escaped): the audit log and redirects use it.
+    raw_path: String,
+    query: String,
+    /// The caller, once known.
+    identity: Option<&'a Identity>,
+    /// What the audit log says beyond "http request".
+    audit: Option<String>,
+    /// How long the response may take to reach the client; `None` for
+    /// streams that last as long as the client wants (log streams).
+    send_deadline: Option<Duration>,
 }
 
 async fn handle_request(
@@ -595,41 +603,40 @@ async fn handle_request(
     let started = Instant::now();
     let time = OffsetDateTime::now_utc();
     let state = shared.state.load_full();
-    let method = req.method().clone();
-    let raw_path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or("").to_string();
+    let mut ctx = RequestContext {
+        shared,
+        state: &state,
+        conn,
+        method: req.method().clone(),
+        raw_path: req.uri().path().to_string(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        identity: None,
+        audit: None,
+        send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
+    };
 
     // Fail closed: a call whose audit line could not be queued is refused.
-    let permit = shared.logs.reserve_audit(&raw_path);
-    let routed = if permit.refused() && !crate::logs::answered_without_audit(&raw_path) {
-        Routed::early(wire::error(&crate::logs::AUDIT_UNAVAILABLE))
+    let permit = shared.logs.reserve_audit(&ctx.raw_path);
+    let response = if permit.refused() && !crate::logs::answered_without_audit(&ctx.raw_path) {
+        wire::error(&crate::logs::AUDIT_UNAVAILABLE)
     } else {
-        route_request(shared, &state, conn, req, &method, &raw_path, &query).await
+        route_request(&mut ctx, req).await
     };
-    let response = routed.response;
 
-    let status = response.status().as_u16();
     if shared.logs.audit_enabled() {
         permit.audit(&AuditEvent {
             time,
-            method: method.as_str(),
-            path: &raw_path,
+            method: ctx.method.as_str(),
+            path: &ctx.raw_path,
             ip: conn.peer.ip(),
-            identity: routed.identity.map(|i| i.as_str()).unwrap_or_default(),
-            status,
+            identity: ctx.identity.map(|i| i.as_str()).unwrap_or_default(),
+            status: response.status().as_u16(),
             duration: started.elapsed(),
-            message: routed.audit.as_deref().unwrap_or("http request"),
+            message: ctx.audit.as_deref().unwrap_or("http request"),
         });
     }
-    let (parts, body) = response.into_parts();
-    // Never a body for HEAD (HTTP/2 clients treat one as a protocol error);
-    // the headers, Content-Length included, stay as for GET.
-    let body = if method == http::Method::HEAD {
-        wire::full(Bytes::new())
-    } else {
-        body
-    };
-    let guard = routed
+    let (parts, body) = wire::for_method(response, &ctx.method).into_parts();
+    let guard = ctx
         .send_deadline
         .map(|d| conn.watch_response(Instant::now() + d));
     Response::from_parts(
@@ -641,155 +648,97 @@ async fn handle_request(
     )
 }
 
-/// What the pipeline produced for one request.
-struct Routed<'a> {
-    response: Response<Body>,
-    /// What the audit log says beyond "http request".
-    audit: Option<String>,
-    /// The caller, once known.
-    identity: Option<&'a Identity>,
-    /// How long the response may take to reach the client; `None` for
-    /// streams that last as long as the client wants (log streams).
-    send_deadline: Option<Duration>,
-}
+/// The characters of a redirect target's path that Go's
+/// `url.URL.EscapedPath` leaves as they are: letters, digits and
+/// `-_.~$&+,/:;=@`.
+const LOCATION_PATH_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
 
-impl<'a> Routed<'a> {
-    fn early(response: Response<Body>) -> Self {
-        Routed {
-            response,
-            audit: None,
-            identity: None,
-            send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
-        }
-    }
-}
-
-/// Go's `url.URL.EscapedPath` for a redirect target: bytes other than
-/// letters, digits and `-_.~$&+,/:;=@` are percent-encoded, so that a
-/// cleaned path such as `/\evil.example/x` never reads as another host
-/// (`//host` or `/\host`) to a client.
+/// Go's `url.URL.EscapedPath` for a redirect target: every other byte is
+/// percent-encoded, so that a cleaned path such as `/\evil.example/x`
+/// never reads as another host (`//host` or `/\host`) to a client.
 fn escape_location_path(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    for &b in path.as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~$&+,/:;=@".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(path, LOCATION_PATH_KEEP).to_string()
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn route_request<'a>(
-    shared: &Shared,
-    state: &'a Arc<State>,
-    conn: &'a Conn,
-    req: Request<Incoming>,
-    method: &http::Method,
-    raw_path: &str,
-    query: &str,
-) -> Routed<'a> {
-    let Some(path) = percent_decode(raw_path) else {
+/// Routing, the route's method rules, metrics, and on to authorization.
+async fn route_request(ctx: &mut RequestContext<'_>, req: Request<Incoming>) -> Response<Body> {
+    let state = ctx.state;
+    let Some(path) = percent_decode(&ctx.raw_path) else {
         let err = ApiError::new(400, "invalid URL escape in request path");
-        return Routed::early(wire::error(&err));
+        return wire::error(&err);
     };
     let (route, resource) = match state.routes.lookup(&path) {
         Lookup::Found(route, resource) => (route, resource),
         Lookup::Redirect(to) => {
             let to = escape_location_path(&to);
-            let location = match query {
+            let location = match ctx.query.as_str() {
                 "" => to,
                 q => format!("{to}?{q}"),
             };
-            return Routed::early(wire::moved_permanently(&location, method));
+            return wire::moved_permanently(&location, &ctx.method);
         }
-        Lookup::NotFound => return Routed::early(wire::not_found()),
+        Lookup::NotFound => return wire::not_found(),
     };
-
-    // POST is accepted wherever the route's method is PUT (the Go SDK sends
-    // POST for create/import/generate/encrypt/decrypt), and the legacy bulk
-    // decrypt accepts PUT as well as POST.
-    let method_ok = *method == route.method
-        || (route.method == http::Method::PUT && *method == http::Method::POST)
-        || (route.endpoint == Endpoint::KeyBulkDecrypt && *method == http::Method::PUT);
-    if !method_ok {
-        let err = ApiError::method_not_allowed(method.as_str(), route.method.as_str());
-        let mut resp = wire::error(&err);
-        resp.headers_mut().insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_str(route.method.as_str())
-                .unwrap_or_else(|_| http::HeaderValue::from_static("GET")),
-        );
-        return Routed::early(resp);
+    if !route.allows_method(&ctx.method) {
+        return wire::method_not_allowed(&ctx.method, &route.method);
     }
 
-    let guard = counted(route).then(|| shared.metrics.start());
-    let (response, audit, identity) =
-        authorize_and_run(shared, state, conn, route, &resource, req, query).await;
+    let guard = route.endpoint.counted().then(|| ctx.shared.metrics.start());
+    let response = authorize_and_run(ctx, route, &resource, req).await;
     if let Some(guard) = guard {
-        guard.finish(
-            response.status().as_u16(),
-            (route.endpoint as usize, route.path),
-        );
+        guard.finish(response.status().as_u16(), route.endpoint);
     }
-    let send_deadline = match route.endpoint {
+    ctx.send_deadline = match route.endpoint {
         Endpoint::LogError | Endpoint::LogAudit if response.status().is_success() => None,
         _ => Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE)),
     };
-    Routed {
-        response,
-        audit,
-        identity,
-        send_deadline,
-    }
+    response
 }
 
-/// The policy paths a request must be allowed on. The legacy bulk decrypt
-/// decrypts like `/v1/key/decrypt/<name>`, so a policy that denies (or does
-/// not allow) that path denies the bulk route too.
-fn policy_paths(route: &Route, resource: &str) -> [Option<String>; 2] {
-    let own = Some(format!("{}{}", route.path, resource));
-    let also =
-        (route.endpoint == Endpoint::KeyBulkDecrypt).then(|| format!("/v1/key/decrypt/{resource}"));
-    [own, also]
-}
-
-async fn authorize_and_run<'a>(
-    shared: &Shared,
-    state: &'a Arc<State>,
-    conn: &'a Conn,
+/// Authentication and authorization, then the body and the handler.
+async fn authorize_and_run(
+    ctx: &mut RequestContext<'_>,
     route: &Route,
     resource: &str,
     req: Request<Incoming>,
-    query: &str,
-) -> (Response<Body>, Option<String>, Option<&'a Identity>) {
-    let identity = match route.auth {
+) -> Response<Body> {
+    let (state, conn) = (ctx.state, ctx.conn);
+    ctx.identity = match route.auth {
         Auth::None => None,
         Auth::IdentifyOnly => match &conn.identity {
             Ok(id) => Some(id),
             // Self-describe is about the caller: say why there is none.
             Err(err) if route.endpoint == Endpoint::IdentitySelfDescribe => {
-                return (wire::error(err), None, None)
+                return wire::error(err)
             }
             Err(_) => None,
         },
         Auth::Policy => match &conn.identity {
-            Err(err) => return (wire::error(err), None, None),
+            Err(err) => return wire::error(err),
             Ok(id) => {
-                // The policy sees the decoded path; `/v1/key/list` without
-                // its slash is checked as `/v1/key/list/`, the path the Go
-                // SDK ends up requesting after ServeMux's redirect.
+                ctx.identity = Some(id);
                 if *id != state.admin {
                     let allowed = match state.policy_of(id) {
-                        Some((_, policy)) => policy_paths(route, resource)
-                            .iter()
-                            .flatten()
-                            .all(|p| policy.allows(p)),
+                        Some((_, policy)) => {
+                            route.policy_paths(resource).all(|p| policy.allows(&p))
+                        }
                         None => false,
                     };
                     if !allowed {
-                        return (wire::error(&ApiError::NOT_ALLOWED), None, Some(id));
+                        return wire::error(&ApiError::NOT_ALLOWED);
                     }
                 }
                 Some(id)
@@ -802,32 +751,34 @@ async fn authorize_and_run<'a>(
     // timeout at most.
     let max_body = route.max_body as usize;
     let budget = &conn.body_budget;
+    let call_ctx = &*ctx;
     let run = async move {
         let body = if max_body == 0 {
             Some((Zeroizing::new(Vec::new()), None))
         } else {
             read_body(req.into_body(), max_body, budget).await
         };
-        let request = handlers::Request {
-            shared,
+        let call = handlers::Call {
+            shared: call_ctx.shared,
             state,
             route,
             resource,
-            identity,
+            identity: call_ctx.identity,
             body: body.as_ref().map(|(b, _)| b.as_slice()),
-            query,
+            query: &call_ctx.query,
         };
-        handlers::dispatch(request).await
+        handlers::dispatch(call).await
     };
     let answer = guarded(route.path, route.timeout, run).await;
-    (answer.response, answer.audit, identity)
+    ctx.audit = answer.audit;
+    answer.response
 }
 
 /// Reads a request body of at most `limit` bytes into a buffer that is
 /// wiped when dropped (bodies carry plaintexts and keys), holding a share
 /// of the connection's body budget for every byte. `None` when the body is
-/// over the limit or broken: answered like malformed JSON (400), as the
-/// reference's truncation makes it, never 413.
+/// over the limit or broken: answered like malformed JSON (400), as the Go
+/// KES's truncation makes it, never 413.
 async fn read_body(
     mut body: Incoming,
     limit: usize,
@@ -1010,5 +961,9 @@ mod tests {
         assert!(percent_decode("/bad%zz").is_none());
         assert!(percent_decode("/bad%2").is_none());
         assert!(percent_decode("/bad%ff").is_none());
+        // Two hex digits, nothing else: Go refuses a sign where a digit
+        // belongs.
+        assert!(percent_decode("/bad%+f").is_none());
+        assert_eq!(percent_decode("/%C3%A9%2f").unwrap(), "/é/");
     }
 }

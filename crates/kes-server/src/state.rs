@@ -1,6 +1,7 @@
-//! What a request sees of the server: the configuration-derived state that
-//! SIGHUP replaces as a whole (admin, policies, routes, key cache), and the
-//! parts that live as long as the process (start time, metrics, logs).
+//! What a request sees of the server: [`State`], one per configuration,
+//! which SIGHUP replaces as a whole (admin, policies, routes, key cache),
+//! and [`Shared`], one per process, which lives as long as the server
+//! (start time, metrics, logs, and the current `State` and TLS setup).
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
@@ -20,8 +21,9 @@ use time::OffsetDateTime;
 /// and `/v1/ready` report, and when the cache switches to offline mode.
 pub const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
-/// One configuration's worth of state. Requests in flight keep the `Arc`
-/// they started with, so a reload never changes the rules mid-request.
+/// Per configuration: everything loaded from the config file, replaced as
+/// a whole on reload. Requests in flight keep the `Arc` they started with,
+/// so a reload never changes the rules mid-request.
 pub struct State {
     /// The admin identity (may be a non-hash value such as `disabled`).
     pub admin: Identity,
@@ -140,7 +142,9 @@ impl State {
     }
 }
 
-/// Process-wide server state.
+/// Per process: one for the server's whole life, across reloads. Holds
+/// the current per-configuration [`State`] and TLS setup, which a reload
+/// swaps.
 pub struct Shared {
     /// When the server started; reported as `created_at` of policies and
     /// identities.

@@ -1,4 +1,4 @@
-//! The server's TLS configuration (spec §2): rustls, TLS 1.2 and 1.3,
+//! The server's TLS configuration (`tls:` in the config): rustls, TLS 1.2 and 1.3,
 //! ALPN `h2` and `http/1.1`, client certificates.
 //!
 //! With `tls.auth` off (the default) a client certificate is required but
@@ -124,7 +124,8 @@ pub fn load_identity(
     Ok((certs, private_key))
 }
 
-/// Checks that the server certificate names the server (spec §2).
+/// Checks that the server certificate names the server: the Go KES refuses
+/// to start with a certificate that has no DNS name or IP address as a SAN.
 pub fn check_san(cert: &CertificateDer<'_>) -> Result<(), TlsError> {
     use x509_parser::prelude::*;
     let (_, parsed) = X509Certificate::from_der(cert.as_ref())
@@ -197,11 +198,8 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError>
 pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsError> {
     check_san(&settings.certificates[0])?;
     let provider = provider();
-    let verifier: Arc<dyn ClientCertVerifier> = match settings.client_auth {
-        ClientAuth::Any => Arc::new(AnyClientCert {
-            mandatory: !settings.optional_client_cert,
-            provider: provider.clone(),
-        }),
+    let chain = match settings.client_auth {
+        ClientAuth::Any => None,
         ClientAuth::Verify => {
             let roots = Arc::new(load_roots(settings.ca)?);
             let builder = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
@@ -210,12 +208,18 @@ pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsErr
             } else {
                 builder
             };
-            builder
-                .build()
-                .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?
+            Some(
+                builder
+                    .build()
+                    .map_err(|e| TlsError::Invalid(format!("invalid client CA: {e}")))?,
+            )
         }
     };
-    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ChainLimit(verifier));
+    let verifier: Arc<dyn ClientCertVerifier> = Arc::new(ClientVerifier {
+        chain,
+        mandatory: !settings.optional_client_cert,
+        provider: provider.clone(),
+    });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Invalid(e.to_string()))?
@@ -238,22 +242,33 @@ pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsErr
     }))
 }
 
-/// Refuses client chains longer than any honest client sends before the
-/// inner verifier looks at them; rustls keeps the chain for the session.
+/// The client-certificate check of every handshake (and of every resumed
+/// session, [`ServerTls::verify_resumed`]): chains longer than any honest
+/// client sends are refused before anything else looks at them (rustls
+/// keeps the chain for the session); then, with `tls.auth: on`, the chain
+/// must verify against the CA roots, while with `tls.auth` off any
+/// certificate is accepted. Either way the handshake signature is verified,
+/// so a client must hold the private key of the certificate it presents.
 #[derive(Debug)]
-struct ChainLimit(Arc<dyn ClientCertVerifier>);
+struct ClientVerifier {
+    /// The chain verifier of `tls.auth: on`; `None` accepts any chain.
+    chain: Option<Arc<dyn ClientCertVerifier>>,
+    /// Whether a certificate is required (not just requested).
+    mandatory: bool,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ClientCertVerifier for ChainLimit {
+impl ClientCertVerifier for ClientVerifier {
     fn offer_client_auth(&self) -> bool {
-        self.0.offer_client_auth()
+        true
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.0.client_auth_mandatory()
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.0.root_hint_subjects()
+        self.chain.as_ref().map_or(&[], |v| v.root_hint_subjects())
     }
 
     fn verify_client_cert(
@@ -270,16 +285,22 @@ impl ClientCertVerifier for ChainLimit {
                 intermediates.len() + 1
             )));
         }
-        self.0.verify_client_cert(end_entity, intermediates, now)
+        match &self.chain {
+            Some(chain) => chain.verify_client_cert(end_entity, intermediates, now),
+            None => Ok(ClientCertVerified::assertion()),
+        }
     }
 
+    // The chain verifier is built with the same provider, so it verifies
+    // handshake signatures with these same algorithms.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -288,73 +309,8 @@ impl ClientCertVerifier for ChainLimit {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        self.0.requires_raw_public_keys()
-    }
-}
-
-/// Accepts any client certificate; verifies only the handshake signature.
-#[derive(Debug)]
-struct AnyClientCert {
-    mandatory: bool,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ClientCertVerifier for AnyClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        self.mandatory
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        let algorithms = &self.provider.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

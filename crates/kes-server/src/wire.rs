@@ -1,14 +1,16 @@
 //! Byte-exact HTTP responses and Go-compatible JSON request decoding.
 //!
 //! KES clients compare error messages word for word and some parse bodies
-//! strictly, so every response body is produced here: JSON documents end in
-//! `\n`, `<`, `>` and `&` are escaped as Go's `encoding/json` does, errors
-//! are `{"message":"…"\n}`, and empty successes carry `Content-Length: 0`
-//! and no content type.
+//! strictly, so every response is produced here, headers included: JSON
+//! documents end in `\n`, `<`, `>` and `&` are escaped as Go's
+//! `encoding/json` does, errors are `{"message":"…"\n}`, empty successes
+//! carry `Content-Length: 0` and no content type, the metrics text and the
+//! log streams carry their content types, a 405 names the allowed method in
+//! `Accept`, and a HEAD request gets a GET's headers without its body.
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use kes_core::ApiError;
 use serde::Serialize;
@@ -74,10 +76,16 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
 
 /// A JSON body with the given status.
 pub fn json_with_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
-    let body = go_json(value);
+    let mut resp = json_document(go_json(value));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// 200 with a JSON document as its body, its length announced.
+fn json_document(body: impl Into<Bytes>) -> Response<Body> {
+    let body = body.into();
     let len = body.len();
     let mut resp = Response::new(full(body));
-    *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -103,15 +111,7 @@ pub fn secret_json<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Respons
         buf = grown;
     }
     buf.push(b'\n');
-    let len = buf.len();
-    let mut resp = Response::new(full(Bytes::from_owner(buf)));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    resp
+    json_document(Bytes::from_owner(buf))
 }
 
 /// Replies of at most this many bytes are sent in one piece, with a
@@ -193,17 +193,61 @@ pub fn error(err: &ApiError) -> Response<Body> {
     body.extend_from_slice(b"{\"message\":");
     body.extend_from_slice(&escape_go_html(msg));
     body.extend_from_slice(b"\n}");
-    let len = body.len();
-    let mut resp = Response::new(full(body));
+    let mut resp = json_document(body);
     *resp.status_mut() =
         StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+    resp
+}
+
+/// 405 for a request with `method` on a route that takes `allowed`: the
+/// error of the Go KES, and the allowed method in `Accept`.
+pub fn method_not_allowed(method: &Method, allowed: &Method) -> Response<Body> {
+    let err = ApiError::method_not_allowed(method.as_str(), allowed.as_str());
+    let mut resp = error(&err);
+    resp.headers_mut().insert(
+        header::ACCEPT,
+        HeaderValue::from_str(allowed.as_str()).unwrap_or_else(|_| HeaderValue::from_static("GET")),
     );
     resp
+}
+
+/// 200 with the Prometheus text exposition (format 0.0.4) of `/v1/metrics`.
+pub fn metrics_text(text: String) -> Response<Body> {
+    let mut resp = Response::new(full(text));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
+    );
+    resp
+}
+
+/// 200 with an NDJSON stream (`/v1/log/*`): each item is one line, sent as
+/// a frame of its own as soon as the stream yields it; the headers go out
+/// at once.
+pub fn ndjson<S>(lines: S) -> Response<Body>
+where
+    S: futures_util::Stream<Item = Bytes> + Send + Sync + 'static,
+{
+    let frames = futures_util::StreamExt::map(lines, |line| {
+        Ok::<_, Infallible>(hyper::body::Frame::data(line))
+    });
+    let mut resp = Response::new(http_body_util::StreamBody::new(frames).boxed());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    resp
+}
+
+/// The response as sent for a request with `method`: never a body for
+/// HEAD (HTTP/2 clients treat one as a protocol error), the headers,
+/// Content-Length included, staying as for GET.
+pub fn for_method(resp: Response<Body>, method: &Method) -> Response<Body> {
+    if method != Method::HEAD {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    Response::from_parts(parts, full(Bytes::new()))
 }
 
 /// Go's `http.NotFound`: `404 page not found` as plain text.

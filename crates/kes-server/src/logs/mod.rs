@@ -1,4 +1,5 @@
-//! The error log and the audit log (spec §14.1, §14.2).
+//! The error log and the audit log: what each records, where it goes, and
+//! how neither can stall the server.
 //!
 //! Error log: every `tracing` event of the process (the server's and the key
 //! stores') at or above `log.error` is written to stderr as a `slog`-style
@@ -7,8 +8,9 @@
 //!
 //! Audit log: one entry for EVERY API call (the Go KES logged only create,
 //! import and delete), written to stdout or `log.audit_file` as a text line
-//! (or JSON) and sent to `/v1/log/audit` subscribers as the JSON object of
-//! spec §14.2.
+//! (or JSON) and sent to `/v1/log/audit` subscribers as the Go KES's JSON
+//! object (`time`, `request` with `ip`, `path`, `identity`, `method`, and
+//! `response` with `code` and `time` in milliseconds).
 //!
 //! Every client is assumed hostile, so logging never stalls the server:
 //! - No runtime thread writes a log line. Lines go to one writer thread per
@@ -30,14 +32,21 @@
 //! Nothing here ever receives key material: handlers log names, identities,
 //! paths and error descriptions only.
 
+mod audit;
+mod error;
+mod slog;
+
+pub use audit::{
+    answered_without_audit, open_audit_file, AuditEvent, AuditPermit, AuditSink, AUDIT_UNAVAILABLE,
+};
+pub use error::{flush_process_errors, ErrorLogLayer};
+pub use slog::{cap_field, is_unsafe_char, slog_time, slog_value};
+
 use crate::metrics::Metrics;
+use audit::Stall;
 use bytes::Bytes;
-use kes_core::duration::format_duration;
-use kes_core::timefmt::format_rfc3339_nano;
+use error::{dropped_line, error_stream_line};
 use kes_core::ApiError;
-use serde::Serialize;
-use std::borrow::Cow;
-use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -47,10 +56,13 @@ use tokio::sync::{broadcast, watch};
 
 /// slog levels.
 pub const DEBUG: i32 = -4;
+
 /// slog levels.
 pub const INFO: i32 = 0;
+
 /// slog levels.
 pub const WARN: i32 = 4;
+
 /// slog levels.
 pub const ERROR: i32 = 8;
 
@@ -58,81 +70,33 @@ pub const ERROR: i32 = 8;
 /// `log.audit_file`), reservations of calls in flight included. When they
 /// are used up, API calls are refused.
 pub const AUDIT_QUEUE_BYTES: usize = 4 << 20;
+
 /// Bytes of error-log lines that may wait for stderr; beyond, lines are
 /// dropped.
 pub const ERROR_QUEUE_BYTES: usize = 1 << 20;
+
 /// Longest client-controlled value in a log line (path, method, message,
 /// identity, error-log field), in bytes before escaping; longer values are
 /// cut and marked `...[truncated: <n> bytes]`.
 pub const FIELD_CAP: usize = 1024;
+
 /// Concurrent subscribers of each of `/v1/log/error` and `/v1/log/audit`.
 pub const MAX_SUBSCRIBERS: usize = 32;
+
 /// Events the `/v1/log/error` ring holds for slow subscribers.
 const ERROR_RING: usize = 1024;
+
 /// Events the `/v1/log/audit` ring holds for slow subscribers.
 const AUDIT_RING: usize = 4096;
-/// Audit bytes reserved per call before its path is counted: the fixed
-/// parts of a line (time, level, ip, identity, status, duration) and the
-/// handler's message without the name it quotes.
-const AUDIT_LINE_BASE: usize = 384;
+
 /// A write batch; the writer thread issues one write(2) per batch.
 const BATCH_BYTES: usize = 64 * 1024;
+
 /// How long the audit writer waits before retrying a failed write.
 const WRITE_RETRY: Duration = Duration::from_millis(100);
 
-/// The answer to an API call that cannot be audited.
-pub const AUDIT_UNAVAILABLE: ApiError = ApiError::from_static(503, "audit log unavailable");
 /// The answer to a `/v1/log/*` subscription beyond [`MAX_SUBSCRIBERS`].
 pub const TOO_MANY_SUBSCRIBERS: ApiError = ApiError::from_static(503, "too many log subscribers");
-
-/// Paths answered even when the audit log is unavailable, so that
-/// operators and load balancers see the server's state: `/version`,
-/// `/v1/ready`, `/v1/status` and `/v1/metrics`. They read no key and
-/// change nothing; their audit lines are written when there is room.
-pub fn answered_without_audit(path: &str) -> bool {
-    matches!(
-        path,
-        "/version" | "/v1/ready" | "/v1/status" | "/v1/metrics"
-    )
-}
-
-/// Where audit lines go.
-pub enum AuditSink {
-    /// Standard output.
-    Stdout,
-    /// An append-only file (see [`open_audit_file`]).
-    File(std::fs::File),
-    /// Any writer (tests).
-    Writer(Box<dyn Write + Send>),
-}
-
-impl AuditSink {
-    fn into_writer(self) -> Box<dyn Write + Send> {
-        match self {
-            AuditSink::Stdout => Box::new(std::io::stdout()),
-            AuditSink::File(f) => Box::new(f),
-            AuditSink::Writer(w) => w,
-        }
-    }
-}
-
-/// Opens `log.audit_file` for appending without ever blocking: a FIFO is
-/// opened for reading and writing, so that opening it does not wait for a
-/// reader (lines then wait in the pipe until one comes; once the pipe is
-/// full, the audit writer stalls and API calls are refused).
-pub fn open_audit_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::FileTypeExt as _;
-    let fifo = std::fs::metadata(path)
-        .map(|m| m.file_type().is_fifo())
-        .unwrap_or(false);
-    let mut options = std::fs::OpenOptions::new();
-    if fifo {
-        options.read(true).write(true);
-    } else {
-        options.create(true).append(true);
-    }
-    options.open(path)
-}
 
 /// Which log a queue or stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,47 +168,6 @@ impl Queue {
             LogKind::Error => self.metrics.error_dropped(),
         }
     }
-}
-
-/// Room in the audit queue held for one API call's audit line from before
-/// its handler runs until the line is queued ([`Logs::audit_with`]), so that
-/// an admitted call is never left unaudited. Dropping it frees the room.
-#[must_use]
-pub struct AuditPermit<'a> {
-    logs: &'a Logs,
-    bytes: usize,
-    refused: bool,
-}
-
-impl AuditPermit<'_> {
-    /// Whether the audit queue had no room: the call must be refused with
-    /// [`AUDIT_UNAVAILABLE`] unless [`answered_without_audit`].
-    pub fn refused(&self) -> bool {
-        self.refused
-    }
-
-    /// Records the call, its line taking the reserved room
-    /// ([`Logs::audit_with`]).
-    pub fn audit(self, ev: &AuditEvent) {
-        self.logs.audit_with(ev, self);
-    }
-}
-
-impl Drop for AuditPermit<'_> {
-    fn drop(&mut self) {
-        if self.bytes > 0 {
-            self.logs.audit_queue.release(self.bytes);
-        }
-    }
-}
-
-/// What the rate-limited "audit log unavailable" report needs.
-struct Stall {
-    started: Instant,
-    /// Seconds since `started` (plus one) of the last report.
-    last_report: AtomicU64,
-    stalled: AtomicBool,
-    refused: AtomicU64,
 }
 
 /// The process's logs. One instance per process; levels and the output
@@ -400,44 +323,10 @@ impl Writer {
     }
 }
 
-/// One API call, as the audit log records it.
-#[derive(Debug, Clone)]
-pub struct AuditEvent<'a> {
-    pub time: OffsetDateTime,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub ip: std::net::IpAddr,
-    pub identity: &'a str,
-    pub status: u16,
-    pub duration: Duration,
-    pub message: &'a str,
-}
-
-#[derive(Serialize)]
-struct AuditJson<'a> {
-    time: String,
-    request: AuditRequest<'a>,
-    response: AuditResponse,
-}
-
-#[derive(Serialize)]
-struct AuditRequest<'a> {
-    ip: std::net::IpAddr,
-    path: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    identity: &'a str,
-    method: &'a str,
-}
-
-#[derive(Serialize)]
-struct AuditResponse {
-    code: u16,
-    /// Milliseconds, as the Go KES sends it on `/v1/log/audit`.
-    time: u64,
-}
-
 impl Logs {
-    /// Logs writing audit lines to stdout and error lines to stderr.
+    /// Logs with the default queue bounds, writing audit lines to stdout and
+    /// error lines to stderr, at level INFO in text format until
+    /// [`Logs::configure`] says otherwise.
     pub fn new(metrics: Arc<Metrics>) -> Arc<Self> {
         Self::with_outputs(
             metrics,
@@ -555,75 +444,6 @@ impl Logs {
         }
     }
 
-    /// Whether an API call needs to be turned into an audit event at all.
-    pub fn audit_enabled(&self) -> bool {
-        self.audit_to_console() || self.audit_tx.receiver_count() > 0
-    }
-
-    fn audit_to_console(&self) -> bool {
-        self.audit_level.load(Ordering::Relaxed) <= INFO
-    }
-
-    /// Whether the audit queue has room for another call's line right now.
-    pub fn audit_accepting(&self) -> bool {
-        !self.audit_to_console()
-            || self.audit_queue.used.load(Ordering::Acquire) + AUDIT_LINE_BASE
-                <= self.audit_queue.cap
-    }
-
-    /// Reserves room for the audit line of a call to `path`, before the
-    /// call runs. A refused permit means the audit writer has fallen
-    /// behind: the call must be answered [`AUDIT_UNAVAILABLE`] (unless
-    /// [`answered_without_audit`]); this is reported in the error log at
-    /// most once a second.
-    pub fn reserve_audit(&self, path: &str) -> AuditPermit<'_> {
-        if !self.audit_to_console() {
-            return AuditPermit {
-                logs: self,
-                bytes: 0,
-                refused: false,
-            };
-        }
-        let bytes = audit_reservation(path);
-        if self.audit_queue.charge(bytes) {
-            return AuditPermit {
-                logs: self,
-                bytes,
-                refused: false,
-            };
-        }
-        self.report_stall(!answered_without_audit(path));
-        AuditPermit {
-            logs: self,
-            bytes: 0,
-            refused: true,
-        }
-    }
-
-    /// Notes that the audit queue is full (`refused_call`: and a call was
-    /// refused for it) and says so in the error log at most once a second.
-    fn report_stall(&self, refused_call: bool) {
-        let s = &self.stall;
-        if refused_call {
-            s.refused.fetch_add(1, Ordering::Relaxed);
-            self.metrics.audit_refused();
-        }
-        s.stalled.store(true, Ordering::Release);
-        let now = s.started.elapsed().as_secs() + 1;
-        let last = s.last_report.load(Ordering::Relaxed);
-        if now > last
-            && s.last_report
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::error!(
-                refused = s.refused.load(Ordering::Relaxed),
-                queued_bytes = self.audit_queue.used.load(Ordering::Relaxed),
-                "audit log unavailable: the audit log is not written as fast as API calls arrive; calls are refused"
-            );
-        }
-    }
-
     /// A new `/v1/log/error` subscription, unless [`MAX_SUBSCRIBERS`]
     /// already follow the error log.
     pub fn subscribe_errors(&self) -> Result<Subscription, ApiError> {
@@ -660,175 +480,6 @@ impl Logs {
     pub fn close_streams(&self) {
         self.closing.send_replace(true);
     }
-
-    /// Records one API call whose audit line has no reservation.
-    pub fn audit(&self, ev: &AuditEvent) {
-        self.audit_with(
-            ev,
-            AuditPermit {
-                logs: self,
-                bytes: 0,
-                refused: false,
-            },
-        );
-    }
-
-    /// Records one API call, its line taking the room `permit` reserved.
-    /// Never waits: a line that fits neither its reservation nor the room
-    /// left is dropped and counted (`kes_log_audit_dropped`).
-    pub fn audit_with(&self, ev: &AuditEvent, mut permit: AuditPermit<'_>) {
-        let to_console = self.audit_to_console();
-        let to_stream = self.audit_tx.receiver_count() > 0;
-        if !to_console && !to_stream {
-            return;
-        }
-        let json_mode = self.json.load(Ordering::Relaxed);
-        let json = (to_stream || json_mode).then(|| audit_json_line(ev));
-        if to_console {
-            let mut line = if json_mode {
-                json.clone().unwrap_or_default()
-            } else {
-                audit_text_line(ev)
-            };
-            line.push('\n');
-            let reserved = std::mem::take(&mut permit.bytes);
-            if line.len() <= reserved {
-                self.audit_queue.release(reserved - line.len());
-                self.audit_queue.send_charged(line);
-            } else if self.audit_queue.charge(line.len() - reserved) {
-                self.audit_queue.send_charged(line);
-            } else {
-                self.audit_queue.release(reserved);
-                self.audit_queue.dropped();
-                self.report_stall(false);
-            }
-        }
-        if let (true, Some(mut json)) = (to_stream, json) {
-            json.push('\n');
-            // Counted here only when no console line counts it.
-            if self.audit_tx.send(Bytes::from(json)).is_ok() && !to_console {
-                self.metrics.audit_events(1);
-            }
-        }
-    }
-
-    fn error_record(&self, line: &str, json_line: &str) {
-        let mut out = String::with_capacity(line.len().max(json_line.len()) + 1);
-        out.push_str(if self.json.load(Ordering::Relaxed) {
-            json_line
-        } else {
-            line
-        });
-        out.push('\n');
-        self.error_queue.push(out);
-        if self.error_tx.receiver_count() > 0 {
-            let _ = self.error_tx.send(Bytes::from(error_stream_line(line)));
-        }
-    }
-
-    /// The `tracing` layer that feeds the error log. The first instance
-    /// asked for it is the process's error log ([`flush_process_errors`]).
-    pub fn layer(self: &Arc<Self>) -> ErrorLogLayer {
-        let _ = PROCESS_LOGS.set(self.clone());
-        ErrorLogLayer { logs: self.clone() }
-    }
-
-    /// Waits until every error-log line logged so far is on stderr, at
-    /// most `timeout`.
-    pub fn flush_errors(&self, timeout: Duration) {
-        let (done_tx, done_rx) = mpsc::channel();
-        let _ = self.error_queue.tx.send(Msg::Flush(done_tx));
-        let _ = done_rx.recv_timeout(timeout);
-    }
-}
-
-/// The logs behind the process's `tracing` subscriber.
-static PROCESS_LOGS: std::sync::OnceLock<Arc<Logs>> = std::sync::OnceLock::new();
-
-/// Writes out the process's queued error-log lines (at most 1 s), so that
-/// a server that fails to start loses none of them on exit.
-pub fn flush_process_errors() {
-    if let Some(logs) = PROCESS_LOGS.get() {
-        logs.flush_errors(Duration::from_secs(1));
-    }
-}
-
-/// The bytes to reserve for the audit line of a call to `path`: the path
-/// appears in the line once, the name a handler's message quotes is part
-/// of it, and escaping at most triples either.
-fn audit_reservation(path: &str) -> usize {
-    AUDIT_LINE_BASE + 2 * 3 * path.len().min(FIELD_CAP + 32)
-}
-
-/// The audit event as the JSON object of `log.format: json` and the
-/// `/v1/log/audit` stream, without newline.
-fn audit_json_line(ev: &AuditEvent) -> String {
-    let doc = AuditJson {
-        time: format_rfc3339_nano(ev.time),
-        request: AuditRequest {
-            ip: ev.ip,
-            path: &cap_field(ev.path),
-            identity: &cap_field(ev.identity),
-            method: &cap_field(ev.method),
-        },
-        response: AuditResponse {
-            code: ev.status,
-            time: ev.duration.as_millis() as u64,
-        },
-    };
-    log_json(&doc)
-}
-
-/// The audit event as a `slog` text line, without newline.
-fn audit_text_line(ev: &AuditEvent) -> String {
-    let mut l = String::with_capacity(320);
-    l.push_str("time=");
-    write_slog_time(&mut l, ev.time);
-    l.push_str(" level=INFO msg=");
-    push_slog_value(&mut l, &cap_field(ev.message));
-    l.push_str(" req.method=");
-    push_slog_value(&mut l, &cap_field(ev.method));
-    l.push_str(" req.path=");
-    push_slog_value(&mut l, &cap_field(ev.path));
-    let _ = write!(l, " req.ip={} req.identity=", ev.ip);
-    push_slog_value(&mut l, &cap_field(ev.identity));
-    let _ = write!(
-        l,
-        " res.code={} res.time={}",
-        ev.status,
-        format_duration(ev.duration)
-    );
-    l
-}
-
-/// An error-log text line as a `/v1/log/error` event, with newline.
-fn error_stream_line(line: &str) -> String {
-    let mut msg = log_json(&serde_json::json!({ "message": line }));
-    msg.push('\n');
-    msg
-}
-
-/// The error-log line that reports `n` lines lost to a full queue, with
-/// newline.
-fn dropped_line(n: u64, json: bool) -> String {
-    let now = OffsetDateTime::now_utc();
-    let msg = "error log lines dropped: stderr is not read as fast as lines are logged";
-    let mut line = if json {
-        log_json(&serde_json::json!({
-            "time": format_rfc3339_nano(now),
-            "level": "WARN",
-            "msg": msg,
-            "dropped": n,
-        }))
-    } else {
-        format!(
-            "time={} level=WARN msg={} dropped={n}",
-            slog_time(now),
-            slog_value(msg)
-        )
-    };
-    line.push('\n');
-    line
 }
 
 /// A `/v1/log/*` subscription. Subscribers read from a shared ring of
@@ -883,281 +534,12 @@ impl Subscription {
     }
 }
 
-/// slog's text handler time: RFC 3339 with milliseconds.
-pub fn slog_time(t: OffsetDateTime) -> String {
-    let mut s = String::with_capacity(24);
-    write_slog_time(&mut s, t);
-    s
-}
-
-/// Appends [`slog_time`] without an intermediate string.
-fn write_slog_time(out: &mut String, t: OffsetDateTime) {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    );
-}
-
-/// `s` cut to [`FIELD_CAP`] bytes (at a character boundary) and marked,
-/// when longer.
-pub fn cap_field(s: &str) -> Cow<'_, str> {
-    if s.len() <= FIELD_CAP {
-        return Cow::Borrowed(s);
-    }
-    let mut end = FIELD_CAP;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    Cow::Owned(format!("{}...[truncated: {} bytes]", &s[..end], s.len()))
-}
-
-/// Characters Go's `strconv.Quote` escapes that could break a log line
-/// or disguise it: controls (C0, DEL, C1 such as U+0085), every space but
-/// U+0020 (U+2028 and U+2029 among them), format characters (the bidi
-/// controls U+061C, U+200E/U+200F, U+202A–U+202E, U+2066–U+2069,
-/// zero-width characters, U+FEFF, tags), private-use characters and
-/// non-characters.
-pub fn is_unsafe_char(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return u < 0x20 || u == 0x7f;
-    }
-    c.is_control()
-        || c.is_whitespace()
-        || (u & 0xfffe) == 0xfffe
-        || matches!(
-            u,
-            0xad | 0x600..=0x605
-                | 0x61c
-                | 0x6dd
-                | 0x70f
-                | 0x890..=0x891
-                | 0x8e2
-                | 0x180e
-                | 0x200b..=0x200f
-                | 0x202a..=0x202e
-                | 0x2060..=0x2064
-                | 0x2066..=0x206f
-                | 0xfeff
-                | 0xfff9..=0xfffb
-                | 0xe000..=0xf8ff
-                | 0xfdd0..=0xfdef
-                | 0x110bd
-                | 0x110cd
-                | 0x13430..=0x1343f
-                | 0x1bca0..=0x1bca3
-                | 0x1d173..=0x1d17a
-                | 0xe0001
-                | 0xe0020..=0xe007f
-                | 0xf0000..
-        )
-}
-
-/// Appends [`slog_value`] without an intermediate string.
-fn push_slog_value(out: &mut String, s: &str) {
-    if needs_quote(s) {
-        push_go_quoted(out, s);
-    } else {
-        out.push_str(s);
-    }
-}
-
-fn needs_quote(s: &str) -> bool {
-    s.is_empty()
-        || s.chars()
-            .any(|c| c.is_whitespace() || c == '"' || c == '=' || is_unsafe_char(c))
-}
-
-/// Appends `s` quoted as Go's `strconv.Quote` quotes it: `\"`, `\\`, the
-/// short escapes `\a \b \f \n \r \t \v`, `\xNN` for other ASCII controls
-/// and DEL, `\uNNNN` / `\UNNNNNNNN` for [`is_unsafe_char`] characters.
-fn push_go_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\x7f' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if is_unsafe_char(c) && (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c if is_unsafe_char(c) => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// A slog text value: quoted when it is empty or contains spaces, quotes,
-/// `=` or characters that could break the line, which are then escaped.
-pub fn slog_value(s: &str) -> String {
-    if needs_quote(s) {
-        let mut out = String::with_capacity(s.len() + 2);
-        push_go_quoted(&mut out, s);
-        out
-    } else {
-        s.to_string()
-    }
-}
-
-/// `value` as one JSON line (no newline) in which, beyond what Go's
-/// encoder escapes, every [`is_unsafe_char`] is written `\uXXXX`, so that
-/// a line read as text cannot be broken or disguised either.
-fn log_json<T: Serialize + ?Sized>(value: &T) -> String {
-    let mut line = crate::wire::go_json(value);
-    line.pop(); // the newline
-    let line = String::from_utf8(line).expect("JSON is UTF-8");
-    // Raw bytes below 0x20 never occur in serialized JSON.
-    if line.bytes().all(|b| b < 0x7f) {
-        return line;
-    }
-    // Such characters occur only inside string literals, so replacing
-    // them everywhere is exact.
-    let mut out = String::with_capacity(line.len() + 16);
-    for c in line.chars() {
-        if is_unsafe_char(c) {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                let _ = write!(out, "\\u{unit:04x}");
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Formats `tracing` events as error-log records.
-pub struct ErrorLogLayer {
-    logs: Arc<Logs>,
-}
-
-struct FieldCollector {
-    message: String,
-    fields: Vec<(String, String)>,
-}
-
-impl tracing::field::Visit for FieldCollector {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_string();
-        } else {
-            self.fields
-                .push((field.name().to_string(), value.to_string()));
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            self.fields
-                .push((field.name().to_string(), format!("{value:?}")));
-        }
-    }
-}
-
-fn slog_level(level: &tracing::Level) -> i32 {
-    match *level {
-        tracing::Level::TRACE => DEBUG - 4,
-        tracing::Level::DEBUG => DEBUG,
-        tracing::Level::INFO => INFO,
-        tracing::Level::WARN => WARN,
-        tracing::Level::ERROR => ERROR,
-    }
-}
-
-fn level_name(level: i32) -> &'static str {
-    match level {
-        l if l < INFO => "DEBUG",
-        l if l < WARN => "INFO",
-        l if l < ERROR => "WARN",
-        _ => "ERROR",
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLogLayer {
-    fn enabled(
-        &self,
-        metadata: &tracing::Metadata<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        // Dependencies (hyper, rustls, the AWS SDK) log a lot at debug;
-        // only our own crates go below INFO.
-        let target = metadata.target();
-        let level = slog_level(metadata.level());
-        let floor = if target.starts_with("kes") {
-            DEBUG - 4
-        } else if target.starts_with("aws_") {
-            // The AWS SDK warns about its own configuration sources (e.g.
-            // an unset profile file); our key store reports real failures.
-            ERROR
-        } else {
-            WARN
-        };
-        level >= floor && level >= self.logs.error_level.load(Ordering::Relaxed)
-    }
-
-    fn on_event(
-        &self,
-        event: &tracing::Event<'_>,
-        _ctx: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let level = slog_level(event.metadata().level());
-        if level < self.logs.error_level.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut c = FieldCollector {
-            message: String::new(),
-            fields: Vec::new(),
-        };
-        event.record(&mut c);
-        // Messages and fields may echo what a client sent (a name, a TLS
-        // error about its certificate): capped like audit fields.
-        let message = cap_field(&c.message);
-        let now = OffsetDateTime::now_utc();
-        let mut line = format!(
-            "time={} level={} msg={}",
-            slog_time(now),
-            level_name(level),
-            slog_value(&message)
-        );
-        let mut json = serde_json::Map::new();
-        json.insert("time".into(), format_rfc3339_nano(now).into());
-        json.insert("level".into(), level_name(level).into());
-        json.insert("msg".into(), message.as_ref().into());
-        for (k, v) in &c.fields {
-            let v = cap_field(v);
-            let _ = write!(line, " {}={}", k, slog_value(&v));
-            json.insert(k.clone(), v.as_ref().into());
-        }
-        let json_line = log_json(&serde_json::Value::Object(json));
-        self.logs.error_record(&line, &json_line);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::audit::*;
     use super::*;
+    use kes_core::duration::format_duration;
+    use std::borrow::Cow;
 
     #[test]
     fn go_durations() {
@@ -1173,15 +555,15 @@ mod tests {
 
     #[test]
     fn slog_values() {
-        assert_eq!(slog_value("abc"), "abc");
-        assert_eq!(slog_value("a b"), "\"a b\"");
-        assert_eq!(slog_value(""), "\"\"");
+        assert_eq!(slog_value("abc").to_string(), "abc");
+        assert_eq!(slog_value("a b").to_string(), "\"a b\"");
+        assert_eq!(slog_value("").to_string(), "\"\"");
         assert_eq!(
-            slog_value("secret key 'k' created"),
+            slog_value("secret key 'k' created").to_string(),
             "\"secret key 'k' created\""
         );
-        assert_eq!(slog_value("a\"b=c\\d"), r#""a\"b=c\\d""#);
-        assert_eq!(slog_value("é/ü"), "é/ü");
+        assert_eq!(slog_value("a\"b=c\\d").to_string(), r#""a\"b=c\\d""#);
+        assert_eq!(slog_value("é/ü").to_string(), "é/ü");
     }
 
     #[tokio::test]
@@ -1297,19 +679,22 @@ mod tests {
 
     #[test]
     fn values_are_quoted_as_go_quotes_them() {
-        assert_eq!(slog_value("a\nb"), r#""a\nb""#);
-        assert_eq!(slog_value("\x01\x07\x7f"), r#""\x01\a\x7f""#);
-        assert_eq!(slog_value("a\u{2028}b"), r#""a\u2028b""#);
-        assert_eq!(slog_value("a\u{0085}b"), r#""a\u0085b""#);
-        assert_eq!(slog_value("evil\u{202e}gpj.exe"), r#""evil\u202egpj.exe""#);
+        assert_eq!(slog_value("a\nb").to_string(), r#""a\nb""#);
+        assert_eq!(slog_value("\x01\x07\x7f").to_string(), r#""\x01\a\x7f""#);
+        assert_eq!(slog_value("a\u{2028}b").to_string(), r#""a\u2028b""#);
+        assert_eq!(slog_value("a\u{0085}b").to_string(), r#""a\u0085b""#);
         assert_eq!(
-            slog_value("\u{2066}\u{200f}\u{061c}"),
+            slog_value("evil\u{202e}gpj.exe").to_string(),
+            r#""evil\u202egpj.exe""#
+        );
+        assert_eq!(
+            slog_value("\u{2066}\u{200f}\u{061c}").to_string(),
             r#""\u2066\u200f\u061c""#
         );
-        assert_eq!(slog_value("tag\u{e0041}"), r#""tag\U000e0041""#);
-        assert_eq!(slog_value("nb\u{a0}sp"), r#""nb\u00a0sp""#);
+        assert_eq!(slog_value("tag\u{e0041}").to_string(), r#""tag\U000e0041""#);
+        assert_eq!(slog_value("nb\u{a0}sp").to_string(), r#""nb\u00a0sp""#);
         // Printable non-ASCII stays as it is.
-        assert_eq!(slog_value("名前😀"), "名前😀");
+        assert_eq!(slog_value("名前😀").to_string(), "名前😀");
     }
 
     #[test]

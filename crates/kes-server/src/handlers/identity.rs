@@ -1,0 +1,104 @@
+//! The identity endpoints: describe, self-describe, list.
+
+use super::{created_at, list_prefix, page, paging, pattern_set, Call, PatternSet, Result};
+use crate::wire::{self, Body};
+use hyper::Response;
+use kes_core::{ApiError, Identity};
+use serde::Serialize;
+
+pub(super) fn describe_identity(req: &Call<'_>) -> Result<Response<Body>> {
+    #[derive(Serialize)]
+    struct Admin {
+        admin: bool,
+        created_at: String,
+    }
+    #[derive(Serialize)]
+    struct Assigned<'a> {
+        policy: &'a str,
+        created_at: String,
+        created_by: &'a str,
+    }
+    let id = Identity::new(req.name(ApiError::invalid_identity)?);
+    if id == req.state.admin {
+        return Ok(wire::json(&Admin {
+            admin: true,
+            created_at: created_at(req),
+        }));
+    }
+    match req.state.identities.get(&id) {
+        Some(policy) => Ok(wire::json(&Assigned {
+            policy,
+            created_at: created_at(req),
+            created_by: req.state.admin.as_str(),
+        })),
+        None => Err(ApiError::IDENTITY_NOT_FOUND),
+    }
+}
+
+/// Self-describe answers every caller (the Go KES looked up the empty
+/// resource and answered 404 to every non-admin). Non-admins
+/// get the shape the Go SDK decodes: the policy name as a string and the
+/// allow/deny sets at the top level.
+pub(super) fn self_describe(req: &Call<'_>) -> Result<Response<Body>> {
+    #[derive(Serialize)]
+    struct Admin<'a> {
+        identity: &'a str,
+        admin: bool,
+        created_at: String,
+    }
+    #[derive(Serialize)]
+    struct Assigned<'a> {
+        identity: &'a str,
+        policy: &'a str,
+        created_at: String,
+        created_by: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        allow: Option<PatternSet<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deny: Option<PatternSet<'a>>,
+    }
+    let id = req.identity.ok_or(ApiError::CERTIFICATE_REQUIRED)?;
+    if *id == req.state.admin {
+        return Ok(wire::json(&Admin {
+            identity: id.as_str(),
+            admin: true,
+            created_at: created_at(req),
+        }));
+    }
+    let (name, policy) = req
+        .state
+        .policy_of(id)
+        .ok_or(ApiError::IDENTITY_NOT_FOUND)?;
+    Ok(wire::json(&Assigned {
+        identity: id.as_str(),
+        policy: name,
+        created_at: created_at(req),
+        created_by: req.state.admin.as_str(),
+        allow: pattern_set(&policy.allow),
+        deny: pattern_set(&policy.deny),
+    }))
+}
+
+pub(super) fn list_identities(req: &Call<'_>) -> Result<Response<Body>> {
+    let prefix = list_prefix(req.resource)?;
+    let mut ids: Vec<String> = req
+        .state
+        .identities
+        .keys()
+        .map(|i| i.to_string())
+        .chain(std::iter::once(req.state.admin.to_string()))
+        .filter(|i| i.starts_with(prefix))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (ids, continue_at) = page(ids, &paging(req.query));
+    #[derive(Serialize)]
+    struct Identities {
+        identities: Vec<String>,
+        continue_at: String,
+    }
+    Ok(wire::json(&Identities {
+        identities: ids,
+        continue_at,
+    }))
+}

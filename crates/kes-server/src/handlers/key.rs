@@ -1,0 +1,271 @@
+//! The key endpoints: create, import, describe, list, delete, and the
+//! cryptographic operations (generate, encrypt, decrypt, HMAC, the legacy
+//! bulk decrypt).
+
+use super::{list_prefix, page, paging, Answer, Call, Names, Result};
+use crate::wire::{self, b64, Body, GoJson};
+use hyper::Response;
+use kes_core::timefmt::format_rfc3339_nano;
+use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
+use serde::Serialize;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Maps a key-store error to the API, logging what clients do not see.
+fn store_error(err: kes_keystore::Error, generic: ApiError, op: &str, name: &str) -> ApiError {
+    match err {
+        kes_keystore::Error::KeyExists => ApiError::KEY_EXISTS,
+        kes_keystore::Error::KeyNotFound => ApiError::KEY_NOT_FOUND,
+        other => {
+            tracing::error!(key = name, error = %other, "failed to {op} key");
+            generic
+        }
+    }
+}
+
+fn key_name<'a>(req: &Call<'a>) -> Result<&'a str> {
+    req.name(ApiError::invalid_key_name)
+}
+
+fn caller(req: &Call<'_>) -> String {
+    req.identity.map(|i| i.to_string()).unwrap_or_default()
+}
+
+pub(super) async fn create_key(req: &Call<'_>) -> Result<Answer> {
+    let name = key_name(req)?;
+    let key = KeyVersion::generate(req.state.default_algorithm, caller(req));
+    req.state
+        .cache
+        .create(name, &key)
+        .await
+        .map_err(|e| store_error(e, ApiError::CREATE_FAILED, "create", name))?;
+    Ok(Answer {
+        response: wire::empty_ok(),
+        audit: Some(format!("secret key '{name}' created")),
+    })
+}
+
+pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
+    let name = key_name(req)?;
+    let body = req.body.ok_or(ApiError::INVALID_IMPORT_BODY)?;
+    let json = GoJson::parse(body).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
+    let bytes = zeroize::Zeroizing::new(
+        json.bytes("key")
+            .map_err(|_| ApiError::INVALID_IMPORT_BODY)?,
+    );
+    let cipher = json
+        .string("cipher")
+        .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
+    let algorithm =
+        KeyAlgorithm::parse(&cipher).ok_or_else(|| ApiError::unsupported_algorithm(&cipher))?;
+    let raw: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| ApiError::invalid_key_size(&cipher))?;
+    let key = KeyVersion {
+        key: SecretKey::new(algorithm, raw),
+        hmac_key: Some(HmacKey::generate()),
+        created_at: OffsetDateTime::now_utc(),
+        created_by: caller(req),
+    };
+    req.state
+        .cache
+        .create(name, &key)
+        .await
+        .map_err(|e| store_error(e, ApiError::CREATE_FAILED, "import", name))?;
+    Ok(Answer {
+        response: wire::empty_ok(),
+        audit: Some(format!("secret key '{name}' created")),
+    })
+}
+
+pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyVersion>> {
+    req.state
+        .cache
+        .get(name)
+        .await
+        .map_err(|e| store_error(e, ApiError::READ_FAILED, "read", name))
+}
+
+pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = key_name(req)?;
+    let key = get_key(req, name).await?;
+    #[derive(Serialize)]
+    struct KeyInfo<'a> {
+        name: &'a str,
+        algorithm: &'a str,
+        created_at: String,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        created_by: &'a str,
+    }
+    Ok(wire::json(&KeyInfo {
+        name,
+        algorithm: key.key.algorithm().as_str(),
+        created_at: format_rfc3339_nano(key.created_at),
+        created_by: &key.created_by,
+    }))
+}
+
+pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
+    let prefix = list_prefix(req.resource)?;
+    let names = req.state.cache.list(prefix).await.map_err(|e| {
+        tracing::error!(prefix, error = %e, "failed to list keys");
+        ApiError::LIST_FAILED
+    })?;
+    let (names, continue_at) = page(names, &paging(req.query));
+    let size: usize = names.iter().map(|n| n.len() + 3).sum();
+    if size > wire::STREAM_LISTING_ABOVE {
+        return Ok(wire::names_stream(names, continue_at));
+    }
+    Ok(wire::json(&Names {
+        names,
+        continue_at: (!continue_at.is_empty()).then_some(continue_at),
+    }))
+}
+
+pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {
+    let name = key_name(req)?;
+    req.state
+        .cache
+        .delete(name)
+        .await
+        .map_err(|e| store_error(e, ApiError::DELETE_FAILED, "delete", name))?;
+    Ok(Answer {
+        response: wire::empty_ok(),
+        audit: Some(format!("secret key '{name}' deleted")),
+    })
+}
+
+pub(super) fn body_json(req: &Call<'_>) -> Result<GoJson> {
+    let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
+    GoJson::parse(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)
+}
+
+pub(super) async fn generate(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = key_name(req)?;
+    // The body is optional: MinIO's first call sends a context, `kes key
+    // dek` without one may send nothing.
+    let context = match req.body {
+        Some([]) => Vec::new(),
+        _ => body_json(req)?
+            .bytes("context")
+            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
+    };
+    let key = get_key(req, name).await?;
+    let (plaintext, ciphertext) = key.generate_dek(&context);
+    let plaintext = zeroize::Zeroizing::new(b64(plaintext.as_slice()));
+    let ciphertext = b64(&ciphertext);
+    Ok(wire::secret_json(
+        &DataKey {
+            plaintext: &plaintext,
+            ciphertext: &ciphertext,
+        },
+        plaintext.len() + ciphertext.len() + 32,
+    ))
+}
+
+pub(super) async fn encrypt(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = key_name(req)?;
+    let json = body_json(req)?;
+    let plaintext = zeroize::Zeroizing::new(
+        json.bytes("plaintext")
+            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
+    );
+    let context = json
+        .bytes("context")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let key = get_key(req, name).await?;
+    let ciphertext = key.key.encrypt(&plaintext, &context);
+    Ok(wire::json(&Ciphertext {
+        ciphertext: &b64(&ciphertext),
+    }))
+}
+
+pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = key_name(req)?;
+    let json = body_json(req)?;
+    let ciphertext = json
+        .bytes("ciphertext")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let context = json
+        .bytes("context")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let key = get_key(req, name).await?;
+    let plaintext = key
+        .key
+        .decrypt(&ciphertext, &context)
+        .map_err(|_| ApiError::DECRYPT)?;
+    let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
+    Ok(wire::secret_json(
+        &Plaintext {
+            plaintext: &plaintext,
+        },
+        plaintext.len() + 16,
+    ))
+}
+
+pub(super) async fn hmac(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = key_name(req)?;
+    let json = body_json(req)?;
+    let message = zeroize::Zeroizing::new(
+        json.bytes("message")
+            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
+    );
+    let key = get_key(req, name).await?;
+    let mac = key.hmac(&message).ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
+    Ok(wire::json(&Mac { hmac: &b64(&mac) }))
+}
+
+// The responses of the hot endpoints, in the Go KES's field order; typed
+// so that no JSON map is built per request.
+#[derive(Serialize)]
+struct DataKey<'a> {
+    plaintext: &'a str,
+    ciphertext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Ciphertext<'a> {
+    ciphertext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Plaintext<'a> {
+    plaintext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Mac<'a> {
+    hmac: &'a str,
+}
+
+/// The legacy `POST /v1/key/bulk/decrypt/<name>` that the Go KES removed
+/// and old MinIO versions still call: a list of decrypt bodies, at most
+/// 1000, answered with a list of plaintexts.
+pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
+    const MAX: usize = 1000;
+    let name = key_name(req)?;
+    let body = req.body.ok_or(ApiError::INVALID_REQUEST_BODY)?;
+    // Each entry is decoded like a single decrypt's body (Go's rules for
+    // duplicate and case-folded field names), so both routes read the same
+    // ciphertext and context from the same bytes.
+    let items = GoJson::parse_list(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    if items.len() > MAX {
+        return Err(ApiError::TOO_MANY_CIPHERTEXTS);
+    }
+    let key = get_key(req, name).await?;
+    let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
+    for j in items {
+        let ct = j
+            .bytes("ciphertext")
+            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+        let ctx = j
+            .bytes("context")
+            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+        let pt = key.key.decrypt(&ct, &ctx).map_err(|_| ApiError::DECRYPT)?;
+        out.push(zeroize::Zeroizing::new(b64(&pt)));
+    }
+    let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
+    let capacity = out.iter().map(|p| p.len() + 16).sum::<usize>() + 2;
+    Ok(wire::secret_json(&doc, capacity))
+}

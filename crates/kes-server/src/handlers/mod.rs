@@ -1,0 +1,218 @@
+//! One function per API endpoint, grouped by what they serve: keys,
+//! policies, identities, the server itself, its logs. Handlers see a
+//! [`Call`] with an authorised caller and a size-limited body; they return
+//! a response or an [`ApiError`], which [`crate::wire::error`] turns into
+//! bytes. Key-store failures are mapped to API errors here and only here,
+//! with their detail going to the error log.
+
+mod identity;
+mod key;
+mod log;
+mod policy;
+mod system;
+
+use crate::routes::{Endpoint, Route};
+use crate::state::{Shared, State};
+use crate::wire::Body;
+use hyper::Response;
+use kes_core::name::{valid_name, valid_pattern};
+use kes_core::timefmt::format_rfc3339_nano;
+use kes_core::{ApiError, Identity};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub use system::VERSION;
+
+/// One API call as a handler sees it: the server, the configuration the
+/// call started under, the route, the authorised caller and the body.
+pub struct Call<'a> {
+    pub shared: &'a Shared,
+    pub state: &'a State,
+    pub route: &'a Route,
+    /// The path remainder after a prefix route (key, policy or identity).
+    pub resource: &'a str,
+    /// The caller; `None` only on routes that skip authentication.
+    pub identity: Option<&'a Identity>,
+    /// The request body (in a buffer wiped when dropped); `None` when it
+    /// exceeded the route's limit or could not be read (answered like
+    /// invalid JSON).
+    pub body: Option<&'a [u8]>,
+    /// The raw query string.
+    pub query: &'a str,
+}
+
+/// A handler's answer plus what the audit log should say about it.
+pub struct Answer {
+    pub response: Response<Body>,
+    pub audit: Option<String>,
+}
+
+impl From<Response<Body>> for Answer {
+    fn from(response: Response<Body>) -> Self {
+        Answer {
+            response,
+            audit: None,
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl<'a> Call<'a> {
+    /// The resource as a key, policy or identity name, or the error
+    /// `invalid` makes of it when it is not a valid name.
+    fn name(&self, invalid: fn(&str) -> ApiError) -> Result<&'a str> {
+        if valid_name(self.resource) {
+            Ok(self.resource)
+        } else {
+            Err(invalid(self.resource))
+        }
+    }
+}
+
+/// Runs the handler of `req.route`.
+pub async fn dispatch(req: Call<'_>) -> Result<Answer> {
+    use Endpoint::*;
+    match req.route.endpoint {
+        Version => Ok(system::version().into()),
+        Ready => system::ready(&req).await.map(Into::into),
+        Status => system::status(&req).await.map(Into::into),
+        Metrics => Ok(system::metrics(&req).into()),
+        Api => Ok(system::api(&req).into()),
+        KeyCreate => key::create_key(&req).await,
+        KeyImport => key::import_key(&req).await,
+        KeyDescribe => key::describe_key(&req).await.map(Into::into),
+        KeyList => key::list_keys(&req).await.map(Into::into),
+        KeyDelete => key::delete_key(&req).await,
+        KeyGenerate => key::generate(&req).await.map(Into::into),
+        KeyEncrypt => key::encrypt(&req).await.map(Into::into),
+        KeyDecrypt => key::decrypt(&req).await.map(Into::into),
+        KeyHmac => key::hmac(&req).await.map(Into::into),
+        KeyBulkDecrypt => key::bulk_decrypt(&req).await.map(Into::into),
+        PolicyDescribe => policy::describe_policy(&req).map(Into::into),
+        PolicyRead => policy::read_policy(&req).map(Into::into),
+        PolicyList => policy::list_policies(&req).map(Into::into),
+        IdentityDescribe => identity::describe_identity(&req).map(Into::into),
+        IdentitySelfDescribe => identity::self_describe(&req).map(Into::into),
+        IdentityList => identity::list_identities(&req).map(Into::into),
+        LogError => Ok(log::stream(req.shared.logs.subscribe_errors()?).into()),
+        LogAudit => Ok(log::stream(req.shared.logs.subscribe_audit()?).into()),
+    }
+}
+
+/// Query parameters of list endpoints. Without `limit`, every match is
+/// returned in one response (the Go KES's 1024-name pages lose keys with
+/// the Go SDK, which resends `continue_at` as the prefix).
+pub struct Paging<'a> {
+    continue_at: Option<&'a str>,
+    limit: Option<usize>,
+}
+
+pub fn paging(query: &str) -> Paging<'_> {
+    let mut p = Paging {
+        continue_at: None,
+        limit: None,
+    };
+    for kv in query.split('&') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "continue" | "continue_at" if !v.is_empty() => p.continue_at = Some(v),
+            "limit" => p.limit = v.parse().ok().filter(|n| *n > 0),
+            _ => {}
+        }
+    }
+    p
+}
+
+/// Applies paging to sorted names: names from `continue_at` on, at most
+/// `limit`; returns the page and the first name not returned.
+pub fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
+    let start = match paging.continue_at {
+        Some(c) => names.partition_point(|n| n.as_str() < c),
+        None => 0,
+    };
+    let mut names = names;
+    let rest = names.split_off(start);
+    match paging.limit {
+        Some(limit) if rest.len() > limit => {
+            let next = rest[limit].clone();
+            let mut page = rest;
+            page.truncate(limit);
+            (page, next)
+        }
+        _ => (rest, String::new()),
+    }
+}
+
+pub fn list_prefix(pattern: &str) -> Result<&str> {
+    if !valid_pattern(pattern) {
+        return Err(ApiError::invalid_pattern(pattern));
+    }
+    // The Go KES strips the trailing `*` for policies and identities but
+    // not for keys; we strip it everywhere.
+    Ok(pattern.strip_suffix('*').unwrap_or(pattern))
+}
+
+/// The `created_at` of policies and identities: when the configuration
+/// was loaded.
+fn created_at(req: &Call<'_>) -> String {
+    format_rfc3339_nano(req.state.loaded)
+}
+
+/// A policy's allow or deny patterns as the Go KES writes a set: each
+/// pattern a key (sorted, as Go sorts map keys) with `{}` as its value.
+type PatternSet<'a> = BTreeMap<&'a str, Empty>;
+
+/// `{}`
+#[derive(Serialize)]
+struct Empty {}
+
+/// The set of `patterns`; `None` when there are none (the field is then
+/// left out).
+fn pattern_set(patterns: &[String]) -> Option<PatternSet<'_>> {
+    (!patterns.is_empty()).then(|| patterns.iter().map(|p| (p.as_str(), Empty {})).collect())
+}
+
+/// A listing of key or policy names.
+#[derive(Serialize)]
+struct Names {
+    names: Vec<String>,
+    /// The first name not listed; `None` leaves the field out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continue_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn paging_returns_everything_without_limit() {
+        let all = names(&["a", "b", "c"]);
+        assert_eq!(page(all.clone(), &paging("")), (all.clone(), String::new()));
+        assert_eq!(
+            page(all.clone(), &paging("limit=2")),
+            (names(&["a", "b"]), "c".to_string())
+        );
+        assert_eq!(
+            page(all.clone(), &paging("continue=c&limit=2")),
+            (names(&["c"]), String::new())
+        );
+        assert_eq!(
+            page(all, &paging("continue=bb")),
+            (names(&["c"]), String::new())
+        );
+    }
+
+    #[test]
+    fn list_prefix_strips_star() {
+        assert_eq!(list_prefix("golden-i*").unwrap(), "golden-i");
+        assert_eq!(list_prefix("*").unwrap(), "");
+        assert_eq!(list_prefix("").unwrap(), "");
+        assert!(list_prefix("a.b").is_err());
+    }
+}

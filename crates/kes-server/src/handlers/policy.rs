@@ -1,0 +1,71 @@
+//! The policy endpoints: describe, read, list.
+
+use super::{created_at, list_prefix, page, paging, pattern_set, Call, Names, PatternSet, Result};
+use crate::wire::{self, Body};
+use hyper::Response;
+use kes_core::ApiError;
+use serde::Serialize;
+
+fn policy_name<'a>(req: &Call<'a>) -> Result<&'a str> {
+    req.name(ApiError::invalid_policy_name)
+}
+
+pub(super) fn describe_policy(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = policy_name(req)?;
+    if !req.state.policies.contains_key(name) {
+        return Err(ApiError::POLICY_NOT_FOUND);
+    }
+    #[derive(Serialize)]
+    struct PolicyInfo<'a> {
+        name: &'a str,
+        created_at: String,
+        created_by: &'a str,
+    }
+    Ok(wire::json(&PolicyInfo {
+        name,
+        created_at: created_at(req),
+        created_by: req.state.admin.as_str(),
+    }))
+}
+
+pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
+    let name = policy_name(req)?;
+    let policy = req
+        .state
+        .policies
+        .get(name)
+        .ok_or(ApiError::POLICY_NOT_FOUND)?;
+    #[derive(Serialize)]
+    struct PolicyDocument<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        allow: Option<PatternSet<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deny: Option<PatternSet<'a>>,
+        created_at: String,
+        created_by: &'a str,
+    }
+    Ok(wire::json(&PolicyDocument {
+        name,
+        allow: pattern_set(&policy.allow),
+        deny: pattern_set(&policy.deny),
+        created_at: created_at(req),
+        created_by: req.state.admin.as_str(),
+    }))
+}
+
+pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
+    let prefix = list_prefix(req.resource)?;
+    let names: Vec<String> = req
+        .state
+        .policies
+        .keys()
+        .filter(|n| n.starts_with(prefix))
+        .cloned()
+        .collect();
+    let (names, continue_at) = page(names, &paging(req.query));
+    Ok(wire::json(&Names {
+        names,
+        continue_at: Some(continue_at),
+    }))
+}

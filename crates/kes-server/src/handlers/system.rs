@@ -1,0 +1,125 @@
+//! The endpoints about the server itself: version, readiness, status,
+//! metrics and the route list.
+
+use super::{Call, Result};
+use crate::wire::{self, Body};
+use hyper::Response;
+use kes_core::ApiError;
+use serde::Serialize;
+
+/// The release string `/version` reports.
+pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
+
+pub(super) fn version() -> Response<Body> {
+    #[derive(Serialize)]
+    struct Version {
+        version: &'static str,
+        commit: &'static str,
+    }
+    wire::json(&Version {
+        version: VERSION,
+        commit: option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
+    })
+}
+
+pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
+    match req.state.cache.status().await {
+        Ok(_) => Ok(wire::empty_ok()),
+        Err(kes_keystore::Error::Unreachable(detail)) => {
+            tracing::warn!(error = %detail, "key store is not reachable");
+            Err(ApiError::STORE_UNREACHABLE)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "key store is unavailable");
+            Err(ApiError::STORE_UNAVAILABLE)
+        }
+    }
+}
+
+pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
+    /// The Go KES's status document, in its field order.
+    #[derive(Serialize)]
+    struct Status {
+        version: &'static str,
+        os: &'static str,
+        arch: &'static str,
+        uptime: u64,
+        num_cpu: u64,
+        num_cpu_used: u64,
+        mem_heap_used: u64,
+        mem_stack_used: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keystore_latency: Option<u64>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        keystore_unavailable: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        keystore_unreachable: bool,
+    }
+    let sys = crate::sysinfo::read();
+    let mut doc = Status {
+        version: VERSION,
+        os: crate::sysinfo::go_os(),
+        arch: crate::sysinfo::go_arch(),
+        uptime: req.shared.metrics.uptime().as_secs(),
+        num_cpu: sys.num_cpu,
+        num_cpu_used: sys.num_cpu_used,
+        mem_heap_used: sys.heap_used,
+        mem_stack_used: sys.stack_used,
+        keystore_latency: None,
+        keystore_unavailable: false,
+        keystore_unreachable: false,
+    };
+    match req.state.cache.status().await {
+        Ok(latency) => doc.keystore_latency = Some(latency.as_millis().max(1) as u64),
+        Err(err) => {
+            tracing::warn!(error = %err, "key store is not reachable");
+            // The Go SDK refuses `keystore_unreachable` without
+            // `keystore_unavailable`, so we send both.
+            doc.keystore_unavailable = true;
+            doc.keystore_unreachable = true;
+        }
+    }
+    Ok(wire::json(&doc))
+}
+
+pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
+    let extended = req
+        .query
+        .split('&')
+        .any(|kv| kv == "extended" || kv == "extended=true" || kv == "extended=1");
+    let figures = extended.then(|| {
+        let s = req.state.cache.stats();
+        crate::metrics::CacheFigures {
+            hits: s.hits,
+            misses: s.misses,
+            store_reads: s.store_reads,
+            store_errors: s.store_errors,
+            keys: s.cached_keys,
+        }
+    });
+    wire::metrics_text(req.shared.metrics.render(figures))
+}
+
+pub(super) fn api(req: &Call<'_>) -> Response<Body> {
+    #[derive(Serialize)]
+    struct ApiRoute<'a> {
+        method: &'a str,
+        path: &'a str,
+        max_body: u64,
+        timeout: u64,
+    }
+    let routes: Vec<ApiRoute<'_>> = req
+        .state
+        .routes
+        .routes()
+        .iter()
+        .filter(|r| r.listed)
+        .map(|r| ApiRoute {
+            method: r.method.as_str(),
+            path: r.path,
+            max_body: r.max_body,
+            timeout: r.timeout.as_secs(),
+        })
+        .collect();
+    wire::json(&routes)
+}
