@@ -5,6 +5,7 @@ use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use zeroize::{Zeroize as _, Zeroizing};
 
+use super::KeyAlgorithm;
 use crate::ciphertext::{IV_LEN, NONCE_LEN, TAG_LEN};
 
 /// Decryption failed: wrong key, wrong context, tampered or malformed
@@ -34,13 +35,33 @@ pub fn hchacha20(key: &[u8; 32], input: &[u8; IV_LEN]) -> Zeroizing<[u8; 32]> {
     out
 }
 
-fn aead(algorithm: &'static aws_lc_rs::aead::Algorithm, key: &[u8; 32]) -> LessSafeKey {
+/// The per-message key of `algorithm`: HMAC-SHA256 (AES256) or HChaCha20
+/// (ChaCha20) of the master key and the ciphertext's iv.
+pub fn derive_key(
+    algorithm: KeyAlgorithm,
+    master: &[u8; 32],
+    iv: &[u8; IV_LEN],
+) -> Zeroizing<[u8; 32]> {
+    match algorithm {
+        KeyAlgorithm::Aes256 => hmac_sha256(master, iv),
+        KeyAlgorithm::ChaCha20 => hchacha20(master, iv),
+    }
+}
+
+/// The AEAD of `algorithm` keyed with a per-message key.
+fn aead(algorithm: KeyAlgorithm, key: &[u8; 32]) -> LessSafeKey {
+    let algorithm = match algorithm {
+        KeyAlgorithm::Aes256 => &AES_256_GCM,
+        KeyAlgorithm::ChaCha20 => &CHACHA20_POLY1305,
+    };
     // Both algorithms take 32-byte keys, the only way this could fail.
     LessSafeKey::new(UnboundKey::new(algorithm, key).expect("AEAD key of 32 bytes"))
 }
 
-fn seal(
-    algorithm: &'static aws_lc_rs::aead::Algorithm,
+/// Encrypts `buffer` in place with AES-256-GCM (AES256) or
+/// ChaCha20-Poly1305 (ChaCha20) and returns the tag.
+pub fn seal(
+    algorithm: KeyAlgorithm,
     key: &[u8; 32],
     nonce: &[u8; NONCE_LEN],
     associated_data: &[u8],
@@ -56,8 +77,10 @@ fn seal(
     tag.as_ref().try_into().expect("AEAD tags are 16 bytes")
 }
 
-fn open(
-    algorithm: &'static aws_lc_rs::aead::Algorithm,
+/// Decrypts `buffer` in place with the AEAD of `algorithm` if `tag` is
+/// authentic.
+pub fn open(
+    algorithm: KeyAlgorithm,
     key: &[u8; 32],
     nonce: &[u8; NONCE_LEN],
     associated_data: &[u8],
@@ -73,46 +96,4 @@ fn open(
         )
         .map(|_| ())
         .map_err(|_| DecryptError)
-}
-
-/// Encrypts `buffer` in place with AES-256-GCM and returns the tag.
-pub fn aes256gcm_seal(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LEN],
-    associated_data: &[u8],
-    buffer: &mut [u8],
-) -> [u8; TAG_LEN] {
-    seal(&AES_256_GCM, key, nonce, associated_data, buffer)
-}
-
-/// Decrypts `buffer` in place with AES-256-GCM if `tag` is authentic.
-pub fn aes256gcm_open(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LEN],
-    associated_data: &[u8],
-    buffer: &mut [u8],
-    tag: &[u8; TAG_LEN],
-) -> Result<(), DecryptError> {
-    open(&AES_256_GCM, key, nonce, associated_data, buffer, tag)
-}
-
-/// Encrypts `buffer` in place with ChaCha20-Poly1305 and returns the tag.
-pub fn chacha20poly1305_seal(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LEN],
-    associated_data: &[u8],
-    buffer: &mut [u8],
-) -> [u8; TAG_LEN] {
-    seal(&CHACHA20_POLY1305, key, nonce, associated_data, buffer)
-}
-
-/// Decrypts `buffer` in place with ChaCha20-Poly1305 if `tag` is authentic.
-pub fn chacha20poly1305_open(
-    key: &[u8; 32],
-    nonce: &[u8; NONCE_LEN],
-    associated_data: &[u8],
-    buffer: &mut [u8],
-    tag: &[u8; TAG_LEN],
-) -> Result<(), DecryptError> {
-    open(&CHACHA20_POLY1305, key, nonce, associated_data, buffer, tag)
 }

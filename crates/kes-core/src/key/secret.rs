@@ -104,16 +104,8 @@ impl SecretKey {
         associated_data: &[u8],
         buffer: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        match self.algorithm {
-            KeyAlgorithm::Aes256 => {
-                let key = primitive::hmac_sha256(&*self.bytes, iv);
-                primitive::aes256gcm_seal(&key, nonce, associated_data, buffer)
-            }
-            KeyAlgorithm::ChaCha20 => {
-                let key = primitive::hchacha20(&self.bytes, iv);
-                primitive::chacha20poly1305_seal(&key, nonce, associated_data, buffer)
-            }
-        }
+        let key = primitive::derive_key(self.algorithm, &self.bytes, iv);
+        primitive::seal(self.algorithm, &key, nonce, associated_data, buffer)
     }
 
     fn open_in_place(
@@ -124,16 +116,8 @@ impl SecretKey {
         buffer: &mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<(), DecryptError> {
-        match self.algorithm {
-            KeyAlgorithm::Aes256 => {
-                let key = primitive::hmac_sha256(&*self.bytes, iv);
-                primitive::aes256gcm_open(&key, nonce, associated_data, buffer, tag)
-            }
-            KeyAlgorithm::ChaCha20 => {
-                let key = primitive::hchacha20(&self.bytes, iv);
-                primitive::chacha20poly1305_open(&key, nonce, associated_data, buffer, tag)
-            }
-        }
+        let key = primitive::derive_key(self.algorithm, &self.bytes, iv);
+        primitive::open(self.algorithm, &key, nonce, associated_data, buffer, tag)
     }
 }
 
