@@ -19,8 +19,8 @@ pub(super) type Http =
 /// Responses larger than this are refused; no KES response comes close.
 const MAX_RESPONSE: usize = 64 << 20;
 
-/// Extra attempts after the first round over all endpoints (spec §7: each
-/// request is retried twice).
+/// Extra rounds over all endpoints after the first, as the Go SDK makes:
+/// a request is retried twice.
 const RETRIES: usize = 2;
 
 impl Client {
@@ -43,20 +43,10 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<(Option<String>, Bytes), Error> {
-        let inner = &self.inner;
-        let timeout = inner.timeout;
         self.with_failover(|endpoint| {
             let method = method.clone();
             let body = body.clone();
-            async move {
-                let resp = tokio::time::timeout(timeout, async {
-                    let resp = inner.send(&endpoint, &method, path, body).await?;
-                    read_response(resp).await
-                })
-                .await
-                .map_err(|_| Attempt::Network(format!("{endpoint}: request timed out")))??;
-                Ok(resp)
-            }
+            async move { self.inner.exchange(&endpoint, &method, path, body).await }
         })
         .await
     }
@@ -69,17 +59,11 @@ impl Client {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Bytes, Error> {
-        let inner = &self.inner;
-        let result = tokio::time::timeout(inner.timeout, async {
-            let resp = inner.send(endpoint, method, path, body).await?;
-            read_response(resp).await
-        })
-        .await;
-        match result {
-            Err(_) => Err(Error::Connection(format!("{endpoint}: request timed out"))),
-            Ok(Err(a)) => Err(a.into_error()),
-            Ok(Ok((_, body))) => Ok(body),
-        }
+        self.inner
+            .exchange(endpoint, method, path, body)
+            .await
+            .map(|(_, body)| body)
+            .map_err(Attempt::into_error)
     }
 
     /// Opens a streaming response; fails over only while connecting.
@@ -175,6 +159,23 @@ impl From<Error> for Attempt {
 }
 
 impl Inner {
+    /// Sends a request to one endpoint and reads the whole response, both
+    /// within the request timeout.
+    async fn exchange(
+        &self,
+        endpoint: &str,
+        method: &Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(Option<String>, Bytes), Attempt> {
+        tokio::time::timeout(self.timeout, async {
+            let resp = self.send(endpoint, method, path, body).await?;
+            read_response(resp).await
+        })
+        .await
+        .map_err(|_| Attempt::Network(format!("{endpoint}: request timed out")))?
+    }
+
     async fn send(
         &self,
         endpoint: &str,
