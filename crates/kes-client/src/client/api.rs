@@ -5,6 +5,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::Method;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::de::DeserializeOwned;
 use zeroize::Zeroizing;
 
@@ -129,18 +130,7 @@ impl Client {
         struct Wire {
             ciphertext: String,
         }
-        let mut fields = serde_json::Map::new();
-        fields.insert(
-            "plaintext".into(),
-            serde_json::Value::String(B64.encode(plaintext)),
-        );
-        if !context.is_empty() {
-            fields.insert(
-                "context".into(),
-                serde_json::Value::String(B64.encode(context)),
-            );
-        }
-        let value = serde_json::Value::Object(fields);
+        let value = with_context("plaintext", plaintext, context);
         let body = json_body(&value)?;
         // The request body held the plaintext in base64; wipe our copy.
         if let serde_json::Value::Object(mut m) = value {
@@ -165,18 +155,7 @@ impl Client {
         struct Wire {
             plaintext: String,
         }
-        let mut fields = serde_json::Map::new();
-        fields.insert(
-            "ciphertext".into(),
-            serde_json::Value::String(B64.encode(ciphertext)),
-        );
-        if !context.is_empty() {
-            fields.insert(
-                "context".into(),
-                serde_json::Value::String(B64.encode(context)),
-            );
-        }
-        let body = json_body(&serde_json::Value::Object(fields))?;
+        let body = json_body(&with_context("ciphertext", ciphertext, context))?;
         let path = format!("/v1/key/decrypt/{}", encode(name));
         let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, Some(body)).await?));
         let wire: Wire = decode(&resp)?;
@@ -340,22 +319,37 @@ fn parse_ndjson_names(body: &[u8], field: &str) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
+/// `{"<field>": base64(value), "context": base64(context)}`, the context
+/// left out when empty (as the Go SDK sends it).
+fn with_context(field: &str, value: &[u8], context: &[u8]) -> serde_json::Value {
+    let mut fields = serde_json::Map::new();
+    fields.insert(field.into(), serde_json::Value::String(B64.encode(value)));
+    if !context.is_empty() {
+        fields.insert(
+            "context".into(),
+            serde_json::Value::String(B64.encode(context)),
+        );
+    }
+    serde_json::Value::Object(fields)
+}
+
+/// Bytes a path segment or query value keeps as they are: RFC 3986's
+/// unreserved characters, plus `*` so that list patterns stay readable.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'*');
+
 /// Percent-encodes a path segment or query value so that a name can never
 /// change the path (`/`, `..`, `?`).
 pub(crate) fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'*') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
     // A bare "." or ".." would be collapsed by path cleaning.
-    if out == "." || out == ".." {
-        return out.replace('.', "%2E");
+    if s == "." || s == ".." {
+        return s.replace('.', "%2E");
     }
-    out
+    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
