@@ -22,7 +22,7 @@ const TOO_LONG: &str = "plaintext exceeds the AEAD's length limit";
 /// Returned zeroizing because it is a key in the first use.
 pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut mac =
-        <Hmac<hmac_sha2::Sha256>>::new_from_slice(key).expect("HMAC accepts keys of any length");
+        <Hmac<sha2::Sha256>>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(message);
     Zeroizing::new(mac.finalize().into_bytes().into())
 }
