@@ -100,9 +100,7 @@ impl ApiKey {
     /// A fresh random API key.
     pub fn generate() -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
-        // Without a working system RNG no key can be made safely; there is
-        // nothing sensible to fall back to.
-        aws_lc_rs::rand::fill(seed.as_mut()).expect("system random number generator failed");
+        crate::random::fill(seed.as_mut());
         Self { seed }
     }
 

@@ -6,7 +6,6 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -323,9 +322,9 @@ fn describe_hyper_error(e: &hyper_util::client::legacy::Error) -> String {
 /// A random pause of 200–1000 ms between retry rounds, so that clients do
 /// not retry in lockstep.
 fn jitter() -> Duration {
-    let r = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
+    let mut bytes = [0u8; 8];
+    kes_core::random::fill(&mut bytes);
+    let r = u64::from_le_bytes(bytes);
     Duration::from_millis(200 + r % 801)
 }
 

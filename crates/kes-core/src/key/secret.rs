@@ -3,7 +3,6 @@
 
 use std::fmt;
 
-use rand::Rng as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use time::OffsetDateTime;
@@ -12,14 +11,7 @@ use zeroize::Zeroizing;
 use super::primitive;
 use super::{DecryptError, KeyAlgorithm};
 use crate::ciphertext::{Ciphertext, IV_LEN, NONCE_LEN, OVERHEAD, TAG_LEN};
-
-/// Fills `buf` from a CSPRNG: rand's thread-local ChaCha12 generator, seeded
-/// from the OS and reseeded from it every 64 KiB of output. A system call per
-/// ciphertext cost ~40% of an encryption (docs/performance.md). Randomness is
-/// not optional for a KES, so if the OS cannot seed it the call panics.
-pub(crate) fn fill_random(buf: &mut [u8]) {
-    rand::rng().fill_bytes(buf);
-}
+use crate::random::fill as fill_random;
 
 /// A 256-bit master key with its algorithm. Zeroized on drop.
 pub struct SecretKey {
