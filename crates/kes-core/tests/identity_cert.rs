@@ -1,4 +1,5 @@
-//! Identities of certificates and leaf selection (spec §3.1).
+//! Identities of certificates (SHA-256 of the SubjectPublicKeyInfo) and
+//! leaf selection.
 
 use kes_core::apikey::ApiKey;
 use kes_core::certgen::{self, CertificateOptions};

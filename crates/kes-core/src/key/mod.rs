@@ -1,8 +1,8 @@
 //! Secret keys, HMAC keys and key versions with their key-store encoding.
 //!
 //! Every ciphertext is encrypted under a fresh per-message key derived from
-//! the master key and a random 16-byte iv (spec §8.4), so the AEADs never see
-//! the master key and never reuse a (key, nonce) pair in practice.
+//! the master key and a random 16-byte iv, as the Go KES does, so the AEADs
+//! never see the master key and never reuse a (key, nonce) pair in practice.
 //!
 //! - `algorithm`: [`KeyAlgorithm`], its names and the default for this CPU.
 //! - `secret`: [`SecretKey`], [`HmacKey`] and [`KeyVersion`].

@@ -85,7 +85,8 @@ fn key_bytes(bytes: &[u8], what: &'static str) -> Result<[u8; 32], KeyError> {
     bytes.try_into().map_err(|_| KeyError::Invalid(what))
 }
 
-/// The protobuf schema of package `miniohq.kms` (spec §8.2), written out by
+/// The protobuf schema of package `miniohq.kms` (the Go KES's key-store
+/// encoding, so that both servers read each other's keys), written out by
 /// hand so the build needs no protoc.
 mod proto {
     use super::*;
@@ -182,7 +183,8 @@ mod proto {
     }
 }
 
-/// The JSON form KES wrote before the protobuf encoding (spec §8.2).
+/// The JSON form KES wrote before the protobuf encoding; still read, never
+/// written.
 mod legacy {
     use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
     use serde::Deserialize;
@@ -259,7 +261,7 @@ mod legacy {
         let legacy: LegacyKey = serde_json::from_slice(value)
             .map_err(|_| KeyError::Invalid("malformed legacy JSON key"))?;
         let algorithm = if legacy.algorithm.is_empty() {
-            // Spec §16.9: keys without an algorithm are AES256.
+            // A missing or empty algorithm reads as AES256, as in the Go KES.
             KeyAlgorithm::Aes256
         } else {
             KeyAlgorithm::parse(&legacy.algorithm).ok_or(KeyError::Invalid("unknown algorithm"))?
