@@ -1,5 +1,6 @@
 //! Where the `kes` command (and other tools) find the server and the
-//! credentials: flags first, then the environment variables of spec §13.
+//! credentials: flags first, then the environment variables the Go `kes`
+//! CLI reads (`MINIO_KES_SERVER`, `KES_SERVER`, `KES_API_KEY`, ...).
 //!
 //! Environment lookups are passed in as a function so that callers decide
 //! where values come from (the process environment, a test table).

@@ -1,4 +1,4 @@
-//! The JSON bodies of the KES API (spec §5.4), as the client sees them.
+//! The JSON bodies of the KES API endpoints, as the client sees them.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -83,7 +83,13 @@ fn backends(c: &mut Criterion) {
     group.bench_function("aes256gcm/aws-lc-rs", |b| {
         b.iter(|| {
             let mut buf = dek;
-            let tag = primitive::aes256gcm_seal(black_box(&master), &nonce, CONTEXT, &mut buf);
+            let tag = primitive::seal(
+                KeyAlgorithm::Aes256,
+                black_box(&master),
+                &nonce,
+                CONTEXT,
+                &mut buf,
+            );
             (buf, tag)
         })
     });
@@ -99,8 +105,13 @@ fn backends(c: &mut Criterion) {
     group.bench_function("chacha20poly1305/aws-lc-rs", |b| {
         b.iter(|| {
             let mut buf = dek;
-            let tag =
-                primitive::chacha20poly1305_seal(black_box(&master), &nonce, CONTEXT, &mut buf);
+            let tag = primitive::seal(
+                KeyAlgorithm::ChaCha20,
+                black_box(&master),
+                &nonce,
+                CONTEXT,
+                &mut buf,
+            );
             (buf, tag)
         })
     });

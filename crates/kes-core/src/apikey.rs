@@ -1,5 +1,5 @@
 //! `kes:v1:` API keys: an Ed25519 seed whose public key is the identity
-//! (spec §3.3).
+//! (the Go KES's `kes:v1:` format: base64 of a type byte and the seed).
 
 use crate::certgen;
 use crate::identity::Identity;
@@ -100,9 +100,7 @@ impl ApiKey {
     /// A fresh random API key.
     pub fn generate() -> Self {
         let mut seed = Zeroizing::new([0u8; 32]);
-        // Without a working system RNG no key can be made safely; there is
-        // nothing sensible to fall back to.
-        aws_lc_rs::rand::fill(seed.as_mut()).expect("system random number generator failed");
+        crate::random::fill(seed.as_mut());
         Self { seed }
     }
 
@@ -194,7 +192,7 @@ impl ApiKey {
     }
 
     /// The self-signed client certificate a KES client presents for this key
-    /// (spec §3.3: CN = identity, 90 days, clientAuth).
+    /// (as the Go SDK makes it: CN = identity, valid 90 days, clientAuth).
     pub fn client_certificate(&self) -> Result<ClientCertificate, crate::certgen::CertError> {
         let options = certgen::CertificateOptions {
             subject: None,

@@ -143,8 +143,7 @@ pub fn dev_server_certificate(ip_addresses: &[IpAddr]) -> Result<ServerCertifica
 /// CN only, valid from now, basic constraints present and not a CA.
 fn base_params(common_name: &str, validity: Duration) -> Result<CertificateParams, CertError> {
     let mut serial = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut serial)
-        .map_err(|_| CertError::Generate("system random number generator failed".into()))?;
+    crate::random::fill(&mut serial);
     let not_before = time::OffsetDateTime::now_utc();
     let not_after = time::Duration::try_from(validity)
         .ok()

@@ -1,5 +1,5 @@
 //! Ciphertext formats: the current raw format `sealed || iv16 || nonce12`,
-//! and the legacy JSON and MessagePack formats (spec §8.4-8.5).
+//! and the legacy JSON and MessagePack formats that older KES versions wrote.
 //!
 //! Parsing only splits a ciphertext into its parts; authenticity is decided
 //! by [`crate::key::SecretKey::decrypt`]. Every legacy format is normalised

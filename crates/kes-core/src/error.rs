@@ -142,6 +142,21 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// What a KES server answers a client it cannot identify: the Go KES's
+/// messages, all with 400.
+impl From<crate::identity::IdentityError> for ApiError {
+    fn from(err: crate::identity::IdentityError) -> Self {
+        use crate::identity::IdentityError;
+        match err {
+            IdentityError::CertificateRequired => ApiError::CERTIFICATE_REQUIRED,
+            IdentityError::TooManyCertificates => ApiError::TOO_MANY_CERTIFICATES,
+            IdentityError::InvalidCertificate(_) => {
+                ApiError::from_static(400, "tls: invalid client certificate")
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! The identity of a KES client: lowercase hex SHA-256 of the DER
-//! SubjectPublicKeyInfo of its certificate (spec §3.1).
+//! SubjectPublicKeyInfo of its certificate, as the Go KES computes it.
 
-use crate::error::ApiError;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -10,12 +9,21 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Identity(String);
 
-/// Why an identity could not be computed from a certificate.
+/// Why an identity could not be computed from a certificate or from the
+/// certificates a TLS client sent. The HTTP answer to each is
+/// `From<IdentityError> for ApiError` in [`crate::error`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// The bytes are not a parsable X.509 certificate.
     #[error("invalid certificate: {0}")]
     InvalidCertificate(String),
+    /// The client sent no certificate, or a CA certificate first.
+    #[error("client certificate is required")]
+    CertificateRequired,
+    /// The client sent a second non-CA certificate behind its own.
+    #[error("received more than one client certificate")]
+    TooManyCertificates,
 }
 
 impl Identity {
@@ -82,27 +90,27 @@ fn parse_certificate(
 /// (an administrator's certificate sits in config files and travels in clear
 /// in TLS 1.2 handshakes), so taking the identity from it would let anyone
 /// become anyone. Hence:
-/// - a CA certificate first is answered `client certificate is required`
+/// - a CA certificate first is [`IdentityError::CertificateRequired`]
 ///   (as the Go KES answers honest clients that present a CA certificate);
-/// - a further non-CA certificate behind the first is answered `received
-///   more than one client certificate` (the Go KES's error for that chain);
+/// - a further non-CA certificate behind the first is
+///   [`IdentityError::TooManyCertificates`] (the Go KES's error for that
+///   chain);
 /// - CA certificates behind the first (intermediates) are fine.
 ///
-/// A certificate that cannot be parsed at all is answered with 400
-/// `tls: invalid client certificate`: the Go server never gets that far
+/// A certificate that cannot be parsed at all is
+/// [`IdentityError::InvalidCertificate`]: the Go server never gets that far
 /// because its TLS stack already rejects such a handshake.
-pub fn identify<C: AsRef<[u8]>>(peer_certificates: &[C]) -> Result<Identity, ApiError> {
-    let invalid = |_| ApiError::from_static(400, "tls: invalid client certificate");
+pub fn identify<C: AsRef<[u8]>>(peer_certificates: &[C]) -> Result<Identity, IdentityError> {
     let Some((first, rest)) = peer_certificates.split_first() else {
-        return Err(ApiError::CERTIFICATE_REQUIRED);
+        return Err(IdentityError::CertificateRequired);
     };
-    let leaf = parse_certificate(first.as_ref()).map_err(invalid)?;
+    let leaf = parse_certificate(first.as_ref())?;
     if leaf.is_ca() {
-        return Err(ApiError::CERTIFICATE_REQUIRED);
+        return Err(IdentityError::CertificateRequired);
     }
     for der in rest {
-        if !parse_certificate(der.as_ref()).map_err(invalid)?.is_ca() {
-            return Err(ApiError::TOO_MANY_CERTIFICATES);
+        if !parse_certificate(der.as_ref())?.is_ca() {
+            return Err(IdentityError::TooManyCertificates);
         }
     }
     Ok(Identity::from_spki_der(

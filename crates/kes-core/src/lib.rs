@@ -12,6 +12,7 @@
 //! - [`certgen`]: certificates for `kes identity new` and the API-key client certificate.
 //! - [`timefmt`]: Go-compatible RFC 3339 timestamps.
 //! - [`duration`]: Go-syntax durations (`5m0s`).
+//! - [`random`]: the one random source (keys, ivs, serials, jitter).
 
 pub mod apikey;
 pub mod certgen;
@@ -23,6 +24,7 @@ pub mod key;
 pub mod name;
 pub mod pem;
 pub mod policy;
+pub mod random;
 pub mod timefmt;
 
 pub use apikey::ApiKey;

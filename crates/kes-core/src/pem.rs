@@ -239,8 +239,7 @@ pub fn encrypt_private_key(
 ) -> Result<Zeroizing<String>, PemError> {
     let cipher = Cipher::Aes256;
     let mut iv = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut iv)
-        .map_err(|_| PemError::Malformed("system random number generator failed".into()))?;
+    crate::random::fill(&mut iv);
     let key = derive_key(password, &iv[..8], cipher.key_len());
 
     let padded_len = (pkcs8_der.len() / 16 + 1) * 16;

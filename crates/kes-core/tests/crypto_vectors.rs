@@ -1,4 +1,5 @@
-//! Known answers: spec §8.2, §8.7, §8.8 and the Go KES fixtures in
+//! Known answers: the Go KES's storage encoding, legacy key ids and
+//! decryption vectors (its `internal/crypto/key_test.go`) and the fixtures in
 //! `testdata/go-kes/`.
 
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,4 +1,4 @@
-//! API keys (spec §3.3): vectors, round trips and the client certificate.
+//! `kes:v1:` API keys: vectors, round trips and the client certificate.
 
 use kes_core::apikey::{ApiKey, ApiKeyError};
 use kes_core::identity::Identity;

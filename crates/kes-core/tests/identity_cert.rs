@@ -1,9 +1,10 @@
-//! Identities of certificates and leaf selection (spec §3.1).
+//! Identities of certificates (SHA-256 of the SubjectPublicKeyInfo) and
+//! leaf selection.
 
 use kes_core::apikey::ApiKey;
 use kes_core::certgen::{self, CertificateOptions};
 use kes_core::error::ApiError;
-use kes_core::identity::{identify, Identity};
+use kes_core::identity::{identify, Identity, IdentityError};
 use std::net::IpAddr;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
@@ -58,7 +59,7 @@ fn identify_takes_only_the_first_certificate() {
     // A CA first: the leaf behind it proves nothing (its key did not sign
     // the handshake), so there is no identity.
     assert_eq!(
-        identify(&[&ca, &leaf]).unwrap_err(),
+        ApiError::from(identify(&[&ca, &leaf]).unwrap_err()),
         ApiError::CERTIFICATE_REQUIRED
     );
 
@@ -67,21 +68,26 @@ fn identify_takes_only_the_first_certificate() {
         .unwrap()
         .certificate_der;
     assert_eq!(
-        identify(&[&leaf, &other]).unwrap_err(),
+        ApiError::from(identify(&[&leaf, &other]).unwrap_err()),
         ApiError::TOO_MANY_CERTIFICATES
     );
     assert_eq!(
-        identify(&[&ca]).unwrap_err(),
+        ApiError::from(identify(&[&ca]).unwrap_err()),
         ApiError::CERTIFICATE_REQUIRED
     );
     let none: [&[u8]; 0] = [];
     let err = identify(&none).unwrap_err();
+    assert_eq!(err, IdentityError::CertificateRequired);
+    let err = ApiError::from(err);
     assert_eq!(err, ApiError::CERTIFICATE_REQUIRED);
     assert_eq!(err.status(), 400);
     assert_eq!(err.message(), "tls: client certificate is required");
 
     let err = identify(&[b"garbage".as_slice()]).unwrap_err();
+    assert!(matches!(err, IdentityError::InvalidCertificate(_)), "{err}");
+    let err = ApiError::from(err);
     assert_eq!(err.status(), 400);
+    assert_eq!(err.message(), "tls: invalid client certificate");
 }
 
 #[test]

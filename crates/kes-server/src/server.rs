@@ -421,7 +421,7 @@ async fn handle_connection(
             return;
         }
     }
-    let identity = kes_core::identity::identify(peer_certificates);
+    let identity = kes_core::identity::identify(peer_certificates).map_err(ApiError::from);
     drop(tls);
     let conn = Arc::new(Conn {
         identity,

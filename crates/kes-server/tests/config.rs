@@ -1,12 +1,10 @@
 //! The server config file: the Go KES's kesconf fixtures, the AWS tutorial
-//! config, `${VAR}` substitution, every validation rule, durations, log
-//! levels, cache defaults and the shipped example configs.
+//! config, `${VAR}` substitution, every validation rule, log levels, cache
+//! defaults and the shipped example configs. Durations are tested in
+//! kes-core, where they are parsed.
 
 use kes_core::Identity;
-use kes_server::config::{
-    format_duration, parse_duration, ConfigError, KeyStoreConfig, LogFormat, LogLevel,
-    ServerConfig, TlsAuth,
-};
+use kes_server::config::{ConfigError, KeyStoreConfig, LogFormat, LogLevel, ServerConfig, TlsAuth};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -675,69 +673,6 @@ fn load_reports_missing_and_binary_files() {
     std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
     let err = ServerConfig::load(&path).unwrap_err();
     assert!(err.to_string().contains("is not valid UTF-8"), "{err}");
-}
-
-#[test]
-fn durations() {
-    let valid = [
-        ("0", 0),
-        ("-0", 0),
-        ("0s", 0),
-        ("+5s", 5_000_000_000),
-        ("300ms", 300_000_000),
-        ("1.5h", 5_400_000_000_000),
-        ("2h45m", 9_900_000_000_000),
-        ("5m0s", 300_000_000_000),
-        ("1h2m3s4ms5us6ns", 3_723_004_005_006),
-        ("1µs", 1_000),
-        ("1μs", 1_000),
-        (".5s", 500_000_000),
-        ("5.s", 5_000_000_000),
-        ("1.0000000001s", 1_000_000_000),
-        ("0.1ns", 0),
-        ("2562047h47m16.854775807s", i64::MAX as u64),
-    ];
-    for (text, nanos) in valid {
-        assert_eq!(
-            parse_duration(text),
-            Ok(Duration::from_nanos(nanos)),
-            "{text}"
-        );
-    }
-    let invalid = [
-        ("", "invalid duration"),
-        ("-", "invalid duration"),
-        (".", "invalid duration"),
-        ("s", "invalid duration"),
-        ("30", "missing unit"),
-        ("1.5", "missing unit"),
-        ("1d", "unknown unit 'd'"),
-        ("1 s", "unknown unit ' s'"),
-        ("-1s", "negative"),
-        ("-1.5h", "negative"),
-        ("2562047h47m16.854775808s", "too large"),
-        ("99999999999999999999999999999999999999999h", "too large"),
-    ];
-    for (text, expected) in invalid {
-        let err = parse_duration(text).unwrap_err();
-        assert!(err.contains(expected), "{text}: {err}");
-    }
-
-    let formatted = [
-        (Duration::ZERO, "0s"),
-        (Duration::from_nanos(1), "1ns"),
-        (Duration::from_nanos(1_500), "1.5µs"),
-        (Duration::from_micros(1_500), "1.5ms"),
-        (secs(30), "30s"),
-        (secs(300), "5m0s"),
-        (secs(3600), "1h0m0s"),
-        (Duration::from_millis(90_500), "1m30.5s"),
-        (secs(9_900), "2h45m0s"),
-    ];
-    for (d, text) in formatted {
-        assert_eq!(format_duration(d), text);
-        assert_eq!(parse_duration(text), Ok(d), "round trip of {text}");
-    }
 }
 
 #[test]
