@@ -6,6 +6,7 @@
 //! - [`name`]: validation of key, policy and identity names and list patterns.
 //! - [`policy`]: the allow/deny matcher.
 //! - [`key`]: secret keys, HMAC keys and their key-store encoding.
+//! - [`ring`]: the versions of a rotated key.
 //! - [`ciphertext`]: the ciphertext formats (current and legacy).
 //! - [`error`]: the API error (HTTP status plus the exact message clients compare).
 //! - [`pem`]: PEM decoding, including legacy encrypted private keys.
@@ -25,6 +26,7 @@ pub mod name;
 pub mod pem;
 pub mod policy;
 pub mod random;
+pub mod ring;
 pub mod timefmt;
 
 pub use apikey::ApiKey;

@@ -298,7 +298,7 @@ impl SecretsManagerKeyStore {
     /// the store checks again: a name like an ARN would address another
     /// secret.
     fn secret_name(&self, name: &str) -> Result<String, Error> {
-        if !kes_core::name::valid_name(name) {
+        if !crate::versions::valid_stored_name(name) {
             return Err(Error::other(format!("aws: invalid key name '{name}'")));
         }
         Ok(format!("{}{name}", self.prefix))
@@ -308,7 +308,7 @@ impl SecretsManagerKeyStore {
     fn key_name<'a>(&self, secret_name: &'a str) -> Option<&'a str> {
         secret_name
             .strip_prefix(self.prefix.as_str())
-            .filter(|name| kes_core::name::valid_name(name))
+            .filter(|name| crate::versions::valid_stored_name(name))
     }
 }
 
@@ -373,6 +373,42 @@ impl KeyStore for SecretsManagerKeyStore {
         Err(Error::other(format!(
             "aws: failed to read '{secret_name}': secret has no value"
         )))
+    }
+
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        let secret_name = self.secret_name(name)?;
+        let text = std::str::from_utf8(value)
+            .map_err(|_| Error::other(format!("aws: value of '{secret_name}' is not text")))?;
+        // The version id of the value being replaced, to strip its label.
+        let old = self
+            .client
+            .get_secret_value()
+            .secret_id(&secret_name)
+            .send()
+            .await
+            .map_err(|err| map_error(err, "read", &secret_name))?
+            .version_id;
+        self.client
+            .put_secret_value()
+            .secret_id(&secret_name)
+            .secret_string(text)
+            .send()
+            .await
+            .map_err(|err| map_error(err, "replace", &secret_name))?;
+        // AWS keeps the old value as AWSPREVIOUS; without any label it is a
+        // deprecated version, which AWS deletes on its own (AWS offers no
+        // call to delete one version of a secret at once).
+        if let Some(old) = old {
+            self.client
+                .update_secret_version_stage()
+                .secret_id(&secret_name)
+                .version_stage("AWSPREVIOUS")
+                .remove_from_version_id(old)
+                .send()
+                .await
+                .map_err(|err| map_error(err, "deprecate the old value of", &secret_name))?;
+        }
+        Ok(())
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

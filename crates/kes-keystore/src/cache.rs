@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use kes_core::ring::KeyRing;
 use kes_core::KeyVersion;
+use std::time::Instant;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
@@ -50,7 +52,8 @@ pub struct CacheStats {
     pub hits: u64,
     /// Lookups that were not in the cache.
     pub misses: u64,
-    /// Reads from the key store ([`KeyStore::get`] calls).
+    /// Keys read from the key store (one per miss, whatever number of
+    /// version entries the key has).
     pub store_reads: u64,
     /// Key-store calls that failed for a reason other than
     /// [`Error::KeyExists`] or [`Error::KeyNotFound`].
@@ -60,14 +63,23 @@ pub struct CacheStats {
 }
 
 struct Entry {
-    key: Arc<KeyVersion>,
+    key: Arc<KeyRing>,
     // Set by every hit, cleared by the unused sweep: an entry still clear at
     // the next sweep was not used for a whole sweep interval.
     used: AtomicBool,
 }
 
 /// A fetch of one key in progress, shared by every concurrent miss.
-type Flight = OnceCell<Result<Arc<KeyVersion>, Error>>;
+type Flight = OnceCell<Result<Arc<KeyRing>, Error>>;
+
+/// A key is read again after a failed decryption at most this often: a
+/// ciphertext of a version another node just created is found at once,
+/// while a flood of bad ciphertexts costs one store read per key and
+/// interval.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Bound of the map that rate-limits refreshes; it is cleared when full.
+const REFRESH_TRACKED: usize = 10_000;
 
 /// A cache of decoded key versions in front of a [`KeyStore`].
 pub struct KeyCache {
@@ -75,6 +87,8 @@ pub struct KeyCache {
     config: CacheConfig,
     entries: RwLock<HashMap<String, Entry>>,
     flights: Mutex<HashMap<String, Arc<Flight>>>,
+    // When each key was last read again after a failed decryption.
+    refreshed: Mutex<HashMap<String, Instant>>,
     // Bumped by every eviction. A fetch that overlapped an eviction returns
     // its value to its callers but does not cache it: it may have read a key
     // that was deleted meanwhile.
@@ -119,6 +133,7 @@ impl KeyCache {
             config,
             entries: RwLock::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(HashMap::new()),
             evictions: AtomicU64::new(0),
             offline: AtomicBool::new(false),
             offline_reason: Mutex::new(String::new()),
@@ -154,11 +169,12 @@ impl KeyCache {
         cache
     }
 
-    /// The key version `name`, from the cache or else from the store.
+    /// The key `name` (every retained version), from the cache or else
+    /// from the store.
     ///
     /// A value that does not decode fails with an [`Error::Other`] naming
     /// the key but not its content.
-    pub async fn get(&self, name: &str) -> Result<Arc<KeyVersion>, Error> {
+    pub async fn get(&self, name: &str) -> Result<Arc<KeyRing>, Error> {
         if let Some(key) = self.lookup(name) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(key);
@@ -176,7 +192,39 @@ impl KeyCache {
         result
     }
 
-    fn lookup(&self, name: &str) -> Option<Arc<KeyVersion>> {
+    /// Reads `name` from the store again after a decryption with the cached
+    /// versions failed: the ciphertext may be of a version another node
+    /// created since. `None` if the key was read again less than a second
+    /// ago (then the failure stands). Concurrent calls share one read.
+    pub async fn refresh(&self, name: &str) -> Option<Result<Arc<KeyRing>, Error>> {
+        {
+            let now = Instant::now();
+            let mut refreshed = lock(&self.refreshed);
+            if refreshed
+                .get(name)
+                .is_some_and(|at| now.duration_since(*at) < REFRESH_INTERVAL)
+            {
+                return None;
+            }
+            if refreshed.len() >= REFRESH_TRACKED {
+                refreshed.clear();
+            }
+            refreshed.insert(name.to_owned(), now);
+        }
+        self.evict(name);
+        Some(self.get(name).await)
+    }
+
+    fn evict(&self, name: &str) {
+        let evicted = {
+            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            self.evictions.fetch_add(1, Ordering::AcqRel);
+            entries.remove(name)
+        };
+        drop(evicted);
+    }
+
+    fn lookup(&self, name: &str) -> Option<Arc<KeyRing>> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let entry = entries.get(name)?;
         // Only write when the flag changes, so concurrent hits on a hot key
@@ -187,7 +235,7 @@ impl KeyCache {
         Some(Arc::clone(&entry.key))
     }
 
-    async fn fetch(&self, name: &str) -> Result<Arc<KeyVersion>, Error> {
+    async fn fetch(&self, name: &str) -> Result<Arc<KeyRing>, Error> {
         // A fetch that lost the race with an earlier flight finds the key
         // cached already.
         if let Some(key) = self.lookup(name) {
@@ -195,15 +243,10 @@ impl KeyCache {
         }
         let evictions = self.evictions.load(Ordering::Acquire);
         self.store_reads.fetch_add(1, Ordering::Relaxed);
-        let value = self
-            .store
-            .get(name)
+        let key = crate::versions::read(&*self.store, name)
             .await
-            .inspect_err(|e| self.count_error(e))?;
-        let key = KeyVersion::decode(&value)
             .map(Arc::new)
-            .map_err(|e| Error::Other(format!("key '{name}' is malformed: {e}")))?;
-        drop(value);
+            .inspect_err(|e| self.count_error(e))?;
 
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         if self.evictions.load(Ordering::Acquire) == evictions {
@@ -231,27 +274,47 @@ impl KeyCache {
             .inspect_err(|e| self.count_error(e))
     }
 
-    /// Deletes `name` from the store, then from the cache.
+    /// Deletes `name` and all its versions from the store, then from the
+    /// cache.
     pub async fn delete(&self, name: &str) -> Result<(), Error> {
-        let result = self.store.delete(name).await;
+        let result = crate::versions::delete(&*self.store, name).await;
         // Evicted even if the store failed: after an error nobody knows
         // whether the key still exists, so it must be read again.
-        let evicted = {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            self.evictions.fetch_add(1, Ordering::AcqRel);
-            entries.remove(name)
-        };
-        drop(evicted);
+        self.evict(name);
         result.inspect_err(|e| self.count_error(e))
     }
 
-    /// The names starting with `prefix`, sorted, always from the store.
+    /// Adds a version to `name` (see [`crate::versions::rotate`]); the
+    /// cache then holds the key with its new version.
+    pub async fn rotate(
+        &self,
+        name: &str,
+        created_by: &str,
+    ) -> Result<crate::versions::Rotated, Error> {
+        let result = crate::versions::rotate(&*self.store, name, created_by).await;
+        // Read again on the next use: this node seals with the new version
+        // at once, and a failed rotation leaves nothing stale behind.
+        self.evict(name);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
+    /// Retires all but the newest `keep` versions of `name` (see
+    /// [`crate::versions::retire`]).
+    pub async fn retire(&self, name: &str, keep: usize) -> Result<crate::versions::Retired, Error> {
+        let result = crate::versions::retire(&*self.store, name, keep).await;
+        self.evict(name);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
+    /// The key names starting with `prefix`, sorted, always from the store.
+    /// Entries of key versions are not keys and are left out.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        let names = self
+        let mut names = self
             .store
             .list(prefix)
             .await
             .inspect_err(|e| self.count_error(e))?;
+        names.retain(|n| crate::versions::is_key_name(n));
         Ok(crate::filter_sorted(names, prefix))
     }
 

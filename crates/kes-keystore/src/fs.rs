@@ -275,6 +275,25 @@ fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
     sync_dir(dir).map_err(fail)
 }
 
+/// Overwrites an existing key atomically: a synced temporary file renamed
+/// over it, so a crash leaves the old or the new value, never a mix.
+fn replace_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
+    let fail = |e: io::Error| Error::other(format!("fs: failed to replace '{name}': {e}"));
+    let target = dir.join(name);
+    match fs::symlink_metadata(&target) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(Error::other(format!("fs: '{name}' is not a file"))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::KeyNotFound),
+        Err(e) => return Err(fail(e)),
+    }
+    let (temp, file) = create_temp_file(dir, "").map_err(fail)?;
+    if let Err(e) = write_synced(file, value).and_then(|()| fs::rename(&temp, &target)) {
+        let _ = fs::remove_file(&temp);
+        return Err(fail(e));
+    }
+    sync_dir(dir).map_err(fail)
+}
+
 fn read_key(dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let fail = |e: io::Error| Error::Other(format!("fs: failed to read '{name}': {e}"));
     let file = match File::open(dir.join(name)) {
@@ -456,6 +475,14 @@ impl KeyStore for FsKeyStore {
         check_name(name)?;
         let name = name.to_owned();
         self.blocking(move |dir| read_key(dir, &name)).await
+    }
+
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
+        let name = name.to_owned();
+        let value = Zeroizing::new(value.to_vec());
+        self.blocking(move |dir| replace_key(dir, &name, &value))
+            .await
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

@@ -3,7 +3,8 @@
 //!
 //! A [`KeyStore`] stores opaque values (the key-store encoding of
 //! [`kes_core::KeyVersion`]) by name. KES never updates a value in place:
-//! keys are created, read, listed and deleted. The [`cache::KeyCache`] wraps
+//! keys are created, read, listed and deleted; only retiring old versions
+//! of a rotated key ([`versions`]) overwrites an entry. The [`cache::KeyCache`] wraps
 //! any key store and is what the server talks to.
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub mod fs;
 pub mod memory;
 #[cfg(feature = "vault")]
 pub mod vault;
+pub mod versions;
 
 /// What went wrong in a key store.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +59,18 @@ pub trait KeyStore: Send + Sync + 'static {
 
     /// Returns the value stored under `name` or [`Error::KeyNotFound`].
     async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error>;
+
+    /// Overwrites the value of the existing entry `name`
+    /// ([`Error::KeyNotFound`] if there is none), so that the old value can
+    /// no longer be read: where the store keeps a history of values, the
+    /// old one is destroyed or deprecated. Only key retirement uses it (see
+    /// [`versions`]); a store that cannot do it refuses.
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        let _ = value;
+        Err(Error::other(format!(
+            "this key store cannot retire versions of '{name}'"
+        )))
+    }
 
     /// Removes `name`; [`Error::KeyNotFound`] if it did not exist (where the
     /// backend can tell).

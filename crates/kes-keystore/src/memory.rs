@@ -72,6 +72,17 @@ impl KeyStore for MemKeyStore {
             .ok_or(Error::KeyNotFound)
     }
 
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        match self.write().get_mut(name) {
+            // The old value is zeroized when it is dropped here.
+            Some(old) => {
+                *old = Zeroizing::new(value.to_vec());
+                Ok(())
+            }
+            None => Err(Error::KeyNotFound),
+        }
+    }
+
     async fn delete(&self, name: &str) -> Result<(), Error> {
         self.write()
             .remove(name)

@@ -128,7 +128,10 @@ impl fmt::Debug for SecretKey {
     }
 }
 
-/// A 256-bit HMAC-SHA256 key. Zeroized on drop.
+/// A 256-bit HMAC-SHA256 key. Zeroized on drop. Clone copies it into a
+/// new zeroizing buffer: rotation carries a key's HMAC key to its next
+/// version.
+#[derive(Clone)]
 pub struct HmacKey {
     pub(super) bytes: zeroize::Zeroizing<[u8; 32]>,
 }

@@ -69,7 +69,7 @@ fn check_path(path: &str, what: &str) -> Result<(), Error> {
 /// Names reach us validated, but the store still refuses anything that
 /// could leave the prefix or need escaping.
 fn check_name(name: &str) -> Result<(), Error> {
-    if kes_core::name::valid_name(name) {
+    if crate::versions::valid_stored_name(name) {
         Ok(())
     } else {
         Err(Error::other(format!("vault: invalid key name '{name}'")))
@@ -97,7 +97,10 @@ impl Layout {
     fn read_path(&self, name: &str) -> String {
         match self.version {
             KvVersion::V1 => self.join(None, name),
-            KvVersion::V2 => format!("{}?version=1", self.join(Some("data"), name)),
+            // The latest version. The Go KES reads version 1, the only one
+            // it ever writes; retiring key versions writes a second one
+            // and destroys the first (see `replace`).
+            KvVersion::V2 => self.join(Some("data"), name),
         }
     }
 
@@ -106,6 +109,10 @@ impl Layout {
             KvVersion::V1 => self.join(None, name),
             KvVersion::V2 => self.join(Some("data"), name),
         }
+    }
+
+    fn destroy_path(&self, name: &str) -> String {
+        self.join(Some("destroy"), name)
     }
 
     fn delete_path(&self, name: &str) -> String {
@@ -136,6 +143,23 @@ pub fn is_transit_ciphertext(value: &str) -> bool {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         digits > 0 && rest.as_bytes().get(digits) == Some(&b':')
     })
+}
+
+/// A K/V v2 write that replaces the latest version.
+#[derive(serde::Serialize)]
+struct KvV2Replace<'a> {
+    data: BTreeMap<&'a str, &'a str>,
+}
+
+/// The version number a K/V v2 write created.
+#[derive(serde::Deserialize)]
+struct KvV2Written {
+    data: KvV2WrittenData,
+}
+
+#[derive(serde::Deserialize)]
+struct KvV2WrittenData {
+    version: u64,
 }
 
 /// A K/V v2 write that only creates: `cas=0` fails if the entry exists.
@@ -678,6 +702,19 @@ impl Inner {
         decode::kv_entry(&resp.body, name, self.layout.version == KvVersion::V2)
     }
 
+    /// What is written for a key value: the transit ciphertext of it, or
+    /// the value itself (KES values are text).
+    async fn stored_value(&self, value: &[u8]) -> Result<Zeroizing<String>, Error> {
+        match &self.transit {
+            Some(transit) => Ok(Zeroizing::new(self.transit_encrypt(transit, value).await?)),
+            None => Ok(Zeroizing::new(
+                std::str::from_utf8(value)
+                    .map_err(|_| Error::other("vault: key value is not UTF-8 text"))?
+                    .to_string(),
+            )),
+        }
+    }
+
     async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
         let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
         let body = json_body(&BTreeMap::from([("plaintext", plaintext.as_str())]))?;
@@ -744,14 +781,7 @@ impl KeyStore for VaultKeyStore {
         if inner.read(name).await?.is_some() {
             return Err(Error::KeyExists);
         }
-        let stored = match &inner.transit {
-            Some(transit) => Zeroizing::new(inner.transit_encrypt(transit, value).await?),
-            None => Zeroizing::new(
-                std::str::from_utf8(value)
-                    .map_err(|_| Error::other("vault: key value is not UTF-8 text"))?
-                    .to_string(),
-            ),
-        };
+        let stored = inner.stored_value(value).await?;
         let data = BTreeMap::from([(name, stored.as_str())]);
         let body = match inner.layout.version {
             KvVersion::V1 => json_body(&data)?,
@@ -778,6 +808,58 @@ impl KeyStore for VaultKeyStore {
             // the race was lost, nothing was overwritten.
             StatusCode::FORBIDDEN if inner.read(name).await?.is_some() => Err(Error::KeyExists),
             _ => Err(inner.failure("creating", name, &resp)),
+        }
+    }
+
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
+        let inner = &self.inner;
+        if inner.read(name).await?.is_none() {
+            return Err(Error::KeyNotFound);
+        }
+        let stored = inner.stored_value(value).await?;
+        let data = BTreeMap::from([(name, stored.as_str())]);
+        let body = match inner.layout.version {
+            KvVersion::V1 => json_body(&data)?,
+            KvVersion::V2 => json_body(&KvV2Replace { data })?,
+        };
+        let resp = inner
+            .call(
+                Method::PUT,
+                &inner.layout.write_path(name),
+                Some(body),
+                BODY_LIMIT,
+            )
+            .await?;
+        if !matches!(resp.status, StatusCode::OK | StatusCode::NO_CONTENT) {
+            return Err(inner.failure("replacing", name, &resp));
+        }
+        if inner.layout.version == KvVersion::V1 {
+            return Ok(());
+        }
+        // K/V v2 keeps the earlier versions: destroy them, so that the
+        // retired key material is gone from Vault too.
+        let written: KvV2Written = serde_json::from_slice(&resp.body).map_err(|e| {
+            Error::other(format!(
+                "vault: replacing '{name}': malformed response: {e}"
+            ))
+        })?;
+        let older: Vec<u64> = (1..written.data.version).collect();
+        if older.is_empty() {
+            return Ok(());
+        }
+        let body = json_body(&serde_json::json!({ "versions": older }))?;
+        let resp = inner
+            .call(
+                Method::PUT,
+                &inner.layout.destroy_path(name),
+                Some(body),
+                BODY_LIMIT,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(inner.failure("destroying old versions of", name, &resp)),
         }
     }
 
@@ -1020,7 +1102,8 @@ mod tests {
         assert_eq!(v1.delete_path("k"), "kv/k");
         assert_eq!(v1.list_path(), "kv/?list=true");
         let v2 = layout("secret", "kes/a", KvVersion::V2);
-        assert_eq!(v2.read_path("k"), "secret/data/kes/a/k?version=1");
+        assert_eq!(v2.read_path("k"), "secret/data/kes/a/k");
+        assert_eq!(v2.destroy_path("k"), "secret/destroy/kes/a/k");
         assert_eq!(v2.write_path("k"), "secret/data/kes/a/k");
         assert_eq!(v2.delete_path("k"), "secret/metadata/kes/a/k");
         assert_eq!(v2.list_path(), "secret/metadata/kes/a/?list=true");

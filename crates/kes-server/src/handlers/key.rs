@@ -5,6 +5,7 @@
 use super::{list_prefix, page, paging, Answer, Call, Names, Result};
 use crate::wire::{self, b64, Body, GoJson};
 use hyper::Response;
+use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use serde::Serialize;
@@ -79,7 +80,7 @@ pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
     })
 }
 
-pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyVersion>> {
+pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyRing>> {
     req.state
         .cache
         .get(name)
@@ -90,6 +91,10 @@ pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyVersion
 pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
     let name = key_name(req)?;
     let key = get_key(req, name).await?;
+    // A key never rotated answers exactly as the Go KES does; a rotated
+    // one adds its version numbers (clients ignore fields they do not
+    // know). created_at/created_by stay those of the oldest retained
+    // version: when the key callers know came to be.
     #[derive(Serialize)]
     struct KeyInfo<'a> {
         name: &'a str,
@@ -97,12 +102,23 @@ pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
         created_at: String,
         #[serde(skip_serializing_if = "str::is_empty")]
         created_by: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        versions: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rotated_at: Option<String>,
     }
+    let rotated = key.current_version() > 1;
+    let oldest = key.oldest();
     Ok(wire::json(&KeyInfo {
         name,
         algorithm: key.key.algorithm().as_str(),
-        created_at: format_rfc3339_nano(key.created_at),
-        created_by: &key.created_by,
+        created_at: format_rfc3339_nano(oldest.created_at),
+        created_by: &oldest.created_by,
+        version: rotated.then(|| key.current_version()),
+        versions: rotated.then(|| key.retained()),
+        rotated_at: rotated.then(|| format_rfc3339_nano(key.created_at)),
     }))
 }
 
@@ -190,11 +206,8 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
     let context = json
         .bytes("context")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
-    let key = get_key(req, name).await?;
-    let plaintext = key
-        .key
-        .decrypt(&ciphertext, &context)
-        .map_err(|_| ApiError::DECRYPT)?;
+    let mut key = get_key(req, name).await?;
+    let plaintext = open(req, name, &mut key, &ciphertext, &context).await?;
     let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
     Ok(wire::secret_json(
         &Plaintext {
@@ -202,6 +215,34 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         },
         plaintext.len() + 16,
     ))
+}
+
+/// Decrypts with whichever retained version of the key sealed the
+/// ciphertext. If none of the cached versions does, the key is read from
+/// the store once more (the cache rate-limits this per key and shares one
+/// read between concurrent callers): another node may have rotated it.
+async fn open(
+    req: &Call<'_>,
+    name: &str,
+    key: &mut Arc<KeyRing>,
+    ciphertext: &[u8],
+    context: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    if let Ok(plaintext) = key.decrypt(ciphertext, context) {
+        return Ok(plaintext);
+    }
+    if let Some(Ok(fresh)) = req.state.cache.refresh(name).await {
+        let changed = fresh.current_version() != key.current_version()
+            || fresh.first_version() != key.first_version()
+            || fresh.lineage() != key.lineage();
+        if changed {
+            *key = fresh;
+            return key
+                .decrypt(ciphertext, context)
+                .map_err(|_| ApiError::DECRYPT);
+        }
+    }
+    Err(ApiError::DECRYPT)
 }
 
 pub(super) async fn hmac(req: &Call<'_>) -> Result<Response<Body>> {
@@ -253,7 +294,7 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
     if items.len() > MAX {
         return Err(ApiError::TOO_MANY_CIPHERTEXTS);
     }
-    let key = get_key(req, name).await?;
+    let mut key = get_key(req, name).await?;
     let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
     for j in items {
         let ct = j
@@ -262,7 +303,7 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         let ctx = j
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
-        let pt = key.key.decrypt(&ct, &ctx).map_err(|_| ApiError::DECRYPT)?;
+        let pt = open(req, name, &mut key, &ct, &ctx).await?;
         out.push(zeroize::Zeroizing::new(b64(&pt)));
     }
     let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
