@@ -30,7 +30,7 @@ struct TestStore {
 impl TestStore {
     fn check(&self) -> Result<(), Error> {
         if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unreachable("test store is switched off".into()))
+            Err(Error::unreachable("test store is switched off"))
         } else {
             Ok(())
         }
@@ -184,9 +184,12 @@ async fn malformed_value() {
         .unwrap();
     let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
     match cache.get("bad").await.unwrap_err() {
-        Error::Other(msg) => {
-            assert!(msg.starts_with("key 'bad' is malformed: "), "{msg}");
-            assert!(!msg.contains("c2VjcmV0"), "{msg}");
+        msg @ Error::Other { .. } => {
+            assert!(
+                msg.to_string().starts_with("key 'bad' is malformed: "),
+                "{msg}"
+            );
+            assert!(!msg.to_string().contains("c2VjcmV0"), "{msg}");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -262,7 +265,9 @@ async fn offline_keeps_serving_cached_keys() {
     // status answers without asking the store.
     let asked = store.statuses();
     match cache.status().await.unwrap_err() {
-        Error::Unreachable(msg) => assert!(msg.contains("switched off"), "{msg}"),
+        msg @ Error::Unreachable { .. } => {
+            assert!(msg.to_string().contains("switched off"), "{msg}")
+        }
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(store.statuses(), asked);
@@ -277,7 +282,7 @@ async fn offline_keeps_serving_cached_keys() {
     assert_eq!(store.gets(), gets);
     assert!(matches!(
         cache.get("golden-chacha").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
     assert!(cache.stats().store_errors > 0);
 
@@ -305,7 +310,7 @@ async fn offline_expiry_drops_all() {
     assert_eq!(cached(&cache), 0);
     assert!(matches!(
         cache.get("golden-aes").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
 }
 
@@ -341,7 +346,7 @@ async fn status_without_status_task() {
     store.set_down(true);
     assert!(matches!(
         cache.status().await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
     assert!(cache.is_offline());
     // Nothing else would bring it back, so status keeps probing the store.
@@ -445,7 +450,7 @@ async fn list_is_sorted_and_filtered() {
     store.set_down(true);
     assert!(matches!(
         cache.list("").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
 }
 

@@ -104,7 +104,10 @@ async fn name_validation() {
             store.delete(name).await.unwrap_err(),
         ] {
             match err {
-                Error::Other(msg) => assert!(msg.contains("invalid key name"), "{name:?}: {msg}"),
+                msg @ Error::Other { .. } => assert!(
+                    msg.to_string().contains("invalid key name"),
+                    "{name:?}: {msg}"
+                ),
                 other => panic!("{name:?}: unexpected {other:?}"),
             }
         }
@@ -208,7 +211,7 @@ async fn open_rejects_a_file() {
     let file = tmp.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     match FsKeyStore::open(&file).unwrap_err() {
-        Error::Other(msg) => assert!(msg.contains("not a directory"), "{msg}"),
+        msg @ Error::Other { .. } => assert!(msg.to_string().contains("not a directory"), "{msg}"),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -227,7 +230,7 @@ async fn get_limits_size() {
     )
     .unwrap();
     match store.get("huge").await.unwrap_err() {
-        Error::Other(msg) => assert!(msg.contains("larger than"), "{msg}"),
+        msg @ Error::Other { .. } => assert!(msg.to_string().contains("larger than"), "{msg}"),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -239,7 +242,7 @@ async fn get_of_a_directory_fails_cleanly() {
     std::fs::create_dir(tmp.path().join("subdir")).unwrap();
     assert!(matches!(
         store.get("subdir").await.unwrap_err(),
-        Error::Other(_)
+        Error::Other { .. }
     ));
 }
 
@@ -253,7 +256,7 @@ async fn status() {
     std::fs::remove_dir(&dir).unwrap();
     assert!(matches!(
         store.status().await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
 }
 
@@ -483,7 +486,10 @@ fn open_refuses_a_case_insensitive_file_system() {
         }
     };
     match FsKeyStore::open(dir.path()).unwrap_err() {
-        Error::Other(msg) => assert!(msg.contains("case-insensitive file system"), "{msg}"),
+        msg @ Error::Other { .. } => assert!(
+            msg.to_string().contains("case-insensitive file system"),
+            "{msg}"
+        ),
         other => panic!("unexpected {other:?}"),
     }
     assert!(

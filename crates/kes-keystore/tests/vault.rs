@@ -239,7 +239,7 @@ async fn transit_wraps_stored_values() {
         .await
         .unwrap();
     match plain.get("wrapped").await {
-        Err(Error::Other(msg)) => assert!(msg.contains("transit"), "{msg}"),
+        Err(msg @ Error::Other { .. }) => assert!(msg.to_string().contains("transit"), "{msg}"),
         other => panic!("expected a transit error, got {other:?}"),
     }
 }
@@ -315,13 +315,15 @@ async fn sealed_vault_fails_fast_and_recovers() {
 
     bao.seal();
     match store.status().await {
-        Err(Error::Unreachable(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+        Err(msg @ Error::Unreachable { .. }) => {
+            assert!(msg.to_string().contains("sealed"), "{msg}")
+        }
         other => panic!("expected Unreachable, got {other:?}"),
     }
     for _ in 0..5 {
         let started = Instant::now();
         match store.get("k").await {
-            Err(Error::Other(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+            Err(msg @ Error::Other { .. }) => assert!(msg.to_string().contains("sealed"), "{msg}"),
             other => panic!("expected a sealed error, got {other:?}"),
         }
         assert!(
@@ -354,9 +356,12 @@ async fn bad_credentials_and_config_give_clear_errors() {
     let (role, _) = bao.setup_kes("1h", "24h");
     let wrong_secret = "00000000-1111-2222-3333-444444444444";
     match connect(&config(&bao, &role, wrong_secret, "kv", "v1")).await {
-        Err(Error::Other(msg)) => {
-            assert!(msg.contains("approle login failed"), "{msg}");
-            assert!(!msg.contains(wrong_secret), "secret leaked: {msg}");
+        Err(msg @ Error::Other { .. }) => {
+            assert!(msg.to_string().contains("approle login failed"), "{msg}");
+            assert!(
+                !msg.to_string().contains(wrong_secret),
+                "secret leaked: {msg}"
+            );
         }
         other => panic!("expected a login error, got {other:?}"),
     }
@@ -364,17 +369,24 @@ async fn bad_credentials_and_config_give_clear_errors() {
     // Nothing listens on this port.
     let mut cfg = config(&bao, &role, wrong_secret, "kv", "v1");
     cfg.endpoint = format!("http://127.0.0.1:{}", bao::free_port());
-    assert!(matches!(connect(&cfg).await, Err(Error::Unreachable(_))));
+    assert!(matches!(
+        connect(&cfg).await,
+        Err(Error::Unreachable { .. })
+    ));
 
     let mut cfg = config(&bao, &role, wrong_secret, "kv", "v3");
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("v3")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("v3"))
+    );
     cfg.version = "v1".into();
     cfg.kubernetes = Some(VaultKubernetes {
         role: "kes".into(),
         jwt: "jwt".into(),
         ..Default::default()
     });
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("more than one")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("more than one"))
+    );
     cfg.approle = None;
     cfg.kubernetes = Some(VaultKubernetes {
         role: "kes".into(),
@@ -382,17 +394,21 @@ async fn bad_credentials_and_config_give_clear_errors() {
         ..Default::default()
     });
     assert!(
-        matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("/nonexistent/token"))
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("/nonexistent/token"))
     );
     cfg.kubernetes = None;
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("no authentication")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("no authentication"))
+    );
     cfg.approle = Some(VaultAppRole {
         id: role.clone(),
         secret: wrong_secret.into(),
         ..Default::default()
     });
     cfg.tls_key = "/some/key.pem".into();
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("together")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("together"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,15 +516,15 @@ async fn https_endpoint_with_a_private_ca() {
     .unwrap();
     untrusted.tls_ca = other_ca.path().display().to_string();
     match connect(&untrusted).await {
-        Err(Error::Unreachable(msg)) => {
-            assert!(msg.to_lowercase().contains("certificate"), "{msg}")
+        Err(msg @ Error::Unreachable { .. }) => {
+            assert!(msg.to_string().to_lowercase().contains("certificate"), "{msg}")
         }
         other => panic!("expected a TLS error, got {other:?}"),
     }
     let mut bad = config(&bao, &role, &secret, "kv", "v1");
     bad.tls_ca = "/nonexistent/ca.pem".into();
     assert!(
-        matches!(connect(&bad).await, Err(Error::Other(m)) if m.contains("/nonexistent/ca.pem"))
+        matches!(connect(&bad).await, Err(m @ Error::Other { .. }) if m.to_string().contains("/nonexistent/ca.pem"))
     );
 }
 
@@ -558,7 +574,9 @@ async fn namespace_header_is_sent() {
     // An auth namespace of "/" logs in at the root, where this role does
     // not exist.
     cfg.approle.as_mut().unwrap().namespace = "/".into();
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("login failed")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("login failed"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,7 +589,9 @@ async fn policy_denial_is_an_error_without_new_logins() {
         .unwrap();
     for _ in 0..3 {
         match store.get("k").await {
-            Err(Error::Other(msg)) => assert!(msg.contains("permission denied"), "{msg}"),
+            Err(msg @ Error::Other { .. }) => {
+                assert!(msg.to_string().contains("permission denied"), "{msg}")
+            }
             other => panic!("expected permission denied, got {other:?}"),
         }
     }
@@ -658,7 +678,7 @@ async fn kubernetes_style_login_with_a_jwt_file() {
     std::fs::write(&jwt_file, "not-a-jwt").unwrap();
     bao.ok("PUT", "sys/leases/revoke-prefix/auth/k8s-jwt/login", None);
     assert!(
-        matches!(store.get("k8s").await, Err(Error::Other(m)) if m.contains("kubernetes login failed"))
+        matches!(store.get("k8s").await, Err(m @ Error::Other { .. }) if m.to_string().contains("kubernetes login failed"))
     );
     std::fs::write(&jwt_file, &jwt).unwrap();
     assert_eq!(store.get("k8s").await.unwrap().as_slice(), value(1));
@@ -669,7 +689,9 @@ async fn kubernetes_style_login_with_a_jwt_file() {
     let mut huge_cfg = cfg.clone();
     huge_cfg.kubernetes.as_mut().unwrap().jwt = huge.display().to_string();
     match connect(&huge_cfg).await {
-        Err(Error::Other(m)) => assert!(m.contains("larger than 65536 bytes"), "{m}"),
+        Err(m @ Error::Other { .. }) => {
+            assert!(m.to_string().contains("larger than 65536 bytes"), "{m}")
+        }
         other => panic!("unexpected {other:?}"),
     }
 

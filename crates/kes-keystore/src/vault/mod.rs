@@ -1,4 +1,4 @@
-//! HashiCorp Vault / OpenBao K/V key store (spec §11).
+//! HashiCorp Vault / OpenBao K/V key store.
 //!
 //! The layout is the Go KES's, so either implementation can read the
 //! other's keys:
@@ -268,7 +268,7 @@ fn entry_fields(body: &[u8], version: KvVersion) -> serde_json::Result<EntryFiel
 fn json_body<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut buf = Zeroizing::new(Vec::with_capacity(4096));
     serde_json::to_writer(&mut *buf, value)
-        .map_err(|e| Error::other(format!("vault: encoding a request: {e}")))?;
+        .map_err(|e| Error::other("vault: encoding a request").with_source(e))?;
     Ok(buf)
 }
 
@@ -591,11 +591,11 @@ impl Inner {
             }
             503 => {
                 self.sealed.store(true, Ordering::Release);
-                Err(Error::Unreachable("vault is sealed".into()))
+                Err(Error::unreachable("vault is sealed"))
             }
             501 => {
                 self.sealed.store(true, Ordering::Release);
-                Err(Error::Unreachable("vault is not initialized".into()))
+                Err(Error::unreachable("vault is not initialized"))
             }
             _ => Err(Error::other(format!(
                 "vault: health check failed ({}): {}",
@@ -889,7 +889,7 @@ pub mod decode {
         use super::{entry_fields, EntryField, KvVersion};
         let version = if v2 { KvVersion::V2 } else { KvVersion::V1 };
         let fields = entry_fields(body, version).map_err(|e| {
-            Error::other(format!("vault: reading '{name}': malformed response: {e}"))
+            Error::other(format!("vault: reading '{name}': malformed response")).with_source(e)
         })?;
         let Some(mut fields) = fields else {
             return Ok(None);
@@ -916,7 +916,7 @@ pub mod decode {
             ciphertext: String,
         }
         let out: Out = serde_json::from_slice(body).map_err(|e| {
-            Error::other(format!("vault: transit encrypt: malformed response: {e}"))
+            Error::other("vault: transit encrypt: malformed response").with_source(e)
         })?;
         if !is_transit_ciphertext(&out.data.ciphertext) {
             return Err(Error::other(
@@ -971,7 +971,7 @@ pub mod decode {
             keys: Vec<String>,
         }
         let listing: Listing = serde_json::from_slice(body)
-            .map_err(|e| Error::other(format!("vault: listing keys: malformed response: {e}")))?;
+            .map_err(|e| Error::other("vault: listing keys: malformed response").with_source(e))?;
         // Entries ending in `/` are sub-folders, not keys.
         Ok(listing
             .data
