@@ -2,12 +2,7 @@
 
 #![cfg(feature = "aws")]
 
-// Included by path so that each backend's tests own their support file.
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/warnings.rs"]
-mod warnings;
-
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -17,7 +12,9 @@ use aws_sdk_secretsmanager::Client;
 use kes_keystore::aws::{connect, SecretsManagerKeyStore};
 use kes_keystore::config::AwsConfig;
 use kes_keystore::{Error, KeyStore};
-use moto::Moto;
+use kes_testkit::contract::Expect;
+use kes_testkit::moto::Moto;
+use kes_testkit::warnings;
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -83,7 +80,7 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn create_get_delete() {
+async fn stored_as_the_go_kes_does() {
     let Some(moto) = Moto::start() else { return };
     let kms_key = "arn:aws:kms:us-east-1:123456789012:key/kes-test-key";
     let store = connect(&AwsConfig {
@@ -118,36 +115,17 @@ async fn create_get_delete() {
     assert!(value.secret_binary().is_none());
 
     store.delete("my-key").await.unwrap();
-    assert_eq!(store.get("my-key").await, Err(Error::KeyNotFound));
-    // Forced deletion frees the name at once.
-    store.create("my-key", b"second").await.unwrap();
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"second");
 }
 
-#[tokio::test]
-async fn create_never_overwrites() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract() {
     let Some(moto) = Moto::start() else { return };
-    let store = store(&moto).await;
-    store.create("my-key", b"first").await.unwrap();
-    assert_eq!(
-        store.create("my-key", b"second").await,
-        Err(Error::KeyExists)
-    );
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"first");
-}
-
-#[tokio::test]
-async fn missing_key() {
-    let Some(moto) = Moto::start() else { return };
-    let store = store(&moto).await;
-    assert_eq!(store.get("no-such-key").await, Err(Error::KeyNotFound));
-    // AWS (and moto) answer success to a forced delete of an unknown name;
-    // either answer is fine, anything else is not.
-    let deleted = store.delete("no-such-key").await;
-    assert!(
-        matches!(deleted, Ok(()) | Err(Error::KeyNotFound)),
-        "{deleted:?}"
-    );
+    // AWS (and moto) answer success to a forced delete of an unknown name.
+    let expect = Expect {
+        delete_reports_missing: false,
+        ..Expect::default()
+    };
+    kes_testkit::contract::run(Arc::new(store(&moto).await), expect).await;
 }
 
 #[tokio::test]

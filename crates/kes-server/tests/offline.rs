@@ -2,70 +2,25 @@
 //! that can be switched to unreachable keeps cached keys serving, `/v1/ready`
 //! answers 504 while it is down, and everything recovers when it is back.
 
-#[path = "../../kes/tests/common/client.rs"]
-mod client;
-
 use arc_swap::ArcSwap;
-use client::Client;
 use kes_core::{ApiKey, KeyAlgorithm};
 use kes_keystore::cache::{CacheConfig, KeyCache};
-use kes_keystore::memory::MemKeyStore;
-use kes_keystore::{Error, KeyStore};
 use kes_server::logs::Logs;
 use kes_server::metrics::Metrics;
 use kes_server::routes::RouteTable;
 use kes_server::state::{Shared, State};
+use kes_testkit::client::Client;
+use kes_testkit::store::SwitchableStore;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A real in-memory store behind a switch that makes it unreachable.
-struct Switchable {
-    inner: MemKeyStore,
-    down: AtomicBool,
-}
-
-impl Switchable {
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unreachable("connection refused".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl KeyStore for Switchable {
-    async fn status(&self) -> Result<Duration, Error> {
-        self.check()?;
-        self.inner.status().await
-    }
-    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.check()?;
-        self.inner.create(name, value).await
-    }
-    async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-        self.check()?;
-        self.inner.get(name).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), Error> {
-        self.check()?;
-        self.inner.delete(name).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        self.check()?;
-        self.inner.list(prefix).await
-    }
-}
 
 struct Running {
     addr: std::net::SocketAddr,
     cert_der: Vec<u8>,
     admin: ApiKey,
-    store: Arc<Switchable>,
+    store: Arc<SwitchableStore>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -80,10 +35,7 @@ async fn start(offline_expiry: Duration) -> Running {
         optional_client_cert: false,
     })
     .unwrap();
-    let store = Arc::new(Switchable {
-        inner: MemKeyStore::new(),
-        down: AtomicBool::new(false),
-    });
+    let store = Arc::new(SwitchableStore::new());
     let cache = KeyCache::new(
         store.clone(),
         CacheConfig {
@@ -162,7 +114,7 @@ async fn cached_keys_serve_while_the_store_is_offline() {
         .await;
     assert_eq!(g.status, 200);
 
-    s.store.down.store(true, Ordering::SeqCst);
+    s.store.set_down(true);
     eventually("ready to answer 504", async || {
         c.request("GET", "/v1/ready", None).await.status == 504
     })
@@ -206,7 +158,7 @@ async fn cached_keys_serve_while_the_store_is_offline() {
     );
 
     // Back online: ready again, the cold key is readable.
-    s.store.down.store(false, Ordering::SeqCst);
+    s.store.set_down(false);
     eventually("ready to answer 200", async || {
         c.request("GET", "/v1/ready", None).await.status == 200
     })
@@ -232,7 +184,7 @@ async fn without_offline_caching_ready_still_reports_the_outage() {
         c.request("POST", "/v1/key/generate/k", None).await.status,
         200
     );
-    s.store.down.store(true, Ordering::SeqCst);
+    s.store.set_down(true);
     eventually("ready to answer 504", async || {
         c.request("GET", "/v1/ready", None).await.status == 504
     })
