@@ -681,19 +681,34 @@ impl Inner {
     async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
         let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
         let body = json_body(&BTreeMap::from([("plaintext", plaintext.as_str())]))?;
-        let path = format!("{}/encrypt/{}", transit.engine, transit.key);
+        let resp = self
+            .transit_call(transit, "encrypt", "encrypt", body)
+            .await?;
+        decode::transit_ciphertext(&resp.body)
+    }
+
+    /// Posts `body` to the transit engine's `op` endpoint (`encrypt` or
+    /// `decrypt`); `what` names the operation in the error.
+    async fn transit_call(
+        &self,
+        transit: &Transit,
+        op: &str,
+        what: &str,
+        body: Zeroizing<Vec<u8>>,
+    ) -> Result<Response, Error> {
+        let path = format!("{}/{op}/{}", transit.engine, transit.key);
         let resp = self
             .call(Method::POST, &path, Some(body), BODY_LIMIT)
             .await?;
         if !resp.status.is_success() {
             return Err(Error::other(format!(
-                "vault: transit encrypt with key '{}' failed ({}): {}",
+                "vault: transit {what} with key '{}' failed ({}): {}",
                 transit.key,
                 resp.status,
                 resp.vault_errors()
             )));
         }
-        decode::transit_ciphertext(&resp.body)
+        Ok(resp)
     }
 
     async fn transit_decrypt(
@@ -707,23 +722,10 @@ impl Inner {
             )));
         };
         let body = serde_json::json!({ "ciphertext": ciphertext }).to_string();
-        let path = format!("{}/decrypt/{}", transit.engine, transit.key);
+        let what = format!("decrypt of '{name}'");
         let resp = self
-            .call(
-                Method::POST,
-                &path,
-                Some(Zeroizing::new(body.into_bytes())),
-                BODY_LIMIT,
-            )
+            .transit_call(transit, "decrypt", &what, Zeroizing::new(body.into_bytes()))
             .await?;
-        if !resp.status.is_success() {
-            return Err(Error::other(format!(
-                "vault: transit decrypt of '{name}' with key '{}' failed ({}): {}",
-                transit.key,
-                resp.status,
-                resp.vault_errors()
-            )));
-        }
         decode::transit_plaintext(&resp.body, name)
     }
 }
