@@ -5,8 +5,6 @@
 //! Without it the tests fail, so that a missing server can never look like
 //! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
