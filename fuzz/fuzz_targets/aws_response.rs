@@ -84,7 +84,7 @@ fn fixture() -> &'static Fixture {
 
 fn check(err: Error) {
     // Only the AWS error code decides; the message is for the log.
-    if let Error::Other(message) = &err {
+    if let Error::Other { message, .. } = &err {
         assert!(message.starts_with("aws: failed to "), "{message}");
     }
 }

@@ -1,4 +1,4 @@
-//! AWS Secrets Manager key store (spec §10).
+//! AWS Secrets Manager key store.
 //!
 //! Each KES key is one secret whose `SecretString` is the key-store encoding
 //! of the key version, exactly as the Go KES writes it, so both servers can
@@ -175,9 +175,9 @@ fn endpoint_url(endpoint: &str) -> Result<String, Error> {
     } else {
         format!("https://{endpoint}")
     };
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|err| Error::other(format!("aws: invalid endpoint '{endpoint}': {err}")))?;
+    let uri: http::Uri = url.parse().map_err(|err| {
+        Error::other(format!("aws: invalid endpoint '{endpoint}'")).with_source(err)
+    })?;
     match uri.scheme_str() {
         Some("http") | Some("https") => {}
         _ => {
@@ -229,7 +229,7 @@ fn usable_as_filter(prefix: &str) -> bool {
 #[doc(hidden)]
 pub fn map_error<E>(err: SdkError<E, HttpResponse>, action: &str, name: &str) -> Error
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let context = format!("aws: failed to {action} '{name}'");
     match &err {
@@ -251,7 +251,7 @@ where
                         .message()
                         .map(str::to_owned)
                         .or_else(|| body.and_then(|b| xml_element(b, "Message")));
-                    Error::Other(format!(
+                    Error::other(format!(
                         "{context}: {}: {} (HTTP {})",
                         code.unwrap_or("unknown error"),
                         message.as_deref().unwrap_or("no message"),
@@ -260,11 +260,11 @@ where
                 }
             }
         }
-        SdkError::TimeoutError(_) => Error::Unreachable(format!("{context}: {}", chain(&err))),
+        SdkError::TimeoutError(_) => Error::unreachable(context).with_source(err),
         SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            Error::Unreachable(format!("{context}: {}", chain(&err)))
+            Error::unreachable(context).with_source(err)
         }
-        _ => Error::Other(format!("{context}: {}", chain(&err))),
+        _ => Error::other(context).with_source(err),
     }
 }
 
@@ -276,21 +276,6 @@ fn xml_element(body: &str, tag: &str) -> Option<String> {
     let text = body[start..start + len].trim();
     // An error code or message is short; anything else is not one.
     (!text.is_empty() && text.len() <= 512).then(|| text.to_owned())
-}
-
-/// An error and its sources on one line, for the error log.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
 }
 
 impl SecretsManagerKeyStore {
@@ -316,17 +301,13 @@ impl SecretsManagerKeyStore {
 impl KeyStore for SecretsManagerKeyStore {
     async fn status(&self) -> Result<Duration, Error> {
         let request = HttpRequest::get(&self.endpoint)
-            .map_err(|err| Error::other(format!("aws: invalid endpoint: {err}")))?;
+            .map_err(|err| Error::other("aws: invalid endpoint").with_source(err))?;
         let start = Instant::now();
         // Any HTTP answer, even an error status, proves the endpoint is up;
         // the body is not needed.
         match self.probe.call(request).await {
             Ok(_response) => Ok(start.elapsed()),
-            Err(err) => Err(Error::Unreachable(format!(
-                "aws: {}: {}",
-                self.endpoint,
-                chain(&err)
-            ))),
+            Err(err) => Err(Error::unreachable(format!("aws: {}", self.endpoint)).with_source(err)),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The key cache in front of every key store (spec §9.3).
+//! The key cache in front of every key store.
 //!
 //! The server never talks to a [`KeyStore`] directly: it asks the
 //! [`KeyCache`], which keeps decoded key versions in memory so that the hot
@@ -94,8 +94,9 @@ pub struct KeyCache {
     // that was deleted meanwhile.
     evictions: AtomicU64,
     offline: AtomicBool,
-    // Why the store was last marked offline, for the error of `status`.
-    offline_reason: Mutex<String>,
+    // Why the store was last marked offline: the error `status` returns
+    // while it stays offline.
+    offline_reason: Mutex<Error>,
     hits: AtomicU64,
     misses: AtomicU64,
     store_reads: AtomicU64,
@@ -136,7 +137,7 @@ impl KeyCache {
             refreshed: Mutex::new(HashMap::new()),
             evictions: AtomicU64::new(0),
             offline: AtomicBool::new(false),
-            offline_reason: Mutex::new(String::new()),
+            offline_reason: Mutex::new(Error::unreachable("key store is offline")),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             store_reads: AtomicU64::new(0),
@@ -264,10 +265,10 @@ impl KeyCache {
     /// Encodes `key` and creates it in the store. The key is not cached: it
     /// is read back on its first use.
     pub async fn create(&self, name: &str, key: &KeyVersion) -> Result<(), Error> {
-        let value = Zeroizing::new(
-            key.encode()
-                .map_err(|e| Error::Other(format!("key '{name}' cannot be encoded: {e}")))?,
-        );
+        let value =
+            Zeroizing::new(key.encode().map_err(|e| {
+                Error::other(format!("key '{name}' cannot be encoded")).with_source(e)
+            })?);
         self.store
             .create(name, value.as_bytes())
             .await
@@ -326,7 +327,7 @@ impl KeyCache {
         // Without a status task nothing would ever mark the store online
         // again, so then every call probes the store.
         if self.is_offline() && !self.config.status_interval.is_zero() {
-            return Err(Error::Unreachable(lock(&self.offline_reason).clone()));
+            return Err(lock(&self.offline_reason).clone());
         }
         match self.store.status().await {
             Ok(latency) => {
@@ -335,8 +336,8 @@ impl KeyCache {
             }
             Err(e) => {
                 self.count_error(&e);
-                if let Error::Unreachable(reason) = &e {
-                    self.set_offline(reason.clone());
+                if e.is_unreachable() {
+                    self.set_offline(e.clone());
                 }
                 Err(e)
             }
@@ -379,7 +380,7 @@ impl KeyCache {
     }
 
     fn count_error(&self, e: &Error) {
-        if !matches!(e, Error::KeyExists | Error::KeyNotFound) {
+        if !e.is_about_key() {
             self.store_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -390,7 +391,8 @@ impl KeyCache {
         }
     }
 
-    fn set_offline(&self, reason: String) {
+    /// Marks the store offline; `reason` is an [`Error::Unreachable`].
+    fn set_offline(&self, reason: Error) {
         *lock(&self.offline_reason) = reason;
         if !self.offline.swap(true, Ordering::AcqRel) {
             tracing::warn!("key store is unreachable; marked offline");
@@ -452,13 +454,17 @@ impl KeyCache {
             Ok(Ok(_)) => self.set_online(),
             Ok(Err(e)) => {
                 self.count_error(&e);
+                // Any failure of the probe means the store cannot serve.
                 let reason = match e {
-                    Error::Unreachable(reason) | Error::Other(reason) => reason,
-                    other => other.to_string(),
+                    Error::Unreachable { .. } => e,
+                    Error::Other { message, source } => Error::Unreachable { message, source },
+                    other => Error::unreachable(other.to_string()),
                 };
                 self.set_offline(reason);
             }
-            Err(_) => self.set_offline(format!("no status answer within {limit:?}")),
+            Err(_) => self.set_offline(Error::unreachable(format!(
+                "no status answer within {limit:?}"
+            ))),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The fs key store: one file per key in a directory (spec §11 `fs`).
+//! The fs key store: one file per key in a directory.
 //!
 //! The file name is the key name, the content the encoded key version,
 //! byte for byte, so a directory written by the Go KES can be used as is and
@@ -58,7 +58,7 @@ fn check_name(name: &str) -> Result<(), Error> {
     if valid_key_name(name) {
         Ok(())
     } else {
-        Err(Error::Other(format!(
+        Err(Error::other(format!(
             "fs: invalid key name {name:?}: must not be empty or contain '/', '\\' or '.'"
         )))
     }
@@ -77,38 +77,40 @@ impl FsKeyStore {
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
-                return Err(Error::Other(format!(
+                return Err(Error::other(format!(
                     "fs: '{}' is not a directory",
                     path.display()
                 )))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => create_dir(path).map_err(|e| {
-                Error::Other(format!(
-                    "fs: failed to create directory '{}': {e}",
+                Error::other(format!(
+                    "fs: failed to create directory '{}'",
                     path.display()
                 ))
+                .with_source(e)
             })?,
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "fs: cannot access '{}': {e}",
-                    path.display()
-                )))
+                return Err(
+                    Error::other(format!("fs: cannot access '{}'", path.display())).with_source(e),
+                )
             }
         }
         remove_temp_files(path).map_err(|e| {
-            Error::Other(format!(
-                "fs: failed to remove temporary files in '{}': {e}",
+            Error::other(format!(
+                "fs: failed to remove temporary files in '{}'",
                 path.display()
             ))
+            .with_source(e)
         })?;
         let ignores_case = ignores_case(path, same_file).map_err(|e| {
-            Error::Other(format!(
-                "fs: cannot tell whether '{}' is on a case-insensitive file system: {e}",
+            Error::other(format!(
+                "fs: cannot tell whether '{}' is on a case-insensitive file system",
                 path.display()
             ))
+            .with_source(e)
         })?;
         if ignores_case {
-            return Err(Error::Other(format!(
+            return Err(Error::other(format!(
                 "fs: '{}' is on a case-insensitive file system: there 'my-key' and 'MY-KEY' \
                  would be one file while KES and its policies treat them as two keys; \
                  use a directory on a case-sensitive file system",
@@ -139,7 +141,7 @@ impl FsKeyStore {
         let dir = Arc::clone(&self.dir);
         tokio::task::spawn_blocking(move || f(&dir))
             .await
-            .map_err(|e| Error::Other(format!("fs: I/O task failed: {e}")))?
+            .map_err(|e| Error::other("fs: I/O task failed").with_source(e))?
     }
 }
 
@@ -231,7 +233,7 @@ fn write_synced(mut file: File, value: &[u8]) -> io::Result<()> {
 }
 
 fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
-    let fail = |e: io::Error| Error::Other(format!("fs: failed to create '{name}': {e}"));
+    let fail = |e: io::Error| Error::other(format!("fs: failed to create '{name}'")).with_source(e);
     let target = dir.join(name);
     // Refuse an existing name before writing anything, so that a repeated
     // create of a known key costs one lookup instead of a written and
@@ -295,7 +297,7 @@ fn replace_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
 }
 
 fn read_key(dir: &Path, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let fail = |e: io::Error| Error::Other(format!("fs: failed to read '{name}': {e}"));
+    let fail = |e: io::Error| Error::other(format!("fs: failed to read '{name}'")).with_source(e);
     let file = match File::open(dir.join(name)) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::KeyNotFound),
@@ -438,7 +440,7 @@ fn entries_ignore_case(
 }
 
 fn too_large(name: &str) -> Error {
-    Error::Other(format!(
+    Error::other(format!(
         "fs: key '{name}' is larger than {MAX_VALUE_SIZE} bytes"
     ))
 }
@@ -449,11 +451,11 @@ impl KeyStore for FsKeyStore {
         self.blocking(|dir| {
             let start = Instant::now();
             let meta = fs::metadata(dir).map_err(|e| {
-                Error::Unreachable(format!("fs: cannot access '{}': {e}", dir.display()))
+                Error::unreachable(format!("fs: cannot access '{}'", dir.display())).with_source(e)
             })?;
             let latency = start.elapsed();
             if !meta.is_dir() {
-                return Err(Error::Unreachable(format!(
+                return Err(Error::unreachable(format!(
                     "fs: '{}' is not a directory",
                     dir.display()
                 )));
@@ -489,7 +491,9 @@ impl KeyStore for FsKeyStore {
         check_name(name)?;
         let name = name.to_owned();
         self.blocking(move |dir| {
-            let fail = |e: io::Error| Error::Other(format!("fs: failed to delete '{name}': {e}"));
+            let fail = |e: io::Error| {
+                Error::other(format!("fs: failed to delete '{name}'")).with_source(e)
+            };
             match fs::remove_file(dir.join(&name)) {
                 Ok(()) => sync_dir(dir).map_err(fail),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::KeyNotFound),
@@ -502,8 +506,9 @@ impl KeyStore for FsKeyStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let prefix = prefix.to_owned();
         self.blocking(move |dir| {
-            let fail =
-                |e: io::Error| Error::Other(format!("fs: failed to list '{}': {e}", dir.display()));
+            let fail = |e: io::Error| {
+                Error::other(format!("fs: failed to list '{}'", dir.display())).with_source(e)
+            };
             let mut names = Vec::new();
             for entry in fs::read_dir(dir).map_err(fail)? {
                 let entry = entry.map_err(fail)?;

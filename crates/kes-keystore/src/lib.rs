@@ -7,6 +7,8 @@
 //! of a rotated key ([`versions`]) overwrites an entry. The [`cache::KeyCache`] wraps
 //! any key store and is what the server talks to.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[cfg(feature = "aws")]
@@ -19,30 +21,138 @@ pub mod memory;
 pub mod vault;
 pub mod versions;
 
+/// The cause of a key-store failure, kept for `source()` and shared by
+/// every caller that waits on the same cache miss (hence `Arc`).
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong in a key store.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+///
+/// The `Display` text is what the server writes to its error log: it names
+/// the store, the operation and the key and ends with the cause's chain, but
+/// never contains key material. Clients never see it.
+///
+/// Equality compares the kind and the message, not the source.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Error {
     /// A key with this name exists already (create never overwrites).
-    #[error("key already exists")]
     KeyExists,
     /// No key with this name exists.
-    #[error("key does not exist")]
     KeyNotFound,
     /// The key store cannot be reached (network down, sealed, offline).
-    #[error("key store is not reachable: {0}")]
-    Unreachable(String),
-    /// Any other failure. The text is for the error log only, never sent to
-    /// clients, and must not contain key material.
-    #[error("{0}")]
-    Other(String),
+    #[non_exhaustive]
+    Unreachable {
+        /// What failed, e.g. `vault: reading 'my-key'`.
+        message: String,
+        /// Why it failed, if another error says so.
+        source: Option<Source>,
+    },
+    /// Any other failure.
+    #[non_exhaustive]
+    Other {
+        /// What failed, e.g. `fs: invalid key name '..'`.
+        message: String,
+        /// Why it failed, if another error says so.
+        source: Option<Source>,
+    },
 }
 
 impl Error {
-    /// A generic failure with a message for the error log.
-    pub fn other(msg: impl Into<String>) -> Self {
-        Error::Other(msg.into())
+    /// A failure other than not-found, exists or unreachable, with a message
+    /// for the error log.
+    pub fn other(message: impl Into<String>) -> Self {
+        Error::Other {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The store cannot be reached; `message` says what was tried.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Error::Unreachable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same error caused by `source`, whose text ends the `Display`.
+    /// No effect on [`Error::KeyExists`] and [`Error::KeyNotFound`].
+    pub fn with_source(
+        mut self,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        if let Error::Unreachable { source, .. } | Error::Other { source, .. } = &mut self {
+            *source = Some(Arc::from(cause.into()));
+        }
+        self
+    }
+
+    /// Whether the store could not be reached (this marks it offline).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Error::Unreachable { .. })
+    }
+
+    /// Whether this is [`Error::KeyExists`] or [`Error::KeyNotFound`]: an
+    /// answer about the key, not a failure of the store.
+    pub fn is_about_key(&self) -> bool {
+        matches!(self, Error::KeyExists | Error::KeyNotFound)
     }
 }
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (message, source) = match self {
+            Error::KeyExists => return f.write_str("key already exists"),
+            Error::KeyNotFound => return f.write_str("key does not exist"),
+            Error::Unreachable { message, source } => {
+                f.write_str("key store is not reachable: ")?;
+                (message, source)
+            }
+            Error::Other { message, source } => (message, source),
+        };
+        f.write_str(message)?;
+        // The error log writes only this text, so the cause's chain is part
+        // of it; a level already contained in the text so far is skipped
+        // (SDK errors often repeat their cause in their own message).
+        let mut text = message.clone();
+        let mut next = source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
+        while let Some(cause) = next {
+            let part = cause.to_string();
+            if !text.contains(&part) {
+                write!(f, ": {part}")?;
+                text.push_str(&part);
+            }
+            next = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Unreachable { source, .. } | Error::Other { source, .. } => source
+                .as_deref()
+                .map(|s| s as &(dyn std::error::Error + 'static)),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Error::KeyExists, Error::KeyExists) | (Error::KeyNotFound, Error::KeyNotFound) => true,
+            (Error::Unreachable { message: a, .. }, Error::Unreachable { message: b, .. })
+            | (Error::Other { message: a, .. }, Error::Other { message: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Error {}
 
 /// A key store backend. Values are opaque bytes; names have been validated
 /// by the caller with [`kes_core::name::valid_name`], but backends must still
@@ -86,8 +196,8 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn close(&self) {}
 }
 
-/// Sorts `names` and keeps those with `prefix`, the reference's listing
-/// helper (spec §9.2) without its page limit.
+/// Sorts `names`, drops duplicates and keeps those starting with `prefix`:
+/// what a listing returns before it is paged.
 pub fn filter_sorted(mut names: Vec<String>, prefix: &str) -> Vec<String> {
     names.retain(|n| n.starts_with(prefix));
     names.sort_unstable();

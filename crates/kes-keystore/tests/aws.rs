@@ -2,12 +2,7 @@
 
 #![cfg(feature = "aws")]
 
-// Included by path so that each backend's tests own their support file.
-#[path = "support/moto.rs"]
-mod moto;
-#[path = "support/warnings.rs"]
-mod warnings;
-
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -17,7 +12,9 @@ use aws_sdk_secretsmanager::Client;
 use kes_keystore::aws::{connect, SecretsManagerKeyStore};
 use kes_keystore::config::AwsConfig;
 use kes_keystore::{Error, KeyStore};
-use moto::Moto;
+use kes_testkit::contract::Expect;
+use kes_testkit::moto::Moto;
+use kes_testkit::warnings;
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -83,7 +80,7 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn create_get_delete() {
+async fn stored_as_the_go_kes_does() {
     let Some(moto) = Moto::start() else { return };
     let kms_key = "arn:aws:kms:us-east-1:123456789012:key/kes-test-key";
     let store = connect(&AwsConfig {
@@ -118,36 +115,17 @@ async fn create_get_delete() {
     assert!(value.secret_binary().is_none());
 
     store.delete("my-key").await.unwrap();
-    assert_eq!(store.get("my-key").await, Err(Error::KeyNotFound));
-    // Forced deletion frees the name at once.
-    store.create("my-key", b"second").await.unwrap();
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"second");
 }
 
-#[tokio::test]
-async fn create_never_overwrites() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract() {
     let Some(moto) = Moto::start() else { return };
-    let store = store(&moto).await;
-    store.create("my-key", b"first").await.unwrap();
-    assert_eq!(
-        store.create("my-key", b"second").await,
-        Err(Error::KeyExists)
-    );
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"first");
-}
-
-#[tokio::test]
-async fn missing_key() {
-    let Some(moto) = Moto::start() else { return };
-    let store = store(&moto).await;
-    assert_eq!(store.get("no-such-key").await, Err(Error::KeyNotFound));
-    // AWS (and moto) answer success to a forced delete of an unknown name;
-    // either answer is fine, anything else is not.
-    let deleted = store.delete("no-such-key").await;
-    assert!(
-        matches!(deleted, Ok(()) | Err(Error::KeyNotFound)),
-        "{deleted:?}"
-    );
+    // AWS (and moto) answer success to a forced delete of an unknown name.
+    let expect = Expect {
+        delete_reports_missing: false,
+        ..Expect::default()
+    };
+    kes_testkit::contract::run(Arc::new(store(&moto).await), expect).await;
 }
 
 #[tokio::test]
@@ -161,11 +139,11 @@ async fn invalid_names_are_refused() {
         "a/b",
     ] {
         assert!(
-            matches!(store.get(name).await, Err(Error::Other(_))),
+            matches!(store.get(name).await, Err(Error::Other { .. })),
             "{name:?}"
         );
         assert!(
-            matches!(store.create(name, b"v").await, Err(Error::Other(_))),
+            matches!(store.create(name, b"v").await, Err(Error::Other { .. })),
             "{name:?}"
         );
     }
@@ -343,25 +321,31 @@ async fn emulator_stopped() {
 
     moto.stop();
     let started = Instant::now();
-    assert!(matches!(store.status().await, Err(Error::Unreachable(_))));
+    assert!(matches!(
+        store.status().await,
+        Err(Error::Unreachable { .. })
+    ));
     assert!(matches!(
         store.get("my-key").await,
-        Err(Error::Unreachable(_))
+        Err(Error::Unreachable { .. })
     ));
     assert!(matches!(
         store.create("new-key", b"v").await,
-        Err(Error::Unreachable(_))
+        Err(Error::Unreachable { .. })
     ));
-    assert!(matches!(store.list("").await, Err(Error::Unreachable(_))));
+    assert!(matches!(
+        store.list("").await,
+        Err(Error::Unreachable { .. })
+    ));
     assert!(matches!(
         store.delete("my-key").await,
-        Err(Error::Unreachable(_))
+        Err(Error::Unreachable { .. })
     ));
     // Retries with backoff, but bounded.
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(matches!(
         connect(&config(&moto)).await,
-        Err(Error::Unreachable(_))
+        Err(Error::Unreachable { .. })
     ));
 
     // A fresh emulator on the same port: reachable again, and empty.
@@ -385,20 +369,24 @@ async fn wrong_credentials() {
     .unwrap();
     let value = "c2VjcmV0LXZhbHVlLW5ldmVyLWxvZ2dlZA==";
     match store.create("my-key", value.as_bytes()).await {
-        Err(Error::Other(msg)) => {
+        Err(msg @ Error::Other { .. }) => {
             // moto's answer is XML, which the SDK cannot parse; the code
             // still reaches the error log.
             assert!(
-                msg.starts_with("aws: failed to create 'my-key': InvalidClientTokenId"),
+                msg.to_string()
+                    .starts_with("aws: failed to create 'my-key': InvalidClientTokenId"),
                 "{msg}"
             );
-            assert!(!msg.contains(value), "{msg}");
-            assert!(!msg.contains("not-the-secret"), "{msg}");
+            assert!(!msg.to_string().contains(value), "{msg}");
+            assert!(!msg.to_string().contains("not-the-secret"), "{msg}");
         }
         other => panic!("expected an authentication error, got {other:?}"),
     }
-    assert!(matches!(store.get("my-key").await, Err(Error::Other(_))));
-    assert!(matches!(store.list("").await, Err(Error::Other(_))));
+    assert!(matches!(
+        store.get("my-key").await,
+        Err(Error::Other { .. })
+    ));
+    assert!(matches!(store.list("").await, Err(Error::Other { .. })));
 }
 
 /// One IAM Query API call to moto, signed with a dummy signature: moto
@@ -491,7 +479,9 @@ async fn signed_requests_with_real_credentials() {
     .await
     .unwrap();
     match forged.create("my-key", b"value").await {
-        Err(Error::Other(msg)) => assert!(msg.contains("SignatureDoesNotMatch"), "{msg}"),
+        Err(msg @ Error::Other { .. }) => {
+            assert!(msg.to_string().contains("SignatureDoesNotMatch"), "{msg}")
+        }
         other => panic!("expected a signature error, got {other:?}"),
     }
 }
@@ -534,12 +524,15 @@ async fn configuration_errors() {
         ),
     ] {
         match connect(&bad).await {
-            Err(Error::Other(msg)) => assert!(msg.contains(what), "{msg}"),
+            Err(msg @ Error::Other { .. }) => assert!(msg.to_string().contains(what), "{msg}"),
             other => panic!("{what}: expected a config error, got {other:?}"),
         }
     }
     // Nothing listens on port 1.
-    assert!(matches!(connect(&good).await, Err(Error::Unreachable(_))));
+    assert!(matches!(
+        connect(&good).await,
+        Err(Error::Unreachable { .. })
+    ));
 }
 
 #[tokio::test]

@@ -1,95 +1,28 @@
-//! The key cache (spec §9.3) in front of a real in-memory store.
+//! The key cache in front of a real in-memory store.
 //!
 //! Time is paused (tokio `test-util`): the runtime jumps straight to the
 //! next timer when idle, so the expiry schedules are exact and the tests do
 //! not depend on how loaded the machine is.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kes_core::{HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use kes_keystore::cache::{CacheConfig, KeyCache};
-use kes_keystore::memory::MemKeyStore;
 use kes_keystore::{Error, KeyStore};
+use kes_testkit::store::SwitchableStore;
 use tokio::time::{sleep, sleep_until, Instant};
-use zeroize::Zeroizing;
-
-/// A real `MemKeyStore` that counts the calls reaching it, can be slowed
-/// down and can be switched off to play an unreachable store.
-#[derive(Default)]
-struct TestStore {
-    inner: MemKeyStore,
-    gets: AtomicUsize,
-    statuses: AtomicUsize,
-    get_delay: Duration,
-    down: AtomicBool,
-}
-
-impl TestStore {
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unreachable("test store is switched off".into()))
-        } else {
-            Ok(())
-        }
-    }
-    fn gets(&self) -> usize {
-        self.gets.load(Ordering::SeqCst)
-    }
-    fn statuses(&self) -> usize {
-        self.statuses.load(Ordering::SeqCst)
-    }
-    fn set_down(&self, down: bool) {
-        self.down.store(down, Ordering::SeqCst);
-    }
-}
-
-#[async_trait::async_trait]
-impl KeyStore for TestStore {
-    async fn status(&self) -> Result<Duration, Error> {
-        self.statuses.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.status().await
-    }
-    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.check()?;
-        self.inner.create(name, value).await
-    }
-    async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        // The value is read first and delivered late, like an answer
-        // travelling back over a slow network.
-        let value = self.inner.get(name).await;
-        if !self.get_delay.is_zero() {
-            sleep(self.get_delay).await;
-        }
-        self.check()?;
-        value
-    }
-    async fn delete(&self, name: &str) -> Result<(), Error> {
-        self.check()?;
-        self.inner.delete(name).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        self.check()?;
-        self.inner.list(prefix).await
-    }
-}
 
 const KEYS: [&str; 3] = ["golden-aes", "golden-chacha", "golden-imported-aes"];
 
 /// A store holding the keys the Go KES wrote (testdata/go-kes/keys).
-async fn golden_store(get_delay: Duration) -> Arc<TestStore> {
-    let store = TestStore {
-        get_delay,
-        ..TestStore::default()
-    };
+async fn golden_store(get_delay: Duration) -> Arc<SwitchableStore> {
+    let store = SwitchableStore::with_get_delay(get_delay);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys");
     for name in KEYS {
         let value = std::fs::read(dir.join(name)).unwrap();
-        store.inner.create(name, &value).await.unwrap();
+        store.inner().create(name, &value).await.unwrap();
     }
     Arc::new(store)
 }
@@ -178,15 +111,18 @@ async fn concurrent_misses_share_an_error() {
 async fn malformed_value() {
     let store = golden_store(Duration::ZERO).await;
     store
-        .inner
+        .inner()
         .create("bad", b"c2VjcmV0LWJ5dGVzLW5vdC1hLWtleQ==")
         .await
         .unwrap();
     let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
     match cache.get("bad").await.unwrap_err() {
-        Error::Other(msg) => {
-            assert!(msg.starts_with("key 'bad' is malformed: "), "{msg}");
-            assert!(!msg.contains("c2VjcmV0"), "{msg}");
+        msg @ Error::Other { .. } => {
+            assert!(
+                msg.to_string().starts_with("key 'bad' is malformed: "),
+                "{msg}"
+            );
+            assert!(!msg.to_string().contains("c2VjcmV0"), "{msg}");
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -262,7 +198,9 @@ async fn offline_keeps_serving_cached_keys() {
     // status answers without asking the store.
     let asked = store.statuses();
     match cache.status().await.unwrap_err() {
-        Error::Unreachable(msg) => assert!(msg.contains("switched off"), "{msg}"),
+        msg @ Error::Unreachable { .. } => {
+            assert!(msg.to_string().contains("switched off"), "{msg}")
+        }
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(store.statuses(), asked);
@@ -277,7 +215,7 @@ async fn offline_keeps_serving_cached_keys() {
     assert_eq!(store.gets(), gets);
     assert!(matches!(
         cache.get("golden-chacha").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
     assert!(cache.stats().store_errors > 0);
 
@@ -305,7 +243,7 @@ async fn offline_expiry_drops_all() {
     assert_eq!(cached(&cache), 0);
     assert!(matches!(
         cache.get("golden-aes").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
 }
 
@@ -341,7 +279,7 @@ async fn status_without_status_task() {
     store.set_down(true);
     assert!(matches!(
         cache.status().await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
     assert!(cache.is_offline());
     // Nothing else would bring it back, so status keeps probing the store.
@@ -409,7 +347,7 @@ async fn create_writes_through_without_caching() {
     cache.create("new-key", &key).await.unwrap();
     assert_eq!(cached(&cache), 0);
     assert_eq!(store.gets(), 0);
-    let stored = store.inner.get("new-key").await.unwrap();
+    let stored = store.inner().get("new-key").await.unwrap();
     assert_eq!(stored.as_slice(), key.encode().unwrap().as_bytes());
 
     assert_eq!(
@@ -427,7 +365,7 @@ async fn create_writes_through_without_caching() {
 async fn list_is_sorted_and_filtered() {
     let store = golden_store(Duration::ZERO).await;
     let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
-    store.inner.create("another", b"x").await.unwrap();
+    store.inner().create("another", b"x").await.unwrap();
     assert_eq!(
         cache.list("").await.unwrap(),
         [
@@ -445,7 +383,7 @@ async fn list_is_sorted_and_filtered() {
     store.set_down(true);
     assert!(matches!(
         cache.list("").await.unwrap_err(),
-        Error::Unreachable(_)
+        Error::Unreachable { .. }
     ));
 }
 

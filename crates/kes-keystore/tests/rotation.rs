@@ -4,13 +4,6 @@
 //! and v2); the network ones are skipped when the server binary is missing,
 //! like the other key-store tests.
 
-#[path = "support/bao.rs"]
-#[allow(dead_code)]
-mod bao;
-#[path = "support/moto.rs"]
-#[allow(dead_code)]
-mod moto;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -264,7 +257,7 @@ async fn fs() {
 #[cfg(feature = "aws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aws() {
-    let Some(moto) = moto::Moto::start() else {
+    let Some(moto) = kes_testkit::moto::Moto::start() else {
         eprintln!("moto_server not found: skipped");
         return;
     };
@@ -288,7 +281,7 @@ async fn aws() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vault() {
     use kes_keystore::config::{VaultAppRole, VaultConfig};
-    let Some(bao) = bao::Bao::start() else {
+    let Some(bao) = kes_testkit::bao::Bao::start() else {
         eprintln!("bao not found: skipped");
         return;
     };

@@ -1,22 +1,18 @@
 //! The Vault key store against a real OpenBao dev server on loopback.
 #![cfg(feature = "vault")]
 
-#[path = "support/bao.rs"]
-mod bao;
-#[path = "support/warnings.rs"]
-mod warnings;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bao::Bao;
 use kes_keystore::config::{VaultAppRole, VaultConfig, VaultKubernetes, VaultTransit};
 use kes_keystore::vault::{connect, VaultKeyStore};
 use kes_keystore::{Error, KeyStore};
+use kes_testkit::bao::{self, Bao};
+use kes_testkit::contract::Expect;
+use kes_testkit::warnings::warnings_of;
 use serde_json::json;
-use warnings::warnings_of;
 
 /// The key the Go KES wrote (base64 protobuf, as it is in every key store).
 const GOLDEN_AES: &str = include_str!("../../../testdata/go-kes/keys/golden-aes");
@@ -41,20 +37,10 @@ fn value(i: usize) -> Vec<u8> {
     format!("CiQKIOwvcxe1LiR1n8PnAtOYhywM{i:08}").into_bytes()
 }
 
-async fn exercise(store: &VaultKeyStore) {
-    store.create("my-key", &value(1)).await.unwrap();
-    assert_eq!(
-        store.create("my-key", &value(2)).await,
-        Err(Error::KeyExists)
-    );
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), value(1));
-    assert_eq!(store.get("no-such-key").await, Err(Error::KeyNotFound));
-    store.delete("my-key").await.unwrap();
-    assert_eq!(store.get("my-key").await, Err(Error::KeyNotFound));
-    assert_eq!(store.delete("my-key").await, Err(Error::KeyNotFound));
-    // A deleted name can be created again.
-    store.create("my-key", &value(3)).await.unwrap();
-    assert_eq!(store.get("my-key").await.unwrap().as_slice(), value(3));
+/// The key-store contract, then a listing long enough to need Vault's
+/// paging.
+async fn exercise(store: &Arc<VaultKeyStore>) {
+    kes_testkit::contract::run(store.clone(), Expect::default()).await;
 
     let mut want = BTreeSet::new();
     for i in 0..120 {
@@ -65,64 +51,21 @@ async fn exercise(store: &VaultKeyStore) {
     let got: BTreeSet<String> = store.list("many-").await.unwrap().into_iter().collect();
     assert_eq!(got, want);
     let all = store.list("").await.unwrap();
-    assert_eq!(all.len(), 121, "{all:?}");
-    assert!(all.contains(&"my-key".to_string()));
+    assert_eq!(all.len(), 120, "{all:?}");
     assert_eq!(store.list("many-11").await.unwrap().len(), 10);
     assert!(store.list("zzz").await.unwrap().is_empty());
-
-    // Concurrent creates of one name: exactly one wins, none overwrites.
-    let mut tasks = Vec::new();
-    for i in 0..8 {
-        tasks.push(async move { (i, store.create("raced", &value(100 + i)).await) });
-    }
-    let mut winners = Vec::new();
-    for (i, result) in futures_join(tasks).await {
-        match result {
-            Ok(()) => winners.push(i),
-            Err(Error::KeyExists) => {}
-            Err(e) => panic!("unexpected error: {e}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "{winners:?}");
-    assert_eq!(
-        store.get("raced").await.unwrap().as_slice(),
-        value(100 + winners[0])
-    );
-    store.delete("raced").await.unwrap();
     assert!(store.status().await.is_ok());
-}
-
-/// Runs the futures concurrently on this task and returns their outputs.
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if outputs[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().map(Option::unwrap).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_v1_create_get_delete_list() {
     let Some(bao) = Bao::start() else { return };
     let (role, secret) = bao.setup_kes("1h", "24h");
-    let store = connect(&config(&bao, &role, &secret, "kv", "v1"))
-        .await
-        .unwrap();
+    let store = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv", "v1"))
+            .await
+            .unwrap(),
+    );
     assert!(store.list("").await.unwrap().is_empty());
     exercise(&store).await;
     // The Go KES layout: `{"<name>": "<value>"}` at `<engine>/<name>`.
@@ -140,7 +83,7 @@ async fn kv_v2_create_get_delete_list_with_prefix() {
     let (role, secret) = bao.setup_kes("1h", "24h");
     let mut cfg = config(&bao, &role, &secret, "kv2", "v2");
     cfg.prefix = "/tenant-a/kes/".into();
-    let store = connect(&cfg).await.unwrap();
+    let store = Arc::new(connect(&cfg).await.unwrap());
     exercise(&store).await;
     let raw = bao.ok("GET", "kv2/data/tenant-a/kes/many-007?version=1", None);
     assert_eq!(
@@ -239,7 +182,7 @@ async fn transit_wraps_stored_values() {
         .await
         .unwrap();
     match plain.get("wrapped").await {
-        Err(Error::Other(msg)) => assert!(msg.contains("transit"), "{msg}"),
+        Err(msg @ Error::Other { .. }) => assert!(msg.to_string().contains("transit"), "{msg}"),
         other => panic!("expected a transit error, got {other:?}"),
     }
 }
@@ -315,13 +258,15 @@ async fn sealed_vault_fails_fast_and_recovers() {
 
     bao.seal();
     match store.status().await {
-        Err(Error::Unreachable(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+        Err(msg @ Error::Unreachable { .. }) => {
+            assert!(msg.to_string().contains("sealed"), "{msg}")
+        }
         other => panic!("expected Unreachable, got {other:?}"),
     }
     for _ in 0..5 {
         let started = Instant::now();
         match store.get("k").await {
-            Err(Error::Other(msg)) => assert!(msg.contains("sealed"), "{msg}"),
+            Err(msg @ Error::Other { .. }) => assert!(msg.to_string().contains("sealed"), "{msg}"),
             other => panic!("expected a sealed error, got {other:?}"),
         }
         assert!(
@@ -354,27 +299,37 @@ async fn bad_credentials_and_config_give_clear_errors() {
     let (role, _) = bao.setup_kes("1h", "24h");
     let wrong_secret = "00000000-1111-2222-3333-444444444444";
     match connect(&config(&bao, &role, wrong_secret, "kv", "v1")).await {
-        Err(Error::Other(msg)) => {
-            assert!(msg.contains("approle login failed"), "{msg}");
-            assert!(!msg.contains(wrong_secret), "secret leaked: {msg}");
+        Err(msg @ Error::Other { .. }) => {
+            assert!(msg.to_string().contains("approle login failed"), "{msg}");
+            assert!(
+                !msg.to_string().contains(wrong_secret),
+                "secret leaked: {msg}"
+            );
         }
         other => panic!("expected a login error, got {other:?}"),
     }
 
     // Nothing listens on this port.
     let mut cfg = config(&bao, &role, wrong_secret, "kv", "v1");
-    cfg.endpoint = format!("http://127.0.0.1:{}", bao::free_port());
-    assert!(matches!(connect(&cfg).await, Err(Error::Unreachable(_))));
+    cfg.endpoint = format!("http://127.0.0.1:{}", kes_testkit::free_port());
+    assert!(matches!(
+        connect(&cfg).await,
+        Err(Error::Unreachable { .. })
+    ));
 
     let mut cfg = config(&bao, &role, wrong_secret, "kv", "v3");
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("v3")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("v3"))
+    );
     cfg.version = "v1".into();
     cfg.kubernetes = Some(VaultKubernetes {
         role: "kes".into(),
         jwt: "jwt".into(),
         ..Default::default()
     });
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("more than one")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("more than one"))
+    );
     cfg.approle = None;
     cfg.kubernetes = Some(VaultKubernetes {
         role: "kes".into(),
@@ -382,17 +337,21 @@ async fn bad_credentials_and_config_give_clear_errors() {
         ..Default::default()
     });
     assert!(
-        matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("/nonexistent/token"))
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("/nonexistent/token"))
     );
     cfg.kubernetes = None;
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("no authentication")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("no authentication"))
+    );
     cfg.approle = Some(VaultAppRole {
         id: role.clone(),
         secret: wrong_secret.into(),
         ..Default::default()
     });
     cfg.tls_key = "/some/key.pem".into();
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("together")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("together"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -500,15 +459,18 @@ async fn https_endpoint_with_a_private_ca() {
     .unwrap();
     untrusted.tls_ca = other_ca.path().display().to_string();
     match connect(&untrusted).await {
-        Err(Error::Unreachable(msg)) => {
-            assert!(msg.to_lowercase().contains("certificate"), "{msg}")
+        Err(msg @ Error::Unreachable { .. }) => {
+            assert!(
+                msg.to_string().to_lowercase().contains("certificate"),
+                "{msg}"
+            )
         }
         other => panic!("expected a TLS error, got {other:?}"),
     }
     let mut bad = config(&bao, &role, &secret, "kv", "v1");
     bad.tls_ca = "/nonexistent/ca.pem".into();
     assert!(
-        matches!(connect(&bad).await, Err(Error::Other(m)) if m.contains("/nonexistent/ca.pem"))
+        matches!(connect(&bad).await, Err(m @ Error::Other { .. }) if m.to_string().contains("/nonexistent/ca.pem"))
     );
 }
 
@@ -558,7 +520,9 @@ async fn namespace_header_is_sent() {
     // An auth namespace of "/" logs in at the root, where this role does
     // not exist.
     cfg.approle.as_mut().unwrap().namespace = "/".into();
-    assert!(matches!(connect(&cfg).await, Err(Error::Other(m)) if m.contains("login failed")));
+    assert!(
+        matches!(connect(&cfg).await, Err(m @ Error::Other { .. }) if m.to_string().contains("login failed"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -571,7 +535,9 @@ async fn policy_denial_is_an_error_without_new_logins() {
         .unwrap();
     for _ in 0..3 {
         match store.get("k").await {
-            Err(Error::Other(msg)) => assert!(msg.contains("permission denied"), "{msg}"),
+            Err(msg @ Error::Other { .. }) => {
+                assert!(msg.to_string().contains("permission denied"), "{msg}")
+            }
             other => panic!("expected permission denied, got {other:?}"),
         }
     }
@@ -658,7 +624,7 @@ async fn kubernetes_style_login_with_a_jwt_file() {
     std::fs::write(&jwt_file, "not-a-jwt").unwrap();
     bao.ok("PUT", "sys/leases/revoke-prefix/auth/k8s-jwt/login", None);
     assert!(
-        matches!(store.get("k8s").await, Err(Error::Other(m)) if m.contains("kubernetes login failed"))
+        matches!(store.get("k8s").await, Err(m @ Error::Other { .. }) if m.to_string().contains("kubernetes login failed"))
     );
     std::fs::write(&jwt_file, &jwt).unwrap();
     assert_eq!(store.get("k8s").await.unwrap().as_slice(), value(1));
@@ -669,7 +635,9 @@ async fn kubernetes_style_login_with_a_jwt_file() {
     let mut huge_cfg = cfg.clone();
     huge_cfg.kubernetes.as_mut().unwrap().jwt = huge.display().to_string();
     match connect(&huge_cfg).await {
-        Err(Error::Other(m)) => assert!(m.contains("larger than 65536 bytes"), "{m}"),
+        Err(m @ Error::Other { .. }) => {
+            assert!(m.to_string().contains("larger than 65536 bytes"), "{m}")
+        }
         other => panic!("unexpected {other:?}"),
     }
 

@@ -2,65 +2,20 @@
 //! that can be switched to unreachable keeps cached keys serving, `/v1/ready`
 //! answers 504 while it is down, and everything recovers when it is back.
 
-#[path = "../../kes/tests/common/client.rs"]
-mod client;
-
-use client::Client;
 use kes_core::{ApiKey, KeyAlgorithm};
 use kes_keystore::cache::{CacheConfig, KeyCache};
-use kes_keystore::memory::MemKeyStore;
-use kes_keystore::{Error, KeyStore};
 use kes_server::{ServerBuilder, State};
+use kes_testkit::client::Client;
+use kes_testkit::store::SwitchableStore;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A real in-memory store behind a switch that makes it unreachable.
-struct Switchable {
-    inner: MemKeyStore,
-    down: AtomicBool,
-}
-
-impl Switchable {
-    fn check(&self) -> Result<(), Error> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::Unreachable("connection refused".into()))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl KeyStore for Switchable {
-    async fn status(&self) -> Result<Duration, Error> {
-        self.check()?;
-        self.inner.status().await
-    }
-    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        self.check()?;
-        self.inner.create(name, value).await
-    }
-    async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-        self.check()?;
-        self.inner.get(name).await
-    }
-    async fn delete(&self, name: &str) -> Result<(), Error> {
-        self.check()?;
-        self.inner.delete(name).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        self.check()?;
-        self.inner.list(prefix).await
-    }
-}
 
 struct Running {
     addr: std::net::SocketAddr,
     cert_der: Vec<u8>,
     admin: ApiKey,
-    store: Arc<Switchable>,
+    store: Arc<SwitchableStore>,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -68,10 +23,7 @@ async fn start(offline_expiry: Duration) -> Running {
     let admin = ApiKey::generate();
     let cert = kes_core::certgen::dev_server_certificate(&["127.0.0.1".parse().unwrap()]).unwrap();
     let tls = kes_server::dev_tls(&cert).unwrap();
-    let store = Arc::new(Switchable {
-        inner: MemKeyStore::new(),
-        down: AtomicBool::new(false),
-    });
+    let store = Arc::new(SwitchableStore::new());
     let cache = KeyCache::new(
         store.clone(),
         CacheConfig {
@@ -138,7 +90,7 @@ async fn cached_keys_serve_while_the_store_is_offline() {
         .await;
     assert_eq!(g.status, 200);
 
-    s.store.down.store(true, Ordering::SeqCst);
+    s.store.set_down(true);
     eventually("ready to answer 504", async || {
         c.request("GET", "/v1/ready", None).await.status == 504
     })
@@ -182,7 +134,7 @@ async fn cached_keys_serve_while_the_store_is_offline() {
     );
 
     // Back online: ready again, the cold key is readable.
-    s.store.down.store(false, Ordering::SeqCst);
+    s.store.set_down(false);
     eventually("ready to answer 200", async || {
         c.request("GET", "/v1/ready", None).await.status == 200
     })
@@ -208,7 +160,7 @@ async fn without_offline_caching_ready_still_reports_the_outage() {
         c.request("POST", "/v1/key/generate/k", None).await.status,
         200
     );
-    s.store.down.store(true, Ordering::SeqCst);
+    s.store.set_down(true);
     eventually("ready to answer 504", async || {
         c.request("GET", "/v1/ready", None).await.status == 504
     })

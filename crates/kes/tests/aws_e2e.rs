@@ -3,9 +3,7 @@
 //! and several stateless nodes on one Secrets Manager.
 
 mod common;
-// Shared with kes-keystore's tests: starts and stops moto by PID.
-#[path = "../../kes-keystore/tests/support/moto.rs"]
-mod moto;
+use kes_testkit::moto;
 
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,7 @@
 //! `kes migrate` between key stores (fs, and AWS Secrets Manager on moto),
 //! run as the real binary.
 
-// Shared with kes-keystore's tests: starts and stops moto by PID.
-#[path = "../../kes-keystore/tests/support/moto.rs"]
-mod moto;
+use kes_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

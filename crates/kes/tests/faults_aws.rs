@@ -13,8 +13,8 @@
 //! replay endpoint fails while the restarted emulator is already busy.)
 
 mod common;
-#[path = "../../kes-keystore/tests/support/moto.rs"]
-mod moto;
+
+use kes_testkit::moto;
 
 use common::{Client, Setup, TestServer};
 use kes_keystore::config::AwsConfig;

@@ -4,9 +4,9 @@
 //! reports the sealed store with 504, KES recovers by itself after the
 //! unseal and logs in again after the revocation, and no key is lost.
 
-#[path = "../../kes-keystore/tests/support/bao.rs"]
-mod bao;
 mod common;
+
+use kes_testkit::bao;
 
 use bao::Bao;
 use common::{Client, Setup, TestServer};

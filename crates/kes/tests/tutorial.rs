@@ -9,8 +9,8 @@
 //! (`SSL_CERT_FILE`).
 
 mod common;
-#[path = "../../kes-keystore/tests/support/moto.rs"]
-mod moto;
+
+use kes_testkit::moto;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

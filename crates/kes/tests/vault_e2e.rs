@@ -3,8 +3,7 @@
 
 mod common;
 
-#[path = "../../kes-keystore/tests/support/bao.rs"]
-mod bao;
+use kes_testkit::bao;
 
 use std::time::{Duration, Instant};
 

@@ -94,9 +94,8 @@ impl Login {
                 }
                 if is_jwt_file(jwt) {
                     std::fs::metadata(jwt).map_err(|e| {
-                        Error::other(format!(
-                            "vault: kubernetes: cannot read jwt file '{jwt}': {e}"
-                        ))
+                        Error::other(format!("vault: kubernetes: cannot read jwt file '{jwt}'"))
+                            .with_source(e)
                     })?;
                 }
                 Ok(Login::Kubernetes {
@@ -154,9 +153,10 @@ impl Login {
             )
             .await
             .map_err(|e| match e {
-                Error::Unreachable(msg) => {
-                    Error::Unreachable(format!("{method} login failed: {msg}"))
-                }
+                Error::Unreachable { message, source } => Error::Unreachable {
+                    message: format!("{method} login failed: {message}"),
+                    source,
+                },
                 other => other,
             })?;
         if resp.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -173,7 +173,7 @@ impl Login {
             )));
         }
         Token::from_auth_response(&resp.body, started, generation)
-            .map_err(|e| Error::other(format!("vault: {method} login failed: {e}")))
+            .map_err(|e| Error::other(format!("vault: {method} login failed")).with_source(e))
     }
 }
 
@@ -184,9 +184,8 @@ const MAX_JWT_FILE: u64 = 64 << 10;
 /// the JWT is a credential Vault accepts for the KES role.
 async fn read_jwt_file(path: &str) -> Result<Zeroizing<String>, Error> {
     let fail = |e: &dyn fmt::Display| {
-        Error::other(format!(
-            "vault: kubernetes: cannot read jwt file '{path}': {e}"
-        ))
+        Error::other(format!("vault: kubernetes: cannot read jwt file '{path}'"))
+            .with_source(e.to_string())
     };
     let owned = path.to_string();
     let bytes = tokio::task::spawn_blocking(move || {
@@ -316,7 +315,7 @@ impl Token {
                 Ok(resp) if resp.status.is_success() => {
                     let mut renewed =
                         Token::from_auth_response(&resp.body, started, self.generation)
-                            .map_err(|e| Error::other(format!("vault: token renewal: {e}")))?;
+                            .map_err(|e| Error::other("vault: token renewal").with_source(e))?;
                     renewed.login_ttl = self.login_ttl;
                     if renewed.value.as_str() != self.value.as_str() {
                         return Err(Error::other("vault: token renewal returned another token"));

@@ -139,21 +139,21 @@ impl Http {
         };
         let req = req
             .body(body)
-            .map_err(|e| Error::other(format!("{what}: invalid request: {e}")))?;
+            .map_err(|e| Error::other(format!("{what}: invalid request")).with_source(e))?;
 
         let exchange = async {
             let resp = self
                 .client
                 .request(req)
                 .await
-                .map_err(|e| Error::Unreachable(format!("{what}: {}", error_chain(&e))))?;
+                .map_err(|e| Error::unreachable(what.clone()).with_source(e))?;
             let status = resp.status();
             let body = read_body(resp.into_body(), limit, &what).await?;
             Ok(Response { status, body })
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Unreachable(format!(
+            Err(_) => Err(Error::unreachable(format!(
                 "{what}: no response within {REQUEST_TIMEOUT:?}"
             ))),
         }
@@ -177,8 +177,9 @@ async fn read_body(
     }
     let mut buf = Zeroizing::new(Vec::with_capacity((expected as usize).max(1024)));
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| Error::Unreachable(format!("{what}: reading the response: {e}")))?;
+        let frame = frame.map_err(|e| {
+            Error::unreachable(format!("{what}: reading the response")).with_source(e)
+        })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
@@ -205,24 +206,11 @@ fn append(buf: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: usize) {
     buf.extend_from_slice(data);
 }
 
-/// The error and its sources, so "connection refused" is not hidden behind
-/// hyper's generic "client error (Connect)".
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        source = s.source();
-    }
-    msg
-}
-
 fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::other(format!("vault: TLS setup: {e}")))?;
+        .map_err(|e| Error::other("vault: TLS setup").with_source(e))?;
 
     let mut roots = RootCertStore::empty();
     let ca = config.tls_ca.trim();
@@ -235,11 +223,13 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
         let path = Path::new(ca);
         let files = if path.is_dir() {
             let mut files = Vec::new();
-            let dir = std::fs::read_dir(path)
-                .map_err(|e| Error::other(format!("vault: tls.ca: cannot read '{ca}': {e}")))?;
+            let dir = std::fs::read_dir(path).map_err(|e| {
+                Error::other(format!("vault: tls.ca: cannot read '{ca}'")).with_source(e)
+            })?;
             for entry in dir {
-                let entry = entry
-                    .map_err(|e| Error::other(format!("vault: tls.ca: cannot read '{ca}': {e}")))?;
+                let entry = entry.map_err(|e| {
+                    Error::other(format!("vault: tls.ca: cannot read '{ca}'")).with_source(e)
+                })?;
                 if entry.path().is_file() {
                     files.push(entry.path());
                 }
@@ -250,10 +240,8 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
         };
         for file in &files {
             let certs = CertificateDer::pem_file_iter(file).map_err(|e| {
-                Error::other(format!(
-                    "vault: tls.ca: cannot read '{}': {e}",
-                    file.display()
-                ))
+                Error::other(format!("vault: tls.ca: cannot read '{}'", file.display()))
+                    .with_source(e)
             })?;
             for cert in certs {
                 // A CA directory may hold other files; only files given
@@ -262,16 +250,18 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
                     Ok(cert) => {
                         roots.add(cert).map_err(|e| {
                             Error::other(format!(
-                                "vault: tls.ca: invalid certificate in '{}': {e}",
+                                "vault: tls.ca: invalid certificate in '{}'",
                                 file.display()
                             ))
+                            .with_source(e)
                         })?;
                     }
                     Err(e) if files.len() == 1 => {
                         return Err(Error::other(format!(
-                            "vault: tls.ca: invalid PEM in '{}': {e}",
+                            "vault: tls.ca: invalid PEM in '{}'",
                             file.display()
-                        )))
+                        ))
+                        .with_source(e))
                     }
                     Err(_) => {}
                 }
@@ -291,18 +281,21 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
         (false, false) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| Error::other(format!("vault: tls.cert: cannot load '{cert}': {e}")))?;
+                .map_err(|e| {
+                    Error::other(format!("vault: tls.cert: cannot load '{cert}'")).with_source(e)
+                })?;
             if chain.is_empty() {
                 return Err(Error::other(format!(
                     "vault: tls.cert: no certificate in '{cert}'"
                 )));
             }
             // The error text of a key parse failure never contains key bytes.
-            let private = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| Error::other(format!("vault: tls.key: cannot load '{key}': {e}")))?;
+            let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                Error::other(format!("vault: tls.key: cannot load '{key}'")).with_source(e)
+            })?;
             builder
                 .with_client_auth_cert(chain, private)
-                .map_err(|e| Error::other(format!("vault: tls key/cert: {e}")))
+                .map_err(|e| Error::other("vault: tls key/cert").with_source(e))
         }
         _ => Err(Error::other(
             "vault: tls.key and tls.cert must be given together",

@@ -1,4 +1,4 @@
-//! HashiCorp Vault / OpenBao K/V key store (spec §11).
+//! HashiCorp Vault / OpenBao K/V key store.
 //!
 //! The layout is the Go KES's, so either implementation can read the
 //! other's keys:
@@ -292,7 +292,7 @@ fn entry_fields(body: &[u8], version: KvVersion) -> serde_json::Result<EntryFiel
 fn json_body<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut buf = Zeroizing::new(Vec::with_capacity(4096));
     serde_json::to_writer(&mut *buf, value)
-        .map_err(|e| Error::other(format!("vault: encoding a request: {e}")))?;
+        .map_err(|e| Error::other("vault: encoding a request").with_source(e))?;
     Ok(buf)
 }
 
@@ -615,11 +615,11 @@ impl Inner {
             }
             503 => {
                 self.sealed.store(true, Ordering::Release);
-                Err(Error::Unreachable("vault is sealed".into()))
+                Err(Error::unreachable("vault is sealed"))
             }
             501 => {
                 self.sealed.store(true, Ordering::Release);
-                Err(Error::Unreachable("vault is not initialized".into()))
+                Err(Error::unreachable("vault is not initialized"))
             }
             _ => Err(Error::other(format!(
                 "vault: health check failed ({}): {}",
@@ -718,19 +718,34 @@ impl Inner {
     async fn transit_encrypt(&self, transit: &Transit, value: &[u8]) -> Result<String, Error> {
         let plaintext = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(value));
         let body = json_body(&BTreeMap::from([("plaintext", plaintext.as_str())]))?;
-        let path = format!("{}/encrypt/{}", transit.engine, transit.key);
+        let resp = self
+            .transit_call(transit, "encrypt", "encrypt", body)
+            .await?;
+        decode::transit_ciphertext(&resp.body)
+    }
+
+    /// Posts `body` to the transit engine's `op` endpoint (`encrypt` or
+    /// `decrypt`); `what` names the operation in the error.
+    async fn transit_call(
+        &self,
+        transit: &Transit,
+        op: &str,
+        what: &str,
+        body: Zeroizing<Vec<u8>>,
+    ) -> Result<Response, Error> {
+        let path = format!("{}/{op}/{}", transit.engine, transit.key);
         let resp = self
             .call(Method::POST, &path, Some(body), BODY_LIMIT)
             .await?;
         if !resp.status.is_success() {
             return Err(Error::other(format!(
-                "vault: transit encrypt with key '{}' failed ({}): {}",
+                "vault: transit {what} with key '{}' failed ({}): {}",
                 transit.key,
                 resp.status,
                 resp.vault_errors()
             )));
         }
-        decode::transit_ciphertext(&resp.body)
+        Ok(resp)
     }
 
     async fn transit_decrypt(
@@ -744,23 +759,10 @@ impl Inner {
             )));
         };
         let body = serde_json::json!({ "ciphertext": ciphertext }).to_string();
-        let path = format!("{}/decrypt/{}", transit.engine, transit.key);
+        let what = format!("decrypt of '{name}'");
         let resp = self
-            .call(
-                Method::POST,
-                &path,
-                Some(Zeroizing::new(body.into_bytes())),
-                BODY_LIMIT,
-            )
+            .transit_call(transit, "decrypt", &what, Zeroizing::new(body.into_bytes()))
             .await?;
-        if !resp.status.is_success() {
-            return Err(Error::other(format!(
-                "vault: transit decrypt of '{name}' with key '{}' failed ({}): {}",
-                transit.key,
-                resp.status,
-                resp.vault_errors()
-            )));
-        }
         decode::transit_plaintext(&resp.body, name)
     }
 }
@@ -971,7 +973,7 @@ pub mod decode {
         use super::{entry_fields, EntryField, KvVersion};
         let version = if v2 { KvVersion::V2 } else { KvVersion::V1 };
         let fields = entry_fields(body, version).map_err(|e| {
-            Error::other(format!("vault: reading '{name}': malformed response: {e}"))
+            Error::other(format!("vault: reading '{name}': malformed response")).with_source(e)
         })?;
         let Some(mut fields) = fields else {
             return Ok(None);
@@ -998,7 +1000,7 @@ pub mod decode {
             ciphertext: String,
         }
         let out: Out = serde_json::from_slice(body).map_err(|e| {
-            Error::other(format!("vault: transit encrypt: malformed response: {e}"))
+            Error::other("vault: transit encrypt: malformed response").with_source(e)
         })?;
         if !is_transit_ciphertext(&out.data.ciphertext) {
             return Err(Error::other(
@@ -1053,7 +1055,7 @@ pub mod decode {
             keys: Vec<String>,
         }
         let listing: Listing = serde_json::from_slice(body)
-            .map_err(|e| Error::other(format!("vault: listing keys: malformed response: {e}")))?;
+            .map_err(|e| Error::other("vault: listing keys: malformed response").with_source(e))?;
         // Entries ending in `/` are sub-folders, not keys.
         Ok(listing
             .data

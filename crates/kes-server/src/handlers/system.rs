@@ -25,8 +25,8 @@ pub(super) fn version() -> Response<Body> {
 pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
     match req.state.cache.status().await {
         Ok(_) => Ok(wire::empty_ok()),
-        Err(kes_keystore::Error::Unreachable(detail)) => {
-            tracing::warn!(error = %detail, "key store is not reachable");
+        Err(err) if err.is_unreachable() => {
+            tracing::warn!(error = %err, "key store is not reachable");
             Err(ApiError::STORE_UNREACHABLE)
         }
         Err(err) => {

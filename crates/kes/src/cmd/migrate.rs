@@ -103,13 +103,14 @@ async fn migrate(
     on_existing: OnExisting,
     args: &Args,
 ) -> CliResult {
-    let mut names = src
+    let listed = src
         .list(pattern.literal_prefix())
         .await
         .map_err(|e| CliError::failure(format!("failed to list keys: {e}")))?;
+    // Sorted and deduplicated as the server's listing is; the store only
+    // filtered by the pattern's literal prefix, the glob does the rest.
+    let mut names = kes_keystore::filter_sorted(listed, pattern.literal_prefix());
     names.retain(|n| pattern.matches(n));
-    names.sort_unstable();
-    names.dedup();
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(names.len() as u64);

@@ -9,8 +9,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod cli;
-pub mod client;
 pub use client::{next_line, Client, KeepAlive, Resp};
+pub use kes_testkit::client;
 
 use kes_core::ApiKey;
 use std::io::{BufRead, BufReader};

@@ -1,12 +1,28 @@
 //! mTLS HTTP/1.1 client for tests (shared by the `kes` and `kes-server`
 //! test suites).
-#![allow(dead_code)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use kes_core::ApiKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// A client configuration that trusts only `server_cert_der`.
+fn trusting(
+    server_cert_der: &[u8],
+) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(
+            server_cert_der.to_vec(),
+        ))
+        .expect("server certificate as root");
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+}
 
 /// A response as the test sees it.
 #[derive(Debug, Clone)]
@@ -66,17 +82,7 @@ impl Client {
         server_cert_der: &[u8],
         alpn: Vec<Vec<u8>>,
     ) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from(
-                server_cert_der.to_vec(),
-            ))
-            .expect("server certificate as root");
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
+        let builder = trusting(server_cert_der);
         let mut config = match key {
             Some(key) => {
                 let cert = key.client_certificate().expect("client certificate");
@@ -107,17 +113,7 @@ impl Client {
         key_pkcs8: Vec<u8>,
         server_cert_der: &[u8],
     ) -> Self {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from(
-                server_cert_der.to_vec(),
-            ))
-            .unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
+        let mut config = trusting(server_cert_der)
             .with_client_auth_cert(
                 chain
                     .into_iter()

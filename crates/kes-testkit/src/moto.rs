@@ -4,9 +4,7 @@
 //! Without it the tests fail, so that a missing emulator can never look like
 //! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
 
-#![allow(dead_code)]
-
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,26 +15,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `moto_server` executable, or `None` if external tests are skipped.
 /// Panics with instructions when it is neither configured nor skipped.
 pub fn moto_server_path() -> Option<PathBuf> {
-    match std::env::var_os("KES_TEST_MOTO_SERVER") {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") => {
-            eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and KES_TEST_MOTO_SERVER is not set");
-            None
-        }
-        _ => panic!(
-            "KES_TEST_MOTO_SERVER is not set: run scripts/test, or point it at a moto_server \
-             executable (pip install 'moto[server]==5.2.*'), or set KES_SKIP_EXTERNAL_TESTS=1 \
-             to skip the tests that need it"
-        ),
-    }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    crate::external_tool(
+        "KES_TEST_MOTO_SERVER",
+        "a moto_server executable (pip install 'moto[server]==5.2.*')",
+    )
 }
 
 /// A running `moto_server`, killed by PID when dropped.
@@ -73,7 +55,7 @@ impl Moto {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
-            port: free_port(),
+            port: crate::free_port(),
         };
         moto.spawn();
         Some(moto)

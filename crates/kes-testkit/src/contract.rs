@@ -1,0 +1,233 @@
+//! The behaviour every [`KeyStore`] backend shows, as one suite that each
+//! backend's tests run against a real instance (memory, fs, AWS against
+//! moto, Vault against OpenBao).
+//!
+//! Every name it uses starts with `contract-` (or is one of the
+//! every-character names below) and it deletes what it created, so it can
+//! run against a store that holds other keys.
+//!
+//! ```ignore
+//! kes_testkit::contract::run(Arc::new(MemKeyStore::new()), Expect::default()).await;
+//! ```
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kes_core::name::{valid_name, MAX_NAME_LEN};
+use kes_keystore::{Error, KeyStore};
+
+/// What a backend promises beyond the common behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect {
+    /// The largest value the backend stores and returns unchanged.
+    pub max_value: usize,
+    /// Whether deleting a missing key fails with [`Error::KeyNotFound`].
+    /// AWS Secrets Manager cannot tell (deletion is scheduled), so there
+    /// success is accepted as well.
+    pub delete_reports_missing: bool,
+}
+
+impl Default for Expect {
+    /// 64 KiB values (AWS Secrets Manager's limit; KES keys are far
+    /// smaller) and deletes that report missing keys.
+    fn default() -> Self {
+        Expect {
+            max_value: 64 << 10,
+            delete_reports_missing: true,
+        }
+    }
+}
+
+/// Runs every check of the contract, in order; panics at the first
+/// failure, naming the check.
+pub async fn run(store: Arc<dyn KeyStore>, expect: Expect) {
+    status(&*store).await;
+    create_get_delete(&*store, expect).await;
+    create_never_overwrites(&*store).await;
+    missing_key(&*store, expect).await;
+    list_by_prefix(&*store).await;
+    every_valid_character(&*store).await;
+    values_up_to_the_limit(&*store, expect).await;
+    concurrent_creates_one_wins(Arc::clone(&store)).await;
+    assert_eq!(
+        store.list("contract-").await.unwrap(),
+        Vec::<String>::new(),
+        "contract: every key it created is deleted again"
+    );
+}
+
+/// A value of `len` bytes of base64 text, as KES stores (values must be
+/// text for some backends); `seed` makes values of one length differ.
+pub fn value(len: usize, seed: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..len)
+        .map(|i| ALPHABET[(i * 7 + seed * 13) % ALPHABET.len()])
+        .collect()
+}
+
+/// The store answers its status probe.
+pub async fn status(store: &dyn KeyStore) {
+    if let Err(e) = store.status().await {
+        panic!("status: {e}");
+    }
+}
+
+/// A created key reads back unchanged; a deleted one is gone and its name
+/// can be used again.
+pub async fn create_get_delete(store: &dyn KeyStore, expect: Expect) {
+    let name = "contract-key";
+    store.create(name, &value(100, 1)).await.unwrap();
+    assert_eq!(store.get(name).await.unwrap().as_slice(), value(100, 1));
+    store.delete(name).await.unwrap();
+    assert_eq!(
+        store.get(name).await,
+        Err(Error::KeyNotFound),
+        "get after delete"
+    );
+    let again = store.delete(name).await;
+    if expect.delete_reports_missing {
+        assert_eq!(again, Err(Error::KeyNotFound), "second delete");
+    } else {
+        assert!(
+            matches!(again, Ok(()) | Err(Error::KeyNotFound)),
+            "second delete: {again:?}"
+        );
+    }
+    store.create(name, &value(100, 3)).await.unwrap();
+    assert_eq!(store.get(name).await.unwrap().as_slice(), value(100, 3));
+    store.delete(name).await.unwrap();
+}
+
+/// A create of an existing name fails with [`Error::KeyExists`] and leaves
+/// the stored value alone.
+pub async fn create_never_overwrites(store: &dyn KeyStore) {
+    let name = "contract-exists";
+    store.create(name, &value(64, 1)).await.unwrap();
+    assert_eq!(
+        store.create(name, &value(64, 2)).await,
+        Err(Error::KeyExists)
+    );
+    assert_eq!(store.get(name).await.unwrap().as_slice(), value(64, 1));
+    store.delete(name).await.unwrap();
+}
+
+/// A name that was never created is [`Error::KeyNotFound`] for get (and
+/// for delete where the backend can tell).
+pub async fn missing_key(store: &dyn KeyStore, expect: Expect) {
+    let name = "contract-missing";
+    assert_eq!(store.get(name).await, Err(Error::KeyNotFound));
+    let deleted = store.delete(name).await;
+    if expect.delete_reports_missing {
+        assert_eq!(deleted, Err(Error::KeyNotFound));
+    } else {
+        assert!(
+            matches!(deleted, Ok(()) | Err(Error::KeyNotFound)),
+            "{deleted:?}"
+        );
+    }
+    assert_eq!(store.get(name).await, Err(Error::KeyNotFound));
+}
+
+/// `list(prefix)` returns exactly the names starting with `prefix`; the
+/// empty prefix returns them all.
+pub async fn list_by_prefix(store: &dyn KeyStore) {
+    let names = ["contract-list-a1", "contract-list-a2", "contract-list-b1"];
+    for (i, name) in names.iter().enumerate() {
+        store.create(name, &value(32, i)).await.unwrap();
+    }
+    let listed = |prefix: &'static str| async move {
+        store
+            .list(prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    };
+    let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(listed("contract-list-").await, set(&names));
+    assert_eq!(
+        listed("contract-list-a").await,
+        set(&["contract-list-a1", "contract-list-a2"])
+    );
+    assert_eq!(listed("contract-list-b1").await, set(&["contract-list-b1"]));
+    assert!(listed("contract-list-c").await.is_empty());
+    let all = listed("").await;
+    assert!(set(&names).is_subset(&all), "list(\"\"): {all:?}");
+    for name in names {
+        store.delete(name).await.unwrap();
+    }
+    assert!(listed("contract-list-").await.is_empty());
+}
+
+/// Names of every character a key name may hold (`0-9 A-Z a-z _ -`), of
+/// one and of the longest allowed length (80), are stored and listed as
+/// they are.
+pub async fn every_valid_character(store: &dyn KeyStore) {
+    let every = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-x";
+    let longest = format!("contract-{}", "x_-9".repeat(17)) + "yz0";
+    assert_eq!(longest.len(), MAX_NAME_LEN);
+    let names = [every.to_string(), longest, "Z".to_string(), "_".repeat(2)];
+    assert!(names.iter().all(|n| valid_name(n)), "{names:?}");
+    for (i, name) in names.iter().enumerate() {
+        store.create(name, &value(48, i)).await.unwrap();
+    }
+    let all = store.list("").await.unwrap();
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            store.get(name).await.unwrap().as_slice(),
+            value(48, i),
+            "{name}"
+        );
+        assert!(all.contains(name), "{name} not listed: {all:?}");
+        let listed = store.list(name).await.unwrap();
+        assert!(
+            listed.contains(name),
+            "{name} not listed by itself: {listed:?}"
+        );
+    }
+    for name in &names {
+        store.delete(name).await.unwrap();
+    }
+}
+
+/// Values of a few bytes up to [`Expect::max_value`] read back unchanged.
+pub async fn values_up_to_the_limit(store: &dyn KeyStore, expect: Expect) {
+    for (i, len) in [1, 4096, expect.max_value].into_iter().enumerate() {
+        let name = format!("contract-size-{i}");
+        store.create(&name, &value(len, i)).await.unwrap();
+        let got = store.get(&name).await.unwrap();
+        assert!(
+            got.as_slice() == value(len, i),
+            "a value of {len} bytes came back as {} bytes or changed",
+            got.len()
+        );
+        store.delete(&name).await.unwrap();
+    }
+}
+
+/// Concurrent creates of one name, on as many threads as the runtime has:
+/// exactly one wins, the others fail with [`Error::KeyExists`], and the
+/// stored value is the winner's.
+pub async fn concurrent_creates_one_wins(store: Arc<dyn KeyStore>) {
+    let name = "contract-race";
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { (i, store.create(name, &value(40, i)).await) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (i, Ok(())) => winners.push(i),
+            (_, Err(Error::KeyExists)) => {}
+            (_, Err(e)) => panic!("concurrent create: unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(
+        store.get(name).await.unwrap().as_slice(),
+        value(40, winners[0])
+    );
+    store.delete(name).await.unwrap();
+}

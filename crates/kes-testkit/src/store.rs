@@ -1,0 +1,100 @@
+//! A real in-memory key store behind a switch, to play a key store that
+//! goes offline and comes back, and counters of the calls that reach it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use kes_keystore::memory::MemKeyStore;
+use kes_keystore::{Error, KeyStore};
+use zeroize::Zeroizing;
+
+/// A [`MemKeyStore`] that counts the calls reaching it, can be slowed down
+/// and can be switched off: then every call fails with
+/// [`Error::Unreachable`], as a store behind a broken network does.
+#[derive(Debug, Default)]
+pub struct SwitchableStore {
+    inner: MemKeyStore,
+    get_delay: Duration,
+    down: AtomicBool,
+    gets: AtomicUsize,
+    statuses: AtomicUsize,
+}
+
+impl SwitchableStore {
+    /// An empty store, switched on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store whose `get` answers `delay` late (the value is read
+    /// first and delivered late, like an answer over a slow network).
+    pub fn with_get_delay(delay: Duration) -> Self {
+        SwitchableStore {
+            get_delay: delay,
+            ..Self::default()
+        }
+    }
+
+    /// The store behind the switch, to prepare or inspect its content
+    /// without being counted or switched off.
+    pub fn inner(&self) -> &MemKeyStore {
+        &self.inner
+    }
+
+    /// Switches the store off (`true`: unreachable) or on again.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many `get` calls reached the store.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
+    }
+
+    /// How many `status` calls reached the store.
+    pub fn statuses(&self) -> usize {
+        self.statuses.load(Ordering::SeqCst)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(Error::unreachable("test store is switched off"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for SwitchableStore {
+    async fn status(&self) -> Result<Duration, Error> {
+        self.statuses.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.status().await
+    }
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.check()?;
+        self.inner.create(name, value).await
+    }
+    async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let value = self.inner.get(name).await;
+        if !self.get_delay.is_zero() {
+            tokio::time::sleep(self.get_delay).await;
+        }
+        self.check()?;
+        value
+    }
+    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.check()?;
+        self.inner.replace(name, value).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.check()?;
+        self.inner.delete(name).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.check()?;
+        self.inner.list(prefix).await
+    }
+}
