@@ -14,6 +14,11 @@ use kes_keystore::{Error, KeyStore};
 use kes_testkit::store::SwitchableStore;
 use tokio::time::{sleep, sleep_until, Instant};
 
+/// Reads of a key's first entry per fetch: before and after walking its
+/// version entries (kes_keystore::versions::read). Probes of version
+/// entries are not counted by the test store.
+const READS: usize = 2;
+
 const KEYS: [&str; 3] = ["golden-aes", "golden-chacha", "golden-imported-aes"];
 
 /// A store holding the keys the Go KES wrote (testdata/go-kes/keys).
@@ -47,17 +52,18 @@ async fn hit_and_miss() {
 
     let first = cache.get("golden-aes").await.unwrap();
     assert_eq!(first.key.algorithm(), KeyAlgorithm::Aes256);
-    assert_eq!(store.gets(), 1);
+    assert_eq!(store.gets(), READS);
     let second = cache.get("golden-aes").await.unwrap();
     assert!(Arc::ptr_eq(&first, &second));
-    assert_eq!(store.gets(), 1);
+    assert_eq!(store.gets(), READS);
 
     let chacha = cache.get("golden-chacha").await.unwrap();
     assert_eq!(chacha.key.algorithm(), KeyAlgorithm::ChaCha20);
     assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
     // A missing key is not cached: it may be created any time.
     assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
-    assert_eq!(store.gets(), 4);
+    // A missing key costs one read: there is nothing to walk.
+    assert_eq!(store.gets(), 2 * READS + 2);
 
     let stats = cache.stats();
     assert_eq!(stats.hits, 1);
@@ -82,7 +88,7 @@ async fn concurrent_misses_fetch_once() {
     for task in tasks {
         keys.push(task.await.unwrap().unwrap());
     }
-    assert_eq!(store.gets(), 1);
+    assert_eq!(store.gets(), READS);
     assert!(keys.iter().all(|k| Arc::ptr_eq(k, &keys[0])));
     assert_eq!(cache.stats().store_reads, 1);
 }
@@ -101,6 +107,7 @@ async fn concurrent_misses_share_an_error() {
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap_err(), Error::KeyNotFound);
     }
+    // A missing key costs one read: there is nothing to walk.
     assert_eq!(store.gets(), 1);
     // The flight is over: the next miss asks the store again.
     assert_eq!(cache.get("missing").await.unwrap_err(), Error::KeyNotFound);
@@ -140,13 +147,13 @@ async fn expiry_drops_all() {
     sleep_until(start + Duration::from_millis(900)).await;
     assert_eq!(cached(&cache), 2);
     cache.get("golden-aes").await.unwrap();
-    assert_eq!(store.gets(), 2);
+    assert_eq!(store.gets(), 2 * READS);
 
     // Used or not, every key goes at the tick.
     sleep_until(start + Duration::from_millis(1100)).await;
     assert_eq!(cached(&cache), 0);
     cache.get("golden-aes").await.unwrap();
-    assert_eq!(store.gets(), 3);
+    assert_eq!(store.gets(), 3 * READS);
 
     sleep_until(start + Duration::from_millis(2100)).await;
     assert_eq!(cached(&cache), 0);
@@ -170,7 +177,7 @@ async fn unused_keys_expire_in_two_sweeps() {
     sleep_until(start + Duration::from_millis(1100)).await;
     assert_eq!(cached(&cache), 1);
     cache.get("golden-aes").await.unwrap();
-    assert_eq!(store.gets(), 2, "golden-aes must still be cached");
+    assert_eq!(store.gets(), 2 * READS, "golden-aes must still be cached");
 
     // Used at 1.1 s: survives the 1.5 s sweep, not the 2.0 s one.
     sleep_until(start + Duration::from_millis(1600)).await;
@@ -179,7 +186,7 @@ async fn unused_keys_expire_in_two_sweeps() {
     assert_eq!(cached(&cache), 0);
 
     cache.get("golden-chacha").await.unwrap();
-    assert_eq!(store.gets(), 3);
+    assert_eq!(store.gets(), 3 * READS);
 }
 
 #[tokio::test(start_paused = true)]
@@ -309,7 +316,7 @@ async fn delete_evicts() {
     );
     // The other key is untouched.
     cache.get("golden-chacha").await.unwrap();
-    assert_eq!(store.gets(), 3);
+    assert_eq!(store.gets(), 2 * READS + 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -324,8 +331,9 @@ async fn delete_during_a_fetch_is_not_undone() {
     sleep(Duration::from_millis(10)).await;
     assert_eq!(store.gets(), 1);
     cache.delete("golden-aes").await.unwrap();
-    // The fetch started before the delete, so it may still answer...
-    fetch.await.unwrap().unwrap();
+    // The fetch started before the delete, so it may still answer (or
+    // find the key gone when it reads the first entry again)...
+    let _ = fetch.await.unwrap();
     // ...but it must not bring the deleted key back into the cache.
     assert_eq!(cached(&cache), 0);
     assert_eq!(
@@ -358,7 +366,7 @@ async fn create_writes_through_without_caching() {
     assert_eq!(read.key.algorithm(), KeyAlgorithm::ChaCha20);
     assert_eq!(read.created_by, "test-identity");
     assert_eq!(read.created_at, key.created_at);
-    assert_eq!(store.gets(), 1);
+    assert_eq!(store.gets(), READS);
 }
 
 #[tokio::test(start_paused = true)]
@@ -441,7 +449,7 @@ fn hit_throughput() {
         }
         let elapsed = start.elapsed();
         assert_eq!(cache.stats().hits, TASKS * GETS);
-        assert_eq!(store.gets(), 3);
+        assert_eq!(store.gets(), 3 * READS);
         println!(
             "{} hits by {TASKS} tasks on {} threads in {elapsed:?}: {:.0} ns/hit, {:.1} M hits/s",
             TASKS * GETS,

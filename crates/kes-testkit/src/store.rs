@@ -46,7 +46,8 @@ impl SwitchableStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    /// How many `get` calls reached the store.
+    /// How many `get` calls of keys' first entries reached the store (reads
+    /// of version entries, `<name>@…`, are not counted).
     pub fn gets(&self) -> usize {
         self.gets.load(Ordering::SeqCst)
     }
@@ -77,7 +78,9 @@ impl KeyStore for SwitchableStore {
         self.inner.create(name, value).await
     }
     async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.gets.fetch_add(1, Ordering::SeqCst);
+        if kes_keystore::versions::is_key_name(name) {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+        }
         let value = self.inner.get(name).await;
         if !self.get_delay.is_zero() {
             tokio::time::sleep(self.get_delay).await;
