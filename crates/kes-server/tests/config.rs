@@ -775,7 +775,7 @@ fn example_configs_parse() {
                 .values()
                 .find(|p| !p.identities.is_empty())
                 .expect("the MinIO policy");
-            // Everything MinIO calls (spec §7) is allowed.
+            // Everything MinIO calls (docs/minio.md) is allowed.
             for path in [
                 "/v1/key/create/minio-default-key",
                 "/v1/key/generate/minio-default-key",

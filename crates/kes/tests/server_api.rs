@@ -97,7 +97,7 @@ async fn policies_allow_deny_and_admin() {
     // `/version` needs no policy.
     assert_eq!(s.request("GET", "/version", None).await.status, 200);
 
-    // Self-describe works for a non-admin (reference bug §16.1) in the
+    // Self-describe works for a non-admin (a Go KES bug, docs/compatibility.md) in the
     // shape the Go SDK decodes.
     let me = app_client
         .request("GET", "/v1/identity/self/describe", None)
@@ -468,7 +468,7 @@ async fn listing_thousands_of_keys() {
     assert_eq!(seen, names);
 }
 
-/// MinIO's calls (spec §7) in the order MinIO makes them.
+/// MinIO's calls (docs/minio.md) in the order MinIO makes them.
 #[tokio::test]
 async fn minio_call_sequence() {
     let minio = ApiKey::generate();

@@ -132,7 +132,7 @@ async fn answers_match_the_go_kes() {
     let v = got.json();
     assert!(v["version"].is_string() && v["commit"].is_string());
 
-    // The reference's trailing-`*` bug (spec §16.3) is fixed: the prefix
+    // The Go KES's trailing-`*` listing bug is fixed (docs/compatibility.md): the prefix
     // listing finds the imported key.
     let got = replay(&server, find(&ts, "list-prefix")).await;
     assert_eq!(got.text(), "{\"names\":[\"golden-imported-aes\"]}\n");

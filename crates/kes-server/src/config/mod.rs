@@ -818,7 +818,8 @@ fn parse_cache(top: &Section<'_>) -> Result<CacheExpiry> {
     let expiry = top.section_or_empty("cache")?.section_or_empty("expiry")?;
     let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
     // The Go KES (configureCache) meant to default `unused` to 30s but set
-    // `any` instead; here each setting gets its own default (spec §9.3).
+    // `any` instead; here each setting gets its own default (5m any, 30s
+    // unused, offline off; docs/configuration.md).
     Ok(CacheExpiry {
         any: nonzero(expiry.duration("any")?).unwrap_or(DEFAULT_CACHE_ANY),
         unused: nonzero(expiry.duration("unused")?).unwrap_or(DEFAULT_CACHE_UNUSED),
