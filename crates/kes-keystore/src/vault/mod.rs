@@ -97,11 +97,17 @@ impl Layout {
     fn read_path(&self, name: &str) -> String {
         match self.version {
             KvVersion::V1 => self.join(None, name),
-            // The latest version. The Go KES reads version 1, the only one
-            // it ever writes; retiring key versions writes a second one
-            // and destroys the first (see `replace`).
-            KvVersion::V2 => self.join(Some("data"), name),
+            // Version 1, like the Go KES: the only one KES writes when it
+            // creates an entry, so a version written by hand later does not
+            // change a key. Only retirement writes more (see `replace`).
+            KvVersion::V2 => format!("{}?version=1", self.join(Some("data"), name)),
         }
+    }
+
+    /// K/V v2: the latest version, where retirement left the first entry of
+    /// a key after destroying version 1.
+    fn latest_path(&self, name: &str) -> String {
+        self.join(Some("data"), name)
     }
 
     fn write_path(&self, name: &str) -> String {
@@ -690,9 +696,25 @@ impl Inner {
 
     /// Reads the stored string of `name`, or `None` if there is none.
     async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, Error> {
-        let resp = self
+        let mut resp = self
             .call(Method::GET, &self.layout.read_path(name), None, BODY_LIMIT)
             .await?;
+        // No version 1 of a key's first entry on K/V v2: either no key, or
+        // a retirement destroyed version 1 and the key lives on in a later
+        // version. Version entries (`<name>@…`) are never rewritten.
+        if resp.status == StatusCode::NOT_FOUND
+            && self.layout.version == KvVersion::V2
+            && crate::versions::is_key_name(name)
+        {
+            resp = self
+                .call(
+                    Method::GET,
+                    &self.layout.latest_path(name),
+                    None,
+                    BODY_LIMIT,
+                )
+                .await?;
+        }
         if resp.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -1104,7 +1126,8 @@ mod tests {
         assert_eq!(v1.delete_path("k"), "kv/k");
         assert_eq!(v1.list_path(), "kv/?list=true");
         let v2 = layout("secret", "kes/a", KvVersion::V2);
-        assert_eq!(v2.read_path("k"), "secret/data/kes/a/k");
+        assert_eq!(v2.read_path("k"), "secret/data/kes/a/k?version=1");
+        assert_eq!(v2.latest_path("k"), "secret/data/kes/a/k");
         assert_eq!(v2.destroy_path("k"), "secret/destroy/kes/a/k");
         assert_eq!(v2.write_path("k"), "secret/data/kes/a/k");
         assert_eq!(v2.delete_path("k"), "secret/metadata/kes/a/k");
