@@ -125,17 +125,29 @@ impl Form {
     }
 }
 
+/// `s` as a JSON string, in a buffer that is wiped when dropped (values
+/// may be private keys).
+fn json_string(s: &str) -> Zeroizing<String> {
+    Zeroizing::new(serde_json::to_string(s).expect("a string serialises"))
+}
+
 /// Prints fields either as aligned `  Label:  value` lines or as one JSON
 /// object. `width` is the label column width of the text form.
 fn print_fields(fields: &[Field<'_>], width: usize, form: Form) -> CliResult {
     let mut out = Zeroizing::new(String::new());
     if form == Form::Json {
-        let mut map = serde_json::Map::new();
-        for (key, _, value) in fields {
-            map.insert((*key).to_string(), serde_json::Value::from(*value));
+        // Written by hand to keep the fields in their order; keys and
+        // values are escaped by serde_json.
+        out.push('{');
+        for (i, (key, _, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&json_string(key));
+            out.push(':');
+            out.push_str(&json_string(value));
         }
-        out.push_str(&serde_json::Value::Object(map).to_string());
-        out.push('\n');
+        out.push_str("}\n");
     } else {
         for (_, label, value) in fields {
             let label = format!("{label}:");

@@ -126,27 +126,42 @@ impl Snapshot {
         self.gauges.get(name).copied().unwrap_or(0.0) as u64
     }
 
-    fn to_json(&self, rate: Option<f64>) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "time": time::OffsetDateTime::now_utc()
+    fn to_json(&self, rate: Option<f64>) -> Json<'_> {
+        Json {
+            time: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            "requests_ok": self.success as u64,
-            "requests_err": self.error as u64,
-            "requests_fail": self.failure as u64,
-            "requests_active": self.active as u64,
-            "audit_events": self.audit_events as u64,
-            "error_events": self.error_events as u64,
-            "response_time_count": self.latency_count as u64,
-            "response_time_sum": self.latency_sum,
-            "response_time_buckets": self.latency,
-            "system": self.gauges,
-        });
-        if let Some(r) = rate {
-            v["requests_per_second"] = ((r * 100.0).round() / 100.0).into();
+            requests_ok: self.success as u64,
+            requests_err: self.error as u64,
+            requests_fail: self.failure as u64,
+            requests_active: self.active as u64,
+            audit_events: self.audit_events as u64,
+            error_events: self.error_events as u64,
+            response_time_count: self.latency_count as u64,
+            response_time_sum: self.latency_sum,
+            response_time_buckets: &self.latency,
+            system: &self.gauges,
+            requests_per_second: rate.map(|r| (r * 100.0).round() / 100.0),
         }
-        v
     }
+}
+
+/// One snapshot as a JSON line, fields in this order.
+#[derive(serde::Serialize)]
+struct Json<'a> {
+    time: String,
+    requests_ok: u64,
+    requests_err: u64,
+    requests_fail: u64,
+    requests_active: u64,
+    audit_events: u64,
+    error_events: u64,
+    response_time_count: u64,
+    response_time_sum: f64,
+    response_time_buckets: &'a BTreeMap<String, f64>,
+    system: &'a BTreeMap<String, f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requests_per_second: Option<f64>,
 }
 
 /// The value of label `key` in `a="x",le="0.5"`.
@@ -256,7 +271,7 @@ other_metric 9
         assert_eq!(s.audit_events, 7.0);
         assert_eq!(s.gauge("up_time"), 3661);
         assert_eq!(s.gauge("num_cpu"), 2);
-        let v = s.to_json(Some(1.234));
+        let v = serde_json::to_value(s.to_json(Some(1.234))).unwrap();
         assert_eq!(v["requests_ok"], 42);
         assert_eq!(v["requests_per_second"], 1.23);
     }

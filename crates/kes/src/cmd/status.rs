@@ -51,22 +51,23 @@ pub fn run(args: Args) -> CliResult {
         match mode {
             Mode::Json | Mode::Plain => {
                 for (endpoint, report) in &reports {
-                    let v = match report {
-                        Ok((_, latency)) if args.short => serde_json::json!({
-                            "endpoint": endpoint, "online": true,
-                            "latency_ms": latency.as_millis() as u64,
-                        }),
-                        Ok((s, _)) => {
-                            let mut v = serde_json::to_value(s).unwrap_or_default();
-                            v["endpoint"] = endpoint.clone().into();
-                            v["online"] = true.into();
-                            v
-                        }
-                        Err(e) => serde_json::json!({
-                            "endpoint": endpoint, "online": false, "error": e,
-                        }),
-                    };
-                    print_json(&v)?;
+                    match report {
+                        Ok((_, latency)) if args.short => print_json(&Short {
+                            endpoint,
+                            online: true,
+                            latency_ms: latency.as_millis() as u64,
+                        })?,
+                        Ok((status, _)) => print_json(&Full {
+                            status,
+                            endpoint,
+                            online: true,
+                        })?,
+                        Err(error) => print_json(&Offline {
+                            endpoint,
+                            online: false,
+                            error,
+                        })?,
+                    }
                 }
                 if let Some(routes) = &routes {
                     print_json(routes)?;
@@ -196,4 +197,27 @@ mod tests {
         assert_eq!(format_bytes(1536), "1.5 KiB");
         assert_eq!(format_bytes(3 << 20), "3.0 MiB");
     }
+}
+
+// One JSON line per endpoint, fields in this order.
+#[derive(serde::Serialize)]
+struct Short<'a> {
+    endpoint: &'a str,
+    online: bool,
+    latency_ms: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Full<'a> {
+    #[serde(flatten)]
+    status: &'a kes_client::Status,
+    endpoint: &'a str,
+    online: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Offline<'a> {
+    endpoint: &'a str,
+    online: bool,
+    error: &'a str,
 }
