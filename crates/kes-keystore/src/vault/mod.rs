@@ -151,12 +151,6 @@ pub fn is_transit_ciphertext(value: &str) -> bool {
     })
 }
 
-/// A K/V v2 write that replaces the latest version.
-#[derive(serde::Serialize)]
-struct KvV2Replace<'a> {
-    data: BTreeMap<&'a str, &'a str>,
-}
-
 /// The version number a K/V v2 write created.
 #[derive(serde::Deserialize)]
 struct KvV2Written {
@@ -168,10 +162,12 @@ struct KvV2WrittenData {
     version: u64,
 }
 
-/// A K/V v2 write that only creates: `cas=0` fails if the entry exists.
+/// A K/V v2 write; with `cas=0` it only creates (fails if the entry
+/// exists), without options it adds a version.
 #[derive(serde::Serialize)]
 struct KvV2Write<'a> {
-    options: CheckAndSet,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    options: Option<CheckAndSet>,
     data: BTreeMap<&'a str, &'a str>,
 }
 
@@ -724,6 +720,29 @@ impl Inner {
         decode::kv_entry(&resp.body, name, self.layout.version == KvVersion::V2)
     }
 
+    /// Writes `value` (transit-encrypted if configured) as the entry
+    /// `name`: the data `{"<name>": "<value>"}`, with `options` on K/V v2.
+    async fn write(
+        &self,
+        name: &str,
+        value: &[u8],
+        options: Option<CheckAndSet>,
+    ) -> Result<Response, Error> {
+        let stored = self.stored_value(value).await?;
+        let data = BTreeMap::from([(name, stored.as_str())]);
+        let body = match self.layout.version {
+            KvVersion::V1 => json_body(&data)?,
+            KvVersion::V2 => json_body(&KvV2Write { options, data })?,
+        };
+        self.call(
+            Method::PUT,
+            &self.layout.write_path(name),
+            Some(body),
+            BODY_LIMIT,
+        )
+        .await
+    }
+
     /// What is written for a key value: the transit ciphertext of it, or
     /// the value itself (KES values are text).
     async fn stored_value(&self, value: &[u8]) -> Result<Zeroizing<String>, Error> {
@@ -805,22 +824,9 @@ impl KeyStore for VaultKeyStore {
         if inner.read(name).await?.is_some() {
             return Err(Error::KeyExists);
         }
-        let stored = inner.stored_value(value).await?;
-        let data = BTreeMap::from([(name, stored.as_str())]);
-        let body = match inner.layout.version {
-            KvVersion::V1 => json_body(&data)?,
-            KvVersion::V2 => json_body(&KvV2Write {
-                options: CheckAndSet { cas: 0 },
-                data,
-            })?,
-        };
+        // K/V v2 writes with cas=0: only if the entry does not exist.
         let resp = inner
-            .call(
-                Method::PUT,
-                &inner.layout.write_path(name),
-                Some(body),
-                BODY_LIMIT,
-            )
+            .write(name, value, Some(CheckAndSet { cas: 0 }))
             .await?;
         match resp.status {
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
@@ -841,20 +847,7 @@ impl KeyStore for VaultKeyStore {
         if inner.read(name).await?.is_none() {
             return Err(Error::KeyNotFound);
         }
-        let stored = inner.stored_value(value).await?;
-        let data = BTreeMap::from([(name, stored.as_str())]);
-        let body = match inner.layout.version {
-            KvVersion::V1 => json_body(&data)?,
-            KvVersion::V2 => json_body(&KvV2Replace { data })?,
-        };
-        let resp = inner
-            .call(
-                Method::PUT,
-                &inner.layout.write_path(name),
-                Some(body),
-                BODY_LIMIT,
-            )
-            .await?;
+        let resp = inner.write(name, value, None).await?;
         if !matches!(resp.status, StatusCode::OK | StatusCode::NO_CONTENT) {
             return Err(inner.failure("replacing", name, &resp));
         }

@@ -515,15 +515,7 @@ impl ServerConfig {
     /// directory, like the Go KES.
     pub fn load(path: &Path) -> Result<ServerConfig> {
         let text = read_config_file(path)?;
-        let text = std::str::from_utf8(&text).map_err(|e| {
-            ConfigError::new(
-                format!(
-                    "kesconf: config file '{}' is not valid UTF-8: {e}",
-                    path.display()
-                ),
-                None,
-            )
-        })?;
+        let text = config_text(path, &text)?;
         Self::parse_with(text, Files::Check)
     }
 
@@ -593,13 +585,9 @@ impl ServerConfig {
     }
 }
 
-/// Reads only the `keystore` section of a config file, for tools that
-/// need nothing else (`kes migrate`): the other sections may be missing,
-/// and their `${VAR}` references are not resolved. Returns the key store
-/// and the warnings about unknown keys inside the section.
-pub fn load_keystore(path: &Path) -> Result<(KeyStoreConfig, Vec<String>)> {
-    let text = read_config_file(path)?;
-    let text = std::str::from_utf8(&text).map_err(|e| {
+/// The text of a config file read by [`read_config_file`].
+fn config_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
         ConfigError::new(
             format!(
                 "kesconf: config file '{}' is not valid UTF-8: {e}",
@@ -607,7 +595,16 @@ pub fn load_keystore(path: &Path) -> Result<(KeyStoreConfig, Vec<String>)> {
             ),
             None,
         )
-    })?;
+    })
+}
+
+/// Reads only the `keystore` section of a config file, for tools that
+/// need nothing else (`kes migrate`): the other sections may be missing,
+/// and their `${VAR}` references are not resolved. Returns the key store
+/// and the warnings about unknown keys inside the section.
+pub fn load_keystore(path: &Path) -> Result<(KeyStoreConfig, Vec<String>)> {
+    let text = read_config_file(path)?;
+    let text = config_text(path, &text)?;
     let root = parse_root(text)?;
     let top = Section::of(&root, String::new())?;
     let unknown = top
