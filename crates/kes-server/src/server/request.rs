@@ -1,0 +1,379 @@
+//! One request from its path to its response: decoding, routing, the
+//! method rules, authorization (the admin, or a policy allowing every
+//! policy path of the route), the body, the handler (with timeout and
+//! panic isolation), metrics and the audit line.
+
+use super::*;
+
+/// The decoded path (Go's `URL.Path`); borrowed in the common case of a
+/// path without escapes. `None` for a `%` not followed by two hex digits
+/// (which Go's URL parser refuses and the decoder would keep as it is) or
+/// for escapes that decode to invalid UTF-8.
+fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let bytes = path.as_bytes();
+    let escapes_valid = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !escapes_valid {
+        return None;
+    }
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+}
+
+/// One request on its way through the pipeline: the connection and the
+/// configuration it arrived under, what it asks for, and what the pipeline
+/// learns on the way (the caller, what the audit log says, how long the
+/// response may take to reach the client).
+struct RequestContext<'a> {
+    shared: &'a Shared,
+    /// The configuration the request started under; a reload does not
+    /// change it mid-request.
+    state: &'a Arc<State>,
+    conn: &'a Conn,
+    method: http::Method,
+    /// The path as sent (escaped): the audit log and redirects use it.
+    raw_path: String,
+    query: String,
+    /// The caller, once known.
+    identity: Option<&'a Identity>,
+    /// What the audit log says beyond "http request".
+    audit: Option<String>,
+    /// How long the response may take to reach the client; `None` for
+    /// streams that last as long as the client wants (log streams).
+    send_deadline: Option<Duration>,
+}
+
+pub(super) async fn handle_request(
+    shared: &Shared,
+    conn: &Arc<Conn>,
+    req: Request<Incoming>,
+) -> Response<WatchedBody> {
+    conn.in_flight.fetch_add(1, Ordering::Relaxed);
+    conn.seen_request.store(true, Ordering::Relaxed);
+    conn.touch();
+    let _in_flight = InFlight(conn);
+    let started = Instant::now();
+    let time = OffsetDateTime::now_utc();
+    let state = shared.state.load_full();
+    let mut ctx = RequestContext {
+        shared,
+        state: &state,
+        conn,
+        method: req.method().clone(),
+        raw_path: req.uri().path().to_string(),
+        query: req.uri().query().unwrap_or("").to_string(),
+        identity: None,
+        audit: None,
+        send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
+    };
+
+    // Fail closed: a call whose audit line could not be queued is refused.
+    let permit = shared.logs.reserve_audit(&ctx.raw_path);
+    let response = if permit.refused() && !crate::logs::answered_without_audit(&ctx.raw_path) {
+        wire::error(&crate::logs::AUDIT_UNAVAILABLE)
+    } else {
+        route_request(&mut ctx, req).await
+    };
+
+    if shared.logs.audit_enabled() {
+        permit.audit(&AuditEvent {
+            time,
+            method: ctx.method.as_str(),
+            path: &ctx.raw_path,
+            ip: conn.peer.ip(),
+            identity: ctx.identity.map(|i| i.as_str()).unwrap_or_default(),
+            status: response.status().as_u16(),
+            duration: started.elapsed(),
+            message: ctx.audit.as_deref().unwrap_or("http request"),
+        });
+    }
+    let (parts, body) = wire::for_method(response, &ctx.method).into_parts();
+    let guard = ctx
+        .send_deadline
+        .map(|d| conn.watch_response(Instant::now() + d));
+    Response::from_parts(
+        parts,
+        WatchedBody {
+            inner: body,
+            _guard: guard,
+        },
+    )
+}
+
+/// The characters of a redirect target's path that Go's
+/// `url.URL.EscapedPath` leaves as they are: letters, digits and
+/// `-_.~$&+,/:;=@`.
+const LOCATION_PATH_KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'/')
+    .remove(b':')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b'@');
+
+/// Go's `url.URL.EscapedPath` for a redirect target: every other byte is
+/// percent-encoded, so that a cleaned path such as `/\evil.example/x`
+/// never reads as another host (`//host` or `/\host`) to a client.
+fn escape_location_path(path: &str) -> String {
+    percent_encoding::utf8_percent_encode(path, LOCATION_PATH_KEEP).to_string()
+}
+
+/// Routing, the route's method rules, metrics, and on to authorization.
+async fn route_request(ctx: &mut RequestContext<'_>, req: Request<Incoming>) -> Response<Body> {
+    let state = ctx.state;
+    let Some(path) = percent_decode(&ctx.raw_path) else {
+        let err = ApiError::new(400, "invalid URL escape in request path");
+        return wire::error(&err);
+    };
+    let (route, resource) = match state.routes.lookup(&path) {
+        Lookup::Found(route, resource) => (route, resource),
+        Lookup::Redirect(to) => {
+            let to = escape_location_path(&to);
+            let location = match ctx.query.as_str() {
+                "" => to,
+                q => format!("{to}?{q}"),
+            };
+            return wire::moved_permanently(&location, &ctx.method);
+        }
+        Lookup::NotFound => return wire::not_found(),
+    };
+    if !route.allows_method(&ctx.method) {
+        return wire::method_not_allowed(&ctx.method, &route.method);
+    }
+
+    let guard = route.endpoint.counted().then(|| ctx.shared.metrics.start());
+    let response = authorize_and_run(ctx, route, &resource, req).await;
+    if let Some(guard) = guard {
+        guard.finish(response.status().as_u16(), route.endpoint);
+    }
+    ctx.send_deadline = match route.endpoint {
+        Endpoint::LogError | Endpoint::LogAudit if response.status().is_success() => None,
+        _ => Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE)),
+    };
+    response
+}
+
+/// Authentication and authorization, then the body and the handler.
+async fn authorize_and_run(
+    ctx: &mut RequestContext<'_>,
+    route: &Route,
+    resource: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (state, conn) = (ctx.state, ctx.conn);
+    ctx.identity = match route.auth {
+        Auth::None => None,
+        Auth::IdentifyOnly => match &conn.identity {
+            Ok(id) => Some(id),
+            // Self-describe is about the caller: say why there is none.
+            Err(err) if route.endpoint == Endpoint::IdentitySelfDescribe => {
+                return wire::error(err)
+            }
+            Err(_) => None,
+        },
+        Auth::Policy => match &conn.identity {
+            Err(err) => return wire::error(err),
+            Ok(id) => {
+                ctx.identity = Some(id);
+                if *id != state.admin {
+                    let allowed = match state.policy_of(id) {
+                        Some((_, policy)) => {
+                            route.policy_paths(resource).all(|p| policy.allows(&p))
+                        }
+                        None => false,
+                    };
+                    if !allowed {
+                        return wire::error(&ApiError::NOT_ALLOWED);
+                    }
+                }
+                Some(id)
+            }
+        },
+    };
+
+    // The body is read inside the route's timeout: a client that announces
+    // a body and sends it slowly (or never) holds its request for the
+    // timeout at most.
+    let max_body = route.max_body as usize;
+    let budget = &conn.body_budget;
+    let call_ctx = &*ctx;
+    let run = async move {
+        let body = if max_body == 0 {
+            Some((Zeroizing::new(Vec::new()), None))
+        } else {
+            read_body(req.into_body(), max_body, budget).await
+        };
+        let call = handlers::Call {
+            shared: call_ctx.shared,
+            state,
+            route,
+            resource,
+            identity: call_ctx.identity,
+            body: body.as_ref().map(|(b, _)| b.as_slice()),
+            query: &call_ctx.query,
+        };
+        handlers::dispatch(call).await
+    };
+    let answer = guarded(route.path, route.timeout, run).await;
+    ctx.audit = answer.audit;
+    answer.response
+}
+
+/// Reads a request body of at most `limit` bytes into a buffer that is
+/// wiped when dropped (bodies carry plaintexts and keys), holding a share
+/// of the connection's body budget for every byte. `None` when the body is
+/// over the limit or broken: answered like malformed JSON (400), as the Go
+/// KES's truncation makes it, never 413.
+async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    budget: &Arc<Semaphore>,
+) -> Option<(Zeroizing<Vec<u8>>, Option<OwnedSemaphorePermit>)> {
+    let hint = hyper::body::Body::size_hint(&body);
+    let expected = hint.exact().unwrap_or(hint.lower()) as usize;
+    if expected > limit {
+        // Read (and drop) up to the limit before answering, as Go's
+        // MaxBytesReader does: a client still writing its body then reads
+        // the 400 instead of a reset connection.
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > limit {
+                break;
+            }
+        }
+        return None;
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(expected));
+    let mut held: Option<OwnedSemaphorePermit> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.ok()?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            return None;
+        }
+        let permit = budget
+            .clone()
+            .acquire_many_owned(u32::try_from(data.len()).ok()?)
+            .await
+            .ok()?;
+        match held.as_mut() {
+            Some(h) => h.merge(permit),
+            None => held = Some(permit),
+        }
+        extend_zeroizing(&mut buf, &data);
+    }
+    Some((buf, held))
+}
+
+/// Appends to a buffer without leaving a copy behind: when the buffer must
+/// grow, the old one is wiped (a plain `Vec` would free it as it is).
+fn extend_zeroizing(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    if buf.capacity() - buf.len() < data.len() {
+        let mut grown = Zeroizing::new(Vec::with_capacity(
+            (buf.len() + data.len()).max(buf.capacity() * 2),
+        ));
+        grown.extend_from_slice(buf);
+        *buf = grown;
+    }
+    buf.extend_from_slice(data);
+}
+
+/// Runs a handler so that neither a panic nor a hang can take more than
+/// its request down: a panic becomes 500, running over `timeout` (unless
+/// zero) becomes 503.
+async fn guarded<F>(path: &str, timeout: Duration, handler: F) -> Answer
+where
+    F: std::future::Future<Output = Result<Answer, ApiError>>,
+{
+    let run = AssertUnwindSafe(handler).catch_unwind();
+    let outcome = if timeout.is_zero() {
+        Ok(run.await)
+    } else {
+        tokio::time::timeout(timeout, run).await
+    };
+    match outcome {
+        Ok(Ok(Ok(answer))) => answer,
+        Ok(Ok(Err(err))) => Answer::from(wire::error(&err)),
+        Ok(Err(_panic)) => {
+            tracing::error!(path, "handler panicked; request answered with 500");
+            Answer::from(wire::error(&ApiError::new(500, "internal server error")))
+        }
+        Err(_elapsed) => {
+            tracing::warn!(path, "request timed out");
+            Answer::from(wire::error(&ApiError::new(503, "request timed out")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn panics_and_hangs_stay_in_their_request() {
+        let panicking = async {
+            if std::hint::black_box(true) {
+                panic!("handler bug");
+            }
+            Ok(Answer::from(wire::empty_ok()))
+        };
+        let a = guarded("/v1/key/create/", Duration::from_secs(1), panicking).await;
+        assert_eq!(a.response.status(), 500);
+
+        let hanging = async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Answer::from(wire::empty_ok()))
+        };
+        let a = guarded("/v1/status", Duration::from_millis(20), hanging).await;
+        assert_eq!(a.response.status(), 503);
+
+        let failing = async { Err(ApiError::KEY_NOT_FOUND) };
+        let a = guarded("/v1/key/describe/", Duration::ZERO, failing).await;
+        assert_eq!(a.response.status(), 404);
+    }
+
+    #[test]
+    fn location_paths_are_escaped_like_go() {
+        assert_eq!(escape_location_path("/v1/key/list/"), "/v1/key/list/");
+        assert_eq!(
+            escape_location_path("/\\evil.example/x"),
+            "/%5Cevil.example/x"
+        );
+        assert_eq!(escape_location_path("/a b?c#d%"), "/a%20b%3Fc%23d%25");
+        assert_eq!(escape_location_path("/é"), "/%C3%A9");
+        assert_eq!(escape_location_path("/$&+,:;=@-_.~"), "/$&+,:;=@-_.~");
+    }
+
+    #[test]
+    fn decode_paths() {
+        assert_eq!(
+            percent_decode("/v1/key/list/a%2A").unwrap(),
+            "/v1/key/list/a*"
+        );
+        assert_eq!(percent_decode("/plain").unwrap(), "/plain");
+        assert!(percent_decode("/bad%zz").is_none());
+        assert!(percent_decode("/bad%2").is_none());
+        assert!(percent_decode("/bad%ff").is_none());
+        // Two hex digits, nothing else: Go refuses a sign where a digit
+        // belongs.
+        assert!(percent_decode("/bad%+f").is_none());
+        assert_eq!(percent_decode("/%C3%A9%2f").unwrap(), "/é/");
+    }
+}
