@@ -1,10 +1,12 @@
 //! Key rotation through the API of real `kes server` processes (mTLS on
 //! 127.0.0.1, fs key store): MinIO's calls before and after rotations,
-//! retirement and its policy rule, `/v1/api`, and what a key file written
-//! by the Go KES goes through.
+//! retirement and its policy rule, `/v1/api`, what a key file written by
+//! the Go KES goes through, the SDK (`kes-client`) and the CLI (`kes key
+//! rotate`, `retire`, `info`).
 
 mod common;
 
+use common::cli::{kes, run};
 use common::{b64, unb64, Client, Setup, TestServer};
 use kes_core::ApiKey;
 use serde_json::{json, Value};
@@ -454,4 +456,188 @@ async fn a_go_kes_key_file_survives_rotation() {
     check("after restart").await;
     let r = decrypt(&c, "golden-aes", &ct1, CONTEXT).await;
     assert_eq!(r.json()["plaintext"], pt1.as_str());
+}
+
+/// The SDK: rotate_key, retire_key and the version fields of describe_key.
+#[tokio::test]
+async fn sdk_rotates_retires_and_describes() {
+    let server = TestServer::start(Setup::new());
+    let sdk = kes_client::Client::builder()
+        .endpoints([server.addr.to_string()])
+        .api_key(&server.setup.admin)
+        .ca_file(&server.setup.server_cert)
+        .build()
+        .unwrap();
+    sdk.create_key("sdk-key").await.unwrap();
+    let info = sdk.describe_key("sdk-key").await.unwrap();
+    assert_eq!(
+        (info.version, info.versions, info.rotated_at),
+        (None, None, None)
+    );
+    // A description of a key never rotated serializes as before.
+    let v = serde_json::to_value(&info).unwrap();
+    assert_eq!(
+        field_names(&v),
+        ["name", "algorithm", "created_at", "created_by"]
+    );
+
+    let dek = sdk.generate_key("sdk-key", b"ctx").await.unwrap();
+    let r = sdk.rotate_key("sdk-key").await.unwrap();
+    assert_eq!((r.version, r.versions), (2, 2));
+    let r = sdk.rotate_key("sdk-key").await.unwrap();
+    assert_eq!((r.version, r.versions), (3, 3));
+    let info = sdk.describe_key("sdk-key").await.unwrap();
+    assert_eq!((info.version, info.versions), (Some(3), Some(3)));
+    assert!(info.rotated_at.unwrap() >= info.created_at.unwrap());
+    assert_eq!(
+        sdk.decrypt("sdk-key", &dek.ciphertext, b"ctx")
+            .await
+            .unwrap()
+            .as_slice(),
+        dek.plaintext.as_slice()
+    );
+
+    let r = sdk.retire_key("sdk-key", 1).await.unwrap();
+    assert_eq!((r.retired, r.version, r.versions), (2, 3, 1));
+    let err = sdk
+        .decrypt("sdk-key", &dek.ciphertext, b"ctx")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    let err = sdk.retire_key("sdk-key", 0).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(
+        err.to_string()
+            .contains("keep must be an integer of at least 1"),
+        "{err}"
+    );
+    let err = sdk.rotate_key("missing").await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+}
+
+fn ok(cmd: &mut std::process::Command) -> String {
+    let out = run(cmd);
+    assert!(out.status.success(), "command failed");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `kes <args>` on a pseudo-terminal (util-linux `script`), typing
+/// `input`; returns what the terminal showed and whether it succeeded.
+/// `None` where `script` is missing.
+fn on_terminal(server: &TestServer, args: &str, input: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    use std::process::Stdio;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("script(1) missing: terminal behaviour not tested");
+        return None;
+    }
+    let mut cmd = kes(server);
+    let program = env!("CARGO_BIN_EXE_kes");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &format!("{program} {args}"), "/dev/null"])
+        .envs(
+            cmd.get_envs()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+        )
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = &mut cmd;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    eprintln!("$ kes {args}\n{shown}");
+    Some((out.status.success(), shown))
+}
+
+#[test]
+fn cli_rotate_retire_and_info() {
+    let server = TestServer::start(Setup::new());
+    ok(kes(&server).args(["key", "create", "cli-key"]));
+    // Never rotated: the same JSON as before, no version fields.
+    let before = ok(kes(&server).args(["key", "info", "cli-key", "--json"]));
+    let v: Value = serde_json::from_str(before.trim()).unwrap();
+    assert_eq!(
+        field_names(&v),
+        ["name", "algorithm", "created_at", "created_by"]
+    );
+
+    let out = ok(kes(&server).args(["key", "rotate", "cli-key"]));
+    assert_eq!(out, "{\"version\":2,\"versions\":2}\n");
+    let out = ok(kes(&server).args(["key", "rotate", "cli-key", "--json"]));
+    assert_eq!(out, "{\"version\":3,\"versions\":3}\n");
+    let info: Value =
+        serde_json::from_str(ok(kes(&server).args(["key", "info", "cli-key", "--json"])).trim())
+            .unwrap();
+    assert_eq!(
+        (info["version"].clone(), info["versions"].clone()),
+        (json!(3), json!(3))
+    );
+    assert_eq!(info["created_at"], v["created_at"]);
+    assert!(info["rotated_at"].is_string());
+
+    // Not a terminal: no question asked.
+    let out = ok(kes(&server).args(["key", "retire", "cli-key", "--keep", "2"]));
+    assert_eq!(out, "{\"retired\":1,\"version\":3,\"versions\":2}\n");
+    // --keep 0 and a missing --keep are usage errors.
+    for args in [
+        &["key", "retire", "cli-key", "--keep", "0"][..],
+        &["key", "retire", "cli-key"],
+    ] {
+        let out = run(kes(&server).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    let out = run(kes(&server).args(["key", "rotate", "missing"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key does not exist"));
+
+    // On a terminal: the rows, and the question before retiring.
+    let Some((done, shown)) = on_terminal(&server, "key info cli-key", "") else {
+        return;
+    };
+    assert!(done, "{shown}");
+    assert!(shown.contains("Name      : cli-key"), "{shown}");
+    assert!(shown.contains("Version   : 3"), "{shown}");
+    assert!(shown.contains("Versions  : 2 retained"), "{shown}");
+    assert!(shown.contains("Rotated   : "), "{shown}");
+    ok(kes(&server).args(["key", "create", "plain-key"]));
+    let (_, plain) = on_terminal(&server, "key info plain-key", "").unwrap();
+    assert!(!plain.contains("Version"), "{plain}");
+
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "n\n").unwrap();
+    assert!(!done, "{shown}");
+    assert!(
+        shown.contains("Retire every version of key 'cli-key' but the newest version?"),
+        "{shown}"
+    );
+    let info: Value =
+        serde_json::from_str(ok(kes(&server).args(["key", "info", "cli-key", "--json"])).trim())
+            .unwrap();
+    assert_eq!(info["versions"], 2, "answering no retires nothing");
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "y\n").unwrap();
+    assert!(done, "{shown}");
+    assert!(
+        shown.contains("Key 'cli-key': 1 versions retired, 1 retained (current version 3)"),
+        "{shown}"
+    );
+    let (done, shown) = on_terminal(&server, "key rotate cli-key", "").unwrap();
+    assert!(done, "{shown}");
+    assert!(
+        shown.contains("Key 'cli-key' rotated to version 4 (2 versions retained)"),
+        "{shown}"
+    );
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1 --force", "").unwrap();
+    assert!(done && !shown.contains("[y/N]"), "{shown}");
 }
