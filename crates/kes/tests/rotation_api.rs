@@ -113,8 +113,7 @@ async fn minio_sequence_across_rotations_and_retirement() {
             assert_eq!(r.status, 200, "after rotation to {n}: {}", r.text());
             assert_eq!(r.json()["plaintext"], plaintext.as_str());
         }
-        // Sealed with the newest version: another version's ciphertext with
-        // the same context is refused by every older one.
+        // HMACs computed before any rotation stay valid.
         assert_eq!(hmac(&c, "minio-key", b"root access key").await, hmac0);
 
         let list = c.request("GET", "/v1/key/list/*", None).await;
