@@ -86,6 +86,42 @@ pub struct KeyInfo {
     /// Identity that created the key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub created_by: String,
+    /// The current version of a rotated key; `None` for a key never
+    /// rotated (and from servers without rotation, e.g. the Go KES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// How many versions of a rotated key are retained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<u32>,
+    /// When the current version of a rotated key was created.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/key/rotate/<name>`: the version the rotation created and how
+/// many versions are retained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rotated {
+    /// The number of the new (now current) version.
+    pub version: u32,
+    /// Retained versions, the new one included.
+    pub versions: u32,
+}
+
+/// `POST /v1/key/retire/<name>`: how many versions were deleted, the
+/// current version and how many are retained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retired {
+    /// Versions deleted by this call (0 if no more than `keep` existed).
+    pub retired: u32,
+    /// The current version.
+    pub version: u32,
+    /// Retained versions.
+    pub versions: u32,
 }
 
 /// A data encryption key from `generate`: the plaintext (secret) and its

@@ -57,7 +57,10 @@ fn key_lifecycle_and_typed_errors() {
         assert!(!s.os.is_empty() && s.num_cpu > 0);
         assert!(!s.keystore_unreachable);
         let api = c.api().await.unwrap();
-        assert_eq!(api.len(), 22);
+        // The Go KES's 22 routes, then rotate and retire.
+        assert_eq!(api.len(), 24);
+        assert_eq!(api[22].path, "/v1/key/rotate/");
+        assert_eq!(api[23].path, "/v1/key/retire/");
         assert!(api
             .iter()
             .any(|r| r.path == "/v1/key/import/" && r.max_body == 1_000_000));

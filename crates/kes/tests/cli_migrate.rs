@@ -281,3 +281,258 @@ fn migrates_through_aws_secrets_manager() {
     assert_eq!(expected.len(), 200);
     assert!(read_store(&back) == expected, "values changed on the way");
 }
+
+mod rotated {
+    use super::*;
+    use kes_core::ring::KeyRing;
+    use kes_core::{KeyAlgorithm, KeyVersion};
+    use kes_keystore::fs::FsKeyStore;
+    use kes_keystore::versions;
+    use kes_keystore::KeyStore;
+    use std::sync::Arc;
+
+    fn store(dir: &Path) -> Arc<dyn KeyStore> {
+        std::fs::create_dir_all(dir).unwrap();
+        Arc::new(FsKeyStore::open(dir).unwrap())
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn create(store: &Arc<dyn KeyStore>, name: &str) {
+        let value = KeyVersion::generate(KeyAlgorithm::Aes256, "tester")
+            .encode()
+            .unwrap();
+        store.create(name, value.as_bytes()).await.unwrap();
+    }
+
+    /// Ciphertexts sealed with the current version of `ring`.
+    fn seal(ring: &KeyRing, tag: &str, sealed: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        let plaintext = format!("sealed under {tag}").into_bytes();
+        sealed.push((ring.key.encrypt(&plaintext, b"ctx"), plaintext));
+    }
+
+    fn assert_opens(ring: &KeyRing, sealed: &[(Vec<u8>, Vec<u8>)]) {
+        for (ciphertext, plaintext) in sealed {
+            assert_eq!(
+                ring.decrypt(ciphertext, b"ctx")
+                    .expect("decrypts")
+                    .as_slice(),
+                plaintext.as_slice()
+            );
+        }
+    }
+
+    fn migrate(from: &Path, to: &Path, extra: &[&str]) -> serde_json::Value {
+        let out = run(kes()
+            .args(["migrate", "--json"])
+            .args(extra)
+            .arg("--from")
+            .arg(from)
+            .arg("--to")
+            .arg(to));
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// fs → fs: a rotated and retired key arrives with every retained
+    /// version (same lineage, same bytes) and decrypts all it sealed; stale
+    /// entries of another lineage and retirement locks stay behind; --merge
+    /// skips a key of the same name with all its versions.
+    #[test]
+    fn every_version_is_copied_and_merge_never_mixes_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst, other) = (
+            dir.path().join("src"),
+            dir.path().join("dst"),
+            dir.path().join("other"),
+        );
+        let rt = runtime();
+        let (s, d2) = (store(&src), store(&other));
+        let (ring, sealed, other_ring) = rt.block_on(async {
+            create(&s, "rot").await;
+            create(&s, "plain").await;
+            let mut sealed = Vec::new();
+            seal(
+                &versions::read(&*s, "rot").await.unwrap(),
+                "v1",
+                &mut sealed,
+            );
+            for n in 2..=4 {
+                let r = versions::rotate(&*s, "rot", "tester").await.unwrap();
+                assert_eq!(r.version, n);
+                seal(&r.ring, &format!("v{n}"), &mut sealed);
+            }
+            // Keep 2..4: the first entry now holds version 2 with a header.
+            let r = versions::retire(&*s, "rot", 3).await.unwrap();
+            assert_eq!(r.retired, 1);
+            sealed.remove(0);
+            let ring = versions::read(&*s, "rot").await.unwrap();
+            // Leftovers that belong to no key: an entry of another lineage
+            // and a retirement lock.
+            let stale = kes_core::ring::Lineage::derive(b"a deleted key");
+            s.create(&versions::entry_name("rot", stale, 7), b"stale")
+                .await
+                .unwrap();
+            s.create(
+                &format!("rot@{}@retiring", ring.lineage().to_hex()),
+                b"lock",
+            )
+            .await
+            .unwrap();
+
+            // Another key named "rot", rotated once, in the merge target.
+            create(&d2, "rot").await;
+            versions::rotate(&*d2, "rot", "someone else").await.unwrap();
+            let other_ring = versions::read(&*d2, "rot").await.unwrap();
+            (ring, sealed, other_ring)
+        });
+        let source = read_store(&src);
+        assert_eq!(source.len(), 6, "{:?}", source.keys());
+
+        let from = config(dir.path(), "from.yml", &src);
+        let to = config(dir.path(), "to.yml", &dst);
+        let summary = migrate(&from, &to, &[]);
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 2, "skipped": 0, "failed": 0})
+        );
+        let copied = read_store(&dst);
+        let lineage = ring.lineage().to_hex();
+        let want: BTreeMap<String, Vec<u8>> = source
+            .iter()
+            .filter(|(n, _)| !n.contains('@') || (n.contains(&lineage) && !n.ends_with("retiring")))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        assert_eq!(want.len(), 4, "{:?}", want.keys());
+        assert_eq!(copied, want);
+        let d = store(&dst);
+        rt.block_on(async {
+            let got = versions::read(&*d, "rot").await.unwrap();
+            assert_eq!(got.lineage(), ring.lineage());
+            assert_eq!(
+                (got.first_version(), got.current_version(), got.retained()),
+                (2, 4, 3)
+            );
+            assert_opens(&got, &sealed);
+        });
+
+        // --merge into a store that has another "rot": skipped whole.
+        let before = read_store(&other);
+        let summary = migrate(
+            &from,
+            &config(dir.path(), "other.yml", &other),
+            &["--merge"],
+        );
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 1, "skipped": 1, "failed": 0})
+        );
+        let after = read_store(&other);
+        assert!(
+            !after.keys().any(|n| n.contains(&lineage)),
+            "{:?}",
+            after.keys()
+        );
+        assert_eq!(after.len(), before.len() + 1);
+        assert_eq!(after["plain"], source["plain"]);
+        rt.block_on(async {
+            let got = versions::read(&*d2, "rot").await.unwrap();
+            assert_eq!(got.lineage(), other_ring.lineage());
+            assert_eq!(got.current_version(), 2);
+            assert_eq!(got.retained(), 2);
+        });
+
+        // An interrupted copy (versions there, first entry not) is finished
+        // by --merge, not skipped.
+        let partial = dir.path().join("partial");
+        std::fs::create_dir_all(&partial).unwrap();
+        for (name, bytes) in &want {
+            if name.contains('@') {
+                std::fs::write(partial.join(name), bytes).unwrap();
+            }
+        }
+        let summary = migrate(
+            &from,
+            &config(dir.path(), "partial.yml", &partial),
+            &["--merge"],
+        );
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 2, "skipped": 0, "failed": 0})
+        );
+        assert_eq!(read_store(&partial), want);
+
+        // --force replaces the other "rot" with every version of ours and
+        // none of its own.
+        let summary = migrate(
+            &from,
+            &config(dir.path(), "other.yml", &other),
+            &["--force", "rot"],
+        );
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 1, "skipped": 0, "failed": 0})
+        );
+        assert_eq!(read_store(&other), want);
+    }
+
+    /// fs → AWS Secrets Manager (moto) → fs with a rotated, retired key:
+    /// every version survives both copies byte for byte.
+    #[test]
+    fn every_version_travels_through_aws_secrets_manager() {
+        let Some(moto) = moto::Moto::start() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (src, back) = (dir.path().join("src"), dir.path().join("back"));
+        let rt = runtime();
+        let s = store(&src);
+        let sealed = rt.block_on(async {
+            create(&s, "aws-rot").await;
+            let mut sealed = Vec::new();
+            for n in 2..=3 {
+                let r = versions::rotate(&*s, "aws-rot", "tester").await.unwrap();
+                assert_eq!(r.version, n);
+                seal(&r.ring, &format!("v{n}"), &mut sealed);
+            }
+            versions::retire(&*s, "aws-rot", 2).await.unwrap();
+            sealed
+        });
+        let source = read_store(&src);
+        assert_eq!(source.len(), 2, "{:?}", source.keys());
+        let aws = dir.path().join("aws.yml");
+        std::fs::write(
+            &aws,
+            format!(
+                "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\nkeystore:\n  aws:\n    secretsmanager:\n      \
+                 endpoint: {}\n      region: us-east-1\n      credentials:\n        accesskey: AKIAIOSFODNN7EXAMPLE\n        \
+                 secretkey: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n",
+                moto.endpoint()
+            ),
+        )
+        .unwrap();
+        let from = config(dir.path(), "from.yml", &src);
+        let summary = migrate(&from, &aws, &[]);
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 1, "skipped": 0, "failed": 0})
+        );
+        let summary = migrate(&aws, &config(dir.path(), "back.yml", &back), &[]);
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 1, "skipped": 0, "failed": 0})
+        );
+        assert_eq!(read_store(&back), source);
+        let b = store(&back);
+        rt.block_on(async {
+            let ring = versions::read(&*b, "aws-rot").await.unwrap();
+            assert_eq!((ring.first_version(), ring.current_version()), (2, 3));
+            assert_opens(&ring, &sealed);
+        });
+    }
+}

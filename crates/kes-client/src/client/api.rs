@@ -92,6 +92,27 @@ impl Client {
         self.call(Method::DELETE, &path, None).await.map(drop)
     }
 
+    /// `POST /v1/key/rotate/<name>`: adds a version to the key; generate
+    /// and encrypt use it from then on, decrypt accepts every retained
+    /// version. If the answer is lost and the call is repeated on another
+    /// endpoint, the key gets one more version (none is ever lost).
+    pub async fn rotate_key(&self, name: &str) -> Result<Rotated, Error> {
+        let path = format!("/v1/key/rotate/{}", encode(name));
+        let resp = self.call(Method::POST, &path, None).await?;
+        decode(&resp)
+    }
+
+    /// `POST /v1/key/retire/<name>`: deletes every version of the key but
+    /// the newest `keep` (≥ 1). What the deleted versions sealed can never
+    /// be decrypted again. Needs the admin or a policy with an allow
+    /// pattern starting with `/v1/key/retire/`.
+    pub async fn retire_key(&self, name: &str, keep: u32) -> Result<Retired, Error> {
+        let body = json_body(&serde_json::json!({ "keep": keep }))?;
+        let path = format!("/v1/key/retire/{}", encode(name));
+        let resp = self.call(Method::POST, &path, Some(body)).await?;
+        decode(&resp)
+    }
+
     /// `POST /v1/key/generate/<name>`: a new data encryption key bound to
     /// `context`.
     pub async fn generate_key(&self, name: &str, context: &[u8]) -> Result<Dek, Error> {

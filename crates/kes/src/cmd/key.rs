@@ -1,8 +1,9 @@
-//! `kes key`: create, import, inspect, list, delete and use master keys.
+//! `kes key`: create, import, inspect, list, delete, rotate, retire and
+//! use master keys.
 
 use super::client::{
-    api_error, created_rows, for_each_name, print_json, print_line, print_names, print_object,
-    print_secret_line, Mode, Remote,
+    api_error, created_rows, for_each_name, format_time, print_json, print_line, print_names,
+    print_object, print_secret_line, Mode, Remote,
 };
 use super::{CliError, CliResult};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -70,6 +71,30 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    #[command(after_help = client_help!("kes key rotate my-key", "kes key rotate my-key --json"))]
+    /// Add a version to a master key: new data is sealed with it, data
+    /// sealed with older versions stays decryptable
+    Rotate {
+        /// Name of the key
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    #[command(after_help = client_help!("kes key retire my-key --keep 2", "kes key retire my-key --keep 1 --force"))]
+    /// Delete all but the newest versions of a master key: what the deleted
+    /// versions sealed can never be decrypted again
+    Retire {
+        /// Name of the key
+        name: String,
+        /// How many of the newest versions to keep (at least 1)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        keep: u32,
+        /// Do not ask for confirmation (it is only asked on a terminal)
+        #[arg(long, short = 'f')]
+        force: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     #[command(after_help = client_help!("kes key encrypt my-key 'hello world'"))]
     /// Encrypt a message with a master key
     Encrypt {
@@ -132,8 +157,51 @@ pub fn run(args: Args) -> CliResult {
                     ("Algorithm", info.algorithm.clone()),
                 ];
                 rows.extend(created_rows(info.created_at, &info.created_by));
+                // Only a rotated key has versions to show; a key never
+                // rotated prints as it always did.
+                if let Some(version) = info.version {
+                    rows.push(("Version", version.to_string()));
+                }
+                if let Some(versions) = info.versions {
+                    rows.push(("Versions", format!("{versions} retained")));
+                }
+                if let Some(at) = info.rotated_at {
+                    rows.push(("Rotated", format_time(at)));
+                }
                 rows
             })
+        }
+        Command::Rotate { name, remote } => {
+            let (rt, client, mode) = remote.connect()?;
+            let rotated = rt.block_on(client.rotate_key(&name)).map_err(api_error)?;
+            match mode {
+                Mode::Terminal { .. } => print_line(&format!(
+                    "Key '{name}' rotated to version {} ({} versions retained)",
+                    rotated.version, rotated.versions
+                )),
+                Mode::Json | Mode::Plain => print_json(&rotated),
+            }
+        }
+        Command::Retire {
+            name,
+            keep,
+            force,
+            remote,
+        } => {
+            if !force && !confirm_retire(&name, keep)? {
+                return Err(CliError::failure("aborted: nothing retired"));
+            }
+            let (rt, client, mode) = remote.connect()?;
+            let retired = rt
+                .block_on(client.retire_key(&name, keep))
+                .map_err(api_error)?;
+            match mode {
+                Mode::Terminal { .. } => print_line(&format!(
+                    "Key '{name}': {} versions retired, {} retained (current version {})",
+                    retired.retired, retired.versions, retired.version
+                )),
+                Mode::Json | Mode::Plain => print_json(&retired),
+            }
         }
         Command::Ls { pattern, remote } => {
             let (rt, client, mode) = remote.connect()?;
@@ -216,6 +284,33 @@ pub fn run(args: Args) -> CliResult {
             }
         }
     }
+}
+
+/// Asks on the terminal whether to retire; `true` without asking when
+/// stdin is not a terminal (scripts, pipes), where nobody could answer.
+fn confirm_retire(name: &str, keep: u32) -> Result<bool, CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    let newest = if keep == 1 {
+        "the newest version".to_string()
+    } else {
+        format!("the {keep} newest versions")
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "Retire every version of key '{name}' but {newest}? What the retired versions \
+         sealed can never be decrypted again. [y/N] "
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::failure(format!("failed to read the answer: {e}")))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
 }
 
 fn decode_context(context: Option<&str>) -> Result<Vec<u8>, CliError> {

@@ -4,11 +4,21 @@
 //! migration never changes a key and works for every encoding (protobuf,
 //! legacy JSON). Running it again with `--merge` after an interruption
 //! copies what is missing.
+//!
+//! A rotated key is copied with every version: its first entry as stored
+//! (so its lineage, which is derived from those bytes or kept in them,
+//! stays the same) and its version entries `<name>@<lineage>@<n>`. The
+//! versions are written before the first entry: until the first entry
+//! exists the key does not exist in the target, so an interrupted copy is
+//! finished by `--merge` instead of being skipped without its versions.
 
 use super::client::{print_json, print_line};
 use super::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
+use kes_core::ring::{Lineage, RingHeader};
+use kes_keystore::versions::{entry_name, parse_entry_name, MAX_RETAINED};
 use kes_keystore::{Error as StoreError, KeyStore};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,7 +120,9 @@ async fn migrate(
     // Sorted and deduplicated as the server's listing is; the store only
     // filtered by the pattern's literal prefix, the glob does the rest.
     let mut names = kes_keystore::filter_sorted(listed, pattern.literal_prefix());
-    names.retain(|n| pattern.matches(n));
+    // Version entries are not keys: they go with their key.
+    let versions = Arc::new(version_entries(&names, pattern));
+    names.retain(|n| kes_keystore::versions::is_key_name(n) && pattern.matches(n));
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(names.len() as u64);
@@ -129,9 +141,10 @@ async fn migrate(
     loop {
         while tasks.len() < IN_FLIGHT {
             let Some(name) = pending.next() else { break };
-            let (src, dst) = (src.clone(), dst.clone());
+            let (src, dst, versions) = (src.clone(), dst.clone(), versions.clone());
             tasks.spawn(async move {
-                let outcome = copy_key(&*src, &*dst, &name, on_existing).await;
+                let listed = versions.get(&name).map_or(&[][..], Vec::as_slice);
+                let outcome = copy_key(&*src, &*dst, &name, listed, on_existing).await;
                 (name, outcome)
             });
         }
@@ -168,33 +181,107 @@ async fn migrate(
     Ok(())
 }
 
-/// Copies one stored value; the value is never decoded or logged.
+/// The version entries of the listing by key name (for keys `pattern`
+/// matches): lineage and version number. Retirement locks are left out.
+fn version_entries(names: &[String], pattern: &Glob) -> HashMap<String, Vec<(Lineage, u32)>> {
+    let mut out: HashMap<String, Vec<(Lineage, u32)>> = HashMap::new();
+    for stored in names {
+        let Some(entry) = parse_entry_name(stored) else {
+            continue;
+        };
+        let Some(version) = entry.version else {
+            continue;
+        };
+        if pattern.matches(entry.key) {
+            out.entry(entry.key.to_owned())
+                .or_default()
+                .push((entry.lineage, version));
+        }
+    }
+    out
+}
+
+/// Copies one key: its version entries, then its first entry. Values are
+/// copied as stored, never decoded (only the first entry's version header
+/// is read, to know its lineage) and never logged. A key that exists in
+/// the target is handled as a whole: skipped or failed with all its
+/// versions, or replaced after deleting every version of the target's key,
+/// so the versions of two keys are never mixed.
 async fn copy_key(
     src: &dyn KeyStore,
     dst: &dyn KeyStore,
     name: &str,
+    listed: &[(Lineage, u32)],
     on_existing: OnExisting,
 ) -> Outcome {
     let value = match src.get(name).await {
         Ok(v) => v,
         Err(e) => return Outcome::Failed(format!("failed to read: {e}")),
     };
+    // A value without a version header (or one this KES cannot read, which
+    // is still copied as is) is version 1 of the lineage its bytes give.
+    let (lineage, first) = match RingHeader::parse(&value) {
+        Ok(Some(h)) => (h.lineage, h.first),
+        Ok(None) | Err(_) => (Lineage::derive(&value), 1),
+    };
+    // Entries of this lineage after the first version: the ones the key
+    // reads. Others are leftovers (of a deleted key of the same name, or
+    // of versions a retirement was deleting) that belong to no key.
+    let mut numbers: Vec<u32> = listed
+        .iter()
+        .filter(|(l, n)| *l == lineage && *n > first)
+        .map(|(_, n)| *n)
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    if numbers.len() > 4 * MAX_RETAINED {
+        return Outcome::Failed(format!("more than {} versions", 4 * MAX_RETAINED));
+    }
+
+    match dst.get(name).await {
+        Ok(_) => match on_existing {
+            OnExisting::Skip => return Outcome::Skipped,
+            OnExisting::Fail => return Outcome::Failed("key already exists in the target".into()),
+            OnExisting::Replace => match kes_keystore::versions::delete(dst, name).await {
+                Ok(()) | Err(StoreError::KeyNotFound) => {}
+                Err(e) => return Outcome::Failed(format!("failed to delete: {e}")),
+            },
+        },
+        Err(StoreError::KeyNotFound) => {}
+        Err(e) => return Outcome::Failed(format!("failed to read the target: {e}")),
+    }
+
+    for n in numbers {
+        let entry = entry_name(name, lineage, n);
+        let version = match src.get(&entry).await {
+            Ok(v) => v,
+            // Retired since the listing.
+            Err(StoreError::KeyNotFound) => continue,
+            Err(e) => return Outcome::Failed(format!("failed to read version {n}: {e}")),
+        };
+        match dst.create(&entry, &version).await {
+            Ok(()) => {}
+            // Written by an interrupted earlier run: the same lineage is
+            // the same first entry, so the same bytes are expected; anything
+            // else is not overwritten.
+            Err(StoreError::KeyExists) => match dst.get(&entry).await {
+                Ok(there) if *there == *version => {}
+                Ok(_) => {
+                    return Outcome::Failed(format!(
+                        "version {n} exists in the target with another value"
+                    ))
+                }
+                Err(e) => return Outcome::Failed(format!("failed to read version {n}: {e}")),
+            },
+            Err(e) => return Outcome::Failed(format!("failed to create version {n}: {e}")),
+        }
+    }
+
     match dst.create(name, &value).await {
         Ok(()) => Outcome::Copied,
-        Err(StoreError::KeyExists) => match on_existing {
-            OnExisting::Skip => Outcome::Skipped,
-            OnExisting::Fail => Outcome::Failed("key already exists in the target".into()),
-            OnExisting::Replace => {
-                match dst.delete(name).await {
-                    Ok(()) | Err(StoreError::KeyNotFound) => {}
-                    Err(e) => return Outcome::Failed(format!("failed to delete: {e}")),
-                }
-                match dst.create(name, &value).await {
-                    Ok(()) => Outcome::Copied,
-                    Err(e) => Outcome::Failed(format!("failed to create: {e}")),
-                }
-            }
-        },
+        // Created in the target meanwhile.
+        Err(StoreError::KeyExists) if on_existing == OnExisting::Skip => Outcome::Skipped,
+        Err(StoreError::KeyExists) => Outcome::Failed("key already exists in the target".into()),
         Err(e) => Outcome::Failed(format!("failed to create: {e}")),
     }
 }
