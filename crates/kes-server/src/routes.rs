@@ -8,6 +8,7 @@
 //! get Go's plain-text 404.
 
 use http::Method;
+use kes_core::policy::{pattern_matches, Policy};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -61,6 +62,10 @@ endpoints! {
     IdentityList => "/v1/identity/list/",
     LogError => "/v1/log/error",
     LogAudit => "/v1/log/audit",
+    // Key rotation (not in the Go KES); after the Go routes so that the
+    // metrics slots and the `/v1/api` order of those stay as they were.
+    KeyRotate => "/v1/key/rotate/",
+    KeyRetire => "/v1/key/retire/",
 }
 
 impl Endpoint {
@@ -128,7 +133,30 @@ impl Route {
             .then(|| format!("{}{resource}", Endpoint::KeyDecrypt.path()));
         std::iter::once(own).chain(also)
     }
+
+    /// Whether `policy` lets a (non-admin) caller use this route on
+    /// `resource`: every policy path is allowed. Retiring key versions
+    /// destroys data for good (what they sealed can never be decrypted
+    /// again), so a broad grant such as `/v1/key/*` must not carry it: retire
+    /// also needs an allow pattern that itself starts with `/v1/key/retire/`
+    /// and matches the path. Deny patterns apply as everywhere.
+    pub fn allowed_by(&self, policy: &Policy, resource: &str) -> bool {
+        if !self.policy_paths(resource).all(|p| policy.allows(&p)) {
+            return false;
+        }
+        if self.endpoint != Endpoint::KeyRetire {
+            return true;
+        }
+        let path = format!("{}{resource}", self.path);
+        policy
+            .allow
+            .iter()
+            .any(|p| p.starts_with(self.path) && pattern_matches(p, &path))
+    }
 }
+
+/// The largest body of a retire request (`{"keep":N}`).
+const RETIRE_MAX_BODY: u64 = 1024;
 
 const MB: u64 = 1_000_000;
 
@@ -168,6 +196,10 @@ fn default_routes() -> Vec<Route> {
         r(IdentityList, get.clone(), 0, 15, Auth::Policy),
         r(LogError, get.clone(), 0, 0, Auth::Policy),
         r(LogAudit, get.clone(), 0, 0, Auth::Policy),
+        // Listed after the 22 routes of the Go KES, whose attributes stay
+        // as they are. Rotate has no body; retire a small one.
+        r(KeyRotate, Method::POST, 0, 15, Auth::Policy),
+        r(KeyRetire, Method::POST, RETIRE_MAX_BODY, 15, Auth::Policy),
     ];
     // Old MinIO (before Aug 2023) still probes the legacy bulk decrypt API;
     // the Go KES removed it, we keep answering it. 1000 ciphertexts of a
@@ -331,9 +363,56 @@ mod tests {
     }
 
     #[test]
-    fn twenty_two_listed_routes() {
+    fn go_routes_then_rotation_routes() {
         let t = RouteTable::default();
-        assert_eq!(t.routes().iter().filter(|r| r.listed).count(), 22);
+        let listed: Vec<&str> = t
+            .routes()
+            .iter()
+            .filter(|r| r.listed)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(listed.len(), 24);
+        assert_eq!(listed[21], "/v1/log/audit");
+        assert_eq!(&listed[22..], ["/v1/key/rotate/", "/v1/key/retire/"]);
+        assert!(Endpoint::KeyRotate.counted() && Endpoint::KeyRetire.counted());
+    }
+
+    fn policy(allow: &[&str], deny: &[&str]) -> Policy {
+        Policy {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn route(t: &RouteTable, e: Endpoint) -> &Route {
+        t.routes().iter().find(|r| r.endpoint == e).unwrap()
+    }
+
+    #[test]
+    fn retire_needs_an_explicit_allow_pattern() {
+        let t = RouteTable::default();
+        let (rotate, retire) = (
+            route(&t, Endpoint::KeyRotate),
+            route(&t, Endpoint::KeyRetire),
+        );
+        let broad = policy(&["/v1/key/*"], &[]);
+        assert!(rotate.allowed_by(&broad, "k"));
+        assert!(!retire.allowed_by(&broad, "k"));
+        let all = policy(&["*", "/v1/*"], &[]);
+        assert!(!retire.allowed_by(&all, "k"));
+        let explicit = policy(&["/v1/key/retire/minio-*"], &[]);
+        assert!(retire.allowed_by(&explicit, "minio-key"));
+        assert!(!retire.allowed_by(&explicit, "other"));
+        assert!(!rotate.allowed_by(&explicit, "minio-key"));
+        // An explicit pattern for another key does not lend itself to a
+        // broad one.
+        let mixed = policy(&["/v1/key/*", "/v1/key/retire/a"], &[]);
+        assert!(retire.allowed_by(&mixed, "a"));
+        assert!(!retire.allowed_by(&mixed, "b"));
+        let denied = policy(&["/v1/key/retire/*"], &["/v1/key/retire/keep-*"]);
+        assert!(retire.allowed_by(&denied, "k"));
+        assert!(!retire.allowed_by(&denied, "keep-me"));
+        assert!(route(&t, Endpoint::KeyCreate).allowed_by(&broad, "k"));
     }
 
     #[test]

@@ -732,9 +732,7 @@ async fn authorize_and_run(
                 ctx.identity = Some(id);
                 if *id != state.admin {
                     let allowed = match state.policy_of(id) {
-                        Some((_, policy)) => {
-                            route.policy_paths(resource).all(|p| policy.allows(&p))
-                        }
+                        Some((_, policy)) => route.allowed_by(policy, resource),
                         None => false,
                     };
                     if !allowed {

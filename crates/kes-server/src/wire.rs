@@ -471,6 +471,21 @@ impl GoJson {
         }
         Ok(out.to_string())
     }
+
+    /// An unsigned integer field (Go's `uint`); missing is 0. The last
+    /// matching number wins and `null` is ignored, as in Go; a fraction, a
+    /// negative number, one beyond `u64` or another type fails.
+    pub fn uint(&self, name: &str) -> Result<u64, BadJson> {
+        let mut out = 0;
+        for value in self.matches(name) {
+            match value {
+                serde_json::Value::Null => {}
+                serde_json::Value::Number(n) => out = n.as_u64().ok_or(BadJson)?,
+                _ => return Err(BadJson),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Go's `[]byte` JSON decoding: standard base64 with padding, ignoring
@@ -493,6 +508,25 @@ pub fn b64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uint_fields_decode_as_go_does() {
+        let keep = |body: &str| GoJson::parse(body.as_bytes()).unwrap().uint("keep").ok();
+        assert_eq!(keep(r#"{"keep":2}"#), Some(2));
+        assert_eq!(keep(r#"{}"#), Some(0));
+        assert_eq!(keep(r#"{"keep":null}"#), Some(0));
+        assert_eq!(keep(r#"{"KEEP":3,"keep":null}"#), Some(3));
+        assert_eq!(keep(r#"{"keep":1,"Keep":4}"#), Some(4));
+        for bad in [
+            r#"{"keep":-1}"#,
+            r#"{"keep":1.5}"#,
+            r#"{"keep":"2"}"#,
+            r#"{"keep":true}"#,
+            r#"{"keep":18446744073709551616}"#,
+        ] {
+            assert!(keep(bad).is_none(), "{bad}");
+        }
+    }
 
     #[tokio::test]
     async fn streamed_listings_equal_the_whole_document() {

@@ -1,6 +1,6 @@
-//! The key endpoints: create, import, describe, list, delete, and the
-//! cryptographic operations (generate, encrypt, decrypt, HMAC, the legacy
-//! bulk decrypt).
+//! The key endpoints: create, import, describe, list, delete, rotate,
+//! retire, and the cryptographic operations (generate, encrypt, decrypt,
+//! HMAC, the legacy bulk decrypt).
 
 use super::{list_prefix, page, paging, Answer, Call, Names, Result};
 use crate::wire::{self, b64, Body, GoJson};
@@ -149,6 +149,80 @@ pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {
     Ok(Answer {
         response: wire::empty_ok(),
         audit: Some(format!("secret key '{name}' deleted")),
+    })
+}
+
+/// A rotation's answer: the version it created and how many are retained.
+#[derive(Serialize)]
+struct RotateAnswer {
+    version: u32,
+    versions: usize,
+}
+
+/// A retirement's answer: how many versions it deleted, the current version
+/// and how many are retained.
+#[derive(Serialize)]
+struct RetireAnswer {
+    retired: usize,
+    version: u32,
+    versions: usize,
+}
+
+/// A retire body whose `keep` is missing, zero or not an integer. Keeping
+/// nothing would be a delete, which has its own route.
+const INVALID_KEEP: ApiError = ApiError::from_static(400, "keep must be an integer of at least 1");
+
+/// A rotation or retirement failed in the key store (details in the error
+/// log): e.g. 100 retained versions, another retirement running, a store
+/// that refuses to overwrite.
+const ROTATE_FAILED: ApiError = ApiError::from_static(502, "failed to rotate key");
+const RETIRE_FAILED: ApiError = ApiError::from_static(502, "failed to retire key");
+
+pub(super) async fn rotate_key(req: &Call<'_>) -> Result<Answer> {
+    let name = key_name(req)?;
+    let rotated = req
+        .state
+        .cache
+        .rotate(name, &caller(req))
+        .await
+        .map_err(|e| store_error(e, ROTATE_FAILED, "rotate", name))?;
+    Ok(Answer {
+        response: wire::json(&RotateAnswer {
+            version: rotated.version,
+            versions: rotated.ring.retained(),
+        }),
+        audit: Some(format!(
+            "key '{name}' rotated to version {}",
+            rotated.version
+        )),
+    })
+}
+
+pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
+    let name = key_name(req)?;
+    let keep = body_json(req)?.uint("keep").map_err(|_| INVALID_KEEP)?;
+    let keep = usize::try_from(keep)
+        .ok()
+        .filter(|k| *k >= 1)
+        .ok_or(INVALID_KEEP)?;
+    let retired = req
+        .state
+        .cache
+        .retire(name, keep)
+        .await
+        .map_err(|e| store_error(e, RETIRE_FAILED, "retire", name))?;
+    let version = retired.ring.current_version();
+    Ok(Answer {
+        response: wire::json(&RetireAnswer {
+            retired: retired.retired,
+            version,
+            versions: retired.ring.retained(),
+        }),
+        audit: Some(format!(
+            "key '{name}': {} old versions retired, {} kept (current version {version})",
+            retired.retired,
+            retired.ring.retained()
+        )),
     })
 }
 

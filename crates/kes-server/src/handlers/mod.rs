@@ -89,6 +89,8 @@ pub async fn dispatch(req: Call<'_>) -> Result<Answer> {
         KeyDecrypt => key::decrypt(&req).await.map(Into::into),
         KeyHmac => key::hmac(&req).await.map(Into::into),
         KeyBulkDecrypt => key::bulk_decrypt(&req).await.map(Into::into),
+        KeyRotate => key::rotate_key(&req).await,
+        KeyRetire => key::retire_key(&req).await,
         PolicyDescribe => policy::describe_policy(&req).map(Into::into),
         PolicyRead => policy::read_policy(&req).map(Into::into),
         PolicyList => policy::list_policies(&req).map(Into::into),
