@@ -15,10 +15,14 @@ use common::{b64, unb64, Client, Setup, TestServer};
 use kes_keystore::versions::parse_entry_name;
 use serde_json::json;
 
-/// Bounds of every loop.
+/// Bounds of every loop. A key retains at most 100 versions (rotate
+/// refuses beyond), so all rounds together stay below that.
 const ROUNDS: usize = 4;
 const WORKERS: usize = 2;
-const MAX_ROTATIONS_PER_WORKER: usize = 40;
+const MAX_ROTATIONS_PER_WORKER: usize = 10;
+/// Pause between two rotations of a worker, so that the kill lands in the
+/// middle of the rotations rather than after them.
+const PACE: Duration = Duration::from_millis(25);
 const MAX_ROUND: Duration = Duration::from_secs(20);
 const NAME: &str = "kill-rot";
 
@@ -83,6 +87,7 @@ async fn worker(client: Client, w: usize) -> Told {
         assert_eq!(resp.status, 200, "encrypt: {}", resp.text());
         let ciphertext = unb64(resp.json()["ciphertext"].as_str().unwrap());
         told.sealed.push((ciphertext, plaintext));
+        tokio::time::sleep(PACE).await;
     }
     told
 }
@@ -129,7 +134,7 @@ async fn kill_9_during_rotations() {
             .map(|w| tokio::spawn(worker(client.clone(), w)))
             .collect();
         // Kill once rotations are under way, at a moment that varies.
-        tokio::time::sleep(random_ms(150, 900, round as u64)).await;
+        tokio::time::sleep(random_ms(40, 300, round as u64)).await;
         server.signal("KILL");
         assert!(server.wait(Duration::from_secs(10)).is_some(), "not killed");
         let mut round_versions = 0;
@@ -162,6 +167,23 @@ async fn kill_9_during_rotations() {
             "current version {current}, {answered} versions answered 200"
         );
         assert_eq!(check_files(keys.path()) as u64, current);
+        let temp_files = std::fs::read_dir(keys.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".kes-tmp.")
+            })
+            .count();
+        eprintln!(
+            "FIGURES round {round}: {} versions, {} created but not answered before the kill, \
+             {temp_files} temporary files left, {} kept ciphertexts",
+            current,
+            current - answered,
+            sealed.len()
+        );
 
         let admin = server.admin_client();
         let mut conn = admin.connect().await.unwrap();

@@ -23,7 +23,7 @@ const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 /// Bounds of the storm: rotations per node, generates per node, and time.
-const STORM_ROTATIONS: usize = 4;
+const STORM_ROTATIONS: usize = 8;
 const STORM_GENERATES: usize = 40;
 const STORM_TIME: Duration = Duration::from_secs(30);
 
