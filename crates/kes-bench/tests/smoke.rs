@@ -208,7 +208,10 @@ fn against_kes_dev_server() {
         .unwrap();
     assert!(describe.status.success(), "{describe:?}");
     let info: serde_json::Value = serde_json::from_slice(&describe.stdout).unwrap();
-    assert_eq!((&info["version"], &info["versions"]), (&4.into(), &4.into()));
+    assert_eq!(
+        (&info["version"], &info["versions"]),
+        (&4.into(), &4.into())
+    );
     // Rotating a key that exists would not say which version is the oldest.
     let out = Command::new(kes_bench())
         .args(["--server", &addr, "-k", "-n", "10", "-w", "decrypt"])
