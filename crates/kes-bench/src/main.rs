@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use workload::{Target, Workload};
+use workload::{SealWith, Target, Workload};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -122,6 +122,20 @@ struct RunArgs {
     /// Do not create the key first
     #[arg(long)]
     no_create: bool,
+    /// Rotate the key this many times (through the API) before the run, so
+    /// that it has N+1 versions; needs a new '--key-name'
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "no_create"
+    )]
+    rotate: u32,
+    /// decrypt, minio, mixed: seal the data keys to decrypt with the newest
+    /// version of the rotated key or with the oldest (generated before the
+    /// rotations)
+    #[arg(long, value_enum, default_value = "newest", requires = "rotate")]
+    seal_with: SealWith,
     /// Open a new connection for every request
     #[arg(long)]
     new_conn: bool,
@@ -221,7 +235,15 @@ fn bench(args: RunArgs) -> Result<bool, String> {
             args.keys,
             args.conn.token.as_deref(),
         )?;
-        plan.prepare(&connector, !args.no_create).await?;
+        plan.prepare(
+            &connector,
+            !args.no_create,
+            workload::Rotation {
+                count: args.rotate,
+                seal_with: args.seal_with,
+            },
+        )
+        .await?;
         run::run(
             plan,
             connector,

@@ -42,6 +42,26 @@ pub enum Workload {
     Mixed,
 }
 
+/// Which version of a rotated key seals the data keys of the decrypt calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SealWith {
+    /// The newest: data keys generated after the rotations (decrypt finds
+    /// the version at the first try).
+    Newest,
+    /// The oldest: data keys generated before the rotations (decrypt tries
+    /// every newer version first).
+    Oldest,
+}
+
+/// Rotations asked for before the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// How many times the key is rotated (through the API).
+    pub count: u32,
+    pub seal_with: SealWith,
+}
+
 /// How many data keys are generated up front for the decrypt calls.
 const DECRYPT_POOL: usize = 64;
 
@@ -126,54 +146,112 @@ impl Plan {
         })
     }
 
-    /// Creates the key (tolerating one that exists) and, for decrypting
-    /// workloads, generates the data keys to decrypt.
-    pub async fn prepare(&mut self, connector: &Connector, create_key: bool) -> Result<(), String> {
+    /// Creates the key (tolerating one that exists, unless it is to be
+    /// rotated), rotates it if asked to and, for decrypting workloads,
+    /// generates the data keys to decrypt: before the rotations if they are
+    /// to be sealed with the oldest version, else after them.
+    pub async fn prepare(
+        &mut self,
+        connector: &Connector,
+        create_key: bool,
+        rotation: Rotation,
+    ) -> Result<(), String> {
         let (mut conn, _) = connector.connect().await?;
+        if rotation.count > 0 && self.target != Target::Kes {
+            return Err("'--rotate' is only available for '--target kes'".into());
+        }
+        if rotation.count > 0 && self.keys.is_some() {
+            return Err("'--rotate' rotates the one key '--key-name': drop '--keys'".into());
+        }
         if create_key
             && matches!(
                 self.workload,
                 Workload::Generate | Workload::Decrypt | Workload::Minio | Workload::Mixed
             )
         {
-            self.create_key(connector, &mut conn).await?;
+            let created = self.create_key(connector, &mut conn).await?;
+            // The oldest version is only known to be version 1, and the
+            // rotated key only to have `count + 1` versions, for a new key.
+            if !created && rotation.count > 0 {
+                return Err(format!(
+                    "'--rotate' needs a new key, and '{}' exists: choose another '--key-name'",
+                    self.key
+                ));
+            }
         }
-        if matches!(
+        let decrypting = matches!(
             self.workload,
             Workload::Decrypt | Workload::Minio | Workload::Mixed
-        ) {
-            for j in 0..DECRYPT_POOL {
-                let context = (matches!(self.workload, Workload::Minio | Workload::Mixed)
-                    && self.target == Target::Kes)
-                    .then(|| minio_context(j as u64));
-                let req = connector.request(
-                    &Method::POST,
-                    self.generate_uri.clone(),
-                    &self.headers,
-                    self.generate_body(context.as_deref()),
-                );
-                let reply = conn.send(req).await?;
-                if reply.status != StatusCode::OK {
-                    return Err(format!(
-                        "preparing decrypt: generate answered {}: {}",
-                        reply.status,
-                        snippet(&reply.body)
-                    ));
-                }
-                let ciphertext = self.ciphertext_of(&reply.body)?;
-                let body = match (self.target, context) {
-                    (Target::Kes, Some(ctx)) => {
-                        serde_json::json!({"ciphertext": ciphertext, "context": ctx})
-                    }
-                    _ => serde_json::json!({"ciphertext": ciphertext}),
-                };
-                self.decrypt_bodies.push(Bytes::from(body.to_string()));
-            }
+        );
+        if decrypting && rotation.seal_with == SealWith::Oldest {
+            self.fill_decrypt_pool(connector, &mut conn).await?;
+        }
+        for _ in 0..rotation.count {
+            self.rotate_key(connector, &mut conn).await?;
+        }
+        if decrypting && rotation.seal_with == SealWith::Newest {
+            self.fill_decrypt_pool(connector, &mut conn).await?;
         }
         Ok(())
     }
 
-    async fn create_key(&self, connector: &Connector, conn: &mut Conn) -> Result<(), String> {
+    async fn rotate_key(&self, connector: &Connector, conn: &mut Conn) -> Result<(), String> {
+        let req = connector.request(
+            &Method::POST,
+            connector.uri(&format!("/v1/key/rotate/{}", self.key))?,
+            &self.headers,
+            Bytes::new(),
+        );
+        let reply = conn.send(req).await?;
+        if reply.status != StatusCode::OK {
+            return Err(format!(
+                "rotating key '{}' answered {}: {}",
+                self.key,
+                reply.status,
+                snippet(&reply.body)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Generates the data keys the decrypt calls decrypt.
+    async fn fill_decrypt_pool(
+        &mut self,
+        connector: &Connector,
+        conn: &mut Conn,
+    ) -> Result<(), String> {
+        for j in 0..DECRYPT_POOL {
+            let context = (matches!(self.workload, Workload::Minio | Workload::Mixed)
+                && self.target == Target::Kes)
+                .then(|| minio_context(j as u64));
+            let req = connector.request(
+                &Method::POST,
+                self.generate_uri.clone(),
+                &self.headers,
+                self.generate_body(context.as_deref()),
+            );
+            let reply = conn.send(req).await?;
+            if reply.status != StatusCode::OK {
+                return Err(format!(
+                    "preparing decrypt: generate answered {}: {}",
+                    reply.status,
+                    snippet(&reply.body)
+                ));
+            }
+            let ciphertext = self.ciphertext_of(&reply.body)?;
+            let body = match (self.target, context) {
+                (Target::Kes, Some(ctx)) => {
+                    serde_json::json!({"ciphertext": ciphertext, "context": ctx})
+                }
+                _ => serde_json::json!({"ciphertext": ciphertext}),
+            };
+            self.decrypt_bodies.push(Bytes::from(body.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Creates the key; `false` if it existed already.
+    async fn create_key(&self, connector: &Connector, conn: &mut Conn) -> Result<bool, String> {
         let path = match self.target {
             Target::Kes => format!("/v1/key/create/{}", self.key),
             Target::Openbao => format!("/v1/transit/keys/{}", self.key),
@@ -188,7 +266,7 @@ impl Plan {
         let exists = reply.status == StatusCode::BAD_REQUEST
             && snippet(&reply.body).contains("key already exists");
         if reply.status.is_success() || exists {
-            Ok(())
+            Ok(!exists)
         } else {
             Err(format!(
                 "creating key '{}' answered {}: {}",

@@ -177,6 +177,54 @@ fn against_kes_dev_server() {
     check(&report, 20);
     assert_eq!(report["resumed_handshakes"], 0);
 
+    // A key rotated before the run: its data keys sealed with the oldest
+    // of 4 versions (so decrypt tries 3 newer ones first) all decrypt.
+    let report = bench(
+        &[
+            "--server",
+            &addr,
+            "-k",
+            "-c",
+            "2",
+            "-n",
+            "100",
+            "-w",
+            "decrypt",
+            "--key-name",
+            "rotated-oldest",
+            "--rotate",
+            "3",
+            "--seal-with",
+            "oldest",
+        ],
+        &api_key,
+    );
+    check(&report, 100);
+    let describe = Command::new(kes_bench())
+        .args(["get", "--server", &addr, "-k"])
+        .arg("/v1/key/describe/rotated-oldest")
+        .env("KES_API_KEY", &api_key)
+        .output()
+        .unwrap();
+    assert!(describe.status.success(), "{describe:?}");
+    let info: serde_json::Value = serde_json::from_slice(&describe.stdout).unwrap();
+    assert_eq!(
+        (&info["version"], &info["versions"]),
+        (&4.into(), &4.into())
+    );
+    // Rotating a key that exists would not say which version is the oldest.
+    let out = Command::new(kes_bench())
+        .args(["--server", &addr, "-k", "-n", "10", "-w", "decrypt"])
+        .args(["--key-name", "rotated-oldest", "--rotate", "1"])
+        .env("KES_API_KEY", &api_key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'--rotate' needs a new key"),
+        "{out:?}"
+    );
+
     // A wrong key is an error the report counts, and the exit code shows.
     let out = Command::new(kes_bench())
         .args(["--server", &addr, "-k", "-n", "10", "-w", "describe"])
