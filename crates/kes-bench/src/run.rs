@@ -59,7 +59,7 @@ pub struct Report {
     pub server: Option<Usage>,
 }
 
-struct Shared {
+struct Server {
     plan: Plan,
     connector: Connector,
     next: AtomicU64,
@@ -105,7 +105,7 @@ pub async fn run(plan: Plan, connector: Connector, opts: RunOptions) -> Result<R
     }
     let target = plan.target;
     let workload = workload_name(plan.workload);
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Server {
         plan,
         connector,
         next: AtomicU64::new(0),
@@ -202,7 +202,7 @@ pub async fn run(plan: Plan, connector: Connector, opts: RunOptions) -> Result<R
     })
 }
 
-impl Shared {
+impl Server {
     /// The next request number, or `None` when the run is over.
     fn next(&self) -> Option<u64> {
         match self.stop {
@@ -218,7 +218,7 @@ impl Shared {
     }
 }
 
-async fn worker(shared: Arc<Shared>) -> Result<WorkerResult, String> {
+async fn worker(shared: Arc<Server>) -> Result<WorkerResult, String> {
     let mut result = WorkerResult {
         hist: Some(new_histogram()),
         ..Default::default()

@@ -1,5 +1,5 @@
 //! Building a server from code: [`ServerBuilder`] assembles the
-//! process-wide [`Shared`] from a [`State`], a TLS configuration, metrics
+//! process-wide [`Server`] from a [`State`], a TLS configuration, metrics
 //! and logs; with a config, it also applies the config's log settings and
 //! TLS files.
 
@@ -8,13 +8,13 @@ use crate::error::ServerError;
 use crate::logs::{self, AuditSink, Logs};
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
-use crate::state::{Shared, State};
+use crate::state::{Server, State};
 use crate::tls;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-/// Builds the process-wide state a server serves from ([`Shared`]).
+/// Builds the process-wide state a server serves from ([`Server`]).
 ///
 /// `kes server` builds one per process; tests and tools build theirs from
 /// a [`State`] (e.g. [`State::dev`]) and a TLS configuration, or from a
@@ -72,10 +72,10 @@ impl ServerBuilder {
     }
 
     /// The server of `state`, accepting connections with `tls`.
-    pub fn build(mut self, state: State, tls: Arc<tls::ServerTls>) -> Arc<Shared> {
+    pub fn build(mut self, state: State, tls: Arc<tls::ServerTls>) -> Arc<Server> {
         let (metrics, logs) = self.logs_or_fresh();
         let started = self.started.unwrap_or_else(OffsetDateTime::now_utc);
-        Arc::new(Shared {
+        Arc::new(Server {
             started,
             metrics,
             logs,
@@ -91,7 +91,7 @@ impl ServerBuilder {
     pub async fn build_from_config(
         mut self,
         config: &ServerConfig,
-    ) -> Result<Arc<Shared>, ServerError> {
+    ) -> Result<Arc<Server>, ServerError> {
         let (_, logs) = self.logs_or_fresh();
         configure_logs(&logs, config)?;
         let (state, tls) = from_config(config).await?;

@@ -46,4 +46,4 @@ pub use error::ServerError;
 pub use keystore::open_store;
 pub use reload::TLS_RELOAD_INTERVAL;
 pub use run::{run, Options, DEFAULT_ADDRESS, SHUTDOWN_GRACE};
-pub use state::{Shared, State, STATUS_INTERVAL};
+pub use state::{Server, State, STATUS_INTERVAL};

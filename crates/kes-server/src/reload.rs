@@ -4,7 +4,7 @@
 use crate::builder::{configure_logs, from_config, tls_from_config};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::state::Shared;
+use crate::state::Server;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
 /// Re-reads the certificate and key the config names; the rest of the
 /// config is left as it is.
-pub(crate) fn reload_tls(shared: &Shared, path: &std::path::Path) -> Result<(), ServerError> {
+pub(crate) fn reload_tls(shared: &Server, path: &std::path::Path) -> Result<(), ServerError> {
     let config = ServerConfig::load(path)?;
     let state = shared.state.load();
     let tls = tls_from_config(&config, &state.routes)?;
@@ -25,7 +25,7 @@ pub(crate) fn reload_tls(shared: &Shared, path: &std::path::Path) -> Result<(), 
 /// SIGHUP: a new config becomes a new state and TLS config. Requests in
 /// flight finish with the old state; its key store is closed once they
 /// are done (bounded by the longest route timeout).
-pub(crate) async fn reload(shared: &Shared, path: &std::path::Path) -> Result<(), ServerError> {
+pub(crate) async fn reload(shared: &Server, path: &std::path::Path) -> Result<(), ServerError> {
     let config = ServerConfig::load(path)?;
     let (state, tls) = from_config(&config).await?;
     if let Err(e) = configure_logs(&shared.logs, &config) {

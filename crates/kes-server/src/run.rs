@@ -6,7 +6,7 @@ use crate::error::ServerError;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::reload::TLS_RELOAD_INTERVAL;
-use crate::state::Shared;
+use crate::state::Server;
 use crate::{banner, dev, logs, process, reload, server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,7 +142,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
 
 /// Waits for SIGINT/SIGTERM; reloads on SIGHUP and re-reads certificates
 /// every 15 minutes.
-async fn signals(shared: Arc<Shared>, config_path: Option<PathBuf>) {
+async fn signals(shared: Arc<Server>, config_path: Option<PathBuf>) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),

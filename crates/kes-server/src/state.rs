@@ -1,6 +1,6 @@
 //! What a request sees of the server: [`State`], one per configuration,
 //! which SIGHUP replaces as a whole (admin, policies, routes, key cache),
-//! and [`Shared`], one per process, which lives as long as the server
+//! and [`Server`], one per process, which lives as long as the server
 //! (start time, metrics, logs, and the current `State` and TLS setup).
 
 use crate::config::ServerConfig;
@@ -145,7 +145,7 @@ impl State {
 /// Per process: one for the server's whole life, across reloads. Holds
 /// the current per-configuration [`State`] and TLS setup, which a reload
 /// swaps.
-pub struct Shared {
+pub struct Server {
     /// When the server started; reported as `created_at` of policies and
     /// identities.
     pub started: OffsetDateTime,

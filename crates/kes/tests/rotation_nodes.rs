@@ -4,11 +4,8 @@
 //! concurrent rotations from three nodes never lose a version, on fs, AWS
 //! Secrets Manager (moto) and Vault K/V v1 and v2 (OpenBao).
 
-#[path = "../../kes-keystore/tests/support/bao.rs"]
-mod bao;
 mod common;
-#[path = "../../kes-keystore/tests/support/moto.rs"]
-mod moto;
+use kes_testkit::{bao, moto};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -12,7 +12,7 @@ mod policy;
 mod system;
 
 use crate::routes::{Endpoint, Route};
-use crate::state::{Shared, State};
+use crate::state::{Server, State};
 use crate::wire::Body;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
@@ -26,7 +26,7 @@ pub use system::VERSION;
 /// One API call as a handler sees it: the server, the configuration the
 /// call started under, the route, the authorised caller and the body.
 pub struct Call<'a> {
-    pub shared: &'a Shared,
+    pub shared: &'a Server,
     pub state: &'a State,
     pub route: &'a Route,
     /// The path remainder after a prefix route (key, policy or identity).

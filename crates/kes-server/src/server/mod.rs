@@ -24,7 +24,7 @@ use request::handle_request;
 use crate::handlers::{self, Answer};
 use crate::logs::AuditEvent;
 use crate::routes::{Auth, Endpoint, Lookup, Route};
-use crate::state::{Shared, State};
+use crate::state::{Server, State};
 use crate::wire::{self, Body};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
@@ -165,7 +165,7 @@ impl Conn {
 /// connection finish its requests in flight (bounded by `grace`).
 pub async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Server>,
     shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) {
@@ -175,7 +175,7 @@ pub async fn serve(
 /// [`serve`] with explicit [`Limits`].
 pub async fn serve_with_limits(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Server>,
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
     limits: Limits,
@@ -223,7 +223,7 @@ pub async fn serve_with_limits(
 async fn handle_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
-    shared: Arc<Shared>,
+    shared: Arc<Server>,
     mut stop: watch::Receiver<bool>,
     admission: &Admission,
 ) {

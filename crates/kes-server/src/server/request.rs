@@ -33,7 +33,7 @@ fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
 /// learns on the way (the caller, what the audit log says, how long the
 /// response may take to reach the client).
 struct RequestContext<'a> {
-    shared: &'a Shared,
+    shared: &'a Server,
     /// The configuration the request started under; a reload does not
     /// change it mid-request.
     state: &'a Arc<State>,
@@ -52,7 +52,7 @@ struct RequestContext<'a> {
 }
 
 pub(super) async fn handle_request(
-    shared: &Shared,
+    shared: &Server,
     conn: &Arc<Conn>,
     req: Request<Incoming>,
 ) -> Response<WatchedBody> {
