@@ -64,8 +64,14 @@ impl Client {
     /// `POST /v1/key/import/<name>` with a raw 32-byte key and cipher
     /// (`AES256` or `ChaCha20`).
     pub async fn import_key(&self, name: &str, key: &[u8], cipher: &str) -> Result<(), Error> {
+        #[derive(serde::Serialize)]
+        struct Import<'a> {
+            key: &'a str,
+            cipher: &'a str,
+        }
+        let key = Zeroizing::new(B64.encode(key));
         let body = Zeroizing::new(
-            serde_json::to_vec(&serde_json::json!({ "key": B64.encode(key), "cipher": cipher }))
+            serde_json::to_vec(&Import { key: &key, cipher })
                 .map_err(|e| Error::Config(e.to_string()))?,
         );
         let path = format!("/v1/key/import/{}", encode(name));
@@ -151,14 +157,9 @@ impl Client {
         struct Wire {
             ciphertext: String,
         }
+        // The base64 plaintext is wiped when `value` is dropped.
         let value = with_context("plaintext", plaintext, context);
         let body = json_body(&value)?;
-        // The request body held the plaintext in base64; wipe our copy.
-        if let serde_json::Value::Object(mut m) = value {
-            if let Some(serde_json::Value::String(s)) = m.get_mut("plaintext") {
-                zeroize::Zeroize::zeroize(s);
-            }
-        }
         let path = format!("/v1/key/encrypt/{}", encode(name));
         let resp = self.call(Method::POST, &path, Some(body)).await?;
         let wire: Wire = decode(&resp)?;
@@ -316,7 +317,7 @@ fn decode_b64(s: &str, field: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         .map_err(|_| Error::InvalidResponse(format!("'{field}' is not valid base64")))
 }
 
-fn json_body(v: &serde_json::Value) -> Result<Bytes, Error> {
+fn json_body(v: &impl serde::Serialize) -> Result<Bytes, Error> {
     serde_json::to_vec(v)
         .map(Bytes::from)
         .map_err(|e| Error::Config(e.to_string()))
@@ -342,16 +343,31 @@ fn parse_ndjson_names(body: &[u8], field: &str) -> Result<Vec<String>, Error> {
 
 /// `{"<field>": base64(value), "context": base64(context)}`, the context
 /// left out when empty (as the Go SDK sends it).
-fn with_context(field: &str, value: &[u8], context: &[u8]) -> serde_json::Value {
-    let mut fields = serde_json::Map::new();
-    fields.insert(field.into(), serde_json::Value::String(B64.encode(value)));
-    if !context.is_empty() {
-        fields.insert(
-            "context".into(),
-            serde_json::Value::String(B64.encode(context)),
-        );
+fn with_context(field: &'static str, value: &[u8], context: &[u8]) -> WithContext {
+    WithContext {
+        field,
+        value: Zeroizing::new(B64.encode(value)),
+        context: B64.encode(context),
     }
-    serde_json::Value::Object(fields)
+}
+
+/// The body of encrypt and decrypt, fields in this order.
+struct WithContext {
+    field: &'static str,
+    value: Zeroizing<String>,
+    context: String,
+}
+
+impl serde::Serialize for WithContext {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry(self.field, self.value.as_str())?;
+        if !self.context.is_empty() {
+            map.serialize_entry("context", &self.context)?;
+        }
+        map.end()
+    }
 }
 
 /// Bytes a path segment or query value keeps as they are: RFC 3986's

@@ -165,9 +165,17 @@ async fn migrate(
     progress.finish_and_clear();
 
     if args.json {
-        print_json(&serde_json::json!({
-            "copied": copied, "skipped": skipped, "failed": failed,
-        }))?;
+        #[derive(serde::Serialize)]
+        struct Summary {
+            copied: u64,
+            skipped: u64,
+            failed: u64,
+        }
+        print_json(&Summary {
+            copied,
+            skipped,
+            failed,
+        })?;
     } else {
         print_line(&format!(
             "Migrated keys: {copied} copied, {skipped} skipped, {failed} failed"
