@@ -8,9 +8,9 @@
 //! ```
 #![allow(dead_code, unused_imports)]
 
-pub mod cli;
-pub use client::{next_line, Client, KeepAlive, Resp};
-pub use kes_testkit::client;
+pub(crate) mod cli;
+pub(crate) use client::{next_line, Client, KeepAlive, Resp};
+pub(crate) use kes_testkit::client;
 
 use kes_core::ApiKey;
 use std::io::{BufRead, BufReader};
@@ -21,13 +21,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The path of the `kes` binary under test.
-pub fn kes_bin() -> PathBuf {
+pub(crate) fn kes_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kes"))
 }
 
 /// A temporary directory with a server certificate and an admin API key,
 /// and the YAML config to start a server with.
-pub struct Setup {
+pub(crate) struct Setup {
     pub dir: tempfile::TempDir,
     pub admin: ApiKey,
     pub server_cert: PathBuf,
@@ -51,7 +51,7 @@ pub struct Setup {
 impl Setup {
     /// A fresh directory, server certificate for 127.0.0.1/localhost, admin
     /// key, and an fs key store in `<dir>/keys`.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let admin = ApiKey::generate();
         let options = kes_core::certgen::CertificateOptions {
@@ -93,12 +93,12 @@ impl Setup {
     }
 
     /// The directory of the fs key store.
-    pub fn keys_dir(&self) -> PathBuf {
+    pub(crate) fn keys_dir(&self) -> PathBuf {
         self.dir.path().join("keys")
     }
 
     /// Adds top-level YAML.
-    pub fn with(mut self, yaml: &str) -> Self {
+    pub(crate) fn with(mut self, yaml: &str) -> Self {
         self.extra.push_str(yaml);
         if !yaml.ends_with('\n') {
             self.extra.push('\n');
@@ -107,13 +107,13 @@ impl Setup {
     }
 
     /// Replaces the key-store section.
-    pub fn keystore(mut self, yaml: &str) -> Self {
+    pub(crate) fn keystore(mut self, yaml: &str) -> Self {
         self.keystore = yaml.to_string();
         self
     }
 
     /// The full config file.
-    pub fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         if let Some(raw) = &self.raw {
             return raw.clone();
         }
@@ -129,7 +129,7 @@ impl Setup {
     }
 
     /// Writes the config file and returns its path.
-    pub fn write_config(&self) -> PathBuf {
+    pub(crate) fn write_config(&self) -> PathBuf {
         let path = self.dir.path().join("config.yml");
         std::fs::write(&path, self.config()).unwrap();
         path
@@ -143,7 +143,7 @@ impl Default for Setup {
 }
 
 /// A running `kes server`.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub setup: Setup,
     pub addr: SocketAddr,
     pub config_path: PathBuf,
@@ -165,12 +165,12 @@ fn drain(reader: impl std::io::Read + Send + 'static, sink: Arc<Mutex<String>>) 
 
 impl TestServer {
     /// Starts a server with the setup's config and waits until it serves.
-    pub fn start(setup: Setup) -> Self {
+    pub(crate) fn start(setup: Setup) -> Self {
         Self::try_start(setup).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Starts a server; returns its stderr if it exits before serving.
-    pub fn try_start(setup: Setup) -> Result<Self, String> {
+    pub(crate) fn try_start(setup: Setup) -> Result<Self, String> {
         let config_path = setup.write_config();
         let mut cmd = match setup.nofile {
             None => Command::new(kes_bin()),
@@ -235,22 +235,22 @@ impl TestServer {
     }
 
     /// Everything the server wrote to stdout (banner, audit log).
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().unwrap().clone()
     }
 
     /// Everything the server wrote to stderr (error log).
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends a signal (e.g. "HUP", "TERM") to the server.
-    pub fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
@@ -260,7 +260,7 @@ impl TestServer {
     }
 
     /// Waits for the process to exit.
-    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(s)) = self.child.try_wait() {
@@ -272,17 +272,17 @@ impl TestServer {
     }
 
     /// A client authenticated with `key`.
-    pub fn client(&self, key: &ApiKey) -> Client {
+    pub(crate) fn client(&self, key: &ApiKey) -> Client {
         Client::new(self.addr, Some(key), &self.setup.server_cert_der)
     }
 
     /// A client authenticated as the admin.
-    pub fn admin_client(&self) -> Client {
+    pub(crate) fn admin_client(&self) -> Client {
         self.client(&self.setup.admin)
     }
 
     /// A client that sends no certificate.
-    pub fn anonymous_client(&self) -> Client {
+    pub(crate) fn anonymous_client(&self) -> Client {
         Client::new(self.addr, None, &self.setup.server_cert_der)
     }
 }
@@ -301,7 +301,7 @@ fn parse_addr(stdout: &str) -> Option<SocketAddr> {
 }
 
 /// Writes a file, creating parents.
-pub fn write(path: &Path, contents: &[u8]) {
+pub(crate) fn write(path: &Path, contents: &[u8]) {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).unwrap();
     }
@@ -309,13 +309,37 @@ pub fn write(path: &Path, contents: &[u8]) {
 }
 
 /// Base64 (standard, padded).
-pub fn b64(data: &[u8]) -> String {
+pub(crate) fn b64(data: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
 
 /// Base64 decode, panicking on bad input.
-pub fn unb64(s: &str) -> Vec<u8> {
+pub(crate) fn unb64(s: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
+}
+
+/// The top-level field names of the JSON object `json`, in the order they
+/// are written: a parsed `serde_json::Value` sorts them, and the order is
+/// part of what the Go KES answers.
+pub(crate) fn field_order(json: &str) -> Vec<String> {
+    use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<String>, A::Error> {
+            let mut keys = Vec::new();
+            while let Some((key, IgnoredAny)) = map.next_entry::<String, IgnoredAny>()? {
+                keys.push(key);
+            }
+            Ok(keys)
+        }
+    }
+    serde_json::Deserializer::from_str(json)
+        .deserialize_map(Keys)
+        .expect("a JSON object")
 }
