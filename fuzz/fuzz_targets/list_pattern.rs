@@ -7,7 +7,7 @@
 use kes_fuzz::reference;
 use kes_keystore::memory::MemKeyStore;
 use kes_keystore::KeyStore as _;
-use kes_server::handlers::{list_prefix, page, paging};
+use kes_server::fuzzing::{list_prefix, page, paging};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

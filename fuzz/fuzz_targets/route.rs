@@ -5,7 +5,7 @@
 #![no_main]
 
 use kes_fuzz::reference;
-use kes_server::routes::{clean_path, Lookup, RouteTable};
+use kes_server::fuzzing::{clean_path, Lookup, RouteTable};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 

@@ -36,7 +36,7 @@ fn tls_config() -> Result<Arc<rustls::ServerConfig>, String> {
 }
 
 /// Serves until the process is killed. Prints the address as KES does.
-pub fn serve(addr: &str) -> Result<(), String> {
+pub(crate) fn serve(addr: &str) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

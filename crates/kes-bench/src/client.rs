@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
 
 /// How the client authenticates and verifies the server.
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     pub client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     /// Roots for the server certificate; `None` with `insecure` skips the
     /// chain check.
@@ -34,7 +34,7 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// Builds the rustls client configuration shared by every worker, so that
 /// session tickets from one connection resume another.
-pub fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -81,7 +81,7 @@ pub fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, Stri
 
 /// Dials the server: TCP, TLS, then the HTTP handshake.
 #[derive(Clone)]
-pub struct Connector {
+pub(crate) struct Connector {
     tls: tokio_rustls::TlsConnector,
     addr: String,
     server_name: ServerName<'static>,
@@ -91,7 +91,7 @@ pub struct Connector {
 
 /// Splits `[https://]host:port` into the address to dial and the name the
 /// server certificate must carry.
-pub fn parse_address(server: &str) -> Result<(String, ServerName<'static>), String> {
+pub(crate) fn parse_address(server: &str) -> Result<(String, ServerName<'static>), String> {
     let addr = server.strip_prefix("https://").unwrap_or(server);
     let addr = addr.trim_end_matches('/');
     let (host, port) = addr
@@ -109,20 +109,20 @@ pub fn parse_address(server: &str) -> Result<(String, ServerName<'static>), Stri
 }
 
 /// One open HTTP connection.
-pub enum Conn {
+pub(crate) enum Conn {
     H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 /// A complete response.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub body: Bytes,
 }
 
 impl Connector {
     /// `server` is `host:port`, optionally prefixed by `https://`.
-    pub fn new(
+    pub(crate) fn new(
         server: &str,
         config: Arc<rustls::ClientConfig>,
         http2: bool,
@@ -139,7 +139,7 @@ impl Connector {
 
     /// The URI to put in a request for `path`: HTTP/2 needs scheme and
     /// authority, HTTP/1.1 gets the origin form plus a Host header.
-    pub fn uri(&self, path: &str) -> Result<Uri, String> {
+    pub(crate) fn uri(&self, path: &str) -> Result<Uri, String> {
         let s = if self.http2 {
             format!("https://{}{path}", self.authority)
         } else {
@@ -150,7 +150,7 @@ impl Connector {
     }
 
     /// A request with the headers every target gets.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         method: &http::Method,
         uri: Uri,
@@ -173,7 +173,7 @@ impl Connector {
     }
 
     /// Opens a connection; the flag says whether TLS resumed a session.
-    pub async fn connect(&self) -> Result<(Conn, bool), String> {
+    pub(crate) async fn connect(&self) -> Result<(Conn, bool), String> {
         let tcp = TcpStream::connect(&self.addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
@@ -208,7 +208,7 @@ impl Connector {
 
 impl Conn {
     /// Sends one request and reads the whole response body.
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
+    pub(crate) async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Reply, String> {
         let resp = match self {
             Conn::H1(s) => {
                 s.ready().await.map_err(|e| format!("http: {e}"))?;

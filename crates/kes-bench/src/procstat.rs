@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// One reading of a process.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// User plus system time, in clock ticks.
     pub cpu_ticks: u64,
     /// Resident set size (VmRSS), KiB.
@@ -15,7 +15,7 @@ pub struct Sample {
 
 /// What a process used during a run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub pid: u32,
     pub cpu_seconds: f64,
     /// CPU time over wall time; 100 is one core busy.
@@ -31,7 +31,7 @@ pub struct Usage {
 /// Clock ticks per second for /proc/<pid>/stat. Asked of `getconf`
 /// because reading it directly needs libc; Linux has used 100 everywhere
 /// for a long time, hence the fallback.
-pub fn clock_ticks() -> u64 {
+pub(crate) fn clock_ticks() -> u64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -43,7 +43,7 @@ pub fn clock_ticks() -> u64 {
 }
 
 /// Reads /proc/<pid>/stat and /proc/<pid>/status ("self" for this process).
-pub fn sample(pid: &str) -> Result<Sample, String> {
+pub(crate) fn sample(pid: &str) -> Result<Sample, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;
     let cpu_ticks =
@@ -59,7 +59,7 @@ pub fn sample(pid: &str) -> Result<Sample, String> {
 
 /// Resets VmHWM to the current RSS (writing 5 to clear_refs), so that the
 /// next reading shows the peak of the run rather than of the whole life.
-pub fn reset_peak(pid: u32) -> bool {
+pub(crate) fn reset_peak(pid: u32) -> bool {
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
@@ -79,7 +79,7 @@ fn status_kib(status: &str, field: &str) -> Option<u64> {
 }
 
 /// What happened between two samples over `wall` seconds.
-pub fn usage(
+pub(crate) fn usage(
     pid: u32,
     before: Sample,
     after: Sample,

@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 /// When a run ends.
 #[derive(Debug, Clone, Copy)]
-pub enum Stop {
+pub(crate) enum Stop {
     After(Duration),
     Requests(u64),
 }
 
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     pub connections: usize,
     pub stop: Stop,
     pub new_conn: bool,
@@ -28,7 +28,7 @@ pub struct RunOptions {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub mean: f64,
     pub p50: u64,
     pub p90: u64,
@@ -38,7 +38,7 @@ pub struct Latency {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub target: crate::workload::Target,
     pub workload: &'static str,
     pub mode: &'static str,
@@ -99,7 +99,11 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-pub async fn run(plan: Plan, connector: Connector, opts: RunOptions) -> Result<Report, String> {
+pub(crate) async fn run(
+    plan: Plan,
+    connector: Connector,
+    opts: RunOptions,
+) -> Result<Report, String> {
     if opts.connections == 0 {
         return Err("the number of connections must be at least 1".into());
     }
@@ -292,7 +296,7 @@ async fn worker(shared: Arc<Server>) -> Result<WorkerResult, String> {
 }
 
 /// The human-readable report.
-pub fn render(r: &Report) -> String {
+pub(crate) fn render(r: &Report) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let _ = writeln!(

@@ -11,7 +11,7 @@ use http_body_util::Full;
 /// The kind of server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Target {
+pub(crate) enum Target {
     /// A KES-compatible server (this one, or the Go KES).
     Kes,
     /// Vault or OpenBao transit (for comparison).
@@ -21,7 +21,7 @@ pub enum Target {
 /// The mix of calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Generate a data key without context.
     Generate,
     /// Decrypt data keys generated beforehand.
@@ -45,7 +45,7 @@ pub enum Workload {
 /// Which version of a rotated key seals the data keys of the decrypt calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SealWith {
+pub(crate) enum SealWith {
     /// The newest: data keys generated after the rotations (decrypt finds
     /// the version at the first try).
     Newest,
@@ -56,7 +56,7 @@ pub enum SealWith {
 
 /// Rotations asked for before the run.
 #[derive(Debug, Clone, Copy)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     /// How many times the key is rotated (through the API).
     pub count: u32,
     pub seal_with: SealWith,
@@ -71,7 +71,7 @@ const DECRYPT_POOL: usize = 64;
 const CHURN_LAG: u64 = 8;
 
 /// Everything needed to build request number `i`.
-pub struct Plan {
+pub(crate) struct Plan {
     pub target: Target,
     pub workload: Workload,
     key: String,
@@ -87,7 +87,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn new(
+    pub(crate) fn new(
         connector: &Connector,
         target: Target,
         workload: Workload,
@@ -150,7 +150,7 @@ impl Plan {
     /// rotated), rotates it if asked to and, for decrypting workloads,
     /// generates the data keys to decrypt: before the rotations if they are
     /// to be sealed with the oldest version, else after them.
-    pub async fn prepare(
+    pub(crate) async fn prepare(
         &mut self,
         connector: &Connector,
         create_key: bool,
@@ -305,7 +305,7 @@ impl Plan {
     }
 
     /// Request number `i` and the status it must answer with.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         connector: &Connector,
         i: u64,
@@ -388,7 +388,7 @@ impl Plan {
     /// A reply that is not the expected status but is no error either: in
     /// the mixed workload, deleting a churn key that is not there (its
     /// create is still in flight, or the run has just begun).
-    pub fn tolerated(&self, i: u64, status: StatusCode) -> bool {
+    pub(crate) fn tolerated(&self, i: u64, status: StatusCode) -> bool {
         self.workload == Workload::Mixed && i % 10 == 9 && status == StatusCode::NOT_FOUND
     }
 
@@ -401,11 +401,11 @@ impl Plan {
 }
 
 /// The base64 of MinIO's context for object `n` of bucket `bucket`.
-pub fn minio_context(n: u64) -> String {
+pub(crate) fn minio_context(n: u64) -> String {
     B64.encode(format!("{{\"bucket\":\"bucket/object-{n}\"}}"))
 }
 
-pub fn workload_name(w: Workload) -> &'static str {
+pub(crate) fn workload_name(w: Workload) -> &'static str {
     match w {
         Workload::Generate => "generate",
         Workload::Decrypt => "decrypt",
@@ -418,7 +418,7 @@ pub fn workload_name(w: Workload) -> &'static str {
 
 /// The start of a reply body for error messages (replies of the servers
 /// benchmarked here carry no secrets when they are errors).
-pub fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(160)]);
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

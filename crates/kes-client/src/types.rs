@@ -190,13 +190,13 @@ mod pattern_set {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
         let map: BTreeMap<&str, BTreeMap<(), ()>> =
             v.iter().map(|p| (p.as_str(), BTreeMap::new())).collect();
         map.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum Wire {

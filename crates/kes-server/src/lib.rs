@@ -12,23 +12,28 @@
 //! - start and stop: `run.rs`; reload on SIGHUP: `reload.rs`; the dev
 //!   mode: `dev.rs`; the banner: `banner.rs`; process hardening (mlock,
 //!   no core dumps): `process.rs`; the host's addresses: `net.rs`.
-//! - what a request sees: [`state`]; how a server is assembled:
-//!   `builder.rs`; which key store a config opens: `keystore.rs`.
-//! - connections and limits: [`server`]; routes, authentication and
-//!   policies: [`routes`]; the API's handlers: [`handlers`]; response
-//!   bodies: [`wire`]; logs and metrics: [`logs`], [`metrics`]; TLS:
-//!   [`tls`]; the config file: [`config`].
+//! - what a request sees: `state.rs` ([`State`], [`Server`]); how a
+//!   server is assembled: `builder.rs`; which key store a config opens:
+//!   `keystore.rs`.
+//! - connections and limits: [`server`]; routes and the policy paths of
+//!   each: `routes.rs`; the API's handlers: `handlers/`; response bodies:
+//!   [`wire`]; logs and metrics: `logs/`, `metrics.rs`; TLS: `tls.rs`; the
+//!   config file: [`config`].
+//!
+//! What is `pub` here is what `kes`, kes-bench and the tests use; the rest
+//! is `pub(crate)` (the `unreachable_pub` lint keeps it so).
 
 pub mod config;
-pub mod handlers;
-pub mod logs;
-pub mod metrics;
-pub mod routes;
 pub mod server;
-pub mod state;
-pub mod sysinfo;
-pub mod tls;
 pub mod wire;
+
+mod handlers;
+mod logs;
+mod metrics;
+mod routes;
+mod state;
+mod sysinfo;
+mod tls;
 
 mod banner;
 mod builder;
@@ -43,7 +48,17 @@ mod run;
 pub use builder::ServerBuilder;
 pub use dev::dev_tls;
 pub use error::ServerError;
+pub use handlers::VERSION;
 pub use keystore::open_store;
+pub use logs::{AuditSink, Logs, ERROR, INFO};
 pub use reload::TLS_RELOAD_INTERVAL;
 pub use run::{run, Options, DEFAULT_ADDRESS, SHUTDOWN_GRACE};
 pub use state::{Server, State, STATUS_INTERVAL};
+
+/// What the fuzz targets (fuzz/) drive directly: path cleaning, routing and
+/// list paging. Not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::handlers::{list_prefix, page, paging};
+    pub use crate::routes::{clean_path, Lookup, RouteTable};
+}

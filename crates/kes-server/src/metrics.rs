@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Routes with a histogram of their own: one per endpoint.
-pub const MAX_ROUTES: usize = Endpoint::ALL.len();
+pub(crate) const MAX_ROUTES: usize = Endpoint::ALL.len();
 
 /// The upper bounds of `kes_http_response_time`, in seconds.
-pub const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0, 5.0, 10.0];
+pub(crate) const BUCKETS: [f64; 10] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0, 5.0, 10.0];
 
 /// A histogram with fixed buckets, lock-free.
 #[derive(Debug, Default)]
@@ -394,7 +394,7 @@ impl Drop for ActiveGuard<'_> {
 /// the Prometheus Go client uses for every sample value: the shortest
 /// round-trip digits, in exponent form (`3.563376e+06`) when the decimal
 /// exponent is below -4 or at least 6.
-pub fn go_float(f: f64) -> String {
+pub(crate) fn go_float(f: f64) -> String {
     if f.is_nan() {
         return "NaN".into();
     }

@@ -7,7 +7,7 @@
 
 /// A snapshot of process figures.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct SysInfo {
+pub(crate) struct SysInfo {
     /// Anonymous resident memory in bytes (heap and thread stacks).
     pub heap_used: u64,
     /// Not tracked by Rust's allocator; always 0.
@@ -25,7 +25,7 @@ pub struct SysInfo {
 }
 
 /// Reads the current figures.
-pub fn read() -> SysInfo {
+pub(crate) fn read() -> SysInfo {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
         .unwrap_or(1);
@@ -76,7 +76,7 @@ fn online_cpus() -> Option<u64> {
 }
 
 /// The operating system name as Go spells it (`GOOS`).
-pub fn go_os() -> &'static str {
+pub(crate) fn go_os() -> &'static str {
     match std::env::consts::OS {
         "macos" => "darwin",
         os => os,
@@ -84,7 +84,7 @@ pub fn go_os() -> &'static str {
 }
 
 /// The architecture name as Go spells it (`GOARCH`).
-pub fn go_arch() -> &'static str {
+pub(crate) fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",

@@ -31,7 +31,7 @@ pub enum TlsError {
 
 /// Where the client verifier gets its roots when `tls.auth` is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     /// Any certificate; identity by public key (`tls.auth` empty or off).
     Any,
     /// Chain verified against the CA (`tls.auth: on`).
@@ -41,9 +41,9 @@ pub enum ClientAuth {
 /// The most certificates a client may send. Only the first one counts (its
 /// key signs the handshake); the rest are intermediates, and a chain longer
 /// than this is no honest client's.
-pub const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 4;
+pub(crate) const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 4;
 /// The most bytes of certificates a client may send.
-pub const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
 
 /// The server's TLS: the rustls configuration plus the client-certificate
 /// verifier, which resumed sessions are checked against again (rustls
@@ -77,7 +77,7 @@ impl ServerTls {
 }
 
 /// What the server's TLS needs.
-pub struct TlsSettings<'a> {
+pub(crate) struct TlsSettings<'a> {
     pub certificates: Vec<CertificateDer<'static>>,
     pub private_key: PrivateKeyDer<'static>,
     pub client_auth: ClientAuth,
@@ -100,7 +100,7 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 
 /// Reads the server certificate chain and private key from PEM files;
 /// `password` decrypts a legacy encrypted PEM key.
-pub fn load_identity(
+pub(crate) fn load_identity(
     cert: &Path,
     key: &Path,
     password: Option<&str>,
@@ -126,7 +126,7 @@ pub fn load_identity(
 
 /// Checks that the server certificate names the server: the Go KES refuses
 /// to start with a certificate that has no DNS name or IP address as a SAN.
-pub fn check_san(cert: &CertificateDer<'_>) -> Result<(), TlsError> {
+pub(crate) fn check_san(cert: &CertificateDer<'_>) -> Result<(), TlsError> {
     use x509_parser::prelude::*;
     let (_, parsed) = X509Certificate::from_der(cert.as_ref())
         .map_err(|e| TlsError::Invalid(format!("invalid TLS certificate: {e}")))?;
@@ -195,7 +195,7 @@ fn add_pem_roots(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError>
 }
 
 /// Builds the rustls server configuration.
-pub fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsError> {
+pub(crate) fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>, TlsError> {
     check_san(&settings.certificates[0])?;
     let provider = provider();
     let chain = match settings.client_auth {

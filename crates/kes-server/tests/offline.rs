@@ -40,10 +40,10 @@ async fn start(offline_expiry: Duration) -> Running {
     let shared = ServerBuilder::new().build(state, tls);
     // Keep the test output readable: no audit lines on stdout.
     shared.logs.configure(
-        kes_server::logs::INFO,
-        kes_server::logs::ERROR + 1,
+        kes_server::INFO,
+        kes_server::ERROR + 1,
         false,
-        kes_server::logs::AuditSink::Stdout,
+        kes_server::AuditSink::Stdout,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

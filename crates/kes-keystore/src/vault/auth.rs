@@ -62,7 +62,10 @@ fn is_jwt_file(jwt: &str) -> bool {
 }
 
 impl Login {
-    pub fn from_config(config: &VaultConfig, namespace: &Option<String>) -> Result<Self, Error> {
+    pub(super) fn from_config(
+        config: &VaultConfig,
+        namespace: &Option<String>,
+    ) -> Result<Self, Error> {
         match (&config.approle, &config.kubernetes) {
             (Some(_), Some(_)) => Err(Error::other(
                 "vault: more than one authentication method (approle, kubernetes) configured",
@@ -109,7 +112,7 @@ impl Login {
     }
 
     /// Logs in and returns a fresh token.
-    pub async fn login(&self, http: &Http, generation: u64) -> Result<Token, Error> {
+    pub(super) async fn login(&self, http: &Http, generation: u64) -> Result<Token, Error> {
         let (engine, namespace, body, method) = match self {
             Login::AppRole {
                 engine,

@@ -49,7 +49,7 @@ pub(crate) struct Response {
 impl Response {
     /// The `errors` array of a Vault error body, joined, for the error log.
     /// Vault never echoes secret values or tokens in it.
-    pub fn vault_errors(&self) -> String {
+    pub(crate) fn vault_errors(&self) -> String {
         super::decode::errors(self.status, &self.body)
     }
 }
@@ -60,7 +60,7 @@ pub(crate) struct Http {
 }
 
 impl Http {
-    pub fn new(config: &VaultConfig) -> Result<Self, Error> {
+    pub(crate) fn new(config: &VaultConfig) -> Result<Self, Error> {
         let endpoint = config.endpoint.trim().trim_end_matches('/').to_string();
         let uri: Uri = endpoint
             .parse()
@@ -96,14 +96,14 @@ impl Http {
         Ok(Http { client, endpoint })
     }
 
-    pub fn endpoint(&self) -> &str {
+    pub(crate) fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     /// Sends one request to `/v1/<path>`. Transport failures and timeouts
     /// are [`Error::Unreachable`]; every HTTP status is returned to the
     /// caller, which knows what it means for its operation.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,

@@ -33,7 +33,7 @@ pub(crate) enum Value {
 
 impl Node {
     /// The text of a scalar key, for lookups and messages.
-    pub fn as_key(&self) -> Option<&str> {
+    pub(super) fn as_key(&self) -> Option<&str> {
         match &self.value {
             Value::Scalar(s) => Some(s.as_str()),
             _ => None,
@@ -41,7 +41,7 @@ impl Node {
     }
 
     /// A short name of the kind of value, for "expected X, found Y" errors.
-    pub fn kind(&self) -> &'static str {
+    pub(super) fn kind(&self) -> &'static str {
         match self.value {
             Value::Null => "nothing",
             Value::Scalar(_) => "a scalar",

@@ -25,7 +25,7 @@ pub use system::VERSION;
 
 /// One API call as a handler sees it: the server, the configuration the
 /// call started under, the route, the authorised caller and the body.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     pub shared: &'a Server,
     pub state: &'a State,
     pub route: &'a Route,
@@ -42,7 +42,7 @@ pub struct Call<'a> {
 }
 
 /// A handler's answer plus what the audit log should say about it.
-pub struct Answer {
+pub(crate) struct Answer {
     pub response: Response<Body>,
     pub audit: Option<String>,
 }
@@ -71,7 +71,7 @@ impl<'a> Call<'a> {
 }
 
 /// Runs the handler of `req.route`.
-pub async fn dispatch(req: Call<'_>) -> Result<Answer> {
+pub(crate) async fn dispatch(req: Call<'_>) -> Result<Answer> {
     use Endpoint::*;
     match req.route.endpoint {
         Version => Ok(system::version().into()),

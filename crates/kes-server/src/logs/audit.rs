@@ -21,13 +21,13 @@ use time::OffsetDateTime;
 pub(super) const AUDIT_LINE_BASE: usize = 384;
 
 /// The answer to an API call that cannot be audited.
-pub const AUDIT_UNAVAILABLE: ApiError = ApiError::from_static(503, "audit log unavailable");
+pub(crate) const AUDIT_UNAVAILABLE: ApiError = ApiError::from_static(503, "audit log unavailable");
 
 /// Paths answered even when the audit log is unavailable, so that
 /// operators and load balancers see the server's state: `/version`,
 /// `/v1/ready`, `/v1/status` and `/v1/metrics`. They read no key and
 /// change nothing; their audit lines are written when there is room.
-pub fn answered_without_audit(path: &str) -> bool {
+pub(crate) fn answered_without_audit(path: &str) -> bool {
     matches!(
         path,
         "/version" | "/v1/ready" | "/v1/status" | "/v1/metrics"
@@ -58,7 +58,7 @@ impl AuditSink {
 /// opened for reading and writing, so that opening it does not wait for a
 /// reader (lines then wait in the pipe until one comes; once the pipe is
 /// full, the audit writer stalls and API calls are refused).
-pub fn open_audit_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_audit_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::FileTypeExt as _;
     let fifo = std::fs::metadata(path)
         .map(|m| m.file_type().is_fifo())

@@ -18,7 +18,7 @@ pub(super) static PROCESS_LOGS: std::sync::OnceLock<Arc<Logs>> = std::sync::Once
 
 /// Writes out the process's queued error-log lines (at most 1 s), so that
 /// a server that fails to start loses none of them on exit.
-pub fn flush_process_errors() {
+pub(crate) fn flush_process_errors() {
     if let Some(logs) = PROCESS_LOGS.get() {
         logs.flush_errors(Duration::from_secs(1));
     }

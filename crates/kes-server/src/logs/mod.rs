@@ -36,11 +36,10 @@ mod audit;
 mod error;
 mod slog;
 
-pub use audit::{
-    answered_without_audit, open_audit_file, AuditEvent, AuditPermit, AuditSink, AUDIT_UNAVAILABLE,
-};
-pub use error::{flush_process_errors, ErrorLogLayer};
-pub use slog::{cap_field, is_unsafe_char, slog_time, slog_value};
+pub use audit::AuditSink;
+pub(crate) use audit::{answered_without_audit, open_audit_file, AuditEvent, AUDIT_UNAVAILABLE};
+pub(crate) use error::flush_process_errors;
+pub(crate) use slog::{slog_time, slog_value};
 
 use crate::metrics::Metrics;
 use audit::Stall;
@@ -55,13 +54,13 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch};
 
 /// slog levels.
-pub const DEBUG: i32 = -4;
+pub(crate) const DEBUG: i32 = -4;
 
 /// slog levels.
 pub const INFO: i32 = 0;
 
 /// slog levels.
-pub const WARN: i32 = 4;
+pub(crate) const WARN: i32 = 4;
 
 /// slog levels.
 pub const ERROR: i32 = 8;
@@ -69,19 +68,19 @@ pub const ERROR: i32 = 8;
 /// Bytes of audit lines that may wait for the audit writer (stdout or
 /// `log.audit_file`), reservations of calls in flight included. When they
 /// are used up, API calls are refused.
-pub const AUDIT_QUEUE_BYTES: usize = 4 << 20;
+pub(crate) const AUDIT_QUEUE_BYTES: usize = 4 << 20;
 
 /// Bytes of error-log lines that may wait for stderr; beyond, lines are
 /// dropped.
-pub const ERROR_QUEUE_BYTES: usize = 1 << 20;
+pub(crate) const ERROR_QUEUE_BYTES: usize = 1 << 20;
 
 /// Longest client-controlled value in a log line (path, method, message,
 /// identity, error-log field), in bytes before escaping; longer values are
 /// cut and marked `...[truncated: <n> bytes]`.
-pub const FIELD_CAP: usize = 1024;
+pub(crate) const FIELD_CAP: usize = 1024;
 
 /// Concurrent subscribers of each of `/v1/log/error` and `/v1/log/audit`.
-pub const MAX_SUBSCRIBERS: usize = 32;
+pub(crate) const MAX_SUBSCRIBERS: usize = 32;
 
 /// Events the `/v1/log/error` ring holds for slow subscribers.
 const ERROR_RING: usize = 1024;
@@ -96,11 +95,12 @@ const BATCH_BYTES: usize = 64 * 1024;
 const WRITE_RETRY: Duration = Duration::from_millis(100);
 
 /// The answer to a `/v1/log/*` subscription beyond [`MAX_SUBSCRIBERS`].
-pub const TOO_MANY_SUBSCRIBERS: ApiError = ApiError::from_static(503, "too many log subscribers");
+pub(crate) const TOO_MANY_SUBSCRIBERS: ApiError =
+    ApiError::from_static(503, "too many log subscribers");
 
 /// Which log a queue or stream carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogKind {
+pub(crate) enum LogKind {
     /// The error log.
     Error,
     /// The audit log.
@@ -537,6 +537,7 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::audit::*;
+    use super::slog::{cap_field, is_unsafe_char};
     use super::*;
     use kes_core::duration::format_duration;
     use std::borrow::Cow;

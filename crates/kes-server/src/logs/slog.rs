@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 /// slog's text handler time: RFC 3339 in UTC with milliseconds. Written
 /// straight into the line (`write!`) or made a string (`to_string`).
-pub fn slog_time(t: OffsetDateTime) -> impl fmt::Display {
+pub(crate) fn slog_time(t: OffsetDateTime) -> impl fmt::Display {
     struct SlogTime(OffsetDateTime);
     impl fmt::Display for SlogTime {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -33,7 +33,7 @@ pub fn slog_time(t: OffsetDateTime) -> impl fmt::Display {
 
 /// `s` cut to [`FIELD_CAP`] bytes (at a character boundary) and marked,
 /// when longer.
-pub fn cap_field(s: &str) -> Cow<'_, str> {
+pub(crate) fn cap_field(s: &str) -> Cow<'_, str> {
     if s.len() <= FIELD_CAP {
         return Cow::Borrowed(s);
     }
@@ -50,7 +50,7 @@ pub fn cap_field(s: &str) -> Cow<'_, str> {
 /// controls U+061C, U+200E/U+200F, U+202A–U+202E, U+2066–U+2069,
 /// zero-width characters, U+FEFF, tags), private-use characters and
 /// non-characters.
-pub fn is_unsafe_char(c: char) -> bool {
+pub(crate) fn is_unsafe_char(c: char) -> bool {
     let u = c as u32;
     if u < 0x80 {
         return u < 0x20 || u == 0x7f;
@@ -96,7 +96,7 @@ fn needs_quote(s: &str) -> bool {
 /// `=` or characters that could break the line, which are then escaped.
 /// Written straight into the line (`write!`) or made a string
 /// (`to_string`).
-pub fn slog_value(s: &str) -> impl fmt::Display + '_ {
+pub(crate) fn slog_value(s: &str) -> impl fmt::Display + '_ {
     struct SlogValue<'a>(&'a str);
     impl fmt::Display for SlogValue<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

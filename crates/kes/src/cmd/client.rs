@@ -58,13 +58,13 @@ impl Remote {
     /// What a command talks to the server with: a runtime, the client
     /// of the flags and environment (see [`Conn::client`]) and the
     /// output mode.
-    pub fn connect(&self) -> Result<(tokio::runtime::Runtime, Client, Mode), CliError> {
+    pub(crate) fn connect(&self) -> Result<(tokio::runtime::Runtime, Client, Mode), CliError> {
         self.connect_to(None, None)
     }
 
     /// [`connect`](Self::connect), with `-s`/`-a` where a command has
     /// them.
-    pub fn connect_to(
+    pub(crate) fn connect_to(
         &self,
         server: Option<&str>,
         api_key: Option<&str>,
@@ -88,7 +88,7 @@ pub(crate) enum Mode {
 }
 
 impl OutputArgs {
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         if self.json {
             return Mode::Json;
         }
@@ -111,7 +111,11 @@ impl Conn {
     /// environment (`-s`/`-a` where a command has them, else `KES_SERVER`,
     /// `KES_API_KEY`, `KES_CLIENT_CERT`, `KES_CLIENT_KEY` and their
     /// MinIO spellings).
-    pub fn client(&self, server: Option<&str>, api_key: Option<&str>) -> Result<Client, CliError> {
+    pub(crate) fn client(
+        &self,
+        server: Option<&str>,
+        api_key: Option<&str>,
+    ) -> Result<Client, CliError> {
         let lookup = |k: &str| std::env::var(k).ok();
         let endpoints = env::endpoints(server, &lookup).map_err(CliError::usage)?;
         let credentials = env::credentials(api_key, &lookup).map_err(CliError::usage)?;

@@ -4,7 +4,7 @@ use super::{CliError, CliResult};
 
 /// Arguments of `kes completion`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The shell
     #[arg(value_enum)]
     shell: clap_complete::Shell,
@@ -12,7 +12,7 @@ pub struct Args {
 
 /// Prints the completion script of the command `C` for the shell, e.g.
 /// `source <(kes completion bash)`.
-pub fn run<C: clap::CommandFactory>(args: Args) -> CliResult {
+pub(crate) fn run<C: clap::CommandFactory>(args: Args) -> CliResult {
     let mut cmd = visible(&C::command());
     let name = cmd.get_name().to_owned();
     let mut out = Vec::new();

@@ -21,7 +21,7 @@ const PASSWORD_ENV: &str = "KES_IDENTITY_PASSWORD";
 /// Arguments of `kes identity`.
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Option<Command>,
 
@@ -90,7 +90,7 @@ struct NewArgs {
 }
 
 /// Runs `kes identity`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     match args.command {
         Some(Command::New(new)) => run_new(new),
         Some(Command::Of { target, json }) => run_of(&target, json),

@@ -8,7 +8,7 @@ use super::CliResult;
 
 /// Arguments of `kes identity info`.
 #[derive(clap::Args, Debug)]
-pub struct InfoArgs {
+pub(crate) struct InfoArgs {
     /// The identity; without it, the identity of the caller
     pub identity: Option<String>,
     #[command(flatten)]
@@ -17,7 +17,7 @@ pub struct InfoArgs {
 
 /// Arguments of `kes identity ls`.
 #[derive(clap::Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// List only identities that start with this prefix (`*` for all)
     #[arg(default_value = "*")]
     pub pattern: String,
@@ -26,7 +26,7 @@ pub struct LsArgs {
 }
 
 /// Runs `kes identity info`.
-pub fn info(args: InfoArgs) -> CliResult {
+pub(crate) fn info(args: InfoArgs) -> CliResult {
     let (rt, client, mode) = args.remote.connect()?;
     match args.identity {
         Some(identity) => {
@@ -69,7 +69,7 @@ fn role_rows(identity: &str, admin: bool, policy: &str) -> Vec<(&'static str, St
 /// Runs `kes identity ls`: on a terminal a table that marks the admin
 /// and names each identity's policy; elsewhere one identity per line (a
 /// JSON array with `--json`).
-pub fn ls(args: LsArgs) -> CliResult {
+pub(crate) fn ls(args: LsArgs) -> CliResult {
     let (rt, client, mode) = args.remote.connect()?;
     let ids = rt
         .block_on(client.list_identities(&args.pattern))

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 /// Arguments of `kes key`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -130,7 +130,7 @@ enum Command {
 }
 
 /// Runs `kes key`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     match args.command {
         Command::Create { names, remote } => {
             let (rt, client, _) = remote.connect()?;

@@ -6,7 +6,7 @@ use kes_client::{AuditEvent, ErrorEvent, LogStream};
 
 /// Arguments of `kes log`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Follow the audit log (the default)
     #[arg(long, conflicts_with = "error")]
     audit: bool,
@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Runs `kes log`: prints events as they arrive until the server closes
 /// the stream or the user interrupts.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     let (rt, client, mode) = args.remote.connect()?;
     rt.block_on(async {
         if args.error {

@@ -5,7 +5,7 @@ use super::CliResult;
 
 /// Arguments of `kes ls`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// List only names that start with this prefix (`*` for all)
     #[arg(default_value = "*")]
     prefix: String,
@@ -26,7 +26,7 @@ pub struct Args {
 }
 
 /// Runs `kes ls`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     let (rt, client, mode) = args
         .remote
         .connect_to(args.server.as_deref(), args.api_key.as_deref())?;

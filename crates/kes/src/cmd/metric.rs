@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// Arguments of `kes metric`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// How often to scrape the metrics (e.g. 5s, 500ms, 1m)
     #[arg(long, default_value = "5s", value_parser = kes_core::duration::parse_positive_duration)]
     rate: Duration,
@@ -21,7 +21,7 @@ pub struct Args {
 
 /// Runs `kes metric`: on a terminal, redraws a summary every `--rate`;
 /// otherwise prints one JSON snapshot per line.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     if args.rate.is_zero() {
         return Err(CliError::usage("--rate must be greater than 0"));
     }

@@ -29,7 +29,7 @@ const IN_FLIGHT: usize = 8;
 
 /// Arguments of `kes migrate`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Copy only keys whose names match this glob (`*`, `?`, `[a-z]`)
     #[arg(default_value = "*")]
     pattern: String,
@@ -66,7 +66,7 @@ enum Outcome {
 }
 
 /// Runs `kes migrate`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     let pattern = Glob::new(&args.pattern).map_err(CliError::usage)?;
     let on_existing = if args.force {
         OnExisting::Replace

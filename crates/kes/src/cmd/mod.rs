@@ -26,32 +26,32 @@ macro_rules! examples {
     };
 }
 
-pub mod client;
-pub mod completion;
-pub mod identity;
-pub mod identity_remote;
-pub mod key;
-pub mod log;
-pub mod ls;
-pub mod metric;
-pub mod migrate;
-pub mod names;
-pub mod policy;
-pub mod server;
-pub mod status;
+pub(crate) mod client;
+pub(crate) mod completion;
+pub(crate) mod identity;
+pub(crate) mod identity_remote;
+pub(crate) mod key;
+pub(crate) mod log;
+pub(crate) mod ls;
+pub(crate) mod metric;
+pub(crate) mod migrate;
+pub(crate) mod names;
+pub(crate) mod policy;
+pub(crate) mod server;
+pub(crate) mod status;
 
 use std::fmt;
 
 /// The version `kes --version` prints: the one the server's banner and
 /// `/version` show.
-pub const VERSION: &str = kes_server::handlers::VERSION;
+pub(crate) const VERSION: &str = kes_server::VERSION;
 
 /// A command's failure: printed as `Error: <message>` (unless it was
 /// already reported line by line), with the exit code of docs/cli.md:
 /// 1 when the command ran and failed, 2 when it was not run because the
 /// invocation is wrong.
 #[derive(Debug)]
-pub struct CliError {
+pub(crate) struct CliError {
     message: String,
     code: u8,
 }
@@ -59,7 +59,7 @@ pub struct CliError {
 impl CliError {
     /// The command ran and failed: an API, connection, TLS or file error
     /// (exit code 1).
-    pub fn failure(message: impl fmt::Display) -> Self {
+    pub(crate) fn failure(message: impl fmt::Display) -> Self {
         Self {
             message: message.to_string(),
             code: 1,
@@ -69,7 +69,7 @@ impl CliError {
     /// The invocation is wrong: an argument, flag or environment value
     /// that does not parse, conflicting or missing credentials (exit
     /// code 2).
-    pub fn usage(message: impl fmt::Display) -> Self {
+    pub(crate) fn usage(message: impl fmt::Display) -> Self {
         Self {
             message: message.to_string(),
             code: 2,
@@ -78,7 +78,7 @@ impl CliError {
 
     /// A failure whose details were already printed, one `Error:` line
     /// each (commands that take several names).
-    pub fn reported() -> Self {
+    pub(crate) fn reported() -> Self {
         Self {
             message: String::new(),
             code: 1,
@@ -86,12 +86,12 @@ impl CliError {
     }
 
     /// The process exit code.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         self.code
     }
 
     /// Whether there is something left to print.
-    pub fn is_reported(&self) -> bool {
+    pub(crate) fn is_reported(&self) -> bool {
         self.message.is_empty()
     }
 }
@@ -104,7 +104,7 @@ impl fmt::Display for CliError {
 
 /// Prints `Error: <message>` to stderr; `Error:` in bold red like clap's
 /// `error:` when stderr is a terminal and `NO_COLOR` is not set.
-pub fn print_error(message: &str) {
+pub(crate) fn print_error(message: &str) {
     use std::io::{IsTerminal as _, Write as _};
     let color = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -118,4 +118,4 @@ pub fn print_error(message: &str) {
 }
 
 /// The result of a subcommand.
-pub type CliResult = Result<(), CliError>;
+pub(crate) type CliResult = Result<(), CliError>;

@@ -8,7 +8,7 @@ use clap::Subcommand;
 
 /// Arguments of `kes policy`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -43,7 +43,7 @@ enum Command {
 }
 
 /// Runs `kes policy`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     match args.command {
         Command::Ls { pattern, remote } => {
             let (rt, client, mode) = remote.connect()?;

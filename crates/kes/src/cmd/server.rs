@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Arguments of `kes server`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The network interface the KES server will listen on
     #[arg(long, value_name = "IP:PORT")]
     addr: Option<String>,
@@ -37,7 +37,7 @@ pub struct Args {
 }
 
 /// Runs `kes server`.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     if args.auth.is_some() {
         eprintln!(
             "Warning: '--auth' is deprecated and ignored. Set 'tls.auth' in the config file instead."

@@ -7,7 +7,7 @@ use super::CliResult;
 
 /// Arguments of `kes status`.
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print only whether each server is reachable
     #[arg(short = 's', long)]
     short: bool,
@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Runs `kes status`: the status of every configured endpoint; fails if
 /// none is reachable.
-pub fn run(args: Args) -> CliResult {
+pub(crate) fn run(args: Args) -> CliResult {
     let (rt, client, mode) = args.remote.connect()?;
     rt.block_on(async {
         let mut reachable = 0;

@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Every variable the commands read, so the caller's environment never
 /// leaks into a test.
-pub const VARS: [&str; 17] = [
+pub(crate) const VARS: [&str; 17] = [
     "MINIO_KES_SERVER",
     "KES_SERVER",
     "MINIO_KMS_KES_ENDPOINT",
@@ -26,7 +26,7 @@ pub const VARS: [&str; 17] = [
 ];
 
 /// `kes` with no KES variables set.
-pub fn bare() -> Command {
+pub(crate) fn bare() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
     for v in VARS {
         cmd.env_remove(v);
@@ -36,7 +36,7 @@ pub fn bare() -> Command {
 }
 
 /// `kes` pointed at the server as the admin, trusting its certificate.
-pub fn kes(server: &TestServer) -> Command {
+pub(crate) fn kes(server: &TestServer) -> Command {
     let mut cmd = bare();
     cmd.env("KES_SERVER", server.addr.to_string())
         .env("KES_API_KEY", server.setup.admin.to_kes_string().as_str())
@@ -45,7 +45,7 @@ pub fn kes(server: &TestServer) -> Command {
 }
 
 /// Runs a command and prints what it did (shown when a test fails).
-pub fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run kes");
     eprintln!(
         "$ {:?}\nexit: {:?}\nstdout: {}stderr: {}",
