@@ -178,9 +178,11 @@ async fn an_undrained_audit_fifo_makes_calls_fail_fast_not_hang() {
     }
     assert!(refused > 0, "no call was refused with a stalled audit log");
 
-    // Calls are refused quickly and cleanly; probes still answer.
+    // Calls are refused quickly and cleanly; probes still answer. The probe
+    // call is as large as those refused: the queue is full to within less
+    // than one such line, and a smaller line could still fit.
     let sent = Instant::now();
-    let r = admin.request("POST", "/v1/key/create/refused", None).await;
+    let r = admin.request("GET", &long, None).await;
     assert_eq!(r.status, 503, "{}", r.text());
     assert_eq!(r.message(), "audit log unavailable");
     assert!(sent.elapsed() < Duration::from_secs(1));

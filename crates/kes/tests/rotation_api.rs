@@ -558,7 +558,15 @@ fn on_terminal(server: &TestServer, args: &str, input: &str) -> Option<(bool, St
         .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let mut shown = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    // The terminal echoes what was typed wherever the output stands when it
+    // arrives, which on a busy machine can be before or inside the prompt:
+    // take the echo out so the prompt reads as printed.
+    if !input.is_empty() {
+        if let Some(at) = shown.find(input) {
+            shown.replace_range(at..at + input.len(), "");
+        }
+    }
     eprintln!("$ kes {args}\n{shown}");
     Some((out.status.success(), shown))
 }
