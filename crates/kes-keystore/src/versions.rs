@@ -244,9 +244,12 @@ pub async fn retire(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Ret
     let lineage = ring.lineage();
     let lock = take_lock(store, name, lineage).await?;
     let result = retire_locked(store, name, keep).await;
-    // A lock left behind expires; failing to remove it is only logged by
-    // the caller through the result of the next retirement.
-    let _ = store.delete(&lock).await;
+    // The retirement's own result is what the caller needs. A lock that
+    // could not be removed makes retirements of this key wait until it is
+    // stale (STALE_LOCK), then the next one takes it over.
+    if let Err(e) = store.delete(&lock).await {
+        tracing::warn!(key = name, error = %e, "could not remove the retirement lock");
+    }
     result
 }
 
