@@ -278,20 +278,10 @@ async fn retire_locked(store: &dyn KeyStore, name: &str, keep: usize) -> Result<
     // Entries at or below the new first version: the retired ones, the
     // one now held by the first entry, and any left by an interrupted run.
     let prefix = format!("{name}@{}@", lineage.to_hex());
-    for stored in store.list(&prefix).await? {
-        let Some(entry) = parse_entry_name(&stored) else {
-            continue;
-        };
-        if entry.key == name && entry.lineage == lineage {
-            if let Some(n) = entry.version.filter(|n| *n <= first) {
-                debug_assert!(n >= 2);
-                match store.delete(&stored).await {
-                    Ok(()) | Err(Error::KeyNotFound) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-    }
+    delete_entries(store, name, &prefix, |e| {
+        e.lineage == lineage && e.version.is_some_and(|n| n <= first)
+    })
+    .await?;
     Ok(Retired {
         ring: read(store, name).await?,
         retired,
@@ -339,23 +329,37 @@ async fn take_lock(store: &dyn KeyStore, name: &str, lineage: Lineage) -> Result
 /// [`Error::KeyNotFound`] only if there was nothing left to delete.
 pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
     let first = store.delete(name).await;
-    let mut leftovers = false;
+    let mut leftovers = 0;
     if matches!(first, Ok(()) | Err(Error::KeyNotFound)) {
-        let prefix = format!("{name}@");
-        for stored in store.list(&prefix).await? {
-            if parse_entry_name(&stored).is_some_and(|e| e.key == name) {
-                match store.delete(&stored).await {
-                    Ok(()) => leftovers = true,
-                    Err(Error::KeyNotFound) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        leftovers = delete_entries(store, name, &format!("{name}@"), |_| true).await?;
     }
     match first {
-        Err(Error::KeyNotFound) if leftovers => Ok(()),
+        Err(Error::KeyNotFound) if leftovers > 0 => Ok(()),
         other => other,
     }
+}
+
+/// Deletes the version entries (and locks) of key `name` listed under
+/// `prefix` that `doomed` accepts; returns how many it deleted. Entries
+/// already gone (another node deleting too) are not an error.
+async fn delete_entries(
+    store: &dyn KeyStore,
+    name: &str,
+    prefix: &str,
+    doomed: impl Fn(&EntryName<'_>) -> bool,
+) -> Result<usize, Error> {
+    let mut deleted = 0;
+    for stored in store.list(prefix).await? {
+        if !parse_entry_name(&stored).is_some_and(|e| e.key == name && doomed(&e)) {
+            continue;
+        }
+        match store.delete(&stored).await {
+            Ok(()) => deleted += 1,
+            Err(Error::KeyNotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
 }
 
 /// Whether a listed store name is a key (not a version entry).
