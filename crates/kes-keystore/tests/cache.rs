@@ -459,3 +459,22 @@ fn hit_throughput() {
         );
     });
 }
+
+/// A failed decryption makes the server read the key again through
+/// `refresh`: a flood of forged ciphertexts must cost one store read per key
+/// and second, not one per request.
+#[tokio::test]
+async fn refresh_after_a_failed_decryption_is_rate_limited() {
+    let store = golden_store(Duration::ZERO).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    cache.get("golden-aes").await.unwrap();
+    assert_eq!(store.gets(), READS);
+    assert!(cache.refresh("golden-aes").await.unwrap().is_ok());
+    assert_eq!(store.gets(), 2 * READS);
+    for _ in 0..100 {
+        assert!(cache.refresh("golden-aes").await.is_none());
+    }
+    assert_eq!(store.gets(), 2 * READS);
+    // Another key has its own allowance.
+    assert!(cache.refresh("golden-chacha").await.unwrap().is_ok());
+}
