@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
+use crate::listing::{ListPage, Listing};
 use crate::{Error, KeyStore};
 
 /// How long cached keys live (`cache.expiry.*`) and how often the store's
@@ -308,15 +310,37 @@ impl KeyCache {
     }
 
     /// The key names starting with `prefix`, sorted, always from the store.
-    /// Entries of key versions are not keys and are left out.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
-        let mut names = self
-            .store
-            .list(prefix)
+    /// Entries of key versions are not keys and are left out. Holds every
+    /// name: the server answers listings through [`KeyCache::listing`].
+    pub async fn list(self: &Arc<Self>, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut listing = self.listing(prefix, Bound::Unbounded);
+        let mut names = Vec::new();
+        loop {
+            let batch = listing.next_names().await?;
+            if batch.is_empty() {
+                return Ok(names);
+            }
+            names.extend(batch);
+        }
+    }
+
+    /// A listing of the key names starting with `prefix`, from `start` on,
+    /// read from the store a page at a time as the caller asks for names.
+    pub fn listing(self: &Arc<Self>, prefix: &str, start: Bound<&str>) -> Listing {
+        Listing::new(Arc::clone(self), prefix, start)
+    }
+
+    /// A page of the store's listing; a failure counts as a store error.
+    pub(crate) async fn list_page(
+        &self,
+        prefix: &str,
+        start: Bound<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        self.store
+            .list_page(prefix, start, limit)
             .await
-            .inspect_err(|e| self.count_error(e))?;
-        names.retain(|n| crate::versions::is_key_name(n));
-        Ok(crate::filter_sorted(names, prefix))
+            .inspect_err(|e| self.count_error(e))
     }
 
     /// The store's latency. While the store is marked offline this fails

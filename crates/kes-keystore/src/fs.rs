@@ -23,6 +23,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::config::FsConfig;
+use crate::listing::{select_page, ListPage};
 use crate::{Error, KeyStore};
 
 /// Largest value [`KeyStore::get`] reads; an encoded key is a few hundred
@@ -506,29 +508,69 @@ impl KeyStore for FsKeyStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let prefix = prefix.to_owned();
         self.blocking(move |dir| {
-            let fail = |e: io::Error| {
-                Error::other(format!("fs: failed to list '{}'", dir.display())).with_source(e)
-            };
+            let fail = |e: io::Error| list_failed(dir, e);
             let mut names = Vec::new();
-            for entry in fs::read_dir(dir).map_err(fail)? {
-                let entry = entry.map_err(fail)?;
-                // Names that are not UTF-8 or not valid key names were not
-                // written by KES (or are our temporary files).
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue;
-                };
-                if !valid_key_name(&name) || !name.starts_with(&prefix) {
-                    continue;
-                }
-                if entry.file_type().map_err(fail)?.is_dir() {
-                    continue;
-                }
-                names.push(name);
+            for name in key_entries(dir, &prefix).map_err(fail)? {
+                names.push(name.map_err(fail)?);
             }
             Ok(names)
         })
         .await
     }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start: Bound<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        let prefix = prefix.to_owned();
+        let start = start.map(str::to_owned);
+        self.blocking(move |dir| {
+            // One pass over the directory that keeps only the page: a
+            // listing of a huge directory costs one pass per page, never
+            // memory for every name.
+            let mut failure = None;
+            let entries = key_entries(dir, &prefix).map_err(|e| list_failed(dir, e))?;
+            let names = entries.map_while(|name| name.map_err(|e| failure = Some(e)).ok());
+            let page = select_page(names, &prefix, start.as_ref().map(String::as_str), limit);
+            match failure {
+                Some(e) => Err(list_failed(dir, e)),
+                None => Ok(page),
+            }
+        })
+        .await
+    }
+}
+
+fn list_failed(dir: &Path, e: io::Error) -> Error {
+    Error::other(format!("fs: failed to list '{}'", dir.display())).with_source(e)
+}
+
+/// The names of the entries of `dir` that are keys (or key versions) and
+/// start with `prefix`, as the directory yields them.
+fn key_entries<'a>(
+    dir: &Path,
+    prefix: &'a str,
+) -> io::Result<impl Iterator<Item = io::Result<String>> + 'a> {
+    let entries = fs::read_dir(dir)?;
+    Ok(entries.filter_map(move |entry| {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => return Some(Err(e)),
+        };
+        // Names that are not UTF-8 or not valid key names were not written
+        // by KES (or are our temporary files).
+        let name = entry.file_name().into_string().ok()?;
+        if !valid_key_name(&name) || !name.starts_with(prefix) {
+            return None;
+        }
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => None,
+            Ok(_) => Some(Ok(name)),
+            Err(e) => Some(Err(e)),
+        }
+    }))
 }
 
 #[cfg(test)]

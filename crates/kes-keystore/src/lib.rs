@@ -16,6 +16,7 @@ pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod fs;
+pub mod listing;
 pub mod memory;
 #[cfg(feature = "vault")]
 pub mod vault;
@@ -190,6 +191,22 @@ pub trait KeyStore: Send + Sync + 'static {
     /// in any order; the caller sorts and pages. Backends that can filter by
     /// prefix on the server side should do so.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error>;
+
+    /// A page of the sorted listing: the names that start with `prefix`
+    /// and lie after `start`, sorted, the first `limit` of them (see
+    /// [`listing`]). Stores that can page their entries keep at most a
+    /// page in memory. The default serves stores whose list APIs have no
+    /// sorted pages: everything from `start` on, in one page.
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start: std::ops::Bound<&str>,
+        limit: usize,
+    ) -> Result<listing::ListPage, Error> {
+        let _ = limit;
+        let names = self.list(prefix).await?;
+        Ok(listing::select_page(names, prefix, start, usize::MAX - 1))
+    }
 
     /// Releases resources (background tasks, connections). Called when the
     /// store is replaced on reload or at shutdown.

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use crate::listing::{select_page, ListPage};
 use crate::{Error, KeyStore};
 
 /// A volatile key store: a map from key name to value.
@@ -97,5 +99,14 @@ impl KeyStore for MemKeyStore {
             .filter(|n| n.starts_with(prefix))
             .cloned()
             .collect())
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start: Bound<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        Ok(select_page(self.read().keys(), prefix, start, limit))
     }
 }

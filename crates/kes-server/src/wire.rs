@@ -119,21 +119,60 @@ pub fn secret_json<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Respons
 /// streamed.
 pub const STREAM_LISTING_ABOVE: usize = 64 * 1024;
 
+/// What the source of a streamed listing yields next.
+pub enum ListingPart {
+    /// The next names, sorted.
+    Names(Vec<String>),
+    /// The first name after a page that a client asked for; ends the
+    /// listing with `"continue_at"`.
+    ContinueAt(String),
+    /// The key store failed (the source logs why). The reply ends without
+    /// its closing brackets, so no client takes it for a complete listing.
+    Failed,
+}
+
+/// A listing `{"names":[…]}` (with `"continue_at":"…"` when the client's
+/// page ends before the last name) as Go's encoder writes it: in one piece
+/// with a Content-Length when it is at most [`STREAM_LISTING_ABOVE`] bytes,
+/// else streamed.
+pub fn names_reply(names: Vec<String>, continue_at: String) -> Response<Body> {
+    let size: usize = names.iter().map(|n| n.len() + 3).sum::<usize>() + continue_at.len();
+    if size > STREAM_LISTING_ABOVE {
+        let mut parts = vec![ListingPart::Names(names)];
+        if !continue_at.is_empty() {
+            parts.push(ListingPart::ContinueAt(continue_at));
+        }
+        return names_stream(futures_util::stream::iter(parts));
+    }
+    #[derive(Serialize)]
+    struct Names {
+        names: Vec<String>,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        continue_at: String,
+    }
+    json(&Names { names, continue_at })
+}
+
 /// A listing `{"names":[…],"continue_at":"…"}` as Go's encoder writes it,
-/// produced in chunks of about 64 KiB while the client reads: a slow reader
-/// holds one chunk, not a second copy of the whole reply.
-pub fn names_stream(names: Vec<String>, continue_at: String) -> Response<Body> {
+/// produced in chunks of about 64 KiB while the client reads, from `parts`
+/// pulled only as fast as the client reads: a slow reader holds one chunk
+/// and what its source holds (a page of names from the key store), not the
+/// whole listing.
+pub fn names_stream<S>(parts: S) -> Response<Body>
+where
+    S: futures_util::Stream<Item = ListingPart> + Send + 'static,
+{
     const CHUNK: usize = 64 * 1024;
-    struct Listing {
-        names: std::vec::IntoIter<String>,
+    struct Listing<S> {
+        parts: std::pin::Pin<Box<S>>,
+        pending: std::vec::IntoIter<String>,
         first: bool,
-        continue_at: Option<String>,
         done: bool,
     }
     let listing = Listing {
-        names: names.into_iter(),
+        parts: Box::pin(parts),
+        pending: Vec::new().into_iter(),
         first: true,
-        continue_at: Some(continue_at),
         done: false,
     };
     let stream = futures_util::stream::unfold(listing, |mut l| async move {
@@ -145,37 +184,73 @@ pub fn names_stream(names: Vec<String>, continue_at: String) -> Response<Body> {
             chunk.extend_from_slice(b"{\"names\":[");
         }
         while chunk.len() < CHUNK {
-            let Some(name) = l.names.next() else {
-                chunk.push(b']');
-                if let Some(c) = l.continue_at.take().filter(|c| !c.is_empty()) {
-                    chunk.extend_from_slice(b",\"continue_at\":");
-                    chunk.extend_from_slice(&escape_go_html(
-                        serde_json::to_vec(&c).expect("a string always serializes"),
-                    ));
+            if let Some(name) = l.pending.next() {
+                if !l.first {
+                    chunk.push(b',');
                 }
-                chunk.extend_from_slice(b"}\n");
-                l.done = true;
-                break;
-            };
-            if !l.first {
-                chunk.push(b',');
+                l.first = false;
+                chunk.extend_from_slice(&escape_go_html(
+                    serde_json::to_vec(&name).expect("a string always serializes"),
+                ));
+                continue;
             }
-            l.first = false;
-            chunk.extend_from_slice(&escape_go_html(
-                serde_json::to_vec(&name).expect("a string always serializes"),
-            ));
+            let continue_at = match futures_util::StreamExt::next(&mut l.parts).await {
+                Some(ListingPart::Names(names)) => {
+                    l.pending = names.into_iter();
+                    continue;
+                }
+                Some(ListingPart::Failed) => {
+                    l.done = true;
+                    break;
+                }
+                Some(ListingPart::ContinueAt(c)) => Some(c),
+                None => None,
+            };
+            chunk.push(b']');
+            if let Some(c) = continue_at.filter(|c| !c.is_empty()) {
+                chunk.extend_from_slice(b",\"continue_at\":");
+                chunk.extend_from_slice(&escape_go_html(
+                    serde_json::to_vec(&c).expect("a string always serializes"),
+                ));
+            }
+            chunk.extend_from_slice(b"}\n");
+            l.done = true;
+            break;
         }
-        if l.first {
-            l.first = false;
+        if chunk.is_empty() {
+            return None;
         }
         Some((Ok(hyper::body::Frame::data(Bytes::from(chunk))), l))
     });
+    let stream = OnlyPolledMut(std::sync::Mutex::new(Box::pin(stream)));
     let mut resp = Response::new(http_body_util::StreamBody::new(stream).boxed());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// A `Send` stream made `Sync`, as [`Body`] must be: a stream is only ever
+/// polled through `&mut`, where the mutex hands out its content without
+/// locking. (A listing's stream awaits key-store futures, which are `Send`
+/// but not `Sync`.)
+struct OnlyPolledMut<S>(std::sync::Mutex<std::pin::Pin<Box<S>>>);
+
+impl<S: futures_util::Stream> futures_util::Stream for OnlyPolledMut<S> {
+    type Item = S::Item;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<S::Item>> {
+        let inner = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.as_mut().poll_next(cx)
+    }
 }
 
 /// 200 with no body (`Content-Length: 0`, no content type).
@@ -542,7 +617,16 @@ mod tests {
                 names: &names,
                 continue_at,
             });
-            let resp = names_stream(names.clone(), continue_at.to_string());
+            // The names come in parts of uneven sizes, as pages of a store.
+            let mut parts: Vec<ListingPart> = names
+                .chunks(4093)
+                .map(|c| ListingPart::Names(c.to_vec()))
+                .collect();
+            parts.insert(1, ListingPart::Names(Vec::new()));
+            if !continue_at.is_empty() {
+                parts.push(ListingPart::ContinueAt(continue_at.to_string()));
+            }
+            let resp = names_stream(futures_util::stream::iter(parts));
             assert!(resp.headers().get(header::CONTENT_LENGTH).is_none());
             let mut body = resp.into_body();
             let mut streamed = Vec::new();
@@ -559,9 +643,21 @@ mod tests {
                 String::from_utf8(whole).unwrap()
             );
         }
-        let empty = names_stream(Vec::new(), String::new()).into_body();
+        let empty = names_stream(futures_util::stream::empty()).into_body();
         let bytes = empty.collect().await.unwrap().to_bytes();
         assert_eq!(&bytes[..], b"{\"names\":[]}\n");
+        // A store failure after the first part: the reply stops short of
+        // its closing brackets, so that it cannot parse as a listing.
+        let parts = [
+            ListingPart::Names(names[..10].to_vec()),
+            ListingPart::Failed,
+            ListingPart::Names(names[10..20].to_vec()),
+        ];
+        let failed = names_stream(futures_util::stream::iter(parts)).into_body();
+        let bytes = failed.collect().await.unwrap().to_bytes();
+        assert!(bytes.starts_with(b"{\"names\":[\"key-"));
+        assert!(bytes.ends_with(b"00009>\\u0026\""), "{bytes:?}");
+        assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_err());
     }
 
     #[test]

@@ -2,81 +2,16 @@
 //! that can be switched to unreachable keeps cached keys serving, `/v1/ready`
 //! answers 504 while it is down, and everything recovers when it is back.
 
-use kes_core::{ApiKey, KeyAlgorithm};
-use kes_keystore::cache::{CacheConfig, KeyCache};
-use kes_server::{ServerBuilder, State};
-use kes_testkit::client::Client;
-use kes_testkit::store::SwitchableStore;
+mod common;
+
+use common::{eventually, start};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
-
-struct Running {
-    addr: std::net::SocketAddr,
-    cert_der: Vec<u8>,
-    admin: ApiKey,
-    store: Arc<SwitchableStore>,
-    _stop: tokio::sync::watch::Sender<bool>,
-}
-
-async fn start(offline_expiry: Duration) -> Running {
-    let admin = ApiKey::generate();
-    let cert = kes_core::certgen::dev_server_certificate(&["127.0.0.1".parse().unwrap()]).unwrap();
-    let tls = kes_server::dev_tls(&cert).unwrap();
-    let store = Arc::new(SwitchableStore::new());
-    let cache = KeyCache::new(
-        store.clone(),
-        CacheConfig {
-            expiry: Duration::from_secs(300),
-            expiry_unused: Duration::from_secs(300),
-            expiry_offline: offline_expiry,
-            status_interval: Duration::from_millis(100),
-        },
-    );
-    let state = State {
-        default_algorithm: KeyAlgorithm::Aes256,
-        ..State::new(admin.identity(), cache)
-    };
-    let shared = ServerBuilder::new().build(state, tls);
-    // Keep the test output readable: no audit lines on stdout.
-    shared.logs.configure(
-        kes_server::INFO,
-        kes_server::ERROR + 1,
-        false,
-        kes_server::AuditSink::Stdout,
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(kes_server::server::serve(
-        listener,
-        shared,
-        stop_rx,
-        Duration::from_secs(1),
-    ));
-    Running {
-        addr,
-        cert_der: cert.certificate_der.clone(),
-        admin,
-        store,
-        _stop: stop,
-    }
-}
-
-async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cached_keys_serve_while_the_store_is_offline() {
     let s = start(Duration::from_secs(3600)).await;
-    let c = Client::new(s.addr, Some(&s.admin), &s.cert_der);
+    let c = s.admin_client();
     assert_eq!(
         c.request("POST", "/v1/key/create/hot", None).await.status,
         200
@@ -151,7 +86,7 @@ async fn without_offline_caching_ready_still_reports_the_outage() {
     // until it strikes (5 min here), so a generate right after the outage
     // works, and ready reports the outage.
     let s = start(Duration::ZERO).await;
-    let c = Client::new(s.addr, Some(&s.admin), &s.cert_der);
+    let c = s.admin_client();
     assert_eq!(
         c.request("POST", "/v1/key/create/k", None).await.status,
         200

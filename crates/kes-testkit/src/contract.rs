@@ -153,6 +153,26 @@ pub async fn list_by_prefix(store: &dyn KeyStore) {
     assert!(listed("contract-list-c").await.is_empty());
     let all = listed("").await;
     assert!(set(&names).is_subset(&all), "list(\"\"): {all:?}");
+    // Pages: sorted, from the start bound on; a store that cannot page
+    // answers everything from there in one page.
+    use std::ops::Bound;
+    let page = store
+        .list_page("contract-list-", Bound::Unbounded, 2)
+        .await
+        .unwrap();
+    assert!(page.names.len() >= 2, "{page:?}");
+    assert_eq!(page.names[..2], names[..2]);
+    assert_eq!(page.more, page.names.len() < 3, "{page:?}");
+    let page = store
+        .list_page("contract-list-", Bound::Excluded(names[0]), 2)
+        .await
+        .unwrap();
+    assert_eq!(page.names[..2], names[1..]);
+    let page = store
+        .list_page("contract-list-a", Bound::Included(names[1]), 5)
+        .await
+        .unwrap();
+    assert_eq!((page.names, page.more), (vec![names[1].to_string()], false));
     for name in names {
         store.delete(name).await.unwrap();
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kes_keystore::memory::MemKeyStore;
+use kes_keystore::listing::ListPage;
 use kes_keystore::{Error, KeyStore};
 use zeroize::Zeroizing;
 
@@ -18,6 +19,12 @@ pub struct SwitchableStore {
     down: AtomicBool,
     gets: AtomicUsize,
     statuses: AtomicUsize,
+    lists: AtomicUsize,
+    list_pages: AtomicUsize,
+    largest_page: AtomicUsize,
+    /// One more than the number of pages after which `list_page` fails
+    /// (unreachable); 0: never.
+    pages_before_failure: AtomicUsize,
 }
 
 impl SwitchableStore {
@@ -55,6 +62,28 @@ impl SwitchableStore {
     /// How many `status` calls reached the store.
     pub fn statuses(&self) -> usize {
         self.statuses.load(Ordering::SeqCst)
+    }
+
+    /// How many whole listings (`list`) reached the store.
+    pub fn lists(&self) -> usize {
+        self.lists.load(Ordering::SeqCst)
+    }
+
+    /// How many pages of listings (`list_page`) the store answered.
+    pub fn list_pages(&self) -> usize {
+        self.list_pages.load(Ordering::SeqCst)
+    }
+
+    /// The most names one `list_page` answer held.
+    pub fn largest_page(&self) -> usize {
+        self.largest_page.load(Ordering::SeqCst)
+    }
+
+    /// Makes `list_page` fail as unreachable once it has answered `pages`
+    /// more pages, as a store that goes away in the middle of a listing.
+    pub fn fail_list_pages_after(&self, pages: usize) {
+        self.pages_before_failure
+            .store(self.list_pages() + pages + 1, Ordering::SeqCst);
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -97,7 +126,25 @@ impl KeyStore for SwitchableStore {
         self.inner.delete(name).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         self.check()?;
         self.inner.list(prefix).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        start: std::ops::Bound<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        self.check()?;
+        let fail_at = self.pages_before_failure.load(Ordering::SeqCst);
+        if fail_at != 0 && self.list_pages() + 1 >= fail_at {
+            return Err(Error::unreachable("test store went away while listing"));
+        }
+        let page = self.inner.list_page(prefix, start, limit).await?;
+        self.list_pages.fetch_add(1, Ordering::SeqCst);
+        self.largest_page
+            .fetch_max(page.names.len(), Ordering::SeqCst);
+        Ok(page)
     }
 }

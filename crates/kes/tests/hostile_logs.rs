@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{next_line, Setup, TestServer};
+use common::{next_line, Client, KeepAlive, Setup, TestServer};
+use hyper::body::Incoming;
+use kes_core::ApiKey;
 use http_body_util::BodyExt;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
@@ -238,40 +240,73 @@ async fn an_undrained_audit_fifo_makes_calls_fail_fast_not_hang() {
 }
 
 #[tokio::test]
-async fn log_subscribers_are_capped() {
-    let server = TestServer::start(Setup::new());
-    let admin = server.admin_client();
-    let mut streams = Vec::new();
-    for _ in 0..32 {
-        let mut conn = admin.connect().await.unwrap();
-        let resp = conn.stream("GET", "/v1/log/audit").await;
-        assert_eq!(resp.status(), 200);
-        streams.push((conn, resp.into_body()));
+async fn log_subscribers_are_capped_per_log_and_per_identity() {
+    // Five identities allowed to follow the audit log, besides the admin.
+    let followers: Vec<ApiKey> = (0..5).map(|_| ApiKey::generate()).collect();
+    let identities: String = followers
+        .iter()
+        .map(|k| format!("    - {}\n", k.identity()))
+        .collect();
+    let server = TestServer::start(Setup::new().with(&format!(
+        "policy:\n  followers:\n    allow:\n    - /v1/log/audit\n    identities:\n{identities}"
+    )));
+    async fn follow(client: &Client, path: &str) -> (u16, Option<(KeepAlive, Incoming)>) {
+        let mut conn = client.connect().await.unwrap();
+        let resp = conn.stream("GET", path).await;
+        let status = resp.status().as_u16();
+        (status, (status == 200).then(|| (conn, resp.into_body())))
     }
-    let mut conn = admin.connect().await.unwrap();
-    let refused = conn.stream("GET", "/v1/log/audit").await;
-    assert_eq!(refused.status(), 503);
-    let body = tokio::time::timeout(Duration::from_secs(5), refused.into_body().collect())
-        .await
-        .expect("a complete answer")
-        .unwrap()
-        .to_bytes();
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["message"], "too many log subscribers");
-    // The error log has its own subscribers.
-    let mut conn = admin.connect().await.unwrap();
-    assert_eq!(conn.stream("GET", "/v1/log/error").await.status(), 200);
+    async fn refusal(client: &Client, path: &str) -> String {
+        let mut conn = client.connect().await.unwrap();
+        let refused = conn.stream("GET", path).await;
+        assert_eq!(refused.status(), 503);
+        let body = tokio::time::timeout(Duration::from_secs(5), refused.into_body().collect())
+            .await
+            .expect("a complete answer")
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["message"].as_str().unwrap().to_string()
+    }
 
-    // A subscriber that goes away frees its slot.
-    drop(streams.pop());
+    // One identity gets a quarter of the slots, not all of them.
+    let first = server.client(&followers[0]);
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let (status, stream) = follow(&first, "/v1/log/audit").await;
+        assert_eq!(status, 200);
+        streams.push(stream);
+    }
+    assert_eq!(
+        refusal(&first, "/v1/log/audit").await,
+        "too many log subscribers"
+    );
+    // The others still get theirs, up to 32 in all.
+    for follower in &followers[1..4] {
+        for _ in 0..8 {
+            let (status, stream) = follow(&server.client(follower), "/v1/log/audit").await;
+            assert_eq!(status, 200);
+            streams.push(stream);
+        }
+    }
+    assert_eq!(
+        refusal(&server.client(&followers[4]), "/v1/log/audit").await,
+        "too many log subscribers"
+    );
+    // The error log has its own subscribers.
+    let admin = server.admin_client();
+    assert_eq!(follow(&admin, "/v1/log/error").await.0, 200);
+
+    // A subscriber that goes away frees its slot, for anyone.
+    drop(streams.swap_remove(0));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut conn = admin.connect().await.unwrap();
-        let resp = conn.stream("GET", "/v1/log/audit").await;
-        if resp.status() == 200 {
+        let (status, stream) = follow(&server.client(&followers[4]), "/v1/log/audit").await;
+        if status == 200 {
+            streams.push(stream);
             break;
         }
-        assert_eq!(resp.status(), 503);
+        assert_eq!(status, 503);
         assert!(Instant::now() < deadline, "the slot was never freed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -2,13 +2,15 @@
 //! retire, and the cryptographic operations (generate, encrypt, decrypt,
 //! HMAC, the legacy bulk decrypt).
 
-use super::{list_prefix, page, paging, Answer, Call, Names, Result};
-use crate::wire::{self, b64, Body, GoJson};
+use super::{list_prefix, page, paging, Answer, Call, Result};
+use crate::wire::{self, b64, Body, GoJson, ListingPart};
 use hyper::Response;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use serde::Serialize;
+use kes_keystore::listing::Listing;
+use std::ops::Bound;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -124,19 +126,71 @@ pub(super) async fn describe_key(req: &Call<'_>) -> Result<Response<Body>> {
 
 pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     let prefix = list_prefix(req.resource)?;
-    let names = req.state.cache.list(prefix).await.map_err(|e| {
-        tracing::error!(prefix, error = %e, "failed to list keys");
-        ApiError::LIST_FAILED
-    })?;
-    let (names, continue_at) = page(names, &paging(req.query));
-    let size: usize = names.iter().map(|n| n.len() + 3).sum();
-    if size > wire::STREAM_LISTING_ABOVE {
-        return Ok(wire::names_stream(names, continue_at));
+    let paging = paging(req.query);
+    let start = paging.continue_at.map_or(Bound::Unbounded, Bound::Included);
+    let mut listing = req.state.cache.listing(prefix, start);
+    let first = listing.next_names().await.map_err(|e| list_failed(prefix, &e))?;
+    // Answered from the first page of the store: sent in one piece when it
+    // is small, as the Go KES does.
+    if listing.complete() || paging.limit.is_some_and(|limit| limit < first.len()) {
+        let (names, continue_at) = page(first, &paging);
+        return Ok(wire::names_reply(names, continue_at));
     }
-    Ok(wire::json(&Names {
-        names,
-        continue_at: (!continue_at.is_empty()).then_some(continue_at),
-    }))
+    // Otherwise the next pages are read from the store as the client reads
+    // the reply, so that a listing holds a page of names at a time.
+    struct Parts {
+        first: Option<Vec<String>>,
+        listing: Listing,
+        prefix: String,
+        /// Names the client's page still takes.
+        remaining: usize,
+        continue_at: Option<String>,
+        done: bool,
+    }
+    let parts = Parts {
+        first: Some(first),
+        listing,
+        prefix: prefix.to_owned(),
+        remaining: paging.limit.unwrap_or(usize::MAX),
+        continue_at: None,
+        done: false,
+    };
+    let parts = futures_util::stream::unfold(parts, |mut p| async move {
+        if let Some(c) = p.continue_at.take() {
+            return Some((ListingPart::ContinueAt(c), p));
+        }
+        if p.done {
+            return None;
+        }
+        let mut names = match p.first.take() {
+            Some(first) => first,
+            None => match p.listing.next_names().await {
+                Ok(names) => names,
+                Err(e) => {
+                    list_failed(&p.prefix, &e);
+                    p.done = true;
+                    return Some((ListingPart::Failed, p));
+                }
+            },
+        };
+        if names.is_empty() {
+            return None;
+        }
+        if names.len() > p.remaining {
+            p.continue_at = Some(names.swap_remove(p.remaining));
+            names.truncate(p.remaining);
+            p.done = true;
+        }
+        p.remaining -= names.len();
+        Some((ListingPart::Names(names), p))
+    });
+    Ok(wire::names_stream(parts))
+}
+
+/// Logs a failed listing; the client gets the Go KES's error.
+fn list_failed(prefix: &str, e: &kes_keystore::Error) -> ApiError {
+    tracing::error!(prefix, error = %e, "failed to list keys");
+    ApiError::LIST_FAILED
 }
 
 pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {

@@ -97,8 +97,8 @@ pub(crate) async fn dispatch(req: Call<'_>) -> Result<Answer> {
         IdentityDescribe => identity::describe_identity(&req).map(Into::into),
         IdentitySelfDescribe => identity::self_describe(&req).map(Into::into),
         IdentityList => identity::list_identities(&req).map(Into::into),
-        LogError => Ok(log::stream(req.shared.logs.subscribe_errors()?).into()),
-        LogAudit => Ok(log::stream(req.shared.logs.subscribe_audit()?).into()),
+        LogError => Ok(log::stream(req.shared.logs.subscribe_errors(&subscriber(&req))?).into()),
+        LogAudit => Ok(log::stream(req.shared.logs.subscribe_audit(&subscriber(&req))?).into()),
     }
 }
 
@@ -144,6 +144,11 @@ pub fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
         }
         _ => (rest, String::new()),
     }
+}
+
+/// Whom a `/v1/log/*` subscription counts against: the caller's identity.
+fn subscriber(req: &Call<'_>) -> String {
+    req.identity.map(|i| i.to_string()).unwrap_or_default()
 }
 
 pub fn list_prefix(pattern: &str) -> Result<&str> {

@@ -25,7 +25,9 @@
 //!   cut at [`FIELD_CAP`] bytes, and characters that could break or disguise
 //!   a line (controls, U+0085, U+2028/2029, bidi controls, …) are escaped
 //!   as Go's `strconv.Quote` escapes them, or as `\uXXXX` in JSON.
-//! - `/v1/log/*` subscribers are capped at [`MAX_SUBSCRIBERS`] per log; each
+//! - `/v1/log/*` subscribers are capped at [`MAX_SUBSCRIBERS`] per log and
+//!   [`MAX_SUBSCRIBERS_PER_IDENTITY`] per log and identity, so that one
+//!   client allowed to follow a log cannot take every slot; each
 //!   reads from one shared ring of capped lines and holds no queue of its
 //!   own, so a slow reader costs no memory; it loses events instead.
 //!
@@ -46,6 +48,7 @@ use audit::Stall;
 use bytes::Bytes;
 use error::{dropped_line, error_stream_line};
 use kes_core::ApiError;
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -82,6 +85,11 @@ pub(crate) const FIELD_CAP: usize = 1024;
 /// Concurrent subscribers of each of `/v1/log/error` and `/v1/log/audit`.
 pub(crate) const MAX_SUBSCRIBERS: usize = 32;
 
+/// Concurrent subscribers of one log with the same identity: a quarter of
+/// [`MAX_SUBSCRIBERS`], so that at least four clients can follow a log
+/// whatever one of them does.
+pub(crate) const MAX_SUBSCRIBERS_PER_IDENTITY: usize = MAX_SUBSCRIBERS / 4;
+
 /// Events the `/v1/log/error` ring holds for slow subscribers.
 const ERROR_RING: usize = 1024;
 
@@ -94,12 +102,13 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// How long the audit writer waits before retrying a failed write.
 const WRITE_RETRY: Duration = Duration::from_millis(100);
 
-/// The answer to a `/v1/log/*` subscription beyond [`MAX_SUBSCRIBERS`].
+/// The answer to a `/v1/log/*` subscription beyond [`MAX_SUBSCRIBERS`] or
+/// [`MAX_SUBSCRIBERS_PER_IDENTITY`].
 pub(crate) const TOO_MANY_SUBSCRIBERS: ApiError =
     ApiError::from_static(503, "too many log subscribers");
 
 /// Which log a queue or stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum LogKind {
     /// The error log.
     Error,
@@ -185,6 +194,9 @@ pub struct Logs {
     audit_tx: broadcast::Sender<Bytes>,
     error_subscribers: Arc<AtomicUsize>,
     audit_subscribers: Arc<AtomicUsize>,
+    /// Subscriptions per log and identity; an entry is removed when its
+    /// count drops to zero.
+    subscribers_by_identity: Arc<Mutex<HashMap<(LogKind, String), usize>>>,
     closing: watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
@@ -409,6 +421,7 @@ impl Logs {
             audit_tx,
             error_subscribers: Arc::new(AtomicUsize::new(0)),
             audit_subscribers: Arc::new(AtomicUsize::new(0)),
+            subscribers_by_identity: Arc::default(),
             closing: watch::channel(false).0,
             metrics,
         })
@@ -444,33 +457,46 @@ impl Logs {
         }
     }
 
-    /// A new `/v1/log/error` subscription, unless [`MAX_SUBSCRIBERS`]
-    /// already follow the error log.
-    pub fn subscribe_errors(&self) -> Result<Subscription, ApiError> {
-        self.subscribe(LogKind::Error)
+    /// A new `/v1/log/error` subscription for `identity`, unless the log
+    /// or the identity has its maximum of subscribers.
+    pub fn subscribe_errors(&self, identity: &str) -> Result<Subscription, ApiError> {
+        self.subscribe(LogKind::Error, identity)
     }
 
-    /// A new `/v1/log/audit` subscription, unless [`MAX_SUBSCRIBERS`]
-    /// already follow the audit log.
-    pub fn subscribe_audit(&self) -> Result<Subscription, ApiError> {
-        self.subscribe(LogKind::Audit)
+    /// A new `/v1/log/audit` subscription for `identity`, unless the log
+    /// or the identity has its maximum of subscribers.
+    pub fn subscribe_audit(&self, identity: &str) -> Result<Subscription, ApiError> {
+        self.subscribe(LogKind::Audit, identity)
     }
 
-    fn subscribe(&self, kind: LogKind) -> Result<Subscription, ApiError> {
+    fn subscribe(&self, kind: LogKind, identity: &str) -> Result<Subscription, ApiError> {
         let (count, tx) = match kind {
             LogKind::Error => (&self.error_subscribers, &self.error_tx),
             LogKind::Audit => (&self.audit_subscribers, &self.audit_tx),
         };
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_SUBSCRIBERS).then_some(n + 1)
-            })
-            .map_err(|_| TOO_MANY_SUBSCRIBERS)?;
+        let key = (kind, identity.to_owned());
+        {
+            let mut by_identity = self.subscribers_by_identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mine = by_identity.get(&key).copied().unwrap_or(0);
+            if mine >= MAX_SUBSCRIBERS_PER_IDENTITY {
+                return Err(TOO_MANY_SUBSCRIBERS);
+            }
+            count
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < MAX_SUBSCRIBERS).then_some(n + 1)
+                })
+                .map_err(|_| TOO_MANY_SUBSCRIBERS)?;
+            by_identity.insert(key.clone(), mine + 1);
+        }
         Ok(Subscription {
             rx: tx.subscribe(),
             closing: self.closing.subscribe(),
             kind,
-            _slot: Slot(count.clone()),
+            _slot: Slot {
+                total: count.clone(),
+                by_identity: self.subscribers_by_identity.clone(),
+                key,
+            },
             ended: false,
         })
     }
@@ -494,12 +520,27 @@ pub struct Subscription {
     ended: bool,
 }
 
-/// Frees a subscriber slot when the subscription is dropped.
-struct Slot(Arc<AtomicUsize>);
+/// Frees a subscriber slot (of the log and of the identity) when the
+/// subscription is dropped.
+struct Slot {
+    total: Arc<AtomicUsize>,
+    by_identity: Arc<Mutex<HashMap<(LogKind, String), usize>>>,
+    key: (LogKind, String),
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.total.fetch_sub(1, Ordering::AcqRel);
+        let mut by_identity = self
+            .by_identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(mine) = by_identity.get_mut(&self.key) {
+            *mine -= 1;
+            if *mine == 0 {
+                by_identity.remove(&self.key);
+            }
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! Key listings in pages, so that a listing holds a bounded number of names
+//! however many keys the store has and however slowly the client reads.
+//!
+//! A store answers [`crate::KeyStore::list_page`]: the names that start with a
+//! prefix, sorted, from a start bound on, at most a page of them. The fs and
+//! memory stores select that page in one pass over their entries while
+//! keeping only the page (a bounded max-heap); stores whose list APIs have
+//! no sorted pages (AWS Secrets Manager pages by creation, Vault's LIST
+//! answers every name in one body) return everything from the start bound
+//! in one page. [`Listing`] walks the pages for the server and hides the
+//! entries of key versions.
+
+use crate::cache::KeyCache;
+use crate::Error;
+use std::collections::BinaryHeap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// How many names a [`Listing`] asks the store for at a time: at most
+/// 4096 × 255 bytes ≈ 1 MiB of names, about 100 KiB with typical names.
+pub const LIST_PAGE: usize = 4096;
+
+/// One page of a sorted listing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ListPage {
+    /// Sorted, without duplicates.
+    pub names: Vec<String>,
+    /// Whether names after the last one of this page may follow.
+    pub more: bool,
+}
+
+/// Whether `name` lies at or after `start`.
+fn after_start(name: &str, start: Bound<&str>) -> bool {
+    match start {
+        Bound::Included(s) => name >= s,
+        Bound::Excluded(s) => name > s,
+        Bound::Unbounded => true,
+    }
+}
+
+/// The page of `names` (in any order) that [`crate::KeyStore::list_page`]
+/// answers: those starting with `prefix` and lying after `start`, the
+/// `limit` smallest, sorted. Holds at most `limit + 1` names at a time
+/// whatever `names` yields.
+pub fn select_page<I>(names: I, prefix: &str, start: Bound<&str>, limit: usize) -> ListPage
+where
+    I: IntoIterator,
+    I::Item: AsRef<str> + Into<String>,
+{
+    let limit = limit.max(1);
+    // A max-heap of the `limit + 1` smallest names seen: one more than the
+    // page, to know whether there is more.
+    let mut heap: BinaryHeap<String> = BinaryHeap::new();
+    for name in names {
+        let n = name.as_ref();
+        if !n.starts_with(prefix) || !after_start(n, start) {
+            continue;
+        }
+        if heap.len() > limit {
+            if heap.peek().is_some_and(|largest| n >= largest.as_str()) {
+                continue;
+            }
+            heap.pop();
+        }
+        heap.push(name.into());
+    }
+    let mut names = heap.into_sorted_vec();
+    // No store repeats a name today; if one did, a page would just be
+    // shorter, and the next one starts after its last name.
+    names.dedup();
+    let more = names.len() > limit;
+    names.truncate(limit);
+    ListPage { names, more }
+}
+
+/// A listing of key names in progress: sorted, the entries of key versions
+/// left out, read from the store a page at a time.
+pub struct Listing {
+    cache: Arc<KeyCache>,
+    prefix: String,
+    /// Where the next page starts: after the last name the store returned.
+    next: Bound<String>,
+    more: bool,
+}
+
+impl Listing {
+    /// A listing of the key names that start with `prefix`, from `start`
+    /// on.
+    pub(crate) fn new(cache: Arc<KeyCache>, prefix: &str, start: Bound<&str>) -> Listing {
+        Listing {
+            cache,
+            prefix: prefix.to_owned(),
+            next: start.map(str::to_owned),
+            more: true,
+        }
+    }
+
+    /// The next key names, sorted; empty once the listing is complete.
+    pub async fn next_names(&mut self) -> Result<Vec<String>, Error> {
+        while self.more {
+            let page = self
+                .cache
+                .list_page(&self.prefix, self.next.as_ref().map(String::as_str), LIST_PAGE)
+                .await?;
+            self.more = page.more;
+            let Some(last) = page.names.last() else {
+                self.more = false;
+                break;
+            };
+            self.next = Bound::Excluded(last.clone());
+            let mut names = page.names;
+            names.retain(|n| crate::versions::is_key_name(n));
+            if !names.is_empty() {
+                return Ok(names);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Whether every name has been returned.
+    pub fn complete(&self) -> bool {
+        !self.more
+    }
+
+    /// At most `limit` further names and the first name after them (empty
+    /// if there is none): a page for a client that asked for one.
+    pub async fn take(&mut self, limit: usize) -> Result<(Vec<String>, String), Error> {
+        let mut names = Vec::new();
+        loop {
+            let batch = self.next_names().await?;
+            if batch.is_empty() {
+                return Ok((names, String::new()));
+            }
+            names.extend(batch);
+            if names.len() > limit {
+                let next = names.swap_remove(limit);
+                names.truncate(limit);
+                return Ok((names, next));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(names: &[&str], prefix: &str, start: Bound<&str>, limit: usize) -> (Vec<String>, bool) {
+        let p = select_page(names.iter().copied(), prefix, start, limit);
+        (p.names, p.more)
+    }
+
+    fn owned(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn selects_the_smallest_names_after_start() {
+        let names = ["my-key", "my-key2", "0-key", "1-key", "my-a"];
+        assert_eq!(
+            page(&names, "", Bound::Unbounded, 10),
+            (owned(&["0-key", "1-key", "my-a", "my-key", "my-key2"]), false)
+        );
+        assert_eq!(
+            page(&names, "", Bound::Unbounded, 2),
+            (owned(&["0-key", "1-key"]), true)
+        );
+        assert_eq!(
+            page(&names, "my", Bound::Excluded("my-a"), 1),
+            (owned(&["my-key"]), true)
+        );
+        assert_eq!(
+            page(&names, "my", Bound::Included("my-key"), 2),
+            (owned(&["my-key", "my-key2"]), false)
+        );
+        assert_eq!(
+            page(&names, "my", Bound::Excluded("my-key2"), 2),
+            (Vec::new(), false)
+        );
+        assert_eq!(page(&[], "", Bound::Unbounded, 3), (Vec::new(), false));
+        assert_eq!(
+            page(&["b", "a", "b"], "", Bound::Unbounded, 5),
+            (owned(&["a", "b"]), false)
+        );
+    }
+
+    #[test]
+    fn paging_through_equals_sorting_everything() {
+        // A pseudo-random order of many names, paged with small pages.
+        let all: Vec<String> = (0..2000u32)
+            .map(|i| format!("k{:x}", i.wrapping_mul(2654435761) % 5000))
+            .collect();
+        let expected = crate::filter_sorted(all.clone(), "k1");
+        let mut got = Vec::new();
+        let mut last: Option<String> = None;
+        loop {
+            let start = last.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let p = select_page(all.iter().map(String::as_str), "k1", start, 7);
+            assert!(p.names.len() <= 7);
+            got.extend(p.names.iter().cloned());
+            if !p.more {
+                break;
+            }
+            last = p.names.last().cloned();
+        }
+        assert_eq!(got, expected);
+    }
+}
