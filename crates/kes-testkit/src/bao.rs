@@ -440,7 +440,8 @@ pub const CLUSTER_SIZE: usize = 3;
 /// join it, and all three are unsealed voters. Every node is a `bao server
 /// -config <dir>/node-N.hcl` process, killed when the cluster is dropped.
 ///
-/// The nodes run with `disable_standby_reads = true`: since OpenBao 2.5 a
+/// The nodes run with `disable_standby_reads = true` (unless started with
+/// [`BaoCluster::start_with_standby_reads`]): since OpenBao 2.5 a
 /// standby answers reads from its own copy of the raft log, which may not
 /// have the write it just forwarded to the active node yet (a key created
 /// through a standby reads as missing for a moment). With the flag, a
@@ -465,11 +466,22 @@ impl BaoCluster {
     /// Starts, initialises, unseals and joins three nodes and waits until
     /// all three are raft voters; `None` if external tests are skipped.
     pub fn start() -> Option<BaoCluster> {
+        Self::launch(false)
+    }
+
+    /// Like [`BaoCluster::start`], but with OpenBao's default of standbys
+    /// that answer reads themselves (`disable_standby_reads = false`), which
+    /// is only eventually consistent.
+    pub fn start_with_standby_reads() -> Option<BaoCluster> {
+        Self::launch(true)
+    }
+
+    fn launch(standby_reads: bool) -> Option<BaoCluster> {
         let path = bao_path()?;
         // A free port may be taken by another process before bao binds
         // it: a few attempts on new ports.
         for attempt in 1..=3 {
-            match Self::try_launch(&path) {
+            match Self::try_launch(&path, standby_reads) {
                 Ok(cluster) => return Some(cluster),
                 Err(e) if attempt < 3 => eprintln!("bao cluster failed to start, retrying: {e}"),
                 Err(e) => panic!("{e}"),
@@ -478,7 +490,7 @@ impl BaoCluster {
         unreachable!()
     }
 
-    fn try_launch(path: &Path) -> Result<BaoCluster, String> {
+    fn try_launch(path: &Path, standby_reads: bool) -> Result<BaoCluster, String> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut ports = Vec::new();
         while ports.len() < 2 * CLUSTER_SIZE {
@@ -501,11 +513,12 @@ impl BaoCluster {
                 &config,
                 format!(
                     "ui = false\n\
-                     disable_standby_reads = true\n\
+                     disable_standby_reads = {}\n\
                      storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"node-{n}\"\n  performance_multiplier = 1\n}}\n\
                      listener \"tcp\" {{\n  address = \"127.0.0.1:{api_port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\n\
                      api_addr = \"http://127.0.0.1:{api_port}\"\n\
                      cluster_addr = \"https://127.0.0.1:{cluster_port}\"\n",
+                    !standby_reads,
                     data.display()
                 ),
             )
