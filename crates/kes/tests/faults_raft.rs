@@ -66,7 +66,12 @@ async fn leader_killed_under_load() {
         let (admin, sampling, readiness) = (admin.clone(), sampling.clone(), readiness.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            while sampling.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(120) {
+            let mut samples = 0;
+            while sampling.load(Ordering::Relaxed)
+                && samples < 2_400
+                && started.elapsed() < Duration::from_secs(120)
+            {
+                samples += 1;
                 let status = ready_status(&admin).await;
                 readiness.lock().unwrap().push((Instant::now(), status));
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -76,8 +81,9 @@ async fn leader_killed_under_load() {
     let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(10));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let killed = Instant::now();
+    // Counted from the moment the process is gone (killed and reaped).
     cluster.kill(leader);
+    let killed = Instant::now();
 
     // An uncached key needs the store, which has no active node now: the
     // standby cannot forward the read, and KES answers 502 at once.
