@@ -7,7 +7,8 @@
 //! - [`store::SwitchableStore`]: an in-memory store that can be switched
 //!   off to play an unreachable one.
 //! - [`moto`]: moto's AWS emulator on loopback.
-//! - [`bao`] (feature `bao`): an OpenBao dev server on loopback.
+//! - [`bao`] (feature `bao`): an OpenBao dev server, or a three-node raft
+//!   cluster, on loopback.
 //! - [`client`] (feature `client`): the mTLS HTTP/1.1 client of the server
 //!   suites.
 //! - [`warnings`] (feature `warnings`): the warnings a future logs.

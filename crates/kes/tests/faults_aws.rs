@@ -16,20 +16,16 @@ mod common;
 
 use kes_testkit::moto;
 
-use common::{Client, Setup, TestServer};
+use common::load::{check_creates, ready_status, Create, Load};
+use common::{Setup, TestServer};
 use kes_keystore::config::AwsConfig;
 use kes_keystore::KeyStore;
 use moto::Moto;
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-/// Bounds of every load loop.
-const MAX_REQUESTS_PER_WORKER: u32 = 20_000;
-const MAX_RUN: Duration = Duration::from_secs(120);
 /// A call that needs the dead emulator must fail within this long.
 const FAIL_FAST: Duration = Duration::from_secs(5);
 
@@ -107,19 +103,6 @@ async fn restore(moto: &Moto, recording: &str) -> usize {
     applied
 }
 
-/// One create as the client saw it.
-#[derive(Debug, Clone)]
-struct Create {
-    name: String,
-    began: Instant,
-    status: u16,
-    message: String,
-}
-
-async fn ready_status(client: &Client) -> u16 {
-    client.request("GET", "/v1/ready", None).await.status
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn emulator_killed_and_restarted_under_load() {
     let dir = tempfile::tempdir().unwrap();
@@ -145,72 +128,9 @@ async fn emulator_killed_and_restarted_under_load() {
     let hot_ciphertext = r.json()["ciphertext"].as_str().unwrap().to_string();
     assert_eq!(ready_status(&admin).await, 200);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    // Cached-key load: generate and decrypt with "hot", never a failure.
-    let mut cached_workers = Vec::new();
-    for _ in 0..2 {
-        let (admin, stop, ciphertext) = (admin.clone(), stop.clone(), hot_ciphertext.clone());
-        cached_workers.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            let mut conn = admin.connect().await.unwrap();
-            while !stop.load(Ordering::Relaxed)
-                && ok < MAX_REQUESTS_PER_WORKER
-                && started.elapsed() < MAX_RUN
-            {
-                let (path, body) = if ok % 2 == 0 {
-                    ("/v1/key/generate/hot", "{}".to_string())
-                } else {
-                    (
-                        "/v1/key/decrypt/hot",
-                        json!({ "ciphertext": ciphertext }).to_string(),
-                    )
-                };
-                match conn.try_request("POST", path, Some(body.as_bytes())).await {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{path}: {} {}", r.status, r.text())),
-                    Err(e) => {
-                        failed.push(format!("{path}: {e}"));
-                        conn = admin.connect().await.unwrap();
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (ok, failed)
-        }));
-    }
-    // Create load: one key after another, every outcome recorded.
-    let creates = Arc::new(Mutex::new(Vec::<Create>::new()));
-    let creator = {
-        let (admin, stop, creates) = (admin.clone(), stop.clone(), creates.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed)
-                && n < MAX_REQUESTS_PER_WORKER
-                && started.elapsed() < MAX_RUN
-            {
-                let name = format!("load-{n}");
-                let began = Instant::now();
-                let r = admin
-                    .request("POST", &format!("/v1/key/create/{name}"), None)
-                    .await;
-                let message = if r.status == 200 {
-                    String::new()
-                } else {
-                    r.message()
-                };
-                creates.lock().unwrap().push(Create {
-                    name,
-                    began,
-                    status: r.status,
-                    message,
-                });
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    // Cached-key load (generate and decrypt with "hot", never a failure)
+    // and one create after another, every outcome recorded.
+    let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(20));
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let killed = Instant::now();
@@ -267,20 +187,16 @@ async fn emulator_killed_and_restarted_under_load() {
     let ready_again = restarted.elapsed();
     // Load goes on for a while against the recovered emulator.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    creator.await.unwrap();
-    let mut cached_ok = 0;
-    for w in cached_workers {
-        let (ok, failed) = w.await.unwrap();
-        assert!(
-            failed.is_empty(),
-            "cached key failed during the outage: {failed:?}"
-        );
-        cached_ok += ok;
-    }
+    let result = load.stop().await;
+    assert!(
+        result.cached_failed.is_empty(),
+        "cached key failed during the outage: {:?}",
+        result.cached_failed
+    );
+    let cached_ok = result.cached_ok;
     assert!(cached_ok > 100, "only {cached_ok} cached-key requests");
 
-    let creates = creates.lock().unwrap().clone();
+    let creates = result.creates;
     let failed: Vec<&Create> = creates.iter().filter(|c| c.status != 200).collect();
     let after_restart: Vec<&Create> = creates.iter().filter(|c| c.began > restarted).collect();
     for c in &failed {
@@ -302,38 +218,12 @@ async fn emulator_killed_and_restarted_under_load() {
         .expect("no successful create after the restart");
     let last_failure = failed.iter().map(|c| c.began).max().unwrap_or(killed);
 
-    // Behind the API: every create that succeeded is there, once.
+    // Behind the API: every create that succeeded is there, once; a
+    // create the emulator received just before it died got 502, and a
+    // retry gets "key already exists"; one that never reached it is
+    // created by a retry.
     let behind = store(&moto).await;
-    let names = behind.list("load-").await.unwrap();
-    let mut sorted = names.clone();
-    sorted.dedup();
-    assert_eq!(sorted.len(), names.len(), "duplicated names: {names:?}");
-    let mut reported_failed_but_exists = 0;
-    for c in &creates {
-        let exists = names.contains(&c.name);
-        if c.status == 200 {
-            assert!(exists, "key lost: {c:?}");
-            let value = behind.get(&c.name).await.unwrap();
-            kes_core::KeyVersion::decode(&value).expect("stored value is a KES key");
-        } else if exists {
-            // The emulator received the create just before it died: the
-            // client got 502, and a retry gets "key already exists".
-            reported_failed_but_exists += 1;
-            let retry = admin
-                .request("POST", &format!("/v1/key/create/{}", c.name), None)
-                .await;
-            assert_eq!(
-                (retry.status, retry.message()),
-                (400, "key already exists".into())
-            );
-        } else {
-            // It never reached the emulator: a retry creates it.
-            let retry = admin
-                .request("POST", &format!("/v1/key/create/{}", c.name), None)
-                .await;
-            assert_eq!(retry.status, 200, "{}", retry.text());
-        }
-    }
+    let reported_failed_but_exists = check_creates(&behind, &admin, &creates).await;
     assert!(
         reported_failed_but_exists <= 1,
         "{reported_failed_but_exists} failed creates exist"

@@ -9,15 +9,11 @@ mod common;
 use kes_testkit::bao;
 
 use bao::Bao;
-use common::{Client, Setup, TestServer};
+use common::load::{check_creates, vault_store, wait_ready, Create, Load};
+use common::{Setup, TestServer};
 use serde_json::json;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Bounds of every load loop.
-const MAX_REQUESTS_PER_WORKER: u32 = 20_000;
-const MAX_RUN: Duration = Duration::from_secs(120);
 /// A call that needs the sealed store must fail within this long.
 const FAIL_FAST: Duration = Duration::from_secs(2);
 
@@ -29,30 +25,6 @@ fn setup(bao: &Bao, role: &str, secret: &str) -> Setup {
             bao.endpoint()
         ))
         .with("cache:\n  expiry:\n    any: 5m\n    unused: 5m\n    offline: 5m\n")
-}
-
-#[derive(Debug, Clone)]
-struct Create {
-    name: String,
-    began: Instant,
-    status: u16,
-    message: String,
-}
-
-async fn ready(client: &Client) -> u16 {
-    client.request("GET", "/v1/ready", None).await.status
-}
-
-async fn wait_ready(client: &Client, status: u16) -> Duration {
-    let started = Instant::now();
-    while ready(client).await != status {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "/v1/ready never answered {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -71,70 +43,7 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
     assert_eq!(r.status, 200, "{}", r.text());
     let hot_ciphertext = r.json()["ciphertext"].as_str().unwrap().to_string();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut cached_workers = Vec::new();
-    for _ in 0..2 {
-        let (admin, stop, ciphertext) = (admin.clone(), stop.clone(), hot_ciphertext.clone());
-        cached_workers.push(tokio::spawn(async move {
-            let started = Instant::now();
-            let (mut ok, mut failed) = (0u32, Vec::new());
-            let mut conn = admin.connect().await.unwrap();
-            while !stop.load(Ordering::Relaxed)
-                && ok < MAX_REQUESTS_PER_WORKER
-                && started.elapsed() < MAX_RUN
-            {
-                let (path, body) = if ok % 2 == 0 {
-                    ("/v1/key/generate/hot", "{}".to_string())
-                } else {
-                    (
-                        "/v1/key/decrypt/hot",
-                        json!({ "ciphertext": ciphertext }).to_string(),
-                    )
-                };
-                match conn.try_request("POST", path, Some(body.as_bytes())).await {
-                    Ok(r) if r.status == 200 => ok += 1,
-                    Ok(r) => failed.push(format!("{path}: {} {}", r.status, r.text())),
-                    Err(e) => {
-                        failed.push(format!("{path}: {e}"));
-                        conn = admin.connect().await.unwrap();
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            (ok, failed)
-        }));
-    }
-    let creates = Arc::new(Mutex::new(Vec::<Create>::new()));
-    let creator = {
-        let (admin, stop, creates) = (admin.clone(), stop.clone(), creates.clone());
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let mut n = 0u32;
-            while !stop.load(Ordering::Relaxed)
-                && n < MAX_REQUESTS_PER_WORKER
-                && started.elapsed() < MAX_RUN
-            {
-                let name = format!("load-{n}");
-                let began = Instant::now();
-                let r = admin
-                    .request("POST", &format!("/v1/key/create/{name}"), None)
-                    .await;
-                let message = if r.status == 200 {
-                    String::new()
-                } else {
-                    r.message()
-                };
-                creates.lock().unwrap().push(Create {
-                    name,
-                    began,
-                    status: r.status,
-                    message,
-                });
-                n += 1;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-    };
+    let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(10));
 
     // Sealed for 3 s.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -162,16 +71,14 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
     let revoked_at = Instant::now();
     bao.ok("PUT", "sys/leases/revoke-prefix/auth/approle/login", None);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::Relaxed);
-    creator.await.unwrap();
-    let mut cached_ok = 0;
-    for w in cached_workers {
-        let (ok, failed) = w.await.unwrap();
-        assert!(failed.is_empty(), "cached key failed: {failed:?}");
-        cached_ok += ok;
-    }
-
-    let creates = creates.lock().unwrap().clone();
+    let result = load.stop().await;
+    assert!(
+        result.cached_failed.is_empty(),
+        "cached key failed: {:?}",
+        result.cached_failed
+    );
+    let cached_ok = result.cached_ok;
+    let creates = result.creates;
     let sealed_failures: Vec<&Create> = creates
         .iter()
         .filter(|c| c.status != 200 && c.began < revoked_at)
@@ -216,28 +123,11 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
         "only {after_revoke} creates after the revocation"
     );
 
-    // No key lost; a failed create is either absent (a retry creates it)
-    // or, if OpenBao stored it before answering, reported as existing.
-    let mut reported_failed_but_exists = 0;
-    for c in &creates {
-        let stored = bao.root("GET", &format!("kv/kes/{}", c.name), None).status == 200;
-        if c.status == 200 {
-            assert!(stored, "key lost: {c:?}");
-        } else {
-            let retry = admin
-                .request("POST", &format!("/v1/key/create/{}", c.name), None)
-                .await;
-            if stored {
-                reported_failed_but_exists += 1;
-                assert_eq!(
-                    (retry.status, retry.message()),
-                    (400, "key already exists".into())
-                );
-            } else {
-                assert_eq!(retry.status, 200, "{}", retry.text());
-            }
-        }
-    }
+    // No key lost or duplicated; a failed create is either absent (a
+    // retry creates it) or, if OpenBao stored it before answering,
+    // reported as existing.
+    let behind = vault_store(&bao.endpoint(), &role, &secret).await;
+    let reported_failed_but_exists = check_creates(&behind, &admin, &creates).await;
     let r = admin.json("POST", "/v1/key/generate/cold", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     eprintln!(
@@ -246,7 +136,7 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
          {reported_failed_but_exists} reported failed but exist) and 0 after the token \
          revocation ({after_revoke} creates); uncached call failed in {cold_latency:?}; /v1/ready \
          504 {detected:?} after the seal, 200 {ready_again:?} after the unseal; first create OK \
-         {first_ok_after_unseal:?} after the unseal; keys lost 0",
+         {first_ok_after_unseal:?} after the unseal; keys lost 0, duplicated 0",
         creates.len(),
         sealed_failures.len(),
     );

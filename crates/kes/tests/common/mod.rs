@@ -9,6 +9,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub(crate) mod cli;
+pub(crate) mod load;
 pub(crate) use client::{next_line, Client, KeepAlive, Resp};
 pub(crate) use kes_testkit::client;
 
