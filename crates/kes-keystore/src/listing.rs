@@ -4,7 +4,7 @@
 //! A store answers [`crate::KeyStore::list_page`]: the names that start with a
 //! prefix, sorted, from a start bound on, at most a page of them. The fs and
 //! memory stores select that page in one pass over their entries while
-//! keeping only the page (a bounded max-heap); stores whose list APIs have
+//! keeping only about the page ([`select_page`]); stores whose list APIs have
 //! no sorted pages (AWS Secrets Manager pages by creation, Vault's LIST
 //! answers every name in one body) return everything from the start bound
 //! in one page. [`Listing`] walks the pages for the server and hides the
@@ -12,7 +12,6 @@
 
 use crate::cache::KeyCache;
 use crate::Error;
-use std::collections::BinaryHeap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -43,37 +42,46 @@ fn after_start(name: &str, start: Bound<&str>) -> bool {
 
 /// The page of `names` (in any order) that [`crate::KeyStore::list_page`]
 /// answers: those starting with `prefix` and lying after `start`, the
-/// `limit` smallest, sorted. Holds at most `limit + 1` names at a time
-/// whatever `names` yields.
+/// `limit` smallest, sorted. Holds at most `2 × (limit + 1)` names at a
+/// time whatever `names` yields, and costs O(n) comparisons: candidates are
+/// collected, and whenever twice the page has piled up, the smallest are
+/// selected and the largest of them becomes a bound that later names must
+/// be under.
 pub fn select_page<I>(names: I, prefix: &str, start: Bound<&str>, limit: usize) -> ListPage
 where
     I: IntoIterator,
     I::Item: AsRef<str> + Into<String>,
 {
     let limit = limit.max(1);
-    // A max-heap of the `limit + 1` smallest names seen: one more than the
-    // page, to know whether there is more.
-    let mut heap: BinaryHeap<String> = BinaryHeap::new();
+    // One more than the page, to know whether there is more.
+    let keep = limit.saturating_add(1);
+    let mut kept: Vec<String> = Vec::new();
+    let mut bound: Option<String> = None;
     for name in names {
         let n = name.as_ref();
-        if !n.starts_with(prefix) || !after_start(n, start) {
+        if !n.starts_with(prefix)
+            || !after_start(n, start)
+            || bound.as_deref().is_some_and(|b| n >= b)
+        {
             continue;
         }
-        if heap.len() > limit {
-            if heap.peek().is_some_and(|largest| n >= largest.as_str()) {
-                continue;
-            }
-            heap.pop();
+        kept.push(name.into());
+        if kept.len() >= keep.saturating_mul(2) {
+            kept.select_nth_unstable(keep - 1);
+            kept.truncate(keep);
+            // `select_nth_unstable` left the largest kept last. Only names
+            // smaller than it can still belong
+            // to the page (a name equal to it is a duplicate).
+            bound = kept.last().cloned();
         }
-        heap.push(name.into());
     }
-    let mut names = heap.into_sorted_vec();
+    kept.sort_unstable();
     // No store repeats a name today; if one did, a page would just be
     // shorter, and the next one starts after its last name.
-    names.dedup();
-    let more = names.len() > limit;
-    names.truncate(limit);
-    ListPage { names, more }
+    kept.dedup();
+    let more = kept.len() > limit;
+    kept.truncate(limit);
+    ListPage { names: kept, more }
 }
 
 /// A listing of key names in progress: sorted, the entries of key versions
