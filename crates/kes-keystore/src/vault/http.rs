@@ -205,9 +205,10 @@ impl Http {
 /// token back is answered by a standby only once its own copy has reached
 /// that state; before, with `X-Vault-Inconsistent: forward-active-node`,
 /// the standby forwards it to the active node (the default without this
-/// header is a 429 for the client to retry). The active node, a single
-/// server and HashiCorp Vault OSS send no index and ignore the headers, so
-/// KES sends them only once it has received an index.
+/// header is a 429 for the client to retry). The active node ignores the
+/// headers; the dev server (in-memory storage) and HashiCorp Vault OSS
+/// send no index, and KES sends the headers only once it has received
+/// one.
 const INDEX_HEADER: &str = "X-Vault-Index";
 const INCONSISTENT_HEADER: &str = "X-Vault-Inconsistent";
 const FORWARD_ACTIVE_NODE: &str = "forward-active-node";
@@ -216,7 +217,7 @@ const FORWARD_ACTIVE_NODE: &str = "forward-active-node";
 /// cluster id and a raft index); a longer one is not kept, so that a
 /// broken or hostile server cannot make KES repeat large headers on every
 /// request.
-pub(crate) const MAX_INDEX_LEN: usize = 512;
+const MAX_INDEX_LEN: usize = 512;
 
 /// The storage index this key store sends with its requests: the one of
 /// the newest state any answer has shown it, shared by all requests of
@@ -228,24 +229,26 @@ pub(crate) const MAX_INDEX_LEN: usize = 512;
 /// answers a read with its own (possibly older) index: keeping simply
 /// the last one received, as OpenBao's Go client does by default, could
 /// step back behind a write whose answer arrived just before, and a read
-/// of that key would be stale again. So when both indices are OpenBao's
-/// (base64 of a JSON object with `cluster`, optional `namespace` and a
-/// decimal `value`, its Go client's `IndexValue`) of the same cluster and
-/// namespace, the higher value is kept: raft indices only grow. Any other
+/// of that key would be stale again (`raft_standby_reads`: 21 to 26 of 45
+/// keys created among concurrent reads read as missing). So when both
+/// indices are OpenBao's (base64 of a JSON object with `cluster`,
+/// optional `namespace` and a decimal `value`, its Go client's
+/// `IndexValue`) of the same cluster and namespace, the higher value is
+/// kept: raft indices only grow. Any other
 /// pair (another format, another cluster after the endpoint moved) is
 /// opaque, and the last one received wins. Index values are storage
 /// metadata, not secrets, and are never logged.
 #[derive(Default)]
-pub(crate) struct StorageIndex(Mutex<Option<HeaderValue>>);
+struct StorageIndex(Mutex<Option<HeaderValue>>);
 
 impl StorageIndex {
     /// The index to send, if any answer has had one.
-    pub(crate) fn current(&self) -> Option<HeaderValue> {
+    fn current(&self) -> Option<HeaderValue> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Adds the consistency headers to a request, once there is an index.
-    pub(crate) fn require(&self, req: request::Builder) -> request::Builder {
+    fn require(&self, req: request::Builder) -> request::Builder {
         match self.current() {
             Some(index) => req
                 .header(INDEX_HEADER, index)
@@ -256,7 +259,7 @@ impl StorageIndex {
 
     /// Keeps the index of an answer if it is newer (see the type). An
     /// answer with several index headers is ambiguous and ignored.
-    pub(crate) fn observe(&self, headers: &HeaderMap) {
+    fn observe(&self, headers: &HeaderMap) {
         let mut values = headers.get_all(INDEX_HEADER).iter();
         let (Some(received), None) = (values.next(), values.next()) else {
             return;
