@@ -604,10 +604,7 @@ impl Inner {
     /// namespace. Updates the sealed flag.
     async fn health(&self) -> Result<Duration, Error> {
         let started = Instant::now();
-        let resp = self
-            .http
-            .send(Method::GET, "sys/health", None, None, None, BODY_LIMIT)
-            .await?;
+        let resp = self.http.health().await?;
         let latency = started.elapsed();
         match resp.status.as_u16() {
             // active, standby, DR secondary, performance standby
