@@ -111,7 +111,11 @@ impl Listing {
         while self.more {
             let page = self
                 .cache
-                .list_page(&self.prefix, self.next.as_ref().map(String::as_str), LIST_PAGE)
+                .list_page(
+                    &self.prefix,
+                    self.next.as_ref().map(String::as_str),
+                    LIST_PAGE,
+                )
                 .await?;
             self.more = page.more;
             let Some(last) = page.names.last() else {
@@ -170,7 +174,10 @@ mod tests {
         let names = ["my-key", "my-key2", "0-key", "1-key", "my-a"];
         assert_eq!(
             page(&names, "", Bound::Unbounded, 10),
-            (owned(&["0-key", "1-key", "my-a", "my-key", "my-key2"]), false)
+            (
+                owned(&["0-key", "1-key", "my-a", "my-key", "my-key2"]),
+                false
+            )
         );
         assert_eq!(
             page(&names, "", Bound::Unbounded, 2),

@@ -12,7 +12,9 @@ use std::time::Duration;
 /// `count` keys named `key-<n>` stored behind the API (listings never
 /// decode values), plus an entry of a key version, which is not a key.
 async fn fill(s: &common::Running, count: usize) -> Vec<String> {
-    let mut names: Vec<String> = (0..count).map(|i| format!("key-{:07}", i * 7 % count)).collect();
+    let mut names: Vec<String> = (0..count)
+        .map(|i| format!("key-{:07}", i * 7 % count))
+        .collect();
     for name in &names {
         s.store.inner().create(name, b"value").await.unwrap();
     }
@@ -50,13 +52,21 @@ async fn a_large_listing_is_read_from_the_store_in_pages() {
     assert!(body.get("continue_at").is_none());
     assert_eq!(s.store.lists(), 0, "a whole listing was read at once");
     assert!(s.store.list_pages() >= 4, "{} pages", s.store.list_pages());
-    assert!(s.store.largest_page() <= LIST_PAGE, "{}", s.store.largest_page());
+    assert!(
+        s.store.largest_page() <= LIST_PAGE,
+        "{}",
+        s.store.largest_page()
+    );
 
     // A client's own pages, across store pages: `limit` names from
     // `continue` on, and the first name after them.
     let from = &names[LIST_PAGE - 3];
     let resp = c
-        .request("GET", &format!("/v1/key/list/key?continue={from}&limit=5000"), None)
+        .request(
+            "GET",
+            &format!("/v1/key/list/key?continue={from}&limit=5000"),
+            None,
+        )
         .await;
     assert_eq!(resp.status, 200);
     let body = resp.json();

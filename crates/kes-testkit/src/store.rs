@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kes_keystore::memory::MemKeyStore;
 use kes_keystore::listing::ListPage;
+use kes_keystore::memory::MemKeyStore;
 use kes_keystore::{Error, KeyStore};
 use zeroize::Zeroizing;
 

@@ -7,9 +7,9 @@
 mod common;
 
 use common::{next_line, Client, KeepAlive, Setup, TestServer};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kes_core::ApiKey;
-use http_body_util::BodyExt;
 use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -8,8 +8,8 @@ use hyper::Response;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
-use serde::Serialize;
 use kes_keystore::listing::Listing;
+use serde::Serialize;
 use std::ops::Bound;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -129,7 +129,10 @@ pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     let paging = paging(req.query);
     let start = paging.continue_at.map_or(Bound::Unbounded, Bound::Included);
     let mut listing = req.state.cache.listing(prefix, start);
-    let first = listing.next_names().await.map_err(|e| list_failed(prefix, &e))?;
+    let first = listing
+        .next_names()
+        .await
+        .map_err(|e| list_failed(prefix, &e))?;
     // Answered from the first page of the store: sent in one piece when it
     // is small, as the Go KES does.
     if listing.complete() || paging.limit.is_some_and(|limit| limit < first.len()) {

@@ -476,7 +476,10 @@ impl Logs {
         };
         let key = (kind, identity.to_owned());
         {
-            let mut by_identity = self.subscribers_by_identity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut by_identity = self
+                .subscribers_by_identity
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mine = by_identity.get(&key).copied().unwrap_or(0);
             if mine >= MAX_SUBSCRIBERS_PER_IDENTITY {
                 return Err(TOO_MANY_SUBSCRIBERS);
