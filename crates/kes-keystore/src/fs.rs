@@ -47,7 +47,14 @@ const TEMP_PREFIX: &str = ".kes-tmp.";
 #[derive(Debug, Clone)]
 pub struct FsKeyStore {
     dir: Arc<PathBuf>,
+    /// Directory passes of listings running at once. Each pass is CPU
+    /// work on a blocking thread that holds up to two pages of names; more
+    /// passes than cores would not finish sooner, only hold more memory.
+    list_passes: Arc<tokio::sync::Semaphore>,
 }
+
+/// See [`FsKeyStore::list_passes`].
+const LIST_PASSES: usize = 2;
 
 /// Reports whether `name` may be used as a file name in the key directory:
 /// not empty and without `/`, `\` or `.`, so it can neither leave the
@@ -121,6 +128,7 @@ impl FsKeyStore {
         }
         Ok(Self {
             dir: Arc::new(path.to_path_buf()),
+            list_passes: Arc::new(tokio::sync::Semaphore::new(LIST_PASSES)),
         })
     }
 
@@ -526,6 +534,11 @@ impl KeyStore for FsKeyStore {
     ) -> Result<ListPage, Error> {
         let prefix = prefix.to_owned();
         let start = start.map(str::to_owned);
+        let _pass = self
+            .list_passes
+            .acquire()
+            .await
+            .map_err(|e| Error::other("fs: listing").with_source(e))?;
         self.blocking(move |dir| {
             // One pass over the directory that keeps only the page: a
             // listing of a huge directory costs one pass per page, never
