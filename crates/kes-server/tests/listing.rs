@@ -115,3 +115,26 @@ async fn a_store_failing_in_the_middle_of_a_listing_breaks_the_reply() {
     );
     assert!(text.len() > 4096 * 10, "{} bytes", text.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_listing_reads_the_store_a_bounded_number_of_times() {
+    // Pages grow to an eighth of the names once the store has counted
+    // them, so that a store that reads everything for each page (fs) ends
+    // a listing of millions of keys within its deadline.
+    let s = start(Duration::from_secs(3600)).await;
+    let count = 9 * LIST_PAGE + 5;
+    let names = fill(&s, count).await;
+    let resp = s
+        .admin_client()
+        .request("GET", "/v1/key/list/*", None)
+        .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(names_of(&resp.json()), names);
+    let pages = s.store.list_pages();
+    assert!((2..=9).contains(&pages), "{pages} pages");
+    assert!(
+        s.store.largest_page() <= (count + 1).div_ceil(8),
+        "a page of {}",
+        s.store.largest_page()
+    );
+}

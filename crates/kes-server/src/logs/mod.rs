@@ -615,7 +615,7 @@ mod tests {
     async fn audit_stream_gets_json() {
         let logs = Logs::new(Arc::new(Metrics::new()));
         logs.configure(INFO, ERROR + 1, false, AuditSink::Stdout);
-        let mut rx = logs.subscribe_audit().unwrap();
+        let mut rx = logs.subscribe_audit("test").unwrap();
         logs.audit(&AuditEvent {
             time: OffsetDateTime::UNIX_EPOCH,
             method: "PUT",
@@ -891,23 +891,35 @@ mod tests {
     #[tokio::test]
     async fn subscribers_are_capped_and_streams_close() {
         let logs = logs_with(Gate::opened(), Gate::opened(), 1 << 20, 1 << 20);
-        let mut subs: Vec<_> = (0..MAX_SUBSCRIBERS)
-            .map(|_| logs.subscribe_audit().unwrap())
+        // One identity gets its share of the slots, not all of them.
+        let mut subs: Vec<_> = (0..MAX_SUBSCRIBERS_PER_IDENTITY)
+            .map(|_| logs.subscribe_audit("one").unwrap())
             .collect();
-        let err = logs.subscribe_audit().err().expect("refused");
+        let err = logs.subscribe_audit("one").err().expect("refused");
         assert_eq!(err.status(), 503);
         assert_eq!(err.message(), "too many log subscribers");
+        let others = MAX_SUBSCRIBERS - MAX_SUBSCRIBERS_PER_IDENTITY;
+        subs.extend((0..others).map(|i| {
+            let identity = format!("other-{}", i / MAX_SUBSCRIBERS_PER_IDENTITY);
+            logs.subscribe_audit(&identity).unwrap()
+        }));
+        let err = logs.subscribe_audit("newcomer").err().expect("refused");
+        assert_eq!(err.message(), "too many log subscribers");
         // The error log has slots of its own.
-        let mut errors = logs.subscribe_errors().unwrap();
-        drop(subs.pop());
-        subs.push(logs.subscribe_audit().unwrap());
+        let mut errors = logs.subscribe_errors("one").unwrap();
+        // A slot that is freed is free for anyone, and so is the identity's.
+        drop(subs.remove(0));
+        subs.push(logs.subscribe_audit("newcomer").unwrap());
+        assert!(logs.subscribe_audit("one").is_err());
+        drop(subs.remove(1));
+        subs.push(logs.subscribe_audit("one").unwrap());
 
         logs.close_streams();
         for sub in subs.iter_mut().chain(std::iter::once(&mut errors)) {
             let next = tokio::time::timeout(Duration::from_secs(1), sub.next()).await;
             assert_eq!(next.expect("stream ended in time"), None);
         }
-        let mut late = logs.subscribe_errors().unwrap();
+        let mut late = logs.subscribe_errors("test").unwrap();
         assert_eq!(late.next().await, None);
     }
 
@@ -920,8 +932,8 @@ mod tests {
             false,
             AuditSink::Writer(Box::new(std::io::sink())),
         );
-        let mut errors = logs.subscribe_errors().unwrap();
-        let mut audit = logs.subscribe_audit().unwrap();
+        let mut errors = logs.subscribe_errors("test").unwrap();
+        let mut audit = logs.subscribe_audit("test").unwrap();
         for _ in 0..AUDIT_RING + 10 {
             logs.error_record("time=x level=INFO msg=m", "{}");
             logs.audit(&event("/v1/key/describe/k", "http request"));
