@@ -191,6 +191,39 @@ async fn concurrent(nodes: Vec<Store>, rotations_per_node: usize) {
     assert_opens(&ring, &sealed);
 }
 
+/// Several servers creating the same version entry at the same moment:
+/// exactly one is told it created it, and the entry holds its value. (On
+/// Vault K/V v1 the create-only policy alone lets two creates both succeed
+/// now and then: the later one replaces the earlier.)
+async fn racing_version_creates(nodes: Vec<Store>, rounds: usize) {
+    for round in 0..rounds {
+        let name = format!("race-{round}@0011223344556677@2");
+        let tasks: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let (node, name) = (node.clone(), name.clone());
+                tokio::spawn(async move {
+                    let value = format!("node {i}");
+                    (node.create(&name, value.as_bytes()).await, value)
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                (Ok(()), value) => winners.push(value),
+                (Err(Error::KeyExists), _) => {}
+                (Err(e), _) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?} all created it");
+        let stored = nodes[0].get(&name).await.unwrap();
+        assert_eq!(stored.as_slice(), winners[0].as_bytes(), "round {round}");
+        nodes[0].delete(&name).await.unwrap();
+    }
+}
+
 /// Deletion removes every version; an interrupted one is finished by a
 /// rerun, and a new key of the same name never inherits old versions.
 async fn deletion(store: Store) {
@@ -251,6 +284,7 @@ async fn fs() {
     let open = || -> Store { Arc::new(kes_keystore::fs::FsKeyStore::open(dir.path()).unwrap()) };
     single_node(open(), true).await;
     concurrent((0..4).map(|_| open()).collect(), 5).await;
+    racing_version_creates((0..4).map(|_| open()).collect(), 10).await;
     deletion(open()).await;
 }
 
@@ -274,6 +308,7 @@ async fn aws() {
     }
     single_node(Arc::clone(&nodes[0]), true).await;
     concurrent(nodes.clone(), 4).await;
+    racing_version_creates(nodes.clone(), 10).await;
     deletion(Arc::clone(&nodes[1])).await;
 }
 
@@ -341,7 +376,8 @@ path "kv2/metadata/*" { capabilities = ["list", "delete"] }
         for _ in 0..3 {
             nodes.push(connect(&role, &secret).await);
         }
-        concurrent(nodes, 4).await;
+        concurrent(nodes.clone(), 4).await;
+        racing_version_creates(nodes, 10).await;
         deletion(connect(&role, &secret).await).await;
     }
 }

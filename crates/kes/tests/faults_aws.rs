@@ -16,7 +16,7 @@ mod common;
 
 use kes_testkit::moto;
 
-use common::load::{check_creates, ready_status, Create, Load};
+use common::load::{check_creates, hot_and_cold_keys, ready_status, Create, Load};
 use common::{Setup, TestServer};
 use kes_keystore::config::AwsConfig;
 use kes_keystore::KeyStore;
@@ -116,17 +116,7 @@ async fn emulator_killed_and_restarted_under_load() {
     };
     let server = TestServer::start(setup(&moto));
     let admin = server.admin_client();
-    for name in ["hot", "cold"] {
-        let r = admin
-            .request("POST", &format!("/v1/key/create/{name}"), None)
-            .await;
-        assert_eq!(r.status, 200, "create {name}: {}", r.text());
-    }
-    // "hot" is used (and so cached) before the outage; "cold" is not.
-    let r = admin.json("POST", "/v1/key/generate/hot", json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let hot_ciphertext = r.json()["ciphertext"].as_str().unwrap().to_string();
-    assert_eq!(ready_status(&admin).await, 200);
+    let hot_ciphertext = hot_and_cold_keys(&admin).await;
 
     // Cached-key load (generate and decrypt with "hot", never a failure)
     // and one create after another, every outcome recorded.

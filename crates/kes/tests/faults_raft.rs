@@ -11,7 +11,7 @@ mod common;
 use kes_testkit::bao;
 
 use bao::BaoCluster;
-use common::load::{check_creates, ready_status, vault_store, Create, Load};
+use common::load::{check_creates, hot_and_cold_keys, ready_status, vault_store, Create, Load};
 use common::{Setup, TestServer};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,17 +47,7 @@ async fn leader_killed_under_load() {
     let (role, secret) = cluster.setup_kes("1h", "24h");
     let server = TestServer::start(setup(&cluster.node(follower).endpoint(), &role, &secret));
     let admin = server.admin_client();
-    for name in ["hot", "cold"] {
-        let r = admin
-            .request("POST", &format!("/v1/key/create/{name}"), None)
-            .await;
-        assert_eq!(r.status, 200, "create {name}: {}", r.text());
-    }
-    // "hot" is used (and so cached) before the kill; "cold" is not.
-    let r = admin.json("POST", "/v1/key/generate/hot", json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let hot_ciphertext = r.json()["ciphertext"].as_str().unwrap().to_string();
-    assert_eq!(ready_status(&admin).await, 200);
+    let hot_ciphertext = hot_and_cold_keys(&admin).await;
 
     // /v1/ready sampled every 50 ms from before the kill to the end.
     let sampling = Arc::new(AtomicBool::new(true));

@@ -9,7 +9,7 @@ mod common;
 use kes_testkit::bao;
 
 use bao::Bao;
-use common::load::{check_creates, vault_store, wait_ready, Create, Load};
+use common::load::{check_creates, hot_and_cold_keys, vault_store, wait_ready, Create, Load};
 use common::{Setup, TestServer};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -33,15 +33,7 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
     let (role, secret) = bao.setup_kes("1h", "24h");
     let server = TestServer::start(setup(&bao, &role, &secret));
     let admin = server.admin_client();
-    for name in ["hot", "cold"] {
-        let r = admin
-            .request("POST", &format!("/v1/key/create/{name}"), None)
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
-    let r = admin.json("POST", "/v1/key/generate/hot", json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let hot_ciphertext = r.json()["ciphertext"].as_str().unwrap().to_string();
+    let hot_ciphertext = hot_and_cold_keys(&admin).await;
 
     let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(10));
 

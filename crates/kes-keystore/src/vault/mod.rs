@@ -38,6 +38,11 @@ use crate::{Error, KeyStore};
 
 /// `status.ping` when the config leaves it unset.
 const DEFAULT_PING: Duration = Duration::from_secs(10);
+
+/// How long after creating a version entry on K/V v1 it is read back (see
+/// `VaultKeyStore::settle_v1_version_entry`): far longer than a competing
+/// write, whose existence check came before our write, takes to land.
+const V1_CREATE_SETTLE: Duration = Duration::from_millis(500);
 /// Pause between login attempts of the renewal task while Vault refuses.
 const LOGIN_RETRY: Duration = Duration::from_secs(1);
 /// Longest pause between those attempts, so a long outage is not logged
@@ -319,8 +324,10 @@ pub struct VaultKeyStore {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// KV v1 has no check-and-set: a create is a read, then a write. Two
     /// creates of one name in this process are serialised so that neither
-    /// can overwrite the other (between servers the create-only policy of
-    /// docs/vault.md closes the gap; KV v2 uses `cas=0`).
+    /// can overwrite the other. Between servers the create-only policy of
+    /// docs/vault.md narrows the gap but cannot close it (Vault's existence
+    /// check is not atomic with the write), so version entries are also
+    /// read back (`settle_v1_version_entry`); KV v2 uses `cas=0`.
     v1_creates: tokio::sync::Mutex<()>,
 }
 
@@ -364,6 +371,31 @@ pub async fn connect(config: &VaultConfig) -> Result<VaultKeyStore, Error> {
 }
 
 impl VaultKeyStore {
+    /// K/V v1 has no atomic create: Vault tells `create` from `update` by
+    /// an existence check that is not part of the write, so two servers
+    /// creating one entry at the same moment can both be told they created
+    /// it while the later write replaces the earlier. For a key version
+    /// that would lose everything sealed with the replaced version (the
+    /// key store contract test of concurrent rotations on three servers
+    /// caught it: 13 rotations answered, 12 versions kept). So a version
+    /// entry (or retirement lock) is read back once any write that raced
+    /// with ours has long landed: another value means the race was lost,
+    /// and the caller is told the entry exists (a rotation then creates
+    /// the next version). First entries of keys keep the Go KES's
+    /// behaviour: no wait on a key create.
+    async fn settle_v1_version_entry(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        use subtle::ConstantTimeEq as _;
+        tokio::time::sleep(V1_CREATE_SETTLE).await;
+        match self.get(name).await {
+            Ok(stored) if bool::from(stored.as_slice().ct_eq(value)) => Ok(()),
+            Ok(_) => Err(Error::KeyExists),
+            Err(Error::KeyNotFound) => Err(Error::other(format!(
+                "vault: '{name}' was gone right after it was created"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// See [`connect`].
     pub async fn connect(config: &VaultConfig) -> Result<VaultKeyStore, Error> {
         if config.endpoint.trim().is_empty() {
@@ -825,7 +857,14 @@ impl KeyStore for VaultKeyStore {
         let resp = inner
             .write(name, value, Some(CheckAndSet { cas: 0 }))
             .await?;
+        drop(_serialised);
         match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT
+                if inner.layout.version == KvVersion::V1
+                    && !crate::versions::is_key_name(name) =>
+            {
+                self.settle_v1_version_entry(name, value).await
+            }
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
             StatusCode::BAD_REQUEST if resp.vault_errors().contains("check-and-set") => {
                 Err(Error::KeyExists)

@@ -151,6 +151,22 @@ impl Load {
     }
 }
 
+/// Creates the keys `hot` and `cold` and uses `hot` once, so that it is
+/// cached before a fault while `cold` is not; checks the server is ready.
+/// Returns a ciphertext of `hot` for the decrypting load.
+pub(crate) async fn hot_and_cold_keys(admin: &Client) -> String {
+    for name in ["hot", "cold"] {
+        let r = admin
+            .request("POST", &format!("/v1/key/create/{name}"), None)
+            .await;
+        assert_eq!(r.status, 200, "create {name}: {}", r.text());
+    }
+    let r = admin.json("POST", "/v1/key/generate/hot", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(ready_status(admin).await, 200);
+    r.json()["ciphertext"].as_str().unwrap().to_string()
+}
+
 /// `/v1/ready`'s status.
 pub(crate) async fn ready_status(client: &Client) -> u16 {
     client.request("GET", "/v1/ready", None).await.status
