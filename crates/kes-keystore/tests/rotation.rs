@@ -217,7 +217,11 @@ async fn racing_version_creates(nodes: Vec<Store>, rounds: usize) {
                 (Err(e), _) => panic!("round {round}: {e}"),
             }
         }
-        assert_eq!(winners.len(), 1, "round {round}: {winners:?} all created it");
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: {winners:?} all created it"
+        );
         let stored = nodes[0].get(&name).await.unwrap();
         assert_eq!(stored.as_slice(), winners[0].as_bytes(), "round {round}");
         nodes[0].delete(&name).await.unwrap();

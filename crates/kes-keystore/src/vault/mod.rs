@@ -860,8 +860,7 @@ impl KeyStore for VaultKeyStore {
         drop(_serialised);
         match resp.status {
             StatusCode::OK | StatusCode::NO_CONTENT
-                if inner.layout.version == KvVersion::V1
-                    && !crate::versions::is_key_name(name) =>
+                if inner.layout.version == KvVersion::V1 && !crate::versions::is_key_name(name) =>
             {
                 self.settle_v1_version_entry(name, value).await
             }
