@@ -166,6 +166,8 @@ pub(crate) async fn run(
         }
         None => None,
     };
+    // After the measurement, so that it costs the figures nothing.
+    shared.plan.remove_churn_keys(&shared.connector).await?;
     let hist = total.hist.unwrap_or_else(new_histogram);
     let errors: u64 = total.errors.values().sum();
     Ok(Report {

@@ -385,6 +385,51 @@ impl Plan {
         format!("churn-{}-{}-{i}", self.key, self.run_id)
     }
 
+    /// Mixed workload, after the run: deletes the churn keys the run left
+    /// behind. A delete can overtake its create when creates are slow (on
+    /// the fs store each create syncs a file), and every run leaves its
+    /// last creates, so without this back-to-back runs (`scripts/soak`)
+    /// grow the key store and each listing reads a bigger directory.
+    /// Returns how many keys were deleted.
+    pub(crate) async fn remove_churn_keys(&self, connector: &Connector) -> Result<usize, String> {
+        if self.workload != Workload::Mixed {
+            return Ok(0);
+        }
+        let (mut conn, _) = connector.connect().await?;
+        let prefix = format!("churn-{}-{}", self.key, self.run_id);
+        let list = connector.request(
+            &Method::GET,
+            connector.uri(&format!("/v1/key/list/{prefix}"))?,
+            &self.headers,
+            Bytes::new(),
+        );
+        let reply = conn.send(list).await?;
+        if reply.status != StatusCode::OK {
+            return Err(format!("listing the churn keys: {}", reply.status));
+        }
+        let listing: serde_json::Value = serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("listing the churn keys: {e}"))?;
+        let names: Vec<String> = listing["names"]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &names {
+            let delete = connector.request(
+                &Method::DELETE,
+                connector.uri(&format!("/v1/key/delete/{name}"))?,
+                &self.headers,
+                Bytes::new(),
+            );
+            conn.send(delete).await?;
+        }
+        Ok(names.len())
+    }
+
     /// A reply that is not the expected status but is no error either: in
     /// the mixed workload, deleting a churn key that is not there (its
     /// create is still in flight, or the run has just begun).

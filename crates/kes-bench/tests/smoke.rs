@@ -138,6 +138,21 @@ fn against_kes_dev_server() {
     );
     check(&report, 400);
     assert_eq!(report["workload"], "mixed");
+    // Every churn key is gone after the run, so that back-to-back runs
+    // (scripts/soak) do not grow the key store.
+    let out = Command::new(&kes)
+        .args(["key", "ls", "churn*", "--json", "-k"])
+        .env("KES_SERVER", &addr)
+        .env("KES_API_KEY", &api_key)
+        .output()
+        .expect("run kes key ls");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{listed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!listed.contains("churn-"), "churn keys left: {listed}");
 
     let report = bench(
         &[
