@@ -83,8 +83,8 @@ where
             kept.select_nth_unstable(keep - 1);
             kept.truncate(keep);
             // `select_nth_unstable` left the largest kept last. Only names
-            // smaller than it can still belong
-            // to the page (a name equal to it is a duplicate).
+            // smaller than it can still belong to the page (a name equal
+            // to it is a duplicate).
             bound = kept.last().cloned();
         }
     }
