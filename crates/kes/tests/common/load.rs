@@ -41,6 +41,19 @@ pub(crate) struct LoadResult {
     pub creates: Vec<Create>,
 }
 
+impl LoadResult {
+    /// Asserts that no cached-key request failed, whatever the fault did to
+    /// the key store; returns how many were answered 200.
+    pub(crate) fn cached_never_failed(&self) -> u32 {
+        assert!(
+            self.cached_failed.is_empty(),
+            "cached key failed: {:?}",
+            self.cached_failed
+        );
+        self.cached_ok
+    }
+}
+
 /// The running load.
 pub(crate) struct Load {
     stop: Arc<AtomicBool>,
