@@ -1,15 +1,20 @@
 //! Listing patterns (`/v1/key/list/<pattern>?continue=…&limit=…`): pattern
 //! validation, the prefix it stands for, the in-memory key store's listing,
 //! the sorted filter every store applies and paging, against a plain
-//! reference of the listing semantics.
+//! reference of the listing semantics; and the page selection of the fs and
+//! memory stores (`select_page`, which keeps only about a page of names),
+//! one page against the reference's sort-everything page and a walk through
+//! all pages against the whole sorted listing.
 #![no_main]
 
 use kes_fuzz::reference;
+use kes_keystore::listing::select_page;
 use kes_keystore::memory::MemKeyStore;
 use kes_keystore::KeyStore as _;
 use kes_server::fuzzing::{list_prefix, page, paging};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use std::ops::Bound;
 use std::sync::OnceLock;
 
 #[derive(Debug, Arbitrary)]
@@ -18,11 +23,48 @@ struct Case {
     pattern: String,
     continue_at: Option<String>,
     limit: Option<u8>,
+    /// Whether the store's start bound includes `continue_at`.
+    start_included: bool,
 }
 
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
+/// `select_page` against the reference: one page from `continue_at`, then
+/// a walk through every page from the start.
+fn check_pages(case: &Case) {
+    let prefix = case.pattern.strip_suffix('*').unwrap_or(&case.pattern);
+    let start = match (&case.continue_at, case.start_included) {
+        (None, _) => Bound::Unbounded,
+        (Some(c), true) => Bound::Included(c.as_str()),
+        (Some(c), false) => Bound::Excluded(c.as_str()),
+    };
+    let limit = usize::from(case.limit.unwrap_or(0));
+    let page = select_page(case.names.iter().map(String::as_str), prefix, start, limit);
+    assert_eq!(
+        (page.names, page.more, page.matched),
+        reference::list_page(&case.names, prefix, start, limit)
+    );
+
+    let (everything, _, _) =
+        reference::list_page(&case.names, prefix, Bound::Unbounded, usize::MAX);
+    let mut walked: Vec<String> = Vec::new();
+    let mut last: Option<String> = None;
+    // Every page but the last is full, so the walk ends after at most
+    // names / limit + 1 pages.
+    for _ in 0..=case.names.len() {
+        let start = last.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        let page = select_page(case.names.iter().map(String::as_str), prefix, start, limit);
+        walked.extend(page.names.iter().cloned());
+        if !page.more {
+            break;
+        }
+        last = page.names.last().cloned();
+    }
+    assert_eq!(walked, everything);
+}
+
 fuzz_target!(|case: Case| {
+    check_pages(&case);
     let runtime = RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_current_thread()
             .build()

@@ -281,3 +281,34 @@ pub fn list(
         _ => Some((from_start, String::new())),
     }
 }
+
+/// One page of a store's sorted listing (`KeyStore::list_page`): the names
+/// that start with `prefix` and lie after `start`, sorted, without
+/// duplicates, the `limit` smallest (at least one); whether more follow;
+/// and how many names (duplicates included) start with `prefix` and lie
+/// after `start`.
+pub fn list_page(
+    names: &[String],
+    prefix: &str,
+    start: std::ops::Bound<&str>,
+    limit: usize,
+) -> (Vec<String>, bool, usize) {
+    use std::ops::Bound;
+    let after = |n: &str| match start {
+        Bound::Included(s) => n >= s,
+        Bound::Excluded(s) => n > s,
+        Bound::Unbounded => true,
+    };
+    let mut matching: Vec<String> = names
+        .iter()
+        .filter(|n| n.starts_with(prefix) && after(n))
+        .cloned()
+        .collect();
+    let matched = matching.len();
+    matching.sort();
+    matching.dedup();
+    let limit = limit.max(1);
+    let more = matching.len() > limit;
+    matching.truncate(limit);
+    (matching, more, matched)
+}
