@@ -53,11 +53,12 @@ fn after_start(name: &str, start: Bound<&str>) -> bool {
 
 /// The page of `names` (in any order) that [`crate::KeyStore::list_page`]
 /// answers: those starting with `prefix` and lying after `start`, the
-/// `limit` smallest, sorted. Holds at most `2 × (limit + 1)` names at a
-/// time whatever `names` yields, and costs O(n) comparisons: candidates are
-/// collected, and whenever twice the page has piled up, the smallest are
-/// selected and the largest of them becomes a bound that later names must
-/// be under.
+/// `limit` smallest, sorted, without duplicates. Holds at most
+/// `2 × (limit + 1)` names at a time whatever `names` yields, and costs
+/// O(n log limit) comparisons: candidates are collected, and whenever twice
+/// the page has piled up, they are sorted, the smallest distinct ones kept
+/// and the largest of those becomes a bound that later names must be
+/// under.
 pub fn select_page<I>(names: I, prefix: &str, start: Bound<&str>, limit: usize) -> ListPage
 where
     I: IntoIterator,
@@ -80,17 +81,23 @@ where
         }
         kept.push(name.into());
         if kept.len() >= keep.saturating_mul(2) {
-            kept.select_nth_unstable(keep - 1);
-            kept.truncate(keep);
-            // `select_nth_unstable` left the largest kept last. Only names
-            // smaller than it can still belong to the page (a name equal
-            // to it is a duplicate).
-            bound = kept.last().cloned();
+            // Sorted and without duplicates, the first `keep` are the
+            // smallest distinct names so far. Without the dedup a repeated
+            // name could fill the kept ones and become the bound, and the
+            // page would end early with `more` false: the listing would
+            // lose every name after it (the fuzz target `list_pattern`
+            // found this; no store repeats a name today).
+            kept.sort_unstable();
+            kept.dedup();
+            if kept.len() > keep {
+                kept.truncate(keep);
+                // Only names smaller than the largest kept can still
+                // belong to the page (an equal one is a duplicate).
+                bound = kept.last().cloned();
+            }
         }
     }
     kept.sort_unstable();
-    // No store repeats a name today; if one did, a page would just be
-    // shorter, and the next one starts after its last name.
     kept.dedup();
     let more = kept.len() > limit;
     kept.truncate(limit);
@@ -204,6 +211,22 @@ mod tests {
         assert_eq!(
             page(&["b", "a", "b"], "", Bound::Unbounded, 5),
             (owned(&["a", "b"]), false)
+        );
+        // Repeats that fill twice the page must not become the bound and
+        // hide the names after them (found by the fuzz target
+        // `list_pattern`).
+        assert_eq!(
+            page(&["", "", "", "x"], "", Bound::Unbounded, 1),
+            (owned(&[""]), true)
+        );
+        assert_eq!(
+            page(
+                &["a", "a", "a", "a", "a", "c", "b"],
+                "",
+                Bound::Unbounded,
+                2
+            ),
+            (owned(&["a", "b"]), true)
         );
     }
 
