@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::config::FsConfig;
+use crate::io_threads::IoThreads;
 use crate::listing::{select_page, ListPage};
 use crate::{Error, KeyStore};
 
@@ -47,14 +48,25 @@ const TEMP_PREFIX: &str = ".kes-tmp.";
 #[derive(Debug, Clone)]
 pub struct FsKeyStore {
     dir: Arc<PathBuf>,
+    /// Where the file I/O runs: [`IO_THREADS`] threads of this store's own.
+    io: Arc<IoThreads>,
     /// Directory passes of listings running at once. Each pass is CPU
-    /// work on a blocking thread that holds up to two pages of names; more
+    /// work on an I/O thread that holds up to two pages of names; more
     /// passes than cores would not finish sooner, only hold more memory.
     list_passes: Arc<tokio::sync::Semaphore>,
 }
 
 /// See [`FsKeyStore::list_passes`].
 const LIST_PASSES: usize = 2;
+
+/// The threads that do a store's file I/O (see [`IoThreads`] for why not
+/// tokio's blocking pool). Creates and deletes wait for fsync, so a few
+/// run in parallel to share the disk's flushes; listings take at most
+/// [`LIST_PASSES`] of them. Measured with kes-bench on 2 cores
+/// (docs/performance.md, "The fs store's I/O threads"): with 8, cold key
+/// reads ran twice as fast as on tokio's pool (which had grown to 121
+/// threads), and creates within the disk's noise of 64 threads.
+const IO_THREADS: usize = 8;
 
 /// Reports whether `name` may be used as a file name in the key directory:
 /// not empty and without `/`, `\` or `.`, so it can neither leave the
@@ -128,6 +140,7 @@ impl FsKeyStore {
         }
         Ok(Self {
             dir: Arc::new(path.to_path_buf()),
+            io: Arc::new(IoThreads::start("kes-fs-io", IO_THREADS)?),
             list_passes: Arc::new(tokio::sync::Semaphore::new(LIST_PASSES)),
         })
     }
@@ -142,16 +155,15 @@ impl FsKeyStore {
         &self.dir
     }
 
-    /// Runs blocking file I/O off the async runtime's worker threads.
+    /// Runs blocking file I/O on the store's I/O threads, off the async
+    /// runtime's worker threads.
     async fn blocking<T, F>(&self, f: F) -> Result<T, Error>
     where
         F: FnOnce(&Path) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
         let dir = Arc::clone(&self.dir);
-        tokio::task::spawn_blocking(move || f(&dir))
-            .await
-            .map_err(|e| Error::other("fs: I/O task failed").with_source(e))?
+        self.io.run(move || f(&dir)).await?
     }
 }
 
@@ -534,12 +546,15 @@ impl KeyStore for FsKeyStore {
     ) -> Result<ListPage, Error> {
         let prefix = prefix.to_owned();
         let start = start.map(str::to_owned);
-        let _pass = self
-            .list_passes
-            .acquire()
+        // The pass keeps its permit until it is done, also when the
+        // listing is dropped: a client that starts and abandons listings
+        // cannot pile up directory passes behind the I/O threads.
+        let pass = Arc::clone(&self.list_passes)
+            .acquire_owned()
             .await
             .map_err(|e| Error::other("fs: listing").with_source(e))?;
         self.blocking(move |dir| {
+            let _pass = pass;
             // One pass over the directory that keeps only the page: a
             // listing of a huge directory costs one pass per page, never
             // memory for every name.

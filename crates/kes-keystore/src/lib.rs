@@ -16,6 +16,7 @@ pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod fs;
+mod io_threads;
 pub mod listing;
 pub mod memory;
 #[cfg(feature = "vault")]
