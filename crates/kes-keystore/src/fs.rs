@@ -48,21 +48,26 @@ const TEMP_PREFIX: &str = ".kes-tmp.";
 #[derive(Debug, Clone)]
 pub struct FsKeyStore {
     dir: Arc<PathBuf>,
-    /// Where the file I/O runs: [`IO_THREADS`] threads of this store's own.
+    /// Where the file I/O of single keys runs: [`IO_THREADS`] threads of
+    /// this store's own.
     io: Arc<IoThreads>,
-    /// Directory passes of listings running at once. Each pass is CPU
-    /// work on an I/O thread that holds up to two pages of names; more
-    /// passes than cores would not finish sooner, only hold more memory.
-    list_passes: Arc<tokio::sync::Semaphore>,
+    /// Where listings read the directory: [`LIST_THREADS`] threads.
+    lists: Arc<IoThreads>,
 }
 
-/// See [`FsKeyStore::list_passes`].
-const LIST_PASSES: usize = 2;
+/// Directory passes of listings running at once. Each pass is CPU work
+/// that holds up to two pages of names; more passes than cores would not
+/// finish sooner, only hold more memory. Their own threads keep that
+/// memory in few malloc arenas: glibc gives each thread an arena and keeps
+/// what is freed there: with 8 slow readers of 200,000 names, passes
+/// spread over the 8 I/O threads peaked at 47–52 MiB, on two threads of
+/// their own at 36–46 MiB (`scripts/slow-listing`, docs/performance.md).
+const LIST_THREADS: usize = 2;
 
 /// The threads that do a store's file I/O (see [`IoThreads`] for why not
 /// tokio's blocking pool). Creates and deletes wait for fsync, so a few
-/// run in parallel to share the disk's flushes; listings take at most
-/// [`LIST_PASSES`] of them. Measured with kes-bench on 2 cores
+/// run in parallel to share the disk's flushes (listings have threads of
+/// their own, [`LIST_THREADS`]). Measured with kes-bench on 2 cores
 /// (docs/performance.md, "The fs store's I/O threads"): with 8, cold key
 /// reads ran twice as fast as on tokio's pool (which had grown to 121
 /// threads), and creates within the disk's noise of 64 threads.
@@ -141,7 +146,7 @@ impl FsKeyStore {
         Ok(Self {
             dir: Arc::new(path.to_path_buf()),
             io: Arc::new(IoThreads::start("kes-fs-io", IO_THREADS)?),
-            list_passes: Arc::new(tokio::sync::Semaphore::new(LIST_PASSES)),
+            lists: Arc::new(IoThreads::start("kes-fs-list", LIST_THREADS)?),
         })
     }
 
@@ -164,6 +169,18 @@ impl FsKeyStore {
     {
         let dir = Arc::clone(&self.dir);
         self.io.run(move || f(&dir)).await?
+    }
+
+    /// Runs a directory pass on the store's listing threads. A pass whose
+    /// listing is dropped before it begins is left out, so a client that
+    /// starts and abandons listings cannot pile up passes.
+    async fn listing<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        F: FnOnce(&Path) -> Result<T, Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        let dir = Arc::clone(&self.dir);
+        self.lists.run(move || f(&dir)).await?
     }
 }
 
@@ -527,7 +544,7 @@ impl KeyStore for FsKeyStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let prefix = prefix.to_owned();
-        self.blocking(move |dir| {
+        self.listing(move |dir| {
             let fail = |e: io::Error| list_failed(dir, e);
             let mut names = Vec::new();
             for name in key_entries(dir, &prefix).map_err(fail)? {
@@ -546,15 +563,7 @@ impl KeyStore for FsKeyStore {
     ) -> Result<ListPage, Error> {
         let prefix = prefix.to_owned();
         let start = start.map(str::to_owned);
-        // The pass keeps its permit until it is done, also when the
-        // listing is dropped: a client that starts and abandons listings
-        // cannot pile up directory passes behind the I/O threads.
-        let pass = Arc::clone(&self.list_passes)
-            .acquire_owned()
-            .await
-            .map_err(|e| Error::other("fs: listing").with_source(e))?;
-        self.blocking(move |dir| {
-            let _pass = pass;
+        self.listing(move |dir| {
             // One pass over the directory that keeps only the page: a
             // listing of a huge directory costs one pass per page, never
             // memory for every name.
