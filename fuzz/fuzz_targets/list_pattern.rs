@@ -3,8 +3,8 @@
 //! the sorted filter every store applies and paging, against a plain
 //! reference of the listing semantics; and the page selection of the fs and
 //! memory stores (`select_page`, which keeps only about a page of names),
-//! one page against the reference's sort-everything page and a walk through
-//! all pages against the whole sorted listing.
+//! one page against the reference's sort-everything page and the first
+//! pages of a walk against the whole sorted listing.
 #![no_main]
 
 use kes_fuzz::reference;
@@ -30,7 +30,7 @@ struct Case {
 static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
 
 /// `select_page` against the reference: one page from `continue_at`, then
-/// a walk through every page from the start.
+/// up to 16 pages of a walk from the start against the sorted whole.
 fn check_pages(case: &Case) {
     let prefix = case.pattern.strip_suffix('*').unwrap_or(&case.pattern);
     let start = match (&case.continue_at, case.start_included) {
@@ -49,18 +49,25 @@ fn check_pages(case: &Case) {
         reference::list_page(&case.names, prefix, Bound::Unbounded, usize::MAX);
     let mut walked: Vec<String> = Vec::new();
     let mut last: Option<String> = None;
-    // Every page but the last is full, so the walk ends after at most
-    // names / limit + 1 pages.
-    for _ in 0..=case.names.len() {
+    let mut complete = false;
+    // At most 16 pages: a walk costs a pass over the names per page, and
+    // with pages of one name a whole walk would make each input quadratic
+    // (the target ran at a tenth of its speed).
+    for _ in 0..16 {
         let start = last.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
         let page = select_page(case.names.iter().map(String::as_str), prefix, start, limit);
         walked.extend(page.names.iter().cloned());
         if !page.more {
+            complete = true;
             break;
         }
         last = page.names.last().cloned();
     }
-    assert_eq!(walked, everything);
+    if complete {
+        assert_eq!(walked, everything);
+    } else {
+        assert_eq!(walked[..], everything[..walked.len()]);
+    }
 }
 
 fuzz_target!(|case: Case| {
