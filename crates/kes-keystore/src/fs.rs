@@ -59,7 +59,7 @@ pub struct FsKeyStore {
 /// that holds up to two pages of names; more passes than cores would not
 /// finish sooner, only hold more memory. Their own threads keep that
 /// memory in few malloc arenas: glibc gives each thread an arena and keeps
-/// what is freed there: with 8 slow readers of 200,000 names, passes
+/// what is freed there. With 8 slow readers of 200,000 names, passes
 /// spread over the 8 I/O threads peaked at 47–52 MiB, on two threads of
 /// their own at 36–46 MiB (`scripts/slow-listing`, docs/performance.md).
 const LIST_THREADS: usize = 2;
