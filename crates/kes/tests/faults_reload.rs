@@ -123,6 +123,21 @@ fn reloads_logged(server: &TestServer) -> usize {
     server.stderr().matches("configuration reloaded").count()
 }
 
+/// The server's thread count (`Threads:` of /proc/PID/status).
+fn threads(server: &TestServer) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("Threads line")
+}
+
+/// Threads a reload may leave for a while besides the server's own:
+/// tokio's blocking pool keeps an idle thread 10 s. One replaced fs store
+/// alone has 10.
+const THREAD_SLACK: usize = 8;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_sighup_reloads_under_load_fail_no_request() {
     let app = ApiKey::generate();
@@ -132,6 +147,7 @@ async fn hundred_sighup_reloads_under_load_fail_no_request() {
     let admin = server.admin_client();
     let resp = admin.request("POST", "/v1/key/create/hot", None).await;
     assert_eq!(resp.status, 200, "{}", resp.text());
+    let threads_before = threads(&server);
 
     // The app identity may describe keys in every configuration the test
     // switches between; the two differ in a second policy, so that every
@@ -231,5 +247,21 @@ async fn hundred_sighup_reloads_under_load_fail_no_request() {
             .await
             .status,
         200
+    );
+
+    // Replaced states are closed once no request uses them, not 30 s
+    // later: the fs stores' threads of 101 states would otherwise still
+    // be there. 20 s is well under the 30 s grace period and leaves the
+    // blocking pool's idle threads time to end.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = threads(&server);
+    while now > threads_before + THREAD_SLACK && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        now = threads(&server);
+    }
+    eprintln!("threads: {threads_before} before the reloads, {now} after");
+    assert!(
+        now <= threads_before + THREAD_SLACK,
+        "{now} threads after the reloads, {threads_before} before: replaced key stores were not closed"
     );
 }
