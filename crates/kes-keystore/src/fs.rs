@@ -160,27 +160,18 @@ impl FsKeyStore {
         &self.dir
     }
 
-    /// Runs blocking file I/O on the store's I/O threads, off the async
-    /// runtime's worker threads.
-    async fn blocking<T, F>(&self, f: F) -> Result<T, Error>
+    /// Runs blocking file I/O on `threads`, off the async runtime's worker
+    /// threads: the store's I/O threads for single keys, its listing
+    /// threads for directory passes. Work whose caller is dropped before it
+    /// begins is left out, so a client that starts and abandons listings
+    /// cannot pile up passes.
+    async fn on<T, F>(&self, threads: &IoThreads, f: F) -> Result<T, Error>
     where
         F: FnOnce(&Path) -> Result<T, Error> + Send + 'static,
         T: Send + 'static,
     {
         let dir = Arc::clone(&self.dir);
-        self.io.run(move || f(&dir)).await?
-    }
-
-    /// Runs a directory pass on the store's listing threads. A pass whose
-    /// listing is dropped before it begins is left out, so a client that
-    /// starts and abandons listings cannot pile up passes.
-    async fn listing<T, F>(&self, f: F) -> Result<T, Error>
-    where
-        F: FnOnce(&Path) -> Result<T, Error> + Send + 'static,
-        T: Send + 'static,
-    {
-        let dir = Arc::clone(&self.dir);
-        self.lists.run(move || f(&dir)).await?
+        threads.run(move || f(&dir)).await?
     }
 }
 
@@ -487,7 +478,7 @@ fn too_large(name: &str) -> Error {
 #[async_trait::async_trait]
 impl KeyStore for FsKeyStore {
     async fn status(&self) -> Result<Duration, Error> {
-        self.blocking(|dir| {
+        self.on(&self.io, |dir| {
             let start = Instant::now();
             let meta = fs::metadata(dir).map_err(|e| {
                 Error::unreachable(format!("fs: cannot access '{}'", dir.display())).with_source(e)
@@ -508,28 +499,28 @@ impl KeyStore for FsKeyStore {
         check_name(name)?;
         let name = name.to_owned();
         let value = Zeroizing::new(value.to_vec());
-        self.blocking(move |dir| create_key(dir, &name, &value))
+        self.on(&self.io, move |dir| create_key(dir, &name, &value))
             .await
     }
 
     async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         check_name(name)?;
         let name = name.to_owned();
-        self.blocking(move |dir| read_key(dir, &name)).await
+        self.on(&self.io, move |dir| read_key(dir, &name)).await
     }
 
     async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let name = name.to_owned();
         let value = Zeroizing::new(value.to_vec());
-        self.blocking(move |dir| replace_key(dir, &name, &value))
+        self.on(&self.io, move |dir| replace_key(dir, &name, &value))
             .await
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {
         check_name(name)?;
         let name = name.to_owned();
-        self.blocking(move |dir| {
+        self.on(&self.io, move |dir| {
             let fail = |e: io::Error| {
                 Error::other(format!("fs: failed to delete '{name}'")).with_source(e)
             };
@@ -544,7 +535,7 @@ impl KeyStore for FsKeyStore {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let prefix = prefix.to_owned();
-        self.listing(move |dir| {
+        self.on(&self.lists, move |dir| {
             let fail = |e: io::Error| list_failed(dir, e);
             let mut names = Vec::new();
             for name in key_entries(dir, &prefix).map_err(fail)? {
@@ -563,7 +554,7 @@ impl KeyStore for FsKeyStore {
     ) -> Result<ListPage, Error> {
         let prefix = prefix.to_owned();
         let start = start.map(str::to_owned);
-        self.listing(move |dir| {
+        self.on(&self.lists, move |dir| {
             // One pass over the directory that keeps only the page: a
             // listing of a huge directory costs one pass per page, never
             // memory for every name.
