@@ -37,18 +37,26 @@ fn value(i: usize) -> Vec<u8> {
     format!("CiQKIOwvcxe1LiR1n8PnAtOYhywM{i:08}").into_bytes()
 }
 
+/// Creates a key of each name and returns the names.
+async fn create_all(
+    store: &VaultKeyStore,
+    names: impl Iterator<Item = String>,
+) -> BTreeSet<String> {
+    let mut created = BTreeSet::new();
+    for (i, name) in names.enumerate() {
+        store.create(&name, &value(i)).await.unwrap();
+        created.insert(name);
+    }
+    created
+}
+
 /// The key-store contract, then a listing long enough to need Vault's
 /// paging, whose answer (about 20 KiB) is also larger than the client's
 /// read buffer (16 KiB, `vault/http.rs`).
 async fn exercise(store: &Arc<VaultKeyStore>) {
     kes_testkit::contract::run(store.clone(), Expect::default()).await;
 
-    let mut want = BTreeSet::new();
-    for i in 0..120 {
-        let name = format!("many-{i:03}");
-        store.create(&name, &value(i)).await.unwrap();
-        want.insert(name);
-    }
+    let want = create_all(store, (0..120).map(|i| format!("many-{i:03}"))).await;
     let got: BTreeSet<String> = store.list("many-").await.unwrap().into_iter().collect();
     assert_eq!(got, want);
     let all = store.list("").await.unwrap();
@@ -56,12 +64,7 @@ async fn exercise(store: &Arc<VaultKeyStore>) {
     assert_eq!(store.list("many-11").await.unwrap().len(), 10);
 
     let long = "k".repeat(70);
-    let mut want = BTreeSet::new();
-    for i in 0..250 {
-        let name = format!("long-{i:03}-{long}");
-        store.create(&name, &value(i)).await.unwrap();
-        want.insert(name);
-    }
+    let want = create_all(store, (0..250).map(|i| format!("long-{i:03}-{long}"))).await;
     let got: BTreeSet<String> = store.list("long-").await.unwrap().into_iter().collect();
     assert_eq!(got, want);
     for i in 0..250 {
