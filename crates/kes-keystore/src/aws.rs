@@ -356,7 +356,11 @@ impl KeyStore for SecretsManagerKeyStore {
         )))
     }
 
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+        // INTERIM: not yet atomic (issue 25 B).
+        if *self.get(name).await? != *current {
+            return Err(Error::Changed);
+        }
         let secret_name = self.secret_name(name)?;
         let text = std::str::from_utf8(value)
             .map_err(|_| Error::other(format!("aws: value of '{secret_name}' is not text")))?;

@@ -509,12 +509,19 @@ impl KeyStore for FsKeyStore {
         self.on(&self.io, move |dir| read_key(dir, &name)).await
     }
 
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let name = name.to_owned();
+        let current = Zeroizing::new(current.to_vec());
         let value = Zeroizing::new(value.to_vec());
-        self.on(&self.io, move |dir| replace_key(dir, &name, &value))
-            .await
+        self.on(&self.io, move |dir| {
+            // INTERIM: not yet atomic (issue 25 B).
+            if *read_key(dir, &name)? != *current {
+                return Err(Error::Changed);
+            }
+            replace_key(dir, &name, &value)
+        })
+        .await
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

@@ -4,7 +4,8 @@
 //! A [`KeyStore`] stores opaque values (the key-store encoding of
 //! [`kes_core::KeyVersion`]) by name. KES never updates a value in place:
 //! keys are created, read, listed and deleted; only retiring old versions
-//! of a rotated key ([`versions`]) overwrites an entry. The [`cache::KeyCache`] wraps
+//! of a rotated key ([`versions`]) overwrites an entry, and only with a
+//! compare-and-swap ([`KeyStore::replace_if`]). The [`cache::KeyCache`] wraps
 //! any key store and is what the server talks to.
 
 use std::fmt;
@@ -41,6 +42,10 @@ pub enum Error {
     KeyExists,
     /// No key with this name exists.
     KeyNotFound,
+    /// A conditional write ([`KeyStore::replace_if`], [`KeyStore::delete_if`])
+    /// found another value than the one the caller read: another mutation
+    /// came first, and nothing was written.
+    Changed,
     /// The key store cannot be reached (network down, sealed, offline).
     #[non_exhaustive]
     Unreachable {
@@ -106,6 +111,7 @@ impl fmt::Display for Error {
         let (message, source) = match self {
             Error::KeyExists => return f.write_str("key already exists"),
             Error::KeyNotFound => return f.write_str("key does not exist"),
+            Error::Changed => return f.write_str("the entry changed since it was read"),
             Error::Unreachable { message, source } => {
                 f.write_str("key store is not reachable: ")?;
                 (message, source)
@@ -146,7 +152,9 @@ impl std::error::Error for Error {
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (Error::KeyExists, Error::KeyExists) | (Error::KeyNotFound, Error::KeyNotFound) => true,
+            (Error::KeyExists, Error::KeyExists)
+            | (Error::KeyNotFound, Error::KeyNotFound)
+            | (Error::Changed, Error::Changed) => true,
             (Error::Unreachable { message: a, .. }, Error::Unreachable { message: b, .. })
             | (Error::Other { message: a, .. }, Error::Other { message: b, .. }) => a == b,
             _ => false,
@@ -172,15 +180,30 @@ pub trait KeyStore: Send + Sync + 'static {
     /// Returns the value stored under `name` or [`Error::KeyNotFound`].
     async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error>;
 
-    /// Overwrites the value of the existing entry `name`
-    /// ([`Error::KeyNotFound`] if there is none), so that the old value can
-    /// no longer be read: where the store keeps a history of values, the
-    /// old one is destroyed or deprecated. Only key retirement uses it (see
-    /// [`versions`]); a store that cannot do it refuses.
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
-        let _ = value;
+    /// Overwrites the entry `name` with `value` if, and only if, it still
+    /// holds `current` (compare-and-swap): [`Error::KeyNotFound`] if there
+    /// is no entry, [`Error::Changed`] if it holds anything else, and in
+    /// both cases nothing is written. It never creates an entry, so a
+    /// deleted key is never brought back, and a new key of the same name is
+    /// never overwritten. Where the store keeps a history of values, the
+    /// old one is destroyed or deprecated. Key retirement and the lease of
+    /// its lock use it (see [`versions`] and docs/rotation.md, "The
+    /// mutation protocol"); a store that cannot do it atomically refuses.
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+        let _ = (current, value);
         Err(Error::other(format!(
-            "this key store cannot retire versions of '{name}'"
+            "this key store has no conditional write: it cannot retire versions of '{name}'"
+        )))
+    }
+
+    /// Removes the entry `name` if, and only if, it still holds `current`:
+    /// [`Error::KeyNotFound`] if there is none, [`Error::Changed`] if it
+    /// holds anything else. Releasing a lease uses it, so that a lease that
+    /// another request took over is never removed by its former holder.
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        let _ = current;
+        Err(Error::other(format!(
+            "this key store has no conditional delete: cannot release '{name}'"
         )))
     }
 

@@ -74,14 +74,27 @@ impl KeyStore for MemKeyStore {
             .ok_or(Error::KeyNotFound)
     }
 
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         match self.write().get_mut(name) {
             // The old value is zeroized when it is dropped here.
-            Some(old) => {
+            Some(old) if old.as_slice() == current => {
                 *old = Zeroizing::new(value.to_vec());
                 Ok(())
             }
+            Some(_) => Err(Error::Changed),
             None => Err(Error::KeyNotFound),
+        }
+    }
+
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        use std::collections::hash_map::Entry;
+        match self.write().entry(name.to_owned()) {
+            Entry::Occupied(e) if e.get().as_slice() == current => {
+                e.remove();
+                Ok(())
+            }
+            Entry::Occupied(_) => Err(Error::Changed),
+            Entry::Vacant(_) => Err(Error::KeyNotFound),
         }
     }
 

@@ -256,6 +256,9 @@ pub async fn retire(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Ret
 async fn retire_locked(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Retired, Error> {
     // Read again under the lock: a retirement that finished meanwhile
     // changed the first entry.
+    // INTERIM (issue 25 B): the first entry as read, for the conditional
+    // write below.
+    let current = store.get(name).await?;
     let ring = read(store, name).await?;
     let lineage = ring.lineage();
     let retired = ring.retained().saturating_sub(keep);
@@ -273,7 +276,7 @@ async fn retire_locked(store: &dyn KeyStore, name: &str, keep: usize) -> Result<
         );
         // From here on, the retired versions held by the first entry are
         // gone; readers walking the old entries notice the change.
-        store.replace(name, value.as_bytes()).await?;
+        store.replace_if(name, &current, value.as_bytes()).await?;
     }
     // Entries at or below the new first version: the retired ones, the
     // one now held by the first entry, and any left by an interrupted run.

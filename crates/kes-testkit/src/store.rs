@@ -117,9 +117,13 @@ impl KeyStore for SwitchableStore {
         self.check()?;
         value
     }
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         self.check()?;
-        self.inner.replace(name, value).await
+        self.inner.replace_if(name, current, value).await
+    }
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        self.check()?;
+        self.inner.delete_if(name, current).await
     }
     async fn delete(&self, name: &str) -> Result<(), Error> {
         self.check()?;

@@ -876,11 +876,14 @@ impl KeyStore for VaultKeyStore {
         }
     }
 
-    async fn replace(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let inner = &self.inner;
-        if inner.read(name).await?.is_none() {
-            return Err(Error::KeyNotFound);
+        // INTERIM: not yet atomic (issue 25 B).
+        match inner.read(name).await? {
+            None => return Err(Error::KeyNotFound),
+            Some(stored) if stored.as_bytes() != current => return Err(Error::Changed),
+            Some(_) => {}
         }
         let resp = inner.write(name, value, None).await?;
         if !matches!(resp.status, StatusCode::OK | StatusCode::NO_CONTENT) {
