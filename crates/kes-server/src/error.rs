@@ -18,13 +18,14 @@ pub enum ServerError {
     /// Neither `--dev` nor `--config` was given.
     #[error("no config file specified: use '--config <file>' or '--dev'")]
     NoConfig,
-    /// The listen address does not parse as `IP:PORT`.
-    #[error("invalid address '{address}': {source}")]
+    /// The listen address is malformed (see docs/configuration.md,
+    /// `address`, for the forms it takes).
+    #[error("invalid address '{address}': {reason}")]
     InvalidAddress {
         /// The address as given.
         address: String,
-        /// Why it does not parse.
-        source: std::net::AddrParseError,
+        /// Why it cannot be used.
+        reason: String,
     },
     /// The async runtime could not be started.
     #[error("failed to start runtime: {0}")]

@@ -7,8 +7,7 @@ use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::reload::TLS_RELOAD_INTERVAL;
 use crate::state::Server;
-use crate::{banner, dev, logs, process, reload, server};
-use std::net::SocketAddr;
+use crate::{banner, dev, logs, net, process, reload, server};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,44 +68,42 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
         .logs(metrics, logs)
         .started(OffsetDateTime::now_utc());
 
-    let (config, shared, address, dev_key) = match &options.config {
-        None => {
-            let address = options
-                .addr
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ADDRESS.into());
-            let bind: SocketAddr =
-                address
-                    .parse()
-                    .map_err(|source| ServerError::InvalidAddress {
-                        address: address.clone(),
-                        source,
-                    })?;
-            let (state, tls, admin_key) = dev::dev_server(bind)?;
-            (None, builder.build(state, tls), address, Some(admin_key))
-        }
+    // Bound first: a dev server's certificate names the addresses it is
+    // reachable at, which depend on what was bound.
+    let config = match &options.config {
+        None => None,
         Some(path) => {
             let config = ServerConfig::load(path)?;
             for warning in &config.warnings {
                 eprintln!("Warning: {warning}");
             }
-            let shared = builder.build_from_config(&config).await?;
-            let address = options
-                .addr
-                .clone()
-                .or_else(|| config.address.clone())
-                .unwrap_or_else(|| DEFAULT_ADDRESS.into());
-            (Some((path.clone(), config)), shared, address, None)
+            Some((path.clone(), config))
         }
     };
-
+    let address = options
+        .addr
+        .clone()
+        .or_else(|| config.as_ref().and_then(|(_, c)| c.address.clone()))
+        .unwrap_or_else(|| DEFAULT_ADDRESS.into());
     let listen_error = |source| ServerError::Listen {
         address: address.clone(),
         source,
     };
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .map_err(listen_error)?;
+    let listener = net::listen(&address).await.map_err(|e| match e {
+        net::ListenError::Invalid(reason) => ServerError::InvalidAddress {
+            address: address.clone(),
+            reason,
+        },
+        net::ListenError::Bind(source) => listen_error(source),
+    })?;
+    let (shared, dev_key) = match &config {
+        None => {
+            let bind = listener.local_addr().map_err(listen_error)?;
+            let (state, tls, admin_key) = dev::dev_server(bind)?;
+            (builder.build(state, tls), Some(admin_key))
+        }
+        Some((_, config)) => (builder.build_from_config(config).await?, None),
+    };
     let local = listener.local_addr().map_err(listen_error)?;
 
     process::harden_process(options.mlock);

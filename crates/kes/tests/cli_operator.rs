@@ -624,10 +624,11 @@ fn usage_lines_do_not_echo_the_given_flags() {
     assert!(err.contains("<NAMES>"), "{err}");
 }
 
-#[test]
-fn dev_server_on_all_interfaces_lists_every_address_and_the_version() {
+/// Starts `kes server --dev --addr <addr>` and returns the running server
+/// with its banner, once it says it is up.
+fn dev_server_at(addr: &str) -> (std::process::Child, String) {
     let mut server = bare()
-        .args(["server", "--dev", "--addr", "0.0.0.0:0"])
+        .args(["server", "--dev", "--addr", addr])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -643,13 +644,24 @@ fn dev_server_on_all_interfaces_lists_every_address_and_the_version() {
             Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
-    eprintln!("{banner}");
-    let listed: Vec<&str> = banner
+    eprintln!("--addr {addr}:\n{banner}");
+    (server, banner)
+}
+
+/// The endpoints a banner lists, in order.
+fn listed_endpoints(banner: &str) -> Vec<&str> {
+    banner
         .lines()
         .filter_map(|l| l.split_once("· https://").map(|(_, a)| a.trim()))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn dev_server_on_all_interfaces_lists_every_address_and_the_version() {
+    let (mut server, banner) = dev_server_at("0.0.0.0:0");
+    let _ = server.kill();
+    let _ = server.wait();
+    let listed = listed_endpoints(&banner);
     assert!(listed[0].starts_with("127.0.0.1:"), "{listed:?}");
     // Every local IPv4 address of the machine is listed.
     let fib = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
@@ -672,6 +684,58 @@ fn dev_server_on_all_interfaces_lists_every_address_and_the_version() {
         .to_owned();
     let out = run(bare().arg("--version"));
     assert_eq!(stdout(&out).trim(), format!("kes {version}"));
+}
+
+#[test]
+fn every_listen_address_form_of_the_go_kes_binds_and_answers() {
+    // `:PORT` is the Go KES's own help example (`kes server --addr :7000`):
+    // every interface, IPv4 included. Each form is reached over loopback.
+    for (addr, reach) in [
+        (":0", "127.0.0.1"),
+        ("localhost:0", "127.0.0.1"),
+        ("0.0.0.0:0", "127.0.0.1"),
+        ("127.0.0.1:0", "127.0.0.1"),
+        ("[::]:0", "127.0.0.1"),
+        ("[::1]:0", "[::1]"),
+    ] {
+        let (mut server, banner) = dev_server_at(addr);
+        let listed = listed_endpoints(&banner);
+        let port = listed
+            .first()
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(_, p)| p.to_owned())
+            .unwrap_or_else(|| panic!("{addr}: no endpoint in the banner"));
+        let key = banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("export KES_API_KEY="))
+            .unwrap()
+            .to_owned();
+        let out = run(bare().args(["status", "-k"]).envs([
+            ("KES_SERVER", format!("{reach}:{port}")),
+            ("KES_API_KEY", key),
+        ]));
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(
+            out.status.success(),
+            "{addr}: status via {reach}:{port}: {}",
+            stderr(&out)
+        );
+    }
+    for (addr, why) in [
+        (":x", "invalid port 'x'"),
+        ("7373", "expected HOST:PORT"),
+        ("::1:7373", "needs brackets"),
+    ] {
+        let out = run(bare().args(["server", "--dev", "--addr", addr]));
+        assert!(!out.status.success(), "{addr}");
+        assert!(
+            stderr(&out).contains(&format!("invalid address '{addr}'"))
+                && stderr(&out).contains(why),
+            "{addr}: {}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
