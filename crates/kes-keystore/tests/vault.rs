@@ -327,6 +327,81 @@ async fn kv_v2_replace_if_leaves_a_new_key_of_the_same_name_alone() {
     );
 }
 
+/// A K/V version newer than the one KES reads (version 1), written moments
+/// ago: another replacement between its write and its destroy. A
+/// `replace_if` then fails with `Changed` and writes nothing, although
+/// version 1 still holds the value it compares with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_does_not_pass_over_a_newer_version() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let store = connect(&config(&bao, &role, &secret, "kv2", "v2"))
+        .await
+        .unwrap();
+    store.create("newer", &value(1)).await.unwrap();
+    bao.ok(
+        "PUT",
+        "kv2/data/newer",
+        Some(json!({ "options": { "cas": 1 }, "data": { "newer": "written-by-another" } })),
+    );
+    assert_eq!(store.get("newer").await.unwrap().as_slice(), value(1));
+    assert_eq!(
+        store.replace_if("newer", &value(1), &value(2)).await,
+        Err(Error::Changed)
+    );
+    let meta = bao.ok("GET", "kv2/metadata/newer", None);
+    assert_eq!(
+        meta.body["data"]["current_version"],
+        json!(2),
+        "nothing written"
+    );
+}
+
+/// A `replace_if` whose caller goes away runs to its end: its write, its
+/// check and its destroy are not left half done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_outlives_its_caller() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let store = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv2", "v2"))
+            .await
+            .unwrap(),
+    );
+    store.create("cancelled", &value(1)).await.unwrap();
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let reached_tx = Arc::new(std::sync::Mutex::new(Some(reached_tx)));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let g = go.clone();
+    in_the_window(&store, move || {
+        let (tx, g) = (reached_tx.lock().unwrap().take(), g.clone());
+        async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            g.notified().await;
+        }
+    });
+    let s = store.clone();
+    let caller = tokio::spawn(async move { s.replace_if("cancelled", &value(1), &value(2)).await });
+    reached_rx.await.unwrap();
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    go.notify_one();
+    // The replacement ends on its own: the new value, version 1 destroyed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let versions = versions_of(&bao, "cancelled");
+        if versions["1"]["destroyed"] == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finished: {versions}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.set_before_conditional_write(None);
+    assert_eq!(store.get("cancelled").await.unwrap().as_slice(), value(2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_keys_written_in_the_go_kes_layout() {
     let Some(bao) = Bao::start() else { return };
