@@ -267,6 +267,50 @@ async fn replace_if_loses_to_a_mutation_in_its_window() {
     assert!(raw_names(&raw, Some("gone")).await.is_empty());
 }
 
+/// A `replace_if` whose caller goes away runs to its end: the new value
+/// is current and carries no other label, the old one none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_if_outlives_its_caller() {
+    let Some(moto) = Moto::start() else { return };
+    let store = Arc::new(store(&moto).await);
+    store.create("cancelled", b"value-A").await.unwrap();
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let reached_tx = Arc::new(std::sync::Mutex::new(Some(reached_tx)));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let g = go.clone();
+    in_the_window(&store, move || {
+        let (tx, g) = (reached_tx.lock().unwrap().take(), g.clone());
+        async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            g.notified().await;
+        }
+    });
+    let s = store.clone();
+    let caller =
+        tokio::spawn(async move { s.replace_if("cancelled", b"value-A", b"value-B").await });
+    reached_rx.await.unwrap();
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    go.notify_one();
+    let raw = raw_client(&moto);
+    let want = vec![
+        (vec![], "value-A".to_string()),
+        (vec!["AWSCURRENT".to_string()], "value-B".to_string()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = labels(&raw, "cancelled").await;
+        if now == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finished: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.set_before_conditional_write(None);
+}
+
 #[tokio::test]
 async fn invalid_names_are_refused() {
     let Some(moto) = Moto::start() else { return };

@@ -943,6 +943,14 @@ impl Inner {
             ))
         })?;
         let written = written.data;
+        // Vault numbers the version a check-and-set on N makes N+1; any
+        // other answer is not Vault's and nothing below could rely on it.
+        if written.version != before.current_version + 1 {
+            return Err(Error::other(format!(
+                "vault: replacing '{name}': a write with cas={} made version {}",
+                before.current_version, written.version
+            )));
+        }
         match inner.metadata(name).await? {
             Some(after) if after.created_time == before.created_time => {}
             // Deleted since our write: nothing of it is left to undo.
