@@ -116,7 +116,7 @@ impl Layout {
             KvVersion::V1 => self.join(None, name),
             // Version 1, like the Go KES: the only one KES writes when it
             // creates an entry, so a version written by hand later does not
-            // change a key. Only retirement writes more (see `replace`).
+            // change a key. Only retirement writes more (see `replace_if`).
             KvVersion::V2 => format!("{}?version=1", self.join(Some("data"), name)),
         }
     }
