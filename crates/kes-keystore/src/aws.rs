@@ -13,6 +13,9 @@
 //!   API call could use them.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
@@ -50,6 +53,21 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const LIST_PAGE_SIZE: i32 = 100;
 /// Longest secret name Secrets Manager accepts.
 const MAX_SECRET_NAME_LEN: usize = 512;
+/// The label of the version a secret's readers get.
+const CURRENT_STAGE: &str = "AWSCURRENT";
+/// The label AWS moves to the version `AWSCURRENT` leaves.
+const PREVIOUS_STAGE: &str = "AWSPREVIOUS";
+/// The label of a value that `replace_if` has put but not yet made current.
+/// A label sits on one version at a time: a second put moves it, and the
+/// version it left has no label, i.e. is deprecated, which is fine for a
+/// value that is either about to become current or never will.
+const PENDING_STAGE: &str = "KESPENDING";
+
+/// A hook awaited by `replace_if` between its compare and its conditional
+/// write (fault injection for tests, see
+/// [`SecretsManagerKeyStore::set_before_conditional_write`]).
+#[doc(hidden)]
+pub type BeforeWrite = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A key store keeping each key as one secret in AWS Secrets Manager.
 pub struct SecretsManagerKeyStore {
@@ -60,6 +78,7 @@ pub struct SecretsManagerKeyStore {
     kms_key: Option<String>,
     prefix: String,
     probe: Connector,
+    before_write: Mutex<Option<BeforeWrite>>,
 }
 
 // Written by hand so that credentials can never end up in a log line.
@@ -141,6 +160,7 @@ pub async fn connect(config: &AwsConfig) -> Result<SecretsManagerKeyStore, Error
         kms_key: (!kms_key.is_empty()).then(|| kms_key.to_owned()),
         prefix: config.prefix.clone(),
         probe,
+        before_write: Mutex::new(None),
     };
     store.status().await?;
     Ok(store)
@@ -268,6 +288,122 @@ where
     }
 }
 
+/// The second half of `replace_if`: puts `text` as a new version that only
+/// carries [`PENDING_STAGE`], then moves `AWSCURRENT` to it from
+/// `read_version`, which AWS refuses unless the label is still there.
+async fn swap_current(
+    client: &Client,
+    secret_name: &str,
+    read_version: &str,
+    text: &str,
+) -> Result<(), Error> {
+    // The SDK fills in a fresh random ClientRequestToken (an idempotency
+    // token) once per call and keeps it across its own retries, so a
+    // retried put never makes a second version.
+    let put = client
+        .put_secret_value()
+        .secret_id(secret_name)
+        .secret_string(text)
+        .version_stages(PENDING_STAGE)
+        .send()
+        .await
+        .map_err(|err| map_error(err, "replace", secret_name))?;
+    let new_version = put.version_id.ok_or_else(|| {
+        Error::other(format!(
+            "aws: failed to replace '{secret_name}': no version id in the answer"
+        ))
+    })?;
+    let moved = client
+        .update_secret_version_stage()
+        .secret_id(secret_name)
+        .version_stage(CURRENT_STAGE)
+        .move_to_version_id(&new_version)
+        .remove_from_version_id(read_version)
+        .send()
+        .await;
+    if let Err(err) = moved {
+        let err = map_error(err, "replace", secret_name);
+        if err == Error::KeyNotFound {
+            // Deleted meanwhile, with the pending version.
+            return Err(Error::KeyNotFound);
+        }
+        // Refused, or no answer. Which version carries AWSCURRENT now
+        // tells which: the SDK retries a move whose answer was lost, and
+        // the retry is refused although the first attempt moved the label.
+        match read_current(client, secret_name).await {
+            Ok((_, now)) if now == new_version => {}
+            Ok((_, now)) => {
+                unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
+                return Err(if now == *read_version {
+                    err
+                } else {
+                    Error::Changed
+                });
+            }
+            Err(Error::KeyNotFound) => return Err(Error::KeyNotFound),
+            Err(_) => {
+                unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
+                return Err(err);
+            }
+        }
+    }
+    // Done: the rest is tidying up. AWS put AWSPREVIOUS on the old
+    // value; without any label it is a deprecated version, which AWS
+    // deletes on its own (AWS offers no call to delete one version of a
+    // secret at once).
+    unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
+    unlabel(client, secret_name, PREVIOUS_STAGE, read_version).await;
+    Ok(())
+}
+
+/// The value of the `AWSCURRENT` version of a secret, and that version's
+/// id. The stage is named although it is the default: moto answers a read
+/// without it from the version the last put made current, even after
+/// `UpdateSecretVersionStage` moved the label.
+async fn read_current(
+    client: &Client,
+    secret_name: &str,
+) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
+    let output = client
+        .get_secret_value()
+        .secret_id(secret_name)
+        .version_stage(CURRENT_STAGE)
+        .send()
+        .await
+        .map_err(|err| map_error(err, "read", secret_name))?;
+    let version = output.version_id.unwrap_or_default();
+    // Moved, not copied, into zeroizing buffers. The SDK's own copies (the
+    // HTTP response body and the JSON it parsed the value from) are freed
+    // without wiping: out of our reach.
+    if let Some(text) = output.secret_string {
+        return Ok((Zeroizing::new(text.into_bytes()), version));
+    }
+    if let Some(binary) = output.secret_binary {
+        return Ok((Zeroizing::new(binary.into_inner()), version));
+    }
+    Err(Error::other(format!(
+        "aws: failed to read '{secret_name}': secret has no value"
+    )))
+}
+
+/// Removes `stage` from `version`, if it is still there (AWS refuses
+/// otherwise, and then it is on another version, which is left alone).
+/// Only tidying up after the decision of a compare-and-swap: a failure is
+/// logged, never returned.
+async fn unlabel(client: &Client, secret_name: &str, stage: &str, version: &str) {
+    let removed = client
+        .update_secret_version_stage()
+        .secret_id(secret_name)
+        .version_stage(stage)
+        .remove_from_version_id(version)
+        .send()
+        .await;
+    if let Err(err) = removed {
+        let err = map_error(err, "relabel", secret_name);
+        tracing::debug!(error = %err, stage, "aws: label not removed");
+    }
+}
+
 /// The text of the first `<tag>` element of an XML error body.
 fn xml_element(body: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
@@ -287,6 +423,30 @@ impl SecretsManagerKeyStore {
             return Err(Error::other(format!("aws: invalid key name '{name}'")));
         }
         Ok(format!("{}{name}", self.prefix))
+    }
+
+    /// See [`read_current`].
+    async fn read_current(&self, secret_name: &str) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
+        read_current(&self.client, secret_name).await
+    }
+
+    /// Test hook (fault injection), see [`BeforeWrite`].
+    fn before_write_hook(&self) -> Option<BeforeWrite> {
+        match self.before_write.lock() {
+            Ok(hook) => hook.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Installs (or with `None` removes) a hook that `replace_if` awaits
+    /// between its compare and its conditional write. Only for tests that
+    /// put another mutation into exactly that window; not an API.
+    #[doc(hidden)]
+    pub fn set_before_conditional_write(&self, hook: Option<BeforeWrite>) {
+        match self.before_write.lock() {
+            Ok(mut slot) => *slot = hook,
+            Err(poisoned) => *poisoned.into_inner() = hook,
+        }
     }
 
     /// The key name of a listed secret, if it is one of ours.
@@ -335,65 +495,60 @@ impl KeyStore for SecretsManagerKeyStore {
 
     async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         let secret_name = self.secret_name(name)?;
-        let output = self
-            .client
-            .get_secret_value()
-            .secret_id(&secret_name)
-            .send()
-            .await
-            .map_err(|err| map_error(err, "read", &secret_name))?;
-        // Moved, not copied, into zeroizing buffers. The SDK's own copies
-        // (the HTTP response body and the JSON it parsed the value from)
-        // are freed without wiping: out of our reach.
-        if let Some(text) = output.secret_string {
-            return Ok(Zeroizing::new(text.into_bytes()));
-        }
-        if let Some(binary) = output.secret_binary {
-            return Ok(Zeroizing::new(binary.into_inner()));
-        }
-        Err(Error::other(format!(
-            "aws: failed to read '{secret_name}': secret has no value"
-        )))
+        Ok(self.read_current(&secret_name).await?.0)
     }
 
+    /// A compare-and-swap on the `AWSCURRENT` label: the new value is put
+    /// as a version that only carries [`PENDING_STAGE`], then `AWSCURRENT`
+    /// is moved to it with `RemoveFromVersionId` = the version whose value
+    /// was compared. AWS refuses that move unless `AWSCURRENT` is still on
+    /// exactly that version ("If the label is attached and you either do
+    /// not specify this parameter, or the version ID does not match, then
+    /// the operation fails", UpdateSecretVersionStage), and version ids are
+    /// never reused, not even by a secret deleted and created again under
+    /// the same name. So the move is the linearization point: another
+    /// writer, a delete, or a delete followed by a create all make it fail,
+    /// and nothing readable changed. moto 5.2 enforces the same check
+    /// (`update_secret_version_stage` in its `secretsmanager/models.py`).
     async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
-        // INTERIM: not yet atomic (issue 25 B).
-        if *self.get(name).await? != *current {
-            return Err(Error::Changed);
-        }
         let secret_name = self.secret_name(name)?;
         let text = std::str::from_utf8(value)
             .map_err(|_| Error::other(format!("aws: value of '{secret_name}' is not text")))?;
-        // The version id of the value being replaced, to strip its label.
-        let old = self
-            .client
-            .get_secret_value()
-            .secret_id(&secret_name)
-            .send()
-            .await
-            .map_err(|err| map_error(err, "read", &secret_name))?
-            .version_id;
-        self.client
-            .put_secret_value()
-            .secret_id(&secret_name)
-            .secret_string(text)
-            .send()
-            .await
-            .map_err(|err| map_error(err, "replace", &secret_name))?;
-        // AWS keeps the old value as AWSPREVIOUS; without any label it is a
-        // deprecated version, which AWS deletes on its own (AWS offers no
-        // call to delete one version of a secret at once).
-        if let Some(old) = old {
-            self.client
-                .update_secret_version_stage()
-                .secret_id(&secret_name)
-                .version_stage("AWSPREVIOUS")
-                .remove_from_version_id(old)
-                .send()
-                .await
-                .map_err(|err| map_error(err, "deprecate the old value of", &secret_name))?;
+        let (stored, read_version) = self.read_current(&secret_name).await?;
+        if *stored != *current {
+            return Err(Error::Changed);
         }
-        Ok(())
+        drop(stored);
+        // From here on it runs as a task of its own, so that it goes to its
+        // end even when the request that started it is cancelled: a label
+        // left behind would keep the old value readable as AWSPREVIOUS.
+        let client = self.client.clone();
+        let text = Zeroizing::new(text.to_owned());
+        let hook = self.before_write_hook();
+        tokio::spawn(async move {
+            if let Some(hook) = hook {
+                hook().await;
+            }
+            swap_current(&client, &secret_name, &read_version, &text).await
+        })
+        .await
+        .map_err(|e| Error::other("aws: replacing a secret: the task failed").with_source(e))?
+    }
+
+    /// AWS has no conditional delete: this compares, then deletes. A delete
+    /// and a create of the same name landing between the two would be
+    /// deleted in place of the compared secret. Only the release of a
+    /// retirement lease uses it, and the lease is advisory (retirement is
+    /// safe through [`KeyStore::replace_if`] alone), so that window, two
+    /// requests wide, is accepted.
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        let secret_name = self.secret_name(name)?;
+        let (stored, _) = self.read_current(&secret_name).await?;
+        if *stored != *current {
+            return Err(Error::Changed);
+        }
+        drop(stored);
+        self.delete(name).await
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {

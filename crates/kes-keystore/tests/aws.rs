@@ -128,6 +128,189 @@ async fn contract() {
     kes_testkit::contract::run(Arc::new(store(&moto).await), expect).await;
 }
 
+/// The labels of every version of a secret, as (labels, value) sorted by
+/// value: what Secrets Manager would hand out.
+async fn labels(client: &Client, name: &str) -> Vec<(Vec<String>, String)> {
+    let described = client
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for (version, stages) in described
+        .version_ids_to_stages()
+        .unwrap_or(&Default::default())
+    {
+        let value = client
+            .get_secret_value()
+            .secret_id(name)
+            .version_id(version)
+            .send()
+            .await
+            .unwrap();
+        let mut stages = stages.clone();
+        stages.sort();
+        out.push((
+            stages,
+            value.secret_string().unwrap_or_default().to_string(),
+        ));
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    out
+}
+
+/// Runs `other` in the window between the compare and the conditional
+/// write of `store`'s next `replace_if`.
+fn in_the_window<F, Fut>(store: &SecretsManagerKeyStore, other: F)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    store.set_before_conditional_write(Some(Arc::new(move || {
+        Box::pin(other()) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    })));
+}
+
+/// A successful `replace_if` moves AWSCURRENT to the new value and leaves
+/// the old one without any label (deprecated); no pending label is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_if_moves_awscurrent() {
+    let Some(moto) = Moto::start() else { return };
+    let store = store(&moto).await;
+    store.create("cas", b"value-A").await.unwrap();
+    store
+        .replace_if("cas", b"value-A", b"value-B")
+        .await
+        .unwrap();
+    let raw = raw_client(&moto);
+    assert_eq!(
+        labels(&raw, "cas").await,
+        vec![
+            (vec![], "value-A".to_string()),
+            (vec!["AWSCURRENT".to_string()], "value-B".to_string()),
+        ]
+    );
+    // (Real AWS answers a read that names no stage with AWSCURRENT; moto
+    // 5.2 answers it with the version its last put made current, here
+    // value-A, so KES names the stage.)
+    assert_eq!(store.get("cas").await.unwrap().as_slice(), b"value-B");
+}
+
+/// Another mutation between the compare and the write of a `replace_if`:
+/// a replacement, or a delete and a create of the same name (whose
+/// version ids are all new). AWS refuses to move AWSCURRENT off a version
+/// it is no longer on: `Changed`, the other value stays current, and the
+/// value put for the lost move carries no label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_if_loses_to_a_mutation_in_its_window() {
+    let Some(moto) = Moto::start() else { return };
+    let store = store(&moto).await;
+    let other = Arc::new(connect(&config(&moto)).await.unwrap());
+    let raw = raw_client(&moto);
+
+    store.create("raced", b"value-A").await.unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move { o.replace_if("raced", b"value-A", b"value-B").await.unwrap() }
+    });
+    assert_eq!(
+        store.replace_if("raced", b"value-A", b"value-C").await,
+        Err(Error::Changed)
+    );
+    assert_eq!(store.get("raced").await.unwrap().as_slice(), b"value-B");
+    assert_eq!(
+        labels(&raw, "raced").await,
+        vec![
+            (vec![], "value-A".to_string()),
+            (vec!["AWSCURRENT".to_string()], "value-B".to_string()),
+            (vec![], "value-C".to_string()),
+        ]
+    );
+
+    store.create("aba", b"value-A").await.unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move {
+            o.delete("aba").await.unwrap();
+            o.create("aba", b"value-B").await.unwrap();
+        }
+    });
+    assert_eq!(
+        store.replace_if("aba", b"value-A", b"value-C").await,
+        Err(Error::Changed)
+    );
+    assert_eq!(other.get("aba").await.unwrap().as_slice(), b"value-B");
+    assert_eq!(
+        labels(&raw, "aba").await,
+        vec![
+            (vec!["AWSCURRENT".to_string()], "value-B".to_string()),
+            (vec![], "value-C".to_string()),
+        ]
+    );
+
+    // A delete alone: nothing is created.
+    store.create("gone", b"value-A").await.unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move { o.delete("gone").await.unwrap() }
+    });
+    assert_eq!(
+        store.replace_if("gone", b"value-A", b"value-C").await,
+        Err(Error::KeyNotFound)
+    );
+    store.set_before_conditional_write(None);
+    assert_eq!(store.get("gone").await, Err(Error::KeyNotFound));
+    assert!(raw_names(&raw, Some("gone")).await.is_empty());
+}
+
+/// A `replace_if` whose caller goes away runs to its end: the new value
+/// is current and carries no other label, the old one none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_if_outlives_its_caller() {
+    let Some(moto) = Moto::start() else { return };
+    let store = Arc::new(store(&moto).await);
+    store.create("cancelled", b"value-A").await.unwrap();
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let reached_tx = Arc::new(std::sync::Mutex::new(Some(reached_tx)));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let g = go.clone();
+    in_the_window(&store, move || {
+        let (tx, g) = (reached_tx.lock().unwrap().take(), g.clone());
+        async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            g.notified().await;
+        }
+    });
+    let s = store.clone();
+    let caller =
+        tokio::spawn(async move { s.replace_if("cancelled", b"value-A", b"value-B").await });
+    reached_rx.await.unwrap();
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    go.notify_one();
+    let raw = raw_client(&moto);
+    let want = vec![
+        (vec![], "value-A".to_string()),
+        (vec!["AWSCURRENT".to_string()], "value-B".to_string()),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = labels(&raw, "cancelled").await;
+        if now == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finished: {now:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.set_before_conditional_write(None);
+}
+
 #[tokio::test]
 async fn invalid_names_are_refused() {
     let Some(moto) = Moto::start() else { return };

@@ -52,9 +52,14 @@ async fn create_all(
 
 /// The key-store contract, then a listing long enough to need Vault's
 /// paging, whose answer (about 20 KiB) is also larger than the client's
-/// read buffer (16 KiB, `vault/http.rs`).
+/// read buffer (16 KiB, `vault/http.rs`). With the create-only policy of
+/// docs/vault.md, `replace_if` is refused.
 async fn exercise(store: &Arc<VaultKeyStore>) {
-    kes_testkit::contract::run(store.clone(), Expect::default()).await;
+    let expect = Expect {
+        refuses_replace_if: true,
+        ..Expect::default()
+    };
+    kes_testkit::contract::run(store.clone(), expect).await;
 
     let want = create_all(store, (0..120).map(|i| format!("many-{i:03}"))).await;
     let got: BTreeSet<String> = store.list("many-").await.unwrap().into_iter().collect();
@@ -116,6 +121,285 @@ async fn kv_v2_create_get_delete_list_with_prefix() {
     );
 
     store.close().await;
+}
+
+/// A role with the policy retirement needs on top of the create-only one
+/// (docs/vault.md, "Retiring key versions"); returns its role and secret id.
+fn retire_role(bao: &Bao) -> (String, String) {
+    bao.setup_kes("1h", "24h");
+    bao.ok(
+        "PUT",
+        "sys/policies/acl/kes-retire",
+        Some(json!({ "policy": RETIRE_POLICY })),
+    );
+    bao.ok(
+        "POST",
+        "auth/approle/role/kes-retire",
+        Some(json!({ "token_policies": "kes-retire" })),
+    );
+    let role = bao.ok("GET", "auth/approle/role/kes-retire/role-id", None);
+    let secret = bao.ok("POST", "auth/approle/role/kes-retire/secret-id", None);
+    (
+        role.body["data"]["role_id"].as_str().unwrap().to_string(),
+        secret.body["data"]["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    )
+}
+
+/// Kept in sync with docs/vault.md.
+const RETIRE_POLICY: &str = r#"
+path "kv/*"           { capabilities = ["create", "read", "delete", "list"] }
+path "kv2/data/*"     { capabilities = ["create", "read", "update"] }
+path "kv2/metadata/*" { capabilities = ["read", "list", "delete"] }
+path "kv2/destroy/*"  { capabilities = ["update"] }
+path "transit/encrypt/kes" { capabilities = ["update"] }
+path "transit/decrypt/kes" { capabilities = ["update"] }
+"#;
+
+/// With the policy retirement needs, K/V v2 passes the whole contract,
+/// `replace_if` included (a check-and-set write); K/V v1 refuses
+/// `replace_if` whatever the policy, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_need_kv_v2() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let v2 = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv2", "v2"))
+            .await
+            .unwrap(),
+    );
+    kes_testkit::contract::run(v2.clone(), Expect::default()).await;
+
+    let v1 = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv", "v1"))
+            .await
+            .unwrap(),
+    );
+    v1.create("k", &value(1)).await.unwrap();
+    let refused = v1.replace_if("k", &value(1), &value(2)).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "vault: K/V v1 has no conditional write, so 'k' cannot be retired safely: use K/V v2"
+    );
+    assert_eq!(v1.get("k").await.unwrap().as_slice(), value(1));
+    v1.delete("k").await.unwrap();
+    let expect = Expect {
+        refuses_replace_if: true,
+        ..Expect::default()
+    };
+    kes_testkit::contract::run(v1, expect).await;
+}
+
+/// With transit, `replace_if` compares the unwrapped value and writes a
+/// wrapped one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_with_transit() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let mut cfg = config(&bao, &role, &secret, "kv2", "v2");
+    cfg.transit = Some(VaultTransit {
+        engine: String::new(),
+        key: "kes".into(),
+    });
+    let store = connect(&cfg).await.unwrap();
+    store.create("wrapped", &value(1)).await.unwrap();
+    assert_eq!(
+        store.replace_if("wrapped", &value(3), &value(2)).await,
+        Err(Error::Changed)
+    );
+    store
+        .replace_if("wrapped", &value(1), &value(2))
+        .await
+        .unwrap();
+    assert_eq!(store.get("wrapped").await.unwrap().as_slice(), value(2));
+    let raw = bao.ok("GET", "kv2/data/wrapped", None);
+    let stored = raw.body["data"]["data"]["wrapped"].as_str().unwrap();
+    assert!(stored.starts_with("vault:v1:"), "{stored}");
+    store.delete_if("wrapped", &value(2)).await.unwrap();
+}
+
+/// The metadata of a K/V v2 entry of `kv2`, as the root token sees it.
+fn versions_of(bao: &Bao, name: &str) -> serde_json::Value {
+    bao.ok("GET", &format!("kv2/metadata/{name}"), None).body["data"]["versions"].clone()
+}
+
+/// Runs `other` (a delete and a create of the same name, say) in the
+/// window between the compare and the check-and-set write of `store`'s
+/// next `replace_if`.
+fn in_the_window<F, Fut>(store: &VaultKeyStore, other: F)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    store.set_before_conditional_write(Some(Arc::new(move || {
+        Box::pin(other()) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    })));
+}
+
+/// ABA on K/V v2: versions count from 1 again in an entry deleted and
+/// created anew, so the check-and-set of a `replace_if` that read the old
+/// key matches the new key of the same name. The write is undone, the new
+/// key reads as before and the answer is `Changed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_leaves_a_new_key_of_the_same_name_alone() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let cfg = config(&bao, &role, &secret, "kv2", "v2");
+    let store = connect(&cfg).await.unwrap();
+    let other = Arc::new(connect(&cfg).await.unwrap());
+
+    // The new key was never retired: it is read from K/V version 1, and
+    // our version 2 must go.
+    store.create("aba", &value(1)).await.unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move {
+            o.delete("aba").await.unwrap();
+            o.create("aba", &value(2)).await.unwrap();
+        }
+    });
+    assert_eq!(
+        store.replace_if("aba", &value(1), &value(3)).await,
+        Err(Error::Changed)
+    );
+    store.set_before_conditional_write(None);
+    assert_eq!(other.get("aba").await.unwrap().as_slice(), value(2));
+    let versions = versions_of(&bao, "aba");
+    assert_eq!(versions["1"]["destroyed"], json!(false), "{versions}");
+    assert_eq!(versions["2"]["destroyed"], json!(true), "{versions}");
+    // And the new key retires as usual.
+    other.replace_if("aba", &value(2), &value(4)).await.unwrap();
+    assert_eq!(store.get("aba").await.unwrap().as_slice(), value(4));
+
+    // The old and the new key were both retired once: both are read from
+    // K/V version 2, so our version 3 became the one read, and the new
+    // key's value is written back on top before it goes.
+    store.create("aba-2", &value(1)).await.unwrap();
+    store
+        .replace_if("aba-2", &value(1), &value(5))
+        .await
+        .unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move {
+            o.delete("aba-2").await.unwrap();
+            o.create("aba-2", &value(2)).await.unwrap();
+            o.replace_if("aba-2", &value(2), &value(6)).await.unwrap();
+        }
+    });
+    assert_eq!(
+        store.replace_if("aba-2", &value(5), &value(7)).await,
+        Err(Error::Changed)
+    );
+    store.set_before_conditional_write(None);
+    assert_eq!(other.get("aba-2").await.unwrap().as_slice(), value(6));
+    let versions = versions_of(&bao, "aba-2");
+    assert_eq!(versions["3"]["destroyed"], json!(true), "{versions}");
+    assert_eq!(versions["4"]["destroyed"], json!(false), "{versions}");
+    let raw = bao.ok("GET", "kv2/data/aba-2", None);
+    assert_eq!(
+        raw.body["data"]["data"]["aba-2"],
+        json!(String::from_utf8(value(6)).unwrap())
+    );
+
+    // A delete alone in the window: the check-and-set fails.
+    store.create("aba-3", &value(1)).await.unwrap();
+    let o = other.clone();
+    in_the_window(&store, move || {
+        let o = o.clone();
+        async move { o.delete("aba-3").await.unwrap() }
+    });
+    let got = store.replace_if("aba-3", &value(1), &value(3)).await;
+    assert!(
+        matches!(got, Err(Error::Changed | Error::KeyNotFound)),
+        "{got:?}"
+    );
+    store.set_before_conditional_write(None);
+    assert_eq!(store.get("aba-3").await, Err(Error::KeyNotFound));
+    assert_eq!(
+        bao.root("GET", "kv2/metadata/aba-3", None).status,
+        404,
+        "nothing created"
+    );
+}
+
+/// A K/V version newer than the one KES reads (version 1), written moments
+/// ago: another replacement between its write and its destroy. A
+/// `replace_if` then fails with `Changed` and writes nothing, although
+/// version 1 still holds the value it compares with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_does_not_pass_over_a_newer_version() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let store = connect(&config(&bao, &role, &secret, "kv2", "v2"))
+        .await
+        .unwrap();
+    store.create("newer", &value(1)).await.unwrap();
+    bao.ok(
+        "PUT",
+        "kv2/data/newer",
+        Some(json!({ "options": { "cas": 1 }, "data": { "newer": "written-by-another" } })),
+    );
+    assert_eq!(store.get("newer").await.unwrap().as_slice(), value(1));
+    assert_eq!(
+        store.replace_if("newer", &value(1), &value(2)).await,
+        Err(Error::Changed)
+    );
+    let meta = bao.ok("GET", "kv2/metadata/newer", None);
+    assert_eq!(
+        meta.body["data"]["current_version"],
+        json!(2),
+        "nothing written"
+    );
+}
+
+/// A `replace_if` whose caller goes away runs to its end: its write, its
+/// check and its destroy are not left half done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_v2_replace_if_outlives_its_caller() {
+    let Some(bao) = Bao::start() else { return };
+    let (role, secret) = retire_role(&bao);
+    let store = Arc::new(
+        connect(&config(&bao, &role, &secret, "kv2", "v2"))
+            .await
+            .unwrap(),
+    );
+    store.create("cancelled", &value(1)).await.unwrap();
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel::<()>();
+    let reached_tx = Arc::new(std::sync::Mutex::new(Some(reached_tx)));
+    let go = Arc::new(tokio::sync::Notify::new());
+    let g = go.clone();
+    in_the_window(&store, move || {
+        let (tx, g) = (reached_tx.lock().unwrap().take(), g.clone());
+        async move {
+            if let Some(tx) = tx {
+                let _ = tx.send(());
+            }
+            g.notified().await;
+        }
+    });
+    let s = store.clone();
+    let caller = tokio::spawn(async move { s.replace_if("cancelled", &value(1), &value(2)).await });
+    reached_rx.await.unwrap();
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled());
+    go.notify_one();
+    // The replacement ends on its own: the new value, version 1 destroyed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let versions = versions_of(&bao, "cancelled");
+        if versions["1"]["destroyed"] == json!(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not finished: {versions}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    store.set_before_conditional_write(None);
+    assert_eq!(store.get("cancelled").await.unwrap().as_slice(), value(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,11 @@ pub struct Expect {
     /// AWS Secrets Manager cannot tell (deletion is scheduled), so there
     /// success is accepted as well.
     pub delete_reports_missing: bool,
+    /// Whether [`KeyStore::replace_if`] refuses every call (with an error
+    /// other than `KeyNotFound`/`Changed`, writing nothing): Vault K/V v1,
+    /// which has no conditional write, and a Vault policy without `update`.
+    /// Every other backend must do it atomically.
+    pub refuses_replace_if: bool,
 }
 
 impl Default for Expect {
@@ -34,6 +39,7 @@ impl Default for Expect {
         Expect {
             max_value: 64 << 10,
             delete_reports_missing: true,
+            refuses_replace_if: false,
         }
     }
 }
@@ -49,12 +55,27 @@ pub async fn run(store: Arc<dyn KeyStore>, expect: Expect) {
     every_valid_character(&*store).await;
     values_up_to_the_limit(&*store, expect).await;
     concurrent_creates_one_wins(Arc::clone(&store)).await;
+    // A key's first entry and an entry like a retirement lease, which are
+    // read differently on Vault K/V v2.
+    for name in ["contract-cas", LEASE_LIKE] {
+        replace_if_missing(&*store, name, expect).await;
+        replace_if_compares(&*store, name, expect).await;
+        delete_if_compares(&*store, name).await;
+        deleted_and_created_again(&*store, name, expect).await;
+        if !expect.refuses_replace_if {
+            concurrent_replace_ifs_one_wins(Arc::clone(&store), name).await;
+        }
+    }
     assert_eq!(
         store.list("contract-").await.unwrap(),
         Vec::<String>::new(),
         "contract: every key it created is deleted again"
     );
 }
+
+/// A stored name shaped like the lease entry of a retirement
+/// (`<key>@<lineage>@retiring`).
+pub const LEASE_LIKE: &str = "contract-cas@0011223344556677@retiring";
 
 /// A value of `len` bytes of base64 text, as KES stores (values must be
 /// text for some backends); `seed` makes values of one length differ.
@@ -248,6 +269,187 @@ pub async fn concurrent_creates_one_wins(store: Arc<dyn KeyStore>) {
     assert_eq!(
         store.get(name).await.unwrap().as_slice(),
         value(40, winners[0])
+    );
+    store.delete(name).await.unwrap();
+}
+
+/// Asserts what a [`KeyStore::replace_if`] that lost must leave: the
+/// error (`want`, or any refusal where the store refuses them all) and
+/// the stored value (`None`: no entry).
+async fn assert_lost(
+    store: &dyn KeyStore,
+    name: &str,
+    got: Result<(), Error>,
+    want: &[Error],
+    expect: Expect,
+    stored: Option<&[u8]>,
+    check: &str,
+) {
+    if expect.refuses_replace_if {
+        assert!(
+            matches!(got, Err(Error::Other { .. })),
+            "{check}: {name}: a store without conditional writes refuses, got {got:?}"
+        );
+    } else {
+        assert!(
+            want.iter().any(|w| got.as_ref() == Err(w)),
+            "{check}: {name}: want one of {want:?}, got {got:?}"
+        );
+    }
+    match stored {
+        Some(value) => assert!(
+            store.get(name).await.unwrap().as_slice() == value,
+            "{check}: {name}: the stored value changed"
+        ),
+        None => assert_eq!(
+            store.get(name).await,
+            Err(Error::KeyNotFound),
+            "{check}: {name}: an entry was created"
+        ),
+    }
+}
+
+/// `replace_if` of a name without entry is [`Error::KeyNotFound`] and
+/// creates nothing.
+pub async fn replace_if_missing(store: &dyn KeyStore, name: &str, expect: Expect) {
+    let got = store.replace_if(name, &value(64, 1), &value(64, 2)).await;
+    let want = [Error::KeyNotFound];
+    assert_lost(
+        store,
+        name,
+        got,
+        &want,
+        expect,
+        None,
+        "replace_if on no entry",
+    )
+    .await;
+}
+
+/// `replace_if` writes only over the value it is given: another one is
+/// [`Error::Changed`] and stays; the right one is replaced, and the value
+/// it replaced is then as stale as any other.
+pub async fn replace_if_compares(store: &dyn KeyStore, name: &str, expect: Expect) {
+    let (a, b, c) = (value(64, 1), value(64, 2), value(64, 3));
+    store.create(name, &a).await.unwrap();
+    let got = store.replace_if(name, &c, &b).await;
+    let want = [Error::Changed];
+    assert_lost(
+        store,
+        name,
+        got,
+        &want,
+        expect,
+        Some(&a),
+        "replace_if of another value",
+    )
+    .await;
+    if !expect.refuses_replace_if {
+        store.replace_if(name, &a, &b).await.unwrap();
+        assert!(
+            store.get(name).await.unwrap().as_slice() == b,
+            "replace_if: {name}: the new value reads back"
+        );
+        let got = store.replace_if(name, &a, &c).await;
+        let check = "replace_if of the value just replaced";
+        assert_lost(store, name, got, &want, expect, Some(&b), check).await;
+        // Twice, for stores that keep versions (Vault K/V v2 reads the
+        // entry differently once its first version is gone).
+        store.replace_if(name, &b, &c).await.unwrap();
+        assert!(
+            store.get(name).await.unwrap().as_slice() == c,
+            "replace_if: {name}: a second replacement reads back"
+        );
+        assert_eq!(
+            store.create(name, &a).await,
+            Err(Error::KeyExists),
+            "replace_if: {name}: a replaced entry still exists for create"
+        );
+    }
+    store.delete(name).await.unwrap();
+}
+
+/// `delete_if` removes only the value it is given: no entry is
+/// [`Error::KeyNotFound`], another value is [`Error::Changed`] and stays;
+/// after a removal the name can be created again.
+pub async fn delete_if_compares(store: &dyn KeyStore, name: &str) {
+    let (a, b) = (value(48, 1), value(48, 2));
+    assert_eq!(
+        store.delete_if(name, &a).await,
+        Err(Error::KeyNotFound),
+        "delete_if of no entry: {name}"
+    );
+    assert_eq!(store.get(name).await, Err(Error::KeyNotFound));
+    store.create(name, &a).await.unwrap();
+    assert_eq!(
+        store.delete_if(name, &b).await,
+        Err(Error::Changed),
+        "delete_if of another value: {name}"
+    );
+    assert!(
+        store.get(name).await.unwrap().as_slice() == a,
+        "{name} kept"
+    );
+    store.delete_if(name, &a).await.unwrap();
+    assert_eq!(
+        store.get(name).await,
+        Err(Error::KeyNotFound),
+        "{name} gone"
+    );
+    store.create(name, &b).await.unwrap();
+    assert!(store.get(name).await.unwrap().as_slice() == b);
+    store.delete(name).await.unwrap();
+}
+
+/// A value read, then the entry deleted and created again with another
+/// value (ABA): neither `replace_if` nor `delete_if` with the value first
+/// read touches the new entry.
+pub async fn deleted_and_created_again(store: &dyn KeyStore, name: &str, expect: Expect) {
+    let (a, b, c) = (value(80, 1), value(80, 2), value(80, 3));
+    store.create(name, &a).await.unwrap();
+    let read = store.get(name).await.unwrap();
+    store.delete(name).await.unwrap();
+    store.create(name, &b).await.unwrap();
+    let got = store.replace_if(name, &read, &c).await;
+    let want = [Error::Changed, Error::KeyNotFound];
+    let check = "replace_if after delete and create";
+    assert_lost(store, name, got, &want, expect, Some(&b), check).await;
+    assert_eq!(
+        store.delete_if(name, &read).await,
+        Err(Error::Changed),
+        "delete_if after delete and create: {name}"
+    );
+    assert!(
+        store.get(name).await.unwrap().as_slice() == b,
+        "{name} kept"
+    );
+    store.delete(name).await.unwrap();
+}
+
+/// Concurrent `replace_if`s of one entry, all from the same value read:
+/// exactly one wins, the others fail with [`Error::Changed`], and the
+/// stored value is the winner's.
+pub async fn concurrent_replace_ifs_one_wins(store: Arc<dyn KeyStore>, name: &'static str) {
+    let current = value(56, 100);
+    store.create(name, &current).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (store, current) = (Arc::clone(&store), current.clone());
+            tokio::spawn(async move { (i, store.replace_if(name, &current, &value(56, i)).await) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (i, Ok(())) => winners.push(i),
+            (_, Err(Error::Changed)) => {}
+            (_, Err(e)) => panic!("concurrent replace_if of {name}: unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{name}: winners: {winners:?}");
+    assert!(
+        store.get(name).await.unwrap().as_slice() == value(56, winners[0]),
+        "{name}: the winner's value is stored"
     );
     store.delete(name).await.unwrap();
 }

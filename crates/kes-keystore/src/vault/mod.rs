@@ -7,7 +7,10 @@
 //! * KV v2: the same data at `<engine>/data/<prefix>/<name>`, written with
 //!   `options.cas=0` (so a concurrent create cannot overwrite) and read at
 //!   version 1: KES never updates a key, so version 1 is the key even if
-//!   someone later writes more versions by hand.
+//!   someone later writes more versions by hand. Only retirement rewrites
+//!   an entry ([`KeyStore::replace_if`]: a check-and-set write, verified
+//!   against a delete and create of the same name, then the older versions
+//!   are destroyed); K/V v1 has no conditional write and refuses it.
 //! * With transit wrapping the value is the `vault:v1:…` ciphertext of
 //!   base64(value) under the transit key; reads detect that prefix.
 //!
@@ -21,6 +24,8 @@ mod http;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -43,6 +48,13 @@ const DEFAULT_PING: Duration = Duration::from_secs(10);
 /// `VaultKeyStore::settle_v1_version_entry`): far longer than a competing
 /// write, whose existence check came before our write, takes to land.
 const V1_CREATE_SETTLE: Duration = Duration::from_millis(500);
+/// How long after its write a K/V v2 version that KES does not read yet
+/// may still belong to a replacement in progress (`Inner::replace_if_v2`):
+/// its check and its destroy, or its undo, are at most four requests of at
+/// most 15 s each after the write. Older, it was left behind by a server
+/// that stopped in between. Vault's clock stamps the version and ours
+/// measures its age, so the two may be apart by up to a minute of this.
+const IN_FLIGHT: Duration = Duration::from_secs(120);
 /// Pause between login attempts of the renewal task while Vault refuses.
 const LOGIN_RETRY: Duration = Duration::from_secs(1);
 /// Longest pause between those attempts, so a long outage is not logged
@@ -104,7 +116,7 @@ impl Layout {
             KvVersion::V1 => self.join(None, name),
             // Version 1, like the Go KES: the only one KES writes when it
             // creates an entry, so a version written by hand later does not
-            // change a key. Only retirement writes more (see `replace`).
+            // change a key. Only retirement writes more (see `replace_if`).
             KvVersion::V2 => format!("{}?version=1", self.join(Some("data"), name)),
         }
     }
@@ -120,6 +132,11 @@ impl Layout {
             KvVersion::V1 => self.join(None, name),
             KvVersion::V2 => self.join(Some("data"), name),
         }
+    }
+
+    /// K/V v2: the metadata of an entry (all its versions).
+    fn metadata_path(&self, name: &str) -> String {
+        self.join(Some("metadata"), name)
     }
 
     fn destroy_path(&self, name: &str) -> String {
@@ -165,7 +182,67 @@ struct KvV2Written {
 #[derive(serde::Deserialize)]
 struct KvV2WrittenData {
     version: u64,
+    /// When the version was written (RFC 3339, nanoseconds): with the
+    /// number, it tells this version from one of the same number in an
+    /// entry deleted and created again since.
+    #[serde(default)]
+    created_time: String,
 }
+
+/// The metadata of a K/V v2 entry: `GET <engine>/metadata/<path>`.
+#[derive(serde::Deserialize)]
+struct KvV2Metadata {
+    data: KvV2MetadataData,
+}
+
+#[derive(serde::Deserialize)]
+struct KvV2MetadataData {
+    /// When the entry was created. A delete of the metadata followed by a
+    /// write of the same path makes a new entry, with a new time and its
+    /// versions counted from 1 again.
+    created_time: String,
+    current_version: u64,
+    #[serde(default)]
+    versions: BTreeMap<String, KvV2VersionMetadata>,
+}
+
+#[derive(serde::Deserialize)]
+struct KvV2VersionMetadata {
+    #[serde(default)]
+    created_time: String,
+    #[serde(default)]
+    deletion_time: String,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+impl KvV2VersionMetadata {
+    /// Neither deleted nor destroyed.
+    fn readable(&self) -> bool {
+        self.deletion_time.is_empty() && !self.destroyed
+    }
+}
+
+impl KvV2MetadataData {
+    fn version(&self, version: u64) -> Option<&KvV2VersionMetadata> {
+        self.versions.get(&version.to_string())
+    }
+
+    /// The K/V version [`Inner::read`] returns: version 1 while it can be
+    /// read, else the latest.
+    fn read_version(&self) -> u64 {
+        match self.version(1) {
+            Some(v) if v.readable() => 1,
+            _ => self.current_version,
+        }
+    }
+}
+
+/// A hook awaited by `replace_if` between its compare and its conditional
+/// write (fault injection for tests, see
+/// [`VaultKeyStore::set_before_conditional_write`]).
+#[doc(hidden)]
+pub type BeforeWrite = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// A K/V v2 write; with `cas=0` it only creates (fails if the entry
 /// exists), without options it adds a version.
@@ -294,6 +371,34 @@ fn entry_fields(body: &[u8], version: KvVersion) -> serde_json::Result<EntryFiel
     }
 }
 
+/// Whether a Vault time stamp (RFC 3339) lies less than `age` back (or in
+/// the future). A stamp that cannot be read counts as recent, which only
+/// ever answers `Changed`.
+fn written_within(stamp: &str, age: Duration) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    match time::OffsetDateTime::parse(stamp, &Rfc3339) {
+        Ok(at) => time::OffsetDateTime::now_utc() - at < age,
+        Err(_) => true,
+    }
+}
+
+/// Whether a K/V v2 404 answer describes a version (deleted or destroyed)
+/// of an entry that exists, rather than an entry that does not.
+fn describes_a_version(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        metadata: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Answer>(body)
+        .ok()
+        .and_then(|a| a.data)
+        .is_some_and(|d| d.metadata.is_some())
+}
+
 /// Serialises a request body that holds a secret straight into a buffer
 /// that is zeroized on drop (a `serde_json::Value` would leave copies).
 fn json_body<T: serde::Serialize>(value: &T) -> Result<Zeroizing<Vec<u8>>, Error> {
@@ -329,6 +434,7 @@ pub struct VaultKeyStore {
     /// check is not atomic with the write), so version entries are also
     /// read back (`settle_v1_version_entry`); KV v2 uses `cas=0`.
     v1_creates: tokio::sync::Mutex<()>,
+    before_write: Mutex<Option<BeforeWrite>>,
 }
 
 impl fmt::Debug for VaultKeyStore {
@@ -394,6 +500,42 @@ impl VaultKeyStore {
             ))),
             Err(e) => Err(e),
         }
+    }
+
+    /// Installs (or with `None` removes) a hook that `replace_if` awaits
+    /// between its compare and its conditional write. Only for tests that
+    /// put another mutation into exactly that window; not an API.
+    #[doc(hidden)]
+    pub fn set_before_conditional_write(&self, hook: Option<BeforeWrite>) {
+        match self.before_write.lock() {
+            Ok(mut slot) => *slot = hook,
+            Err(poisoned) => *poisoned.into_inner() = hook,
+        }
+    }
+
+    fn before_write_hook(&self) -> Option<BeforeWrite> {
+        match self.before_write.lock() {
+            Ok(hook) => hook.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// `replace_if` on K/V v2 ([`Inner::replace_if_v2`]), run as a task of
+    /// its own so that it goes to its end even when the request that
+    /// started it is cancelled: a write without its check and its destroy
+    /// would leave a newer version that holds up the next retirement of
+    /// the key for [`IN_FLIGHT`].
+    async fn replace_if_v2(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+        let inner = Arc::clone(&self.inner);
+        let hook = self.before_write_hook();
+        let name = name.to_owned();
+        let current = Zeroizing::new(current.to_vec());
+        let value = Zeroizing::new(value.to_vec());
+        tokio::spawn(async move { inner.replace_if_v2(&name, &current, &value, hook).await })
+            .await
+            .map_err(|e| {
+                Error::other("vault: replacing an entry: the task failed").with_source(e)
+            })?
     }
 
     /// See [`connect`].
@@ -479,6 +621,7 @@ impl VaultKeyStore {
             inner,
             tasks: Mutex::new(tasks),
             v1_creates: tokio::sync::Mutex::new(()),
+            before_write: Mutex::new(None),
         })
     }
 }
@@ -719,17 +862,182 @@ impl Inner {
         ))
     }
 
+    /// `replace_if` on K/V v2.
+    ///
+    /// 1. Read the entry's metadata: its `created_time` (when this entry
+    ///    was created) and `current_version` N; then the value KES reads
+    ///    (version 1, or the latest once a retirement destroyed it) and
+    ///    compare it with `current`. While KES reads version 1 but a newer
+    ///    version exists, another replacement has written and not yet
+    ///    destroyed: `Changed` (unless that version is older than
+    ///    [`IN_FLIGHT`]: then it was left over and is written over).
+    /// 2. Write the new value with `cas=N`: Vault refuses it if any version
+    ///    was written since step 1 (`Changed`). This is the linearization
+    ///    point, with one hole: versions count from 1 again in an entry that
+    ///    was deleted (metadata delete, as KES deletes) and created anew, so
+    ///    `cas=N` also matches a new key of the same name that reached
+    ///    version N (ABA).
+    /// 3. Close it: read the metadata again. The same `created_time` means
+    ///    our version N+1 went into the entry compared in step 1 (a new
+    ///    entry gets a new time, to the nanosecond) and nothing can take it
+    ///    back: done. Another time means it went into a new key: undo it
+    ///    (`undo_foreign_write`) so that the new key reads as before, and
+    ///    answer `Changed`.
+    /// 4. Only then destroy versions 1..=N, the retired key material.
+    ///
+    /// What remains: Vault destroys unconditionally, so a delete and a
+    /// create of the same name that both complete between the check of
+    /// step 3 and the destroy of step 4 (at least four requests of another
+    /// server within one of ours) would lose the new key's first versions.
+    /// The metadata is read once more after the destroy to report that
+    /// case in the error log.
+    async fn replace_if_v2(
+        &self,
+        name: &str,
+        current: &[u8],
+        value: &[u8],
+        before_write: Option<BeforeWrite>,
+    ) -> Result<(), Error> {
+        let inner = self;
+        let Some(before) = inner.metadata(name).await? else {
+            return Err(Error::KeyNotFound);
+        };
+        // KES reads version 1 while it exists: a version written after it
+        // is either a replacement between its write and its destroy (a
+        // check-and-set on the current version would pass over it), or
+        // left over by one that never finished (or written by hand).
+        let read = before.read_version();
+        if read < before.current_version {
+            let newest = before.version(before.current_version);
+            if newest.is_some_and(|v| v.readable() && written_within(&v.created_time, IN_FLIGHT)) {
+                return Err(Error::Changed);
+            }
+            // Left over: never read by KES, written over and destroyed
+            // with the rest below.
+        }
+        // Read after the metadata: a write in between raises the current
+        // version, and the check-and-set below fails.
+        match inner.read_value(name).await? {
+            None => return Err(Error::KeyNotFound),
+            Some(stored) if *stored != *current => return Err(Error::Changed),
+            Some(_) => {}
+        }
+        if let Some(hook) = before_write {
+            hook().await;
+        }
+        let cas = CheckAndSet {
+            cas: before.current_version,
+        };
+        let resp = inner.write(name, value, Some(cas)).await?;
+        match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => {}
+            // Also what a write with cas > 0 gets once the entry is gone.
+            StatusCode::BAD_REQUEST if resp.vault_errors().contains("check-and-set") => {
+                return Err(Error::Changed)
+            }
+            _ => return Err(inner.failure("replacing", name, &resp)),
+        }
+        let written: KvV2Written = serde_json::from_slice(&resp.body).map_err(|e| {
+            Error::other(format!(
+                "vault: replacing '{name}': malformed response: {e}"
+            ))
+        })?;
+        let written = written.data;
+        // Vault numbers the version a check-and-set on N makes N+1; any
+        // other answer is not Vault's and nothing below could rely on it.
+        if written.version != before.current_version + 1 {
+            return Err(Error::other(format!(
+                "vault: replacing '{name}': a write with cas={} made version {}",
+                before.current_version, written.version
+            )));
+        }
+        match inner.metadata(name).await? {
+            Some(after) if after.created_time == before.created_time => {}
+            // Deleted since our write: nothing of it is left to undo.
+            None => return Err(Error::KeyNotFound),
+            Some(after) => {
+                inner.undo_foreign_write(name, &after, &written).await?;
+                return Err(Error::Changed);
+            }
+        }
+        let older: Vec<u64> = (1..written.version).collect();
+        inner.destroy(name, &older).await?;
+        if let Some(after) = inner.metadata(name).await? {
+            if after.created_time != before.created_time {
+                tracing::error!(
+                    key = name,
+                    "vault: the key was deleted and created again while its retired versions \
+                     were destroyed: the new key may have lost K/V versions 1 to {}",
+                    written.version - 1
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes a `replace_if` write that landed in a new entry of the same
+    /// name (see `replace_if_v2`), described by `now`, its metadata read
+    /// after the write. Vault keeps versions apart by number only, so ours
+    /// is the version of our number with our `created_time`; if there is
+    /// none, the new entry was deleted as well and took our write with it.
+    ///
+    /// If the new key is read from version 1 (it was never retired), our
+    /// version was never visible: destroying it is the whole undo. If it is
+    /// read from the latest version (it was retired, and our write became
+    /// the latest), the version before ours, which KES read until then, is
+    /// written again on top (check-and-set on our version) before ours is
+    /// destroyed. Between our write and that rewrite, a reader of the new
+    /// key gets our value: that needs a delete, a create, a rotation and a
+    /// retirement of the key by other servers within two requests of ours.
+    async fn undo_foreign_write(
+        &self,
+        name: &str,
+        now: &KvV2MetadataData,
+        written: &KvV2WrittenData,
+    ) -> Result<(), Error> {
+        let inner = self;
+        let ours = written.version;
+        if now
+            .version(ours)
+            .is_none_or(|v| v.created_time != written.created_time)
+        {
+            return Ok(());
+        }
+        if now.read_version() == ours {
+            let restored = match inner.read_stored_version(name, ours - 1).await? {
+                Some(stored) => {
+                    let resp = inner
+                        .write_stored(name, &stored, Some(CheckAndSet { cas: ours }))
+                        .await?;
+                    matches!(resp.status, StatusCode::OK | StatusCode::NO_CONTENT)
+                }
+                None => false,
+            };
+            if !restored {
+                return Err(Error::other(format!(
+                    "vault: '{name}' was deleted and created again during a retirement, \
+                     and the new key could not be restored: K/V version {ours} of it holds \
+                     the retired key's value"
+                )));
+            }
+        }
+        inner.destroy(name, &[ours]).await
+    }
+
     /// Reads the stored string of `name`, or `None` if there is none.
     async fn read(&self, name: &str) -> Result<Option<Zeroizing<String>>, Error> {
         let mut resp = self
             .call(Method::GET, &self.layout.read_path(name), None, BODY_LIMIT)
             .await?;
-        // No version 1 of a key's first entry on K/V v2: either no key, or
-        // a retirement destroyed version 1 and the key lives on in a later
-        // version. Version entries (`<name>@…`) are never rewritten.
+        // No version 1 on K/V v2: either no entry, or a retirement
+        // destroyed version 1 and the entry lives on in a later version.
+        // Version entries are never rewritten, but a retirement lease may
+        // be taken over (`replace_if`): for them the answer tells, as Vault
+        // describes the missing version when the entry exists, which saves
+        // a second request for the many reads of entries that do not exist.
         if resp.status == StatusCode::NOT_FOUND
             && self.layout.version == KvVersion::V2
-            && crate::versions::is_key_name(name)
+            && (crate::versions::is_key_name(name) || describes_a_version(&resp.body))
         {
             resp = self
                 .call(
@@ -749,6 +1057,79 @@ impl Inner {
         decode::kv_entry(&resp.body, name, self.layout.version == KvVersion::V2)
     }
 
+    /// The value of `name` as KES sees it (transit-decrypted), or `None`.
+    async fn read_value(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let Some(stored) = self.read(name).await? else {
+            return Ok(None);
+        };
+        if is_transit_ciphertext(&stored) {
+            return self.transit_decrypt(name, &stored).await.map(Some);
+        }
+        Ok(Some(Zeroizing::new(stored.as_bytes().to_vec())))
+    }
+
+    /// K/V v2: the stored string of one version of `name`, or `None` if
+    /// that version cannot be read (deleted, destroyed, never written).
+    async fn read_stored_version(
+        &self,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<Zeroizing<String>>, Error> {
+        let path = format!("{}?version={version}", self.layout.latest_path(name));
+        let resp = self.call(Method::GET, &path, None, BODY_LIMIT).await?;
+        match resp.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => decode::kv_entry(&resp.body, name, true),
+            _ => Err(self.failure("reading", name, &resp)),
+        }
+    }
+
+    /// K/V v2: the metadata of `name`, or `None` if there is no entry.
+    async fn metadata(&self, name: &str) -> Result<Option<KvV2MetadataData>, Error> {
+        let resp = self
+            .call(
+                Method::GET,
+                &self.layout.metadata_path(name),
+                None,
+                BODY_LIMIT,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => serde_json::from_slice::<KvV2Metadata>(&resp.body)
+                .map(|m| Some(m.data))
+                .map_err(|e| {
+                    Error::other(format!(
+                        "vault: reading the metadata of '{name}': malformed response"
+                    ))
+                    .with_source(e)
+                }),
+            _ => Err(self.failure("reading the metadata of", name, &resp)),
+        }
+    }
+
+    /// K/V v2: destroys the listed versions of `name` (their data is gone
+    /// for good; the metadata keeps their numbers). Vault destroys without
+    /// any condition: callers make sure the versions are theirs first.
+    async fn destroy(&self, name: &str, versions: &[u64]) -> Result<(), Error> {
+        if versions.is_empty() {
+            return Ok(());
+        }
+        let body = json_body(&serde_json::json!({ "versions": versions }))?;
+        let resp = self
+            .call(
+                Method::PUT,
+                &self.layout.destroy_path(name),
+                Some(body),
+                BODY_LIMIT,
+            )
+            .await?;
+        match resp.status {
+            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
+            _ => Err(self.failure("destroying old versions of", name, &resp)),
+        }
+    }
+
     /// Writes `value` (transit-encrypted if configured) as the entry
     /// `name`: the data `{"<name>": "<value>"}`, with `options` on K/V v2.
     async fn write(
@@ -758,7 +1139,17 @@ impl Inner {
         options: Option<CheckAndSet>,
     ) -> Result<Response, Error> {
         let stored = self.stored_value(value).await?;
-        let data = BTreeMap::from([(name, stored.as_str())]);
+        self.write_stored(name, &stored, options).await
+    }
+
+    /// Writes a string as stored (already transit-encrypted if it is).
+    async fn write_stored(
+        &self,
+        name: &str,
+        stored: &str,
+        options: Option<CheckAndSet>,
+    ) -> Result<Response, Error> {
+        let data = BTreeMap::from([(name, stored)]);
         let body = match self.layout.version {
             KvVersion::V1 => json_body(&data)?,
             KvVersion::V2 => json_body(&KvV2Write { options, data })?,
@@ -878,53 +1269,48 @@ impl KeyStore for VaultKeyStore {
 
     async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
+        match self.inner.layout.version {
+            // Vault K/V v1 writes unconditionally: a compare followed by a
+            // write could bring back a key deleted in between, or overwrite
+            // a new key of the same name. Refused rather than risked.
+            KvVersion::V1 => Err(Error::other(format!(
+                "vault: K/V v1 has no conditional write, so '{name}' cannot be retired safely: use K/V v2"
+            ))),
+            KvVersion::V2 => self.replace_if_v2(name, current, value).await,
+        }
+    }
+
+    /// Vault has no conditional delete: this compares, then deletes. A
+    /// delete and a create of the same name landing between the two would
+    /// be deleted in place of the compared entry. Only the release of a
+    /// retirement lease uses it, and the lease is advisory (retirement is
+    /// safe through `replace_if` alone), so that window, two requests wide,
+    /// is accepted.
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
         let inner = &self.inner;
-        // INTERIM: not yet atomic (issue 25 B).
-        match inner.read(name).await? {
+        match inner.read_value(name).await? {
             None => return Err(Error::KeyNotFound),
-            Some(stored) if stored.as_bytes() != current => return Err(Error::Changed),
+            Some(stored) if *stored != *current => return Err(Error::Changed),
             Some(_) => {}
         }
-        let resp = inner.write(name, value, None).await?;
-        if !matches!(resp.status, StatusCode::OK | StatusCode::NO_CONTENT) {
-            return Err(inner.failure("replacing", name, &resp));
-        }
-        if inner.layout.version == KvVersion::V1 {
-            return Ok(());
-        }
-        // K/V v2 keeps the earlier versions: destroy them, so that the
-        // retired key material is gone from Vault too.
-        let written: KvV2Written = serde_json::from_slice(&resp.body).map_err(|e| {
-            Error::other(format!(
-                "vault: replacing '{name}': malformed response: {e}"
-            ))
-        })?;
-        let older: Vec<u64> = (1..written.data.version).collect();
-        if older.is_empty() {
-            return Ok(());
-        }
-        let body = json_body(&serde_json::json!({ "versions": older }))?;
         let resp = inner
             .call(
-                Method::PUT,
-                &inner.layout.destroy_path(name),
-                Some(body),
+                Method::DELETE,
+                &inner.layout.delete_path(name),
+                None,
                 BODY_LIMIT,
             )
             .await?;
         match resp.status {
-            StatusCode::OK | StatusCode::NO_CONTENT => Ok(()),
-            _ => Err(inner.failure("destroying old versions of", name, &resp)),
+            StatusCode::OK | StatusCode::NO_CONTENT | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(inner.failure("deleting", name, &resp)),
         }
     }
 
     async fn get(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         check_name(name)?;
-        let stored = self.inner.read(name).await?.ok_or(Error::KeyNotFound)?;
-        if is_transit_ciphertext(&stored) {
-            return self.inner.transit_decrypt(name, &stored).await;
-        }
-        Ok(Zeroizing::new(stored.as_bytes().to_vec()))
+        self.inner.read_value(name).await?.ok_or(Error::KeyNotFound)
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {
