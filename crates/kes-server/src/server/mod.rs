@@ -1,13 +1,16 @@
 //! Connections and the request pipeline: admission (connection caps) → TLS
 //! handshake (bounded in number and time) → identity (once per connection)
 //! → routing → method check → authorization → body (read under the route's
-//! timeout and the connection's byte budget) → handler (with timeout and
-//! panic isolation) → metrics and audit → response (sent under a deadline).
+//! timeout and the connection's byte budget) → room for the audit line
+//! (charged to the caller and the connection, [`budgets`]) → handler (with
+//! timeout and panic isolation) → metrics and audit → response (sent under
+//! a deadline). A connection whose client certificate expired (`tls.auth:
+//! on`) gets its requests refused and is closed.
 //!
 //! Every client may be hostile, so nothing a client holds is unbounded: the
 //! number of its connections, the time it may take to say something, the
-//! bytes of request bodies it has in flight, the time a response may take
-//! to reach it. docs/security.md lists each limit.
+//! bytes of headers and request bodies it has in flight, the audit room its
+//! calls hold, the time a response may take to reach it. docs/security.md lists each limit.
 //!
 //! This file accepts connections and runs them (timers, in-flight counts,
 //! send deadlines); [`limits`] says how many connections a source may hold;
