@@ -53,6 +53,10 @@ pub struct ServerTls {
     pub config: Arc<rustls::ServerConfig>,
     /// The verifier `config` uses for client certificates.
     pub client_verifier: Arc<dyn ClientCertVerifier>,
+    /// Whether client certificates are verified (`tls.auth: on`): only
+    /// then does a connection end when its certificate expires
+    /// ([`ServerTls::client_not_after`]).
+    pub verifies_client_certificates: bool,
 }
 
 impl ServerTls {
@@ -73,6 +77,35 @@ impl ServerTls {
             }
             None => Ok(()),
         }
+    }
+}
+
+impl ServerTls {
+    /// When the client certificate of a new connection stops being valid,
+    /// with `tls.auth: on`: the earliest `notAfter` of the certificates the
+    /// client sent (the leaf and any intermediates its chain was verified
+    /// with), read once per connection so that each request only compares
+    /// it with the clock. `None` with `tls.auth` off, where certificates
+    /// are not verified and self-signed ones that expired long ago are
+    /// normal (the Go KES does not check them either), or without a
+    /// certificate.
+    pub fn client_not_after(
+        &self,
+        peer_certificates: &[CertificateDer<'_>],
+    ) -> Option<std::time::SystemTime> {
+        use x509_parser::prelude::*;
+        if !self.verifies_client_certificates {
+            return None;
+        }
+        peer_certificates
+            .iter()
+            .filter_map(|der| {
+                let (_, cert) = X509Certificate::from_der(der.as_ref()).ok()?;
+                let secs = cert.validity().not_after.timestamp();
+                let secs = u64::try_from(secs).unwrap_or(0);
+                Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            })
+            .min()
     }
 }
 
@@ -239,6 +272,7 @@ pub(crate) fn server_config(settings: TlsSettings<'_>) -> Result<Arc<ServerTls>,
     Ok(Arc::new(ServerTls {
         config: Arc::new(config),
         client_verifier: verifier,
+        verifies_client_certificates: settings.client_auth == ClientAuth::Verify,
     }))
 }
 

@@ -5,6 +5,10 @@
 
 mod common;
 
+/// Budgets per identity and per connection (issue 25 A, C.8).
+#[path = "hostile_clients/budgets.rs"]
+mod budgets;
+
 use common::{Resp, Setup, TestServer};
 use http_body_util::{BodyExt, Full};
 use kes_core::ApiKey;

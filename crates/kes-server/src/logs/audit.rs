@@ -166,6 +166,26 @@ impl Logs {
                 <= self.audit_queue.cap
     }
 
+    /// The audit-queue bytes a call to `path` reserves for its line: zero
+    /// when audit lines are not written (nothing to hold room for).
+    pub fn audit_room(&self, path: &str) -> usize {
+        if self.audit_to_console() {
+            audit_reservation(path)
+        } else {
+            0
+        }
+    }
+
+    /// Counts a call refused because its caller (or its connection) holds
+    /// its whole share of the audit queue (`kes_log_audit_refused`, as a
+    /// call refused for a full queue: both were answered 503 `audit log
+    /// unavailable`). The audit writer is fine, so nothing is reported as
+    /// stalled.
+    pub fn note_caller_refused(&self) {
+        self.stall.refused.fetch_add(1, Ordering::Relaxed);
+        self.metrics.audit_refused();
+    }
+
     /// Reserves room for the audit line of a call to `path`, before the
     /// call runs. A refused permit means the audit writer has fallen
     /// behind: the call must be answered [`AUDIT_UNAVAILABLE`] (unless

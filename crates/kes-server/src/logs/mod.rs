@@ -15,10 +15,12 @@
 //! Every client is assumed hostile, so logging never stalls the server:
 //! - No runtime thread writes a log line. Lines go to one writer thread per
 //!   log through a queue bounded in bytes; queuing never waits.
-//! - The audit log fails closed: an API call is admitted only with room in
-//!   the audit queue reserved for its line ([`Logs::reserve_audit`]); when
-//!   the audit writer falls behind, calls are refused with 503 `audit log
-//!   unavailable` (probes excepted) instead of going unaudited.
+//! - The audit log fails closed: an API call runs (or is answered) only
+//!   with room in the audit queue reserved for its line
+//!   ([`Logs::reserve_audit`]), taken once its body is read; when the audit
+//!   writer falls behind, calls are refused with 503 `audit log
+//!   unavailable` (probes excepted) instead of going unaudited. The server
+//!   also caps the room one caller's calls hold (`server::budgets`).
 //! - The error log is a diagnostic: when its queue is full, lines are
 //!   dropped, counted, and reported once the writer catches up.
 //! - What a client controls in a line (path, method, names in messages) is
@@ -39,7 +41,9 @@ mod error;
 mod slog;
 
 pub use audit::AuditSink;
-pub(crate) use audit::{answered_without_audit, open_audit_file, AuditEvent, AUDIT_UNAVAILABLE};
+pub(crate) use audit::{
+    answered_without_audit, open_audit_file, AuditEvent, AuditPermit, AUDIT_UNAVAILABLE,
+};
 pub(crate) use error::flush_process_errors;
 pub(crate) use slog::{slog_time, slog_value};
 

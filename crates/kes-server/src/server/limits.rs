@@ -87,7 +87,7 @@ pub fn raise_open_file_limit() -> u64 {
 
 /// The address a connection counts against: the IP, or the /64 network of
 /// an IPv6 address (one host usually owns a whole /64).
-fn source_key(ip: IpAddr) -> IpAddr {
+pub(super) fn source_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -107,6 +107,8 @@ pub(super) struct Admission {
     total: AtomicUsize,
     per_source: Mutex<HashMap<IpAddr, usize>>,
     pub(super) handshakes: Arc<Semaphore>,
+    /// The audit room each caller's calls hold.
+    pub(super) budgets: Arc<CallerBudgets>,
     refused: AtomicU64,
     last_refusal_log: Mutex<Option<Instant>>,
 }
@@ -124,6 +126,7 @@ impl Admission {
             limits,
             total: AtomicUsize::new(0),
             per_source: Mutex::new(HashMap::new()),
+            budgets: CallerBudgets::new(),
             refused: AtomicU64::new(0),
             last_refusal_log: Mutex::new(None),
         })

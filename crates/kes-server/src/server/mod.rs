@@ -1,28 +1,33 @@
 //! Connections and the request pipeline: admission (connection caps) → TLS
 //! handshake (bounded in number and time) → identity (once per connection)
 //! → routing → method check → authorization → body (read under the route's
-//! timeout and the connection's byte budget) → handler (with timeout and
-//! panic isolation) → metrics and audit → response (sent under a deadline).
+//! timeout and the connection's byte budget) → room for the audit line
+//! (charged to the caller and the connection, [`budgets`]) → handler (with
+//! timeout and panic isolation) → metrics and audit → response (sent under
+//! a deadline). A connection whose client certificate expired (`tls.auth:
+//! on`) gets its requests refused and is closed.
 //!
 //! Every client may be hostile, so nothing a client holds is unbounded: the
 //! number of its connections, the time it may take to say something, the
-//! bytes of request bodies it has in flight, the time a response may take
-//! to reach it. docs/security.md lists each limit.
+//! bytes of headers and request bodies it has in flight, the audit room its
+//! calls hold, the time a response may take to reach it. docs/security.md lists each limit.
 //!
 //! This file accepts connections and runs them (timers, in-flight counts,
 //! send deadlines); [`limits`] says how many connections a source may hold;
 //! `request.rs` takes one request from its path to its response:
 //! routing, authorization (admin or policy), the body, the handler.
 
+mod budgets;
 mod limits;
 mod request;
 
+use budgets::{AuditShare, Caller, CallerBudgets};
 use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
 use request::handle_request;
 
 use crate::handlers::{self, Answer};
-use crate::logs::AuditEvent;
+use crate::logs::{AuditEvent, AuditPermit};
 use crate::routes::{Auth, Endpoint, Lookup, Route};
 use crate::state::{Server, State};
 use crate::wire::{self, Body};
@@ -65,6 +70,37 @@ const IDLE_TIMEOUT_UNKNOWN: Duration = Duration::from_secs(5);
 const DEFAULT_RESPONSE_DEADLINE: Duration = Duration::from_secs(15);
 /// How often a connection checks its timers.
 const CONNECTION_TICK: Duration = Duration::from_secs(1);
+/// Bytes an HTTP/1.1 connection may buffer while a request's headers
+/// arrive (hyper's read buffer; over it the request is answered 431 and the
+/// connection closed). The longest honest header set is a request line
+/// with a ~1.1 KB path plus, behind a proxy, a forwarded PEM client
+/// certificate of a few KB: 64 KiB leaves a wide margin. Hyper's default
+/// (~400 KB) let 400 connections with unfinished headers hold 160 MB.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// The decoded header list of one HTTP/2 request (hyper's default, set
+/// here so that it stays): a header block arrives in one HEADERS frame and
+/// CONTINUATION frames that must follow it without anything in between,
+/// so one connection decodes one block at a time, and h2 bounds the number
+/// of CONTINUATION frames by this size. Over it the stream is refused
+/// (431). Smaller than [`MAX_HEADER_BYTES`] because an HTTP/2 connection
+/// keeps the path of each of its streams while their bodies arrive.
+const MAX_HTTP2_HEADER_LIST: u32 = 16 * 1024;
+/// HTTP/2 streams a client may open and reset before the server has
+/// accepted them (hyper's default is 20; the rapid-reset limit).
+const MAX_PENDING_RESET_STREAMS: usize = 20;
+
+/// How long a connection whose client certificate expired is kept, to
+/// answer a request that arrives in the meantime with
+/// [`CERTIFICATE_EXPIRED`] rather than a reset. A request refused for it
+/// closes the connection at the next tick; after this grace the connection
+/// is closed whatever it holds (log streams included).
+const EXPIRED_GRACE: Duration = Duration::from_secs(2);
+
+/// The answer to a request on a connection whose client certificate has
+/// expired since the handshake (`tls.auth: on`); the wording of Go's
+/// `crypto/x509` for an expired certificate.
+const CERTIFICATE_EXPIRED: ApiError =
+    ApiError::from_static(401, "x509: certificate has expired or is not yet valid");
 
 /// Locks `mutex`; a panic while it was held leaves counts and lists that
 /// are still consistent, so the lock is taken over.
@@ -86,6 +122,17 @@ struct Conn {
     seen_request: AtomicBool,
     /// Bytes of request bodies this connection may still read into memory.
     body_budget: Arc<Semaphore>,
+    /// Audit-queue bytes held by this connection's calls in flight
+    /// ([`budgets::AUDIT_SHARE_PER_CONNECTION`] at most).
+    audit_held: AtomicUsize,
+    /// The per-caller shares of the audit queue.
+    budgets: Arc<CallerBudgets>,
+    /// When the client certificate expires, with `tls.auth: on`: requests
+    /// after it are refused and the connection closed.
+    not_after: Option<std::time::SystemTime>,
+    /// Whether a request was refused because the certificate expired: the
+    /// connection then closes gracefully (after that answer).
+    expiry_refused: AtomicBool,
     /// Responses not yet fully sent: (deadline, id). A handful at most
     /// (one per HTTP/2 stream), so a vector that keeps its capacity beats a
     /// map that allocates per request.
@@ -96,7 +143,9 @@ struct Conn {
 /// What a connection's timers say.
 enum Timers {
     Fine,
-    /// No request in flight for the idle timeout: close gracefully.
+    /// No request in flight for the idle timeout, or a request was refused
+    /// for an expired certificate: close gracefully (requests in flight
+    /// finish).
     Idle,
     /// Close at once.
     Close(&'static str),
@@ -112,8 +161,24 @@ impl Conn {
         }
     }
 
+    /// Whether the client certificate has expired since the handshake.
+    fn certificate_expired(&self) -> bool {
+        self.not_after
+            .is_some_and(|t| std::time::SystemTime::now() > t)
+    }
+
     fn check_timers(&self, known: bool) -> Timers {
         let now = Instant::now();
+        if let Some(not_after) = self.not_after {
+            let now = std::time::SystemTime::now();
+            if now > not_after + EXPIRED_GRACE {
+                // Whatever it still holds (a log stream, a listing) ends.
+                return Timers::Close("the client certificate expired");
+            }
+            if now > not_after && self.expiry_refused.load(Ordering::Relaxed) {
+                return Timers::Idle;
+            }
+        }
         let in_flight = self.in_flight.load(Ordering::Relaxed);
         if !self.seen_request.load(Ordering::Relaxed)
             && in_flight == 0
@@ -258,6 +323,7 @@ async fn handle_connection(
         }
     }
     let identity = kes_core::identity::identify(peer_certificates).map_err(ApiError::from);
+    let not_after = tls.client_not_after(peer_certificates);
     drop(tls);
     let conn = Arc::new(Conn {
         identity,
@@ -267,6 +333,10 @@ async fn handle_connection(
         opened,
         seen_request: AtomicBool::new(false),
         body_budget: Arc::new(Semaphore::new(admission.limits.connection_body_bytes)),
+        audit_held: AtomicUsize::new(0),
+        budgets: admission.budgets.clone(),
+        not_after,
+        expiry_refused: AtomicBool::new(false),
         responses: Mutex::new(Vec::new()),
         next_response: AtomicU64::new(0),
     });
@@ -284,12 +354,15 @@ async fn handle_connection(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(READ_HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(admission.limits.max_streams);
+        .max_concurrent_streams(admission.limits.max_streams)
+        .max_header_list_size(MAX_HTTP2_HEADER_LIST)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESET_STREAMS);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut tick = tokio::time::interval(CONNECTION_TICK);

@@ -30,8 +30,8 @@ fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
 
 /// One request on its way through the pipeline: the connection and the
 /// configuration it arrived under, what it asks for, and what the pipeline
-/// learns on the way (the caller, what the audit log says, how long the
-/// response may take to reach the client).
+/// learns on the way (the caller, the room its audit line holds, what the
+/// audit log says, how long the response may take to reach the client).
 struct RequestContext<'a> {
     shared: &'a Server,
     /// The configuration the request started under; a reload does not
@@ -44,11 +44,79 @@ struct RequestContext<'a> {
     query: String,
     /// The caller, once known.
     identity: Option<&'a Identity>,
+    /// The room held for the audit line, once taken ([`take_audit_room`]).
+    room: Option<AuditRoom<'a>>,
     /// What the audit log says beyond "http request".
     audit: Option<String>,
     /// How long the response may take to reach the client; `None` for
     /// streams that last as long as the client wants (log streams).
     send_deadline: Option<Duration>,
+}
+
+/// The room a call holds for its audit line from just before it runs (or
+/// is answered) until the line is queued.
+enum AuditRoom<'a> {
+    /// Reserved in the audit queue and charged to the caller and its
+    /// connection (no charge when audit lines are not written).
+    Held(AuditPermit<'a>, Option<AuditShare<'a>>),
+    /// None: the call is refused, or is a probe answered without room
+    /// ([`crate::logs::answered_without_audit`]); its line is queued if
+    /// there is room by then.
+    Unreserved,
+}
+
+/// Takes the room for the call's audit line. Fail closed: `Err` means the
+/// call must be answered 503 `audit log unavailable` without running,
+/// because the audit queue is full or because the caller (or its
+/// connection) already holds its share of it; probes are answered anyway.
+///
+/// Taken only once the call is about to run or be answered, never while
+/// its body is read: a client that announces a body and sends nothing
+/// holds no audit room (issue 25 A.1).
+fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
+    let logs: &'a crate::logs::Logs = &ctx.shared.logs;
+    let exempt = crate::logs::answered_without_audit(&ctx.raw_path);
+    let bytes = logs.audit_room(&ctx.raw_path);
+    let share = if bytes == 0 {
+        None
+    } else {
+        let caller = match &ctx.conn.identity {
+            Ok(id) if ctx.conn.known_caller(ctx.state) => Caller::Identity(id.clone()),
+            _ => Caller::Source(limits::source_key(ctx.conn.peer.ip())),
+        };
+        match AuditShare::take(ctx.conn, caller, bytes) {
+            Some(share) => Some(share),
+            None if exempt => return (AuditRoom::Unreserved, Ok(())),
+            None => {
+                logs.note_caller_refused();
+                return (AuditRoom::Unreserved, Err(crate::logs::AUDIT_UNAVAILABLE));
+            }
+        }
+    };
+    let permit = logs.reserve_audit(&ctx.raw_path);
+    if permit.refused() && !exempt {
+        return (
+            AuditRoom::Held(permit, share),
+            Err(crate::logs::AUDIT_UNAVAILABLE),
+        );
+    }
+    (AuditRoom::Held(permit, share), Ok(()))
+}
+
+/// A response given without running a handler (400, 403, 404, 405, 301,
+/// a body that timed out): it needs its audit room too, so it becomes 503
+/// `audit log unavailable` when there is none. A call that took its room
+/// before running keeps its response.
+fn with_audit_room(ctx: &mut RequestContext<'_>, response: Response<Body>) -> Response<Body> {
+    if ctx.room.is_some() {
+        return response;
+    }
+    let (room, admitted) = take_audit_room(ctx);
+    ctx.room = Some(room);
+    match admitted {
+        Ok(()) => response,
+        Err(err) => wire::error(&err),
+    }
 }
 
 pub(super) async fn handle_request(
@@ -71,30 +139,49 @@ pub(super) async fn handle_request(
         raw_path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
         identity: None,
+        room: None,
         audit: None,
         send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
     };
 
-    // Fail closed: a call whose audit line could not be queued is refused.
-    let permit = shared.logs.reserve_audit(&ctx.raw_path);
-    let response = if permit.refused() && !crate::logs::answered_without_audit(&ctx.raw_path) {
-        wire::error(&crate::logs::AUDIT_UNAVAILABLE)
+    let response = if conn.certificate_expired() {
+        // The certificate the connection was opened with has expired
+        // since (`tls.auth: on`): refused, and the connection is closed
+        // after this answer (see `Conn::check_timers`).
+        ctx.identity = conn.identity.as_ref().ok();
+        conn.expiry_refused.store(true, Ordering::Relaxed);
+        let mut response = wire::error(&CERTIFICATE_EXPIRED);
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+        response
     } else {
         route_request(&mut ctx, req).await
     };
+    let response = with_audit_room(&mut ctx, response);
 
+    let event = AuditEvent {
+        time,
+        method: ctx.method.as_str(),
+        path: &ctx.raw_path,
+        ip: conn.peer.ip(),
+        identity: ctx.identity.map(|i| i.as_str()).unwrap_or_default(),
+        status: response.status().as_u16(),
+        duration: started.elapsed(),
+        message: ctx.audit.as_deref().unwrap_or("http request"),
+    };
     if shared.logs.audit_enabled() {
-        permit.audit(&AuditEvent {
-            time,
-            method: ctx.method.as_str(),
-            path: &ctx.raw_path,
-            ip: conn.peer.ip(),
-            identity: ctx.identity.map(|i| i.as_str()).unwrap_or_default(),
-            status: response.status().as_u16(),
-            duration: started.elapsed(),
-            message: ctx.audit.as_deref().unwrap_or("http request"),
-        });
+        match ctx.room.take() {
+            Some(AuditRoom::Held(permit, share)) => {
+                permit.audit(&event);
+                // The line is queued: the caller no longer holds its room.
+                drop(share);
+            }
+            Some(AuditRoom::Unreserved) | None => shared.logs.audit(&event),
+        }
     }
+    drop(ctx.room.take());
     let (parts, body) = wire::for_method(response, &ctx.method).into_parts();
     let guard = ctx
         .send_deadline
@@ -158,6 +245,9 @@ async fn route_request(ctx: &mut RequestContext<'_>, req: Request<Incoming>) -> 
 
     let guard = route.endpoint.counted().then(|| ctx.shared.metrics.start());
     let response = authorize_and_run(ctx, route, &resource, req).await;
+    // Before the metrics count the status: a 403 without audit room is
+    // answered (and counted) as 503.
+    let response = with_audit_room(ctx, response);
     if let Some(guard) = guard {
         guard.finish(response.status().as_u16(), route.endpoint);
     }
@@ -210,12 +300,20 @@ async fn authorize_and_run(
     let max_body = route.max_body as usize;
     let budget = &conn.body_budget;
     let call_ctx = &*ctx;
+    let mut room = None;
+    let room_slot = &mut room;
     let run = async move {
         let body = if max_body == 0 {
             Some((Zeroizing::new(Vec::new()), None))
         } else {
             read_body(req.into_body(), max_body, budget).await
         };
+        // The body is in: the call may run once its audit line has room.
+        let (taken, admitted) = take_audit_room(call_ctx);
+        *room_slot = Some(taken);
+        if let Err(err) = admitted {
+            return Ok(Answer::from(wire::error(&err)));
+        }
         let call = handlers::Call {
             shared: call_ctx.shared,
             state,
@@ -228,6 +326,7 @@ async fn authorize_and_run(
         handlers::dispatch(call).await
     };
     let answer = guarded(route.path, route.timeout, run).await;
+    ctx.room = room;
     ctx.audit = answer.audit;
     answer.response
 }
