@@ -5,6 +5,11 @@
 
 mod common;
 
+#[path = "hostile_clients/bulk_decrypt.rs"]
+mod bulk_decrypt;
+#[path = "hostile_clients/listings.rs"]
+mod listings;
+
 use common::{Resp, Setup, TestServer};
 use http_body_util::{BodyExt, Full};
 use kes_core::ApiKey;
