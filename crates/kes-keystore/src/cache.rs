@@ -72,7 +72,17 @@ struct Entry {
 }
 
 /// A fetch of one key in progress, shared by every concurrent miss.
-type Flight = OnceCell<Result<Arc<KeyRing>, Error>>;
+#[derive(Default)]
+struct Flight {
+    result: OnceCell<Result<Arc<KeyRing>, Error>>,
+    /// Set when the key was evicted while this fetch ran: the fetch
+    /// returns its value to its callers but does not cache it, since it
+    /// may have read a key that was deleted, rotated or retired meanwhile.
+    /// Per key, so that evicting one key (a refresh after a failed decrypt,
+    /// which any client can cause) never keeps another key out of the
+    /// cache.
+    stale: AtomicBool,
+}
 
 /// A key is read again after a failed decryption at most this often: a
 /// ciphertext of a version another node just created is found at once,
@@ -88,13 +98,13 @@ pub struct KeyCache {
     store: Arc<dyn KeyStore>,
     config: CacheConfig,
     entries: RwLock<HashMap<String, Entry>>,
+    // The fetches in flight. Evictions mark the fetch of their key stale
+    // and remove it from here, under the `entries` lock (taken first), so
+    // that a fetch either caches its value before the eviction removes it
+    // or sees that it is stale; later misses start a fetch of their own.
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     // When each key was last read again after a failed decryption.
     refreshed: Mutex<HashMap<String, Instant>>,
-    // Bumped by every eviction. A fetch that overlapped an eviction returns
-    // its value to its callers but does not cache it: it may have read a key
-    // that was deleted meanwhile.
-    evictions: AtomicU64,
     offline: AtomicBool,
     // Why the store was last marked offline: the error `status` returns
     // while it stays offline.
@@ -137,7 +147,6 @@ impl KeyCache {
             entries: RwLock::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             refreshed: Mutex::new(HashMap::new()),
-            evictions: AtomicU64::new(0),
             offline: AtomicBool::new(false),
             offline_reason: Mutex::new(Error::unreachable("key store is offline")),
             hits: AtomicU64::new(0),
@@ -185,7 +194,11 @@ impl KeyCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
 
         let flight = Arc::clone(lock(&self.flights).entry(name.to_owned()).or_default());
-        let result = flight.get_or_init(|| self.fetch(name)).await.clone();
+        let result = flight
+            .result
+            .get_or_init(|| self.fetch(name, &flight.stale))
+            .await
+            .clone();
         {
             let mut flights = lock(&self.flights);
             if flights.get(name).is_some_and(|f| Arc::ptr_eq(f, &flight)) {
@@ -221,7 +234,9 @@ impl KeyCache {
     fn evict(&self, name: &str) {
         let evicted = {
             let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            self.evictions.fetch_add(1, Ordering::AcqRel);
+            if let Some(flight) = lock(&self.flights).remove(name) {
+                flight.stale.store(true, Ordering::Release);
+            }
             entries.remove(name)
         };
         drop(evicted);
@@ -238,13 +253,12 @@ impl KeyCache {
         Some(Arc::clone(&entry.key))
     }
 
-    async fn fetch(&self, name: &str) -> Result<Arc<KeyRing>, Error> {
+    async fn fetch(&self, name: &str, stale: &AtomicBool) -> Result<Arc<KeyRing>, Error> {
         // A fetch that lost the race with an earlier flight finds the key
         // cached already.
         if let Some(key) = self.lookup(name) {
             return Ok(key);
         }
-        let evictions = self.evictions.load(Ordering::Acquire);
         self.store_reads.fetch_add(1, Ordering::Relaxed);
         let key = crate::versions::read(&*self.store, name)
             .await
@@ -252,7 +266,7 @@ impl KeyCache {
             .inspect_err(|e| self.count_error(e))?;
 
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if self.evictions.load(Ordering::Acquire) == evictions {
+        if !stale.load(Ordering::Acquire) {
             entries.insert(
                 name.to_owned(),
                 Entry {
@@ -432,7 +446,9 @@ impl KeyCache {
     fn drop_all(&self) {
         let dropped = {
             let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            self.evictions.fetch_add(1, Ordering::AcqRel);
+            for (_, flight) in lock(&self.flights).drain() {
+                flight.stale.store(true, Ordering::Release);
+            }
             std::mem::take(&mut *entries)
         };
         // Zeroizing the dropped keys happens here, outside the lock.

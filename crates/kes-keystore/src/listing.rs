@@ -133,6 +133,15 @@ impl Listing {
         }
     }
 
+    /// Asks the store for pages of `names` names from now on (at least
+    /// one); once the store has said how many names follow, pages still
+    /// grow to an eighth of them (at most nine passes, see
+    /// [`LIST_PAGE`]). The server lists in smaller pages while many
+    /// listings are in flight, so that slow readers hold little each.
+    pub fn set_page(&mut self, names: usize) {
+        self.page = names.max(1);
+    }
+
     /// The next key names, sorted; empty once the listing is complete.
     pub async fn next_names(&mut self) -> Result<Vec<String>, Error> {
         while self.more {

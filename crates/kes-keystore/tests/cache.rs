@@ -478,3 +478,34 @@ async fn refresh_after_a_failed_decryption_is_rate_limited() {
     // Another key has its own allowance.
     assert!(cache.refresh("golden-chacha").await.unwrap().is_ok());
 }
+
+/// Refreshes after failed decryptions evict only their own key: a flood of
+/// bad ciphertexts over many other keys, each refresh overlapping a fetch
+/// of the victim key, must not keep the victim out of the cache (each
+/// eviction used to stop every overlapping fetch from being cached, which
+/// doubled a victim key's store reads).
+#[tokio::test(start_paused = true)]
+async fn refreshes_of_other_keys_do_not_keep_a_key_out_of_the_cache() {
+    const ATTACKED: usize = 20;
+    let store = golden_store(Duration::from_millis(100)).await;
+    let cache = KeyCache::new(store.clone(), config(0, 0, 0, 0));
+    for i in 0..ATTACKED {
+        let key = KeyVersion::generate(KeyAlgorithm::Aes256, String::new());
+        cache.create(&format!("other-{i}"), &key).await.unwrap();
+    }
+    for i in 0..ATTACKED {
+        let victim = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get("golden-aes").await })
+        };
+        // The victim's fetch (if it misses) has read its value and waits
+        // for it to arrive while another key is refreshed.
+        sleep(Duration::from_millis(10)).await;
+        let refreshed = cache.refresh(&format!("other-{i}")).await;
+        assert!(refreshed.unwrap().is_ok());
+        victim.await.unwrap().unwrap();
+    }
+    // Every refresh read its own key once; the victim was read once.
+    assert_eq!(store.gets(), READS * ATTACKED + READS);
+    assert_eq!(cache.stats().hits, ATTACKED as u64 - 1);
+}

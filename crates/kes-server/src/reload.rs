@@ -4,6 +4,8 @@
 use crate::builder::{configure_logs, from_config, tls_from_config};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::logs::LogKind;
+use crate::routes::Endpoint;
 use crate::state::Server;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,13 +39,27 @@ const OLD_STATE_POLL: Duration = Duration::from_millis(50);
 /// replaced store's threads alive (20 reloads: 173 threads for 30 s).
 pub(crate) async fn reload(shared: &Server, path: &std::path::Path) -> Result<(), ServerError> {
     let config = ServerConfig::load(path)?;
-    let (state, tls) = from_config(&config).await?;
+    let (mut state, tls) = from_config(&config).await?;
     if let Err(e) = configure_logs(&shared.logs, &config) {
         state.cache.close().await;
         return Err(e);
     }
+    // Listings of the old state still hold what they hold.
+    state.listings = Arc::clone(&shared.state.load().listings);
     shared.tls.store(tls);
-    let old = shared.state.swap(Arc::new(state));
+    let state = Arc::new(state);
+    let old = shared.state.swap(Arc::clone(&state));
+    // A log stream is authorised once, when it opens: end those that the
+    // new policies no longer allow. (A subscription authorised under the
+    // old state but registered after this pass checks the new state
+    // itself, see `handlers::dispatch`.)
+    shared.logs.end_streams_unless(|kind, identity| {
+        let endpoint = match kind {
+            LogKind::Error => Endpoint::LogError,
+            LogKind::Audit => Endpoint::LogAudit,
+        };
+        state.may_follow(endpoint, identity)
+    });
     tokio::spawn(async move {
         // Every request holds its own reference to the state it started
         // with (`load_full`); arc-swap turns the short-lived guards of

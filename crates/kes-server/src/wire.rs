@@ -134,16 +134,27 @@ pub enum ListingPart {
 /// A listing `{"names":[…]}` (with `"continue_at":"…"` when the client's
 /// page ends before the last name) as Go's encoder writes it: in one piece
 /// with a Content-Length when it is at most [`STREAM_LISTING_ABOVE`] bytes,
-/// else streamed.
-pub fn names_reply(names: Vec<String>, continue_at: String) -> Response<Body> {
+/// else streamed. `held` (a listing's share of a budget) is dropped with
+/// the names: when the reply is built in one piece, or else once the
+/// streamed reply is sent or dropped.
+pub fn names_reply<H: Send + 'static>(
+    names: Vec<String>,
+    continue_at: String,
+    held: H,
+) -> Response<Body> {
     let size: usize = names.iter().map(|n| n.len() + 3).sum::<usize>() + continue_at.len();
     if size > STREAM_LISTING_ABOVE {
         let mut parts = vec![ListingPart::Names(names)];
         if !continue_at.is_empty() {
             parts.push(ListingPart::ContinueAt(continue_at));
         }
-        return names_stream(futures_util::stream::iter(parts));
+        let parts = futures_util::StreamExt::map(futures_util::stream::iter(parts), move |part| {
+            let _held = &held;
+            part
+        });
+        return names_stream(parts);
     }
+    drop(held);
     #[derive(Serialize)]
     struct Names {
         names: Vec<String>,

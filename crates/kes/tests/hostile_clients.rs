@@ -8,6 +8,10 @@ mod common;
 /// Budgets per identity and per connection (issue 25 A, C.8).
 #[path = "hostile_clients/budgets.rs"]
 mod budgets;
+#[path = "hostile_clients/bulk_decrypt.rs"]
+mod bulk_decrypt;
+#[path = "hostile_clients/listings.rs"]
+mod listings;
 
 use common::{Resp, Setup, TestServer};
 use http_body_util::{BodyExt, Full};

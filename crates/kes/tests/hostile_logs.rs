@@ -417,3 +417,103 @@ async fn sigterm_ends_log_streams_cleanly_within_a_second() {
     assert!(status.success(), "kes log: {status}: {stderr}");
     assert!(!stderr.contains("broken"), "{stderr}");
 }
+
+/// A log stream is authorised when it opens; a SIGHUP that takes an
+/// identity out of its policy ends the streams it already has (they would
+/// otherwise go on showing it every call's path, identity and key names),
+/// while a subscriber that is still allowed keeps receiving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_ends_the_log_streams_of_revoked_identities() {
+    let revoked = ApiKey::generate();
+    let kept = ApiKey::generate();
+    let setup = Setup::new().with(&format!(
+        "policy:\n  auditors:\n    allow:\n      - /v1/log/audit\n      - /v1/log/error\n    identities:\n      - {}\n      - {}\n",
+        revoked.identity(),
+        kept.identity()
+    ));
+    let server = TestServer::start(setup);
+    let admin = server.admin_client();
+
+    let mut streams = Vec::new();
+    for (who, key) in [("revoked", &revoked), ("kept", &kept)] {
+        for log in ["/v1/log/audit", "/v1/log/error"] {
+            let mut conn = server.client(key).connect().await.unwrap();
+            let resp = conn.stream("GET", log).await;
+            assert_eq!(resp.status(), 200, "{who} {log}");
+            // The connection must outlive the stream.
+            streams.push((who, log, conn, resp.into_body(), Vec::new()));
+        }
+    }
+    // Both audit subscribers see calls.
+    assert_eq!(admin.request("GET", "/v1/status", None).await.status, 200);
+    for (who, log, _, body, buf) in streams.iter_mut().filter(|s| s.1 == "/v1/log/audit") {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !next_line(body, buf)
+                .await
+                .expect("stream open")
+                .contains("/v1/status")
+            {}
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{who}: no event on {log}"));
+    }
+
+    let config = std::fs::read_to_string(&server.config_path).unwrap();
+    let line = format!("      - {}\n", revoked.identity());
+    assert!(config.contains(&line));
+    std::fs::write(&server.config_path, config.replace(&line, "")).unwrap();
+    server.signal("HUP");
+    eventually(Duration::from_secs(20), || {
+        server
+            .stderr()
+            .contains("configuration reloaded")
+            .then_some(())
+    })
+    .await
+    .expect("the server reloaded");
+    let reloaded = Instant::now();
+
+    for (who, log, _, body, buf) in streams.iter_mut().filter(|s| s.0 == "revoked") {
+        // Whatever was still on its way, the stream then ends.
+        let ended = tokio::time::timeout(Duration::from_secs(2), async {
+            while next_line(body, buf).await.is_some() {}
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "{who}: {log} still open {:?} after the reload",
+            reloaded.elapsed()
+        );
+    }
+    // The revoked identity cannot open a new one either.
+    let resp = server
+        .client(&revoked)
+        .request("GET", "/v1/log/audit", None)
+        .await;
+    assert_eq!(resp.status, 403);
+
+    // The subscriber still allowed keeps its stream.
+    assert_eq!(
+        admin
+            .request("GET", "/v1/key/list/after-reload*", None)
+            .await
+            .status,
+        200
+    );
+    let (_, _, _, body, buf) = streams
+        .iter_mut()
+        .find(|s| s.0 == "kept" && s.1 == "/v1/log/audit")
+        .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match next_line(body, buf).await {
+                Some(l) if l.contains("after-reload") => return Some(l),
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("an event in time");
+    assert!(event.is_some(), "the kept subscriber's stream ended");
+}

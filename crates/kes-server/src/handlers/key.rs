@@ -3,6 +3,7 @@
 //! HMAC, the legacy bulk decrypt).
 
 use super::{list_prefix, page, paging, Answer, Call, Result};
+use crate::state::ListingSlot;
 use crate::wire::{self, b64, Body, GoJson, ListingPart};
 use hyper::Response;
 use kes_core::ring::KeyRing;
@@ -128,22 +129,29 @@ pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     let prefix = list_prefix(req.resource)?;
     let paging = paging(req.query);
     let start = paging.continue_at.map_or(Bound::Unbounded, Bound::Included);
+    // Held until the reply is sent or dropped: a client that does not read
+    // its listing holds one of its identity's few slots, not the server's
+    // memory (docs/security.md, "Resource limits").
+    let mut slot = req.state.listings.admit(&caller(req))?;
     let mut listing = req.state.cache.listing(prefix, start);
+    listing.set_page(slot.page());
     let first = listing
         .next_names()
         .await
         .map_err(|e| list_failed(prefix, &e))?;
+    slot.hold_first(&first)?;
     // Answered from the first page of the store: sent in one piece when it
     // is small, as the Go KES does.
     if listing.complete() || paging.limit.is_some_and(|limit| limit < first.len()) {
         let (names, continue_at) = page(first, &paging);
-        return Ok(wire::names_reply(names, continue_at));
+        return Ok(wire::names_reply(names, continue_at, slot));
     }
     // Otherwise the next pages are read from the store as the client reads
     // the reply, so that a listing holds a page of names at a time.
     struct Parts {
         first: Option<Vec<String>>,
         listing: Listing,
+        slot: ListingSlot,
         prefix: String,
         /// Names the client's page still takes.
         remaining: usize,
@@ -153,6 +161,7 @@ pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
     let parts = Parts {
         first: Some(first),
         listing,
+        slot,
         prefix: prefix.to_owned(),
         remaining: paging.limit.unwrap_or(usize::MAX),
         continue_at: None,
@@ -167,14 +176,21 @@ pub(super) async fn list_keys(req: &Call<'_>) -> Result<Response<Body>> {
         }
         let mut names = match p.first.take() {
             Some(first) => first,
-            None => match p.listing.next_names().await {
-                Ok(names) => names,
-                Err(e) => {
-                    list_failed(&p.prefix, &e);
-                    p.done = true;
-                    return Some((ListingPart::Failed, p));
+            None => {
+                // The client has taken the previous page.
+                p.slot.release_page();
+                match p.listing.next_names().await {
+                    Ok(names) => {
+                        p.slot.hold_next(&names).await;
+                        names
+                    }
+                    Err(e) => {
+                        list_failed(&p.prefix, &e);
+                        p.done = true;
+                        return Some((ListingPart::Failed, p));
+                    }
                 }
-            },
+            }
         };
         if names.is_empty() {
             return None;
@@ -338,7 +354,10 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         .bytes("context")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let mut key = get_key(req, name).await?;
-    let plaintext = open(req, name, &mut key, &ciphertext, &context).await?;
+    // One ciphertext tries each retained version at most twice (before
+    // and after a refresh): bounded by the 100 versions a key retains.
+    let mut trials = Trials::new(&key, usize::MAX);
+    let plaintext = open(req, name, &mut key, &mut trials, &ciphertext, &context).await?;
     let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
     Ok(wire::secret_json(
         &Plaintext {
@@ -346,6 +365,72 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         },
         plaintext.len() + 16,
     ))
+}
+
+/// Decryption attempts (one AEAD open with one key version) that one
+/// legacy bulk decrypt may make. A ciphertext carries no version number,
+/// so each is tried with the retained versions in turn; with 100 retained
+/// versions a request of 1000 ciphertexts could cost 100,000 opens
+/// (about 100 ms of a core). Versions that opened an earlier ciphertext of
+/// the request are tried first, so a request whose ciphertexts share a few
+/// versions stays far below the budget; one that cycles through many
+/// versions is refused with [`BULK_TOO_COSTLY`].
+pub(crate) const BULK_DECRYPT_ATTEMPTS: usize = 10_000;
+
+/// The answer to a bulk decrypt past [`BULK_DECRYPT_ATTEMPTS`].
+const BULK_TOO_COSTLY: ApiError = ApiError::from_static(
+    400,
+    "too many decryption attempts: the ciphertexts need too many key versions, decrypt fewer per request",
+);
+
+/// The order in which one request tries the versions of a key, and the
+/// attempts it has left.
+struct Trials {
+    /// Indices into the ring's versions: those that opened a ciphertext of
+    /// this request, most recent first, then the others newest first.
+    order: Vec<usize>,
+    left: usize,
+}
+
+impl Trials {
+    fn new(key: &KeyRing, budget: usize) -> Trials {
+        Trials {
+            order: (0..key.retained()).rev().collect(),
+            left: budget,
+        }
+    }
+
+    /// The ring changed (a refresh found new versions): the order starts
+    /// over, the attempts made stay spent.
+    fn reset(&mut self, key: &KeyRing) {
+        self.order = (0..key.retained()).rev().collect();
+    }
+
+    /// Opens `ciphertext` with whichever version sealed it; `Ok(None)` if
+    /// none did, [`BULK_TOO_COSTLY`] once the attempts are spent.
+    fn open(
+        &mut self,
+        key: &KeyRing,
+        ciphertext: &[u8],
+        context: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let versions = key.versions();
+        for at in 0..self.order.len() {
+            if self.left == 0 {
+                return Err(BULK_TOO_COSTLY);
+            }
+            self.left -= 1;
+            let index = self.order[at];
+            let Some(version) = versions.get(index) else {
+                continue;
+            };
+            if let Ok(plaintext) = version.key.decrypt(ciphertext, context) {
+                self.order[..=at].rotate_right(1);
+                return Ok(Some(plaintext));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Decrypts with whichever retained version of the key sealed the
@@ -356,10 +441,11 @@ async fn open(
     req: &Call<'_>,
     name: &str,
     key: &mut Arc<KeyRing>,
+    trials: &mut Trials,
     ciphertext: &[u8],
     context: &[u8],
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    if let Ok(plaintext) = key.decrypt(ciphertext, context) {
+    if let Some(plaintext) = trials.open(key, ciphertext, context)? {
         return Ok(plaintext);
     }
     if let Some(Ok(fresh)) = req.state.cache.refresh(name).await {
@@ -368,9 +454,10 @@ async fn open(
             || fresh.lineage() != key.lineage();
         if changed {
             *key = fresh;
-            return key
-                .decrypt(ciphertext, context)
-                .map_err(|_| ApiError::DECRYPT);
+            trials.reset(key);
+            return trials
+                .open(key, ciphertext, context)?
+                .ok_or(ApiError::DECRYPT);
         }
     }
     Err(ApiError::DECRYPT)
@@ -426,6 +513,7 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         return Err(ApiError::TOO_MANY_CIPHERTEXTS);
     }
     let mut key = get_key(req, name).await?;
+    let mut trials = Trials::new(&key, BULK_DECRYPT_ATTEMPTS);
     let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
     for j in items {
         let ct = j
@@ -434,10 +522,74 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Response<Body>> {
         let ctx = j
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
-        let pt = open(req, name, &mut key, &ct, &ctx).await?;
+        let pt = open(req, name, &mut key, &mut trials, &ct, &ctx).await?;
         out.push(zeroize::Zeroizing::new(b64(&pt)));
     }
     let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
     let capacity = out.iter().map(|p| p.len() + 16).sum::<usize>() + 2;
     Ok(wire::secret_json(&doc, capacity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kes_core::ring::Lineage;
+    use kes_core::KeyVersion;
+
+    /// A key with 100 retained versions and a ciphertext of each.
+    fn ring_of_100() -> (KeyRing, Vec<Vec<u8>>) {
+        let versions: Vec<Arc<KeyVersion>> = (0..100)
+            .map(|_| Arc::new(KeyVersion::generate(KeyAlgorithm::Aes256, "")))
+            .collect();
+        let sealed = versions
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.key.encrypt(format!("plaintext {i}").as_bytes(), b"ctx"))
+            .collect();
+        let ring = KeyRing::new(Lineage::derive(b"test"), 1, versions).unwrap();
+        (ring, sealed)
+    }
+
+    #[test]
+    fn a_bulk_decrypt_of_one_old_version_tries_it_first() {
+        let (ring, sealed) = ring_of_100();
+        let mut trials = Trials::new(&ring, BULK_DECRYPT_ATTEMPTS);
+        for _ in 0..1000 {
+            let plaintext = trials.open(&ring, &sealed[0], b"ctx").unwrap().unwrap();
+            assert_eq!(plaintext.as_slice(), b"plaintext 0");
+        }
+        // 100 attempts for the first, one for each of the others.
+        assert_eq!(BULK_DECRYPT_ATTEMPTS - trials.left, 100 + 999);
+        // Three versions in turn cost at most three attempts each, once
+        // each has been found.
+        let mut trials = Trials::new(&ring, BULK_DECRYPT_ATTEMPTS);
+        for i in 0..1000 {
+            let v = [0, 50, 99][i % 3];
+            let plaintext = trials.open(&ring, &sealed[v], b"ctx").unwrap().unwrap();
+            assert_eq!(plaintext.as_slice(), format!("plaintext {v}").as_bytes());
+        }
+        assert_eq!(BULK_DECRYPT_ATTEMPTS - trials.left, 100 + 51 + 3 * 998);
+    }
+
+    #[test]
+    fn a_bulk_decrypt_cycling_through_versions_is_cut_off() {
+        let (ring, sealed) = ring_of_100();
+        let mut trials = Trials::new(&ring, BULK_DECRYPT_ATTEMPTS);
+        let mut opened = 0;
+        let err = loop {
+            match trials.open(&ring, &sealed[opened % 100], b"ctx") {
+                Ok(Some(_)) => opened += 1,
+                Ok(None) => panic!("a version failed to open its own ciphertext"),
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.status(), 400);
+        assert_eq!(err.message(), BULK_TOO_COSTLY.message());
+        assert_eq!(trials.left, 0);
+        assert!(opened < 1000, "{opened}");
+        // A ciphertext of no version costs one attempt per version.
+        let mut trials = Trials::new(&ring, BULK_DECRYPT_ATTEMPTS);
+        assert!(trials.open(&ring, b"forged", b"ctx").unwrap().is_none());
+        assert_eq!(BULK_DECRYPT_ATTEMPTS - trials.left, 100);
+    }
 }

@@ -97,8 +97,32 @@ pub(crate) async fn dispatch(req: Call<'_>) -> Result<Answer> {
         IdentityDescribe => identity::describe_identity(&req).map(Into::into),
         IdentitySelfDescribe => identity::self_describe(&req).map(Into::into),
         IdentityList => identity::list_identities(&req).map(Into::into),
-        LogError => Ok(log::stream(req.shared.logs.subscribe_errors(&subscriber(&req))?).into()),
-        LogAudit => Ok(log::stream(req.shared.logs.subscribe_audit(&subscriber(&req))?).into()),
+        LogError => {
+            let sub = req.shared.logs.subscribe_errors(&subscriber(&req))?;
+            still_allowed(&req)?;
+            Ok(log::stream(sub).into())
+        }
+        LogAudit => {
+            let sub = req.shared.logs.subscribe_audit(&subscriber(&req))?;
+            still_allowed(&req)?;
+            Ok(log::stream(sub).into())
+        }
+    }
+}
+
+/// Whether a `/v1/log/*` caller, authorised under the state its request
+/// started with, is still allowed under the current one. A reload ends
+/// the streams the new policies no longer allow once it has swapped the
+/// state; a subscription registered after that pass is checked here, so
+/// none slips between the two.
+fn still_allowed(req: &Call<'_>) -> Result<()> {
+    let current = req.shared.state.load();
+    if std::ptr::eq(&**current, req.state)
+        || current.may_follow(req.route.endpoint, &subscriber(req))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NOT_ALLOWED)
     }
 }
 

@@ -129,6 +129,13 @@ enum Msg {
     Wake,
 }
 
+/// The streams of one log that one identity follows.
+struct Followers {
+    count: usize,
+    /// Set to end these streams: the identity may no longer follow the log.
+    revoked: Arc<watch::Sender<bool>>,
+}
+
 /// A queue of lines bounded in bytes; enqueueing never waits.
 struct Queue {
     kind: LogKind,
@@ -199,8 +206,9 @@ pub struct Logs {
     error_subscribers: Arc<AtomicUsize>,
     audit_subscribers: Arc<AtomicUsize>,
     /// Subscriptions per log and identity; an entry is removed when its
-    /// count drops to zero.
-    subscribers_by_identity: Arc<Mutex<HashMap<(LogKind, String), usize>>>,
+    /// count drops to zero, or when a reload revokes the identity's right
+    /// to follow the log.
+    subscribers_by_identity: Arc<Mutex<HashMap<(LogKind, String), Followers>>>,
     closing: watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
@@ -479,12 +487,12 @@ impl Logs {
             LogKind::Audit => (&self.audit_subscribers, &self.audit_tx),
         };
         let key = (kind, identity.to_owned());
-        {
+        let revoked = {
             let mut by_identity = self
                 .subscribers_by_identity
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mine = by_identity.get(&key).copied().unwrap_or(0);
+            let mine = by_identity.get(&key).map_or(0, |f| f.count);
             if mine >= MAX_SUBSCRIBERS_PER_IDENTITY {
                 return Err(TOO_MANY_SUBSCRIBERS);
             }
@@ -493,16 +501,23 @@ impl Logs {
                     (n < MAX_SUBSCRIBERS).then_some(n + 1)
                 })
                 .map_err(|_| TOO_MANY_SUBSCRIBERS)?;
-            by_identity.insert(key.clone(), mine + 1);
-        }
+            let followers = by_identity.entry(key.clone()).or_insert_with(|| Followers {
+                count: 0,
+                revoked: Arc::new(watch::channel(false).0),
+            });
+            followers.count += 1;
+            followers.revoked.clone()
+        };
         Ok(Subscription {
             rx: tx.subscribe(),
             closing: self.closing.subscribe(),
+            revoked: revoked.subscribe(),
             kind,
             _slot: Slot {
                 total: count.clone(),
                 by_identity: self.subscribers_by_identity.clone(),
                 key,
+                revoked,
             },
             ended: false,
         })
@@ -513,6 +528,24 @@ impl Logs {
     pub fn close_streams(&self) {
         self.closing.send_replace(true);
     }
+
+    /// Ends the streams of every subscriber that `may_follow` no longer
+    /// lets follow its log (called on reload with the new configuration's
+    /// policies): revoking an identity also revokes what it is already
+    /// reading. Their slots are freed as the streams end.
+    pub(crate) fn end_streams_unless(&self, may_follow: impl Fn(LogKind, &str) -> bool) {
+        let mut by_identity = self
+            .subscribers_by_identity
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_identity.retain(|(kind, identity), followers| {
+            let allowed = may_follow(*kind, identity);
+            if !allowed {
+                followers.revoked.send_replace(true);
+            }
+            allowed
+        });
+    }
 }
 
 /// A `/v1/log/*` subscription. Subscribers read from a shared ring of
@@ -522,6 +555,7 @@ impl Logs {
 pub struct Subscription {
     rx: broadcast::Receiver<Bytes>,
     closing: watch::Receiver<bool>,
+    revoked: watch::Receiver<bool>,
     kind: LogKind,
     _slot: Slot,
     ended: bool,
@@ -531,8 +565,11 @@ pub struct Subscription {
 /// subscription is dropped.
 struct Slot {
     total: Arc<AtomicUsize>,
-    by_identity: Arc<Mutex<HashMap<(LogKind, String), usize>>>,
+    by_identity: Arc<Mutex<HashMap<(LogKind, String), Followers>>>,
     key: (LogKind, String),
+    /// Tells this slot's followers from later ones of the same identity
+    /// after a revocation removed them from the map.
+    revoked: Arc<watch::Sender<bool>>,
 }
 
 impl Drop for Slot {
@@ -542,9 +579,12 @@ impl Drop for Slot {
             .by_identity
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(mine) = by_identity.get_mut(&self.key) {
-            *mine -= 1;
-            if *mine == 0 {
+        if let Some(mine) = by_identity
+            .get_mut(&self.key)
+            .filter(|f| Arc::ptr_eq(&f.revoked, &self.revoked))
+        {
+            mine.count -= 1;
+            if mine.count == 0 {
                 by_identity.remove(&self.key);
             }
         }
@@ -553,7 +593,8 @@ impl Drop for Slot {
 
 impl Subscription {
     /// The next event as one line with its newline; `None` once the stream
-    /// ends (server stopping, or an audit subscriber fell behind).
+    /// ends (server stopping, the subscriber's right to follow the log
+    /// revoked by a reload, or an audit subscriber fell behind).
     pub async fn next(&mut self) -> Option<Bytes> {
         use tokio::sync::broadcast::error::RecvError;
         if self.ended {
@@ -562,6 +603,7 @@ impl Subscription {
         let received = tokio::select! {
             biased;
             _ = self.closing.wait_for(|closing| *closing) => None,
+            _ = self.revoked.wait_for(|revoked| *revoked) => None,
             r = self.rx.recv() => Some(r),
         };
         match received {
