@@ -93,6 +93,28 @@ const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 /// Bound of the map that rate-limits refreshes; it is cleared when full.
 const REFRESH_TRACKED: usize = 10_000;
 
+/// While a server decrypts with a key's older versions, it checks at most
+/// this often whether another server retired versions of the key (or
+/// deleted it): a retired version stops decrypting on every server at most
+/// this long (plus one store read) after the retirement answered.
+pub const RETIREMENT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What [`KeyCache::check_retirement`] found.
+#[derive(Debug)]
+pub enum RetirementCheck {
+    /// The key was checked less than [`RETIREMENT_CHECK_INTERVAL`] ago, or
+    /// the store could not be asked (availability first: the cached
+    /// versions stay usable until the cache expires them, as before).
+    NotChecked,
+    /// The key's first entry is still the one the cached versions were
+    /// read with: no retirement or delete happened since.
+    Unchanged,
+    /// The key changed (a retirement, or a delete and maybe a new key of
+    /// the same name): the cached versions were dropped, and this is the
+    /// key as the store has it now.
+    Changed(Result<Arc<KeyRing>, Error>),
+}
+
 /// A cache of decoded key versions in front of a [`KeyStore`].
 pub struct KeyCache {
     store: Arc<dyn KeyStore>,
@@ -105,6 +127,8 @@ pub struct KeyCache {
     flights: Mutex<HashMap<String, Arc<Flight>>>,
     // When each key was last read again after a failed decryption.
     refreshed: Mutex<HashMap<String, Instant>>,
+    // When each key's first entry was last checked for a retirement.
+    retirement_checked: Mutex<HashMap<String, Instant>>,
     offline: AtomicBool,
     // Why the store was last marked offline: the error `status` returns
     // while it stays offline.
@@ -147,6 +171,7 @@ impl KeyCache {
             entries: RwLock::new(HashMap::new()),
             flights: Mutex::new(HashMap::new()),
             refreshed: Mutex::new(HashMap::new()),
+            retirement_checked: Mutex::new(HashMap::new()),
             offline: AtomicBool::new(false),
             offline_reason: Mutex::new(Error::unreachable("key store is offline")),
             hits: AtomicU64::new(0),
@@ -229,6 +254,53 @@ impl KeyCache {
         }
         self.evict(name);
         Some(self.get(name).await)
+    }
+
+    /// Checks, at most once per [`RETIREMENT_CHECK_INTERVAL`] and key,
+    /// whether `ring` (cached) is still what the store holds: called after
+    /// a version older than the current one opened a ciphertext, since a
+    /// retirement on another server deletes exactly such versions. One
+    /// store read of the first entry: a retirement always rewrites it (a
+    /// higher first version), a delete removes it, a new key of the same
+    /// name has another lineage. Concurrent callers within the interval
+    /// do not wait for the check in flight.
+    pub async fn check_retirement(&self, name: &str, ring: &KeyRing) -> RetirementCheck {
+        {
+            let now = Instant::now();
+            let mut checked = lock(&self.retirement_checked);
+            if checked
+                .get(name)
+                .is_some_and(|at| now.duration_since(*at) < RETIREMENT_CHECK_INTERVAL)
+            {
+                return RetirementCheck::NotChecked;
+            }
+            if checked.len() >= REFRESH_TRACKED {
+                checked.clear();
+            }
+            checked.insert(name.to_owned(), now);
+        }
+        self.store_reads.fetch_add(1, Ordering::Relaxed);
+        let same = match self.store.get(name).await {
+            Ok(first) => match kes_core::ring::RingHeader::parse(&first) {
+                Ok(header) => {
+                    let lineage = header
+                        .map_or_else(|| kes_core::ring::Lineage::derive(&first), |h| h.lineage);
+                    let first_version = header.map_or(1, |h| h.first);
+                    lineage == ring.lineage() && first_version == ring.first_version()
+                }
+                Err(_) => false,
+            },
+            Err(Error::KeyNotFound) => false,
+            Err(e) => {
+                self.count_error(&e);
+                return RetirementCheck::NotChecked;
+            }
+        };
+        if same {
+            return RetirementCheck::Unchanged;
+        }
+        self.evict(name);
+        RetirementCheck::Changed(self.get(name).await)
     }
 
     fn evict(&self, name: &str) {

@@ -388,3 +388,71 @@ async fn concurrent_rotations_on_openbao() {
         storm(&nodes, store, &format!("storm-{engine}")).await;
     }
 }
+
+/// Node A retires a version that node B holds in its cache: B stops
+/// decrypting what that version sealed within a second of the retirement
+/// (issue 25 case 6; before, B decrypted it until its cache expired), while
+/// ciphertexts of the kept version keep decrypting on B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_versions_stop_decrypting_on_other_nodes_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    // Caches that would keep the retired version for 5 minutes.
+    let keystore = format!("keystore:\n  fs:\n    path: {}\n", dir.path().display());
+    let cache = "cache:\n  expiry:\n    any: 5m\n    unused: 5m\n";
+    let nodes: Vec<TestServer> = (0..2)
+        .map(|_| TestServer::start(Setup::new().with(cache).keystore(&keystore)))
+        .collect();
+    let (a, b) = (nodes[0].admin_client(), nodes[1].admin_client());
+    let mut a_conn = a.connect().await.unwrap();
+    let mut b_conn = b.connect().await.unwrap();
+    let name = "retired-elsewhere";
+    let resp = a
+        .request("POST", &format!("/v1/key/create/{name}"), None)
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let (old_plain, old_ct) = generate(&mut a_conn, name).await;
+    let (status, version, text) = rotate(&a, name).await;
+    assert_eq!((status, version), (200, Some(2)), "{text}");
+    let (new_plain, new_ct) = generate(&mut a_conn, name).await;
+    // B caches both versions and decrypts both.
+    assert_eq!(
+        decrypt(&mut b_conn, name, &old_ct).await,
+        (200, old_plain.clone())
+    );
+    assert_eq!(
+        decrypt(&mut b_conn, name, &new_ct).await,
+        (200, new_plain.clone())
+    );
+
+    let resp = a
+        .request(
+            "POST",
+            &format!("/v1/key/retire/{name}"),
+            Some(br#"{"keep":1}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let retired = Instant::now();
+    loop {
+        let (status, _) = decrypt(&mut b_conn, name, &old_ct).await;
+        if status != 200 {
+            assert_eq!(status, 400, "a retired version's ciphertext");
+            break;
+        }
+        assert!(
+            retired.elapsed() < Duration::from_secs(2),
+            "node B still decrypts a retired version {:?} after the retirement",
+            retired.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "node B refused the retired version {:?} after the retirement",
+        retired.elapsed()
+    );
+    assert_eq!(
+        decrypt(&mut b_conn, name, &new_ct).await,
+        (200, new_plain),
+        "the kept version still decrypts on B"
+    );
+}

@@ -9,6 +9,7 @@ use hyper::Response;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
+use kes_keystore::cache::RetirementCheck;
 use kes_keystore::listing::Listing;
 use serde::Serialize;
 use std::ops::Bound;
@@ -390,6 +391,8 @@ struct Trials {
     /// this request, most recent first, then the others newest first.
     order: Vec<usize>,
     left: usize,
+    /// The index of the version that opened the last ciphertext.
+    opened: Option<usize>,
 }
 
 impl Trials {
@@ -397,6 +400,7 @@ impl Trials {
         Trials {
             order: (0..key.retained()).rev().collect(),
             left: budget,
+            opened: None,
         }
     }
 
@@ -426,10 +430,17 @@ impl Trials {
             };
             if let Ok(plaintext) = version.key.decrypt(ciphertext, context) {
                 self.order[..=at].rotate_right(1);
+                self.opened = Some(index);
                 return Ok(Some(plaintext));
             }
         }
         Ok(None)
+    }
+
+    /// Whether the last ciphertext was opened by a version older than the
+    /// current one: one that a retirement elsewhere may have retired.
+    fn opened_older(&self, key: &KeyRing) -> bool {
+        self.opened.is_some_and(|i| i + 1 < key.retained())
     }
 }
 
@@ -437,6 +448,12 @@ impl Trials {
 /// ciphertext. If none of the cached versions does, the key is read from
 /// the store once more (the cache rate-limits this per key and shares one
 /// read between concurrent callers): another node may have rotated it.
+///
+/// If an older version opened it, another node may have retired that
+/// version: the cache checks the key's first entry at most once a second
+/// per key ([`kes_keystore::cache::RETIREMENT_CHECK_INTERVAL`]), so that a
+/// retired version stops decrypting everywhere within that bound
+/// (docs/rotation.md). Ciphertexts of the current version cost no check.
 async fn open(
     req: &Call<'_>,
     name: &str,
@@ -446,7 +463,22 @@ async fn open(
     context: &[u8],
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     if let Some(plaintext) = trials.open(key, ciphertext, context)? {
-        return Ok(plaintext);
+        if !trials.opened_older(key) {
+            return Ok(plaintext);
+        }
+        return match req.state.cache.check_retirement(name, key).await {
+            RetirementCheck::NotChecked | RetirementCheck::Unchanged => Ok(plaintext),
+            RetirementCheck::Changed(fresh) => {
+                // The plaintext of a version that may be retired now is
+                // wiped unused; the key as the store has it decides.
+                drop(plaintext);
+                *key = fresh.map_err(|e| store_error(e, ApiError::READ_FAILED, "read", name))?;
+                trials.reset(key);
+                trials
+                    .open(key, ciphertext, context)?
+                    .ok_or(ApiError::DECRYPT)
+            }
+        };
     }
     if let Some(Ok(fresh)) = req.state.cache.refresh(name).await {
         let changed = fresh.current_version() != key.current_version()
