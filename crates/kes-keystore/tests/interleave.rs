@@ -13,7 +13,7 @@ use std::time::Instant;
 use kes_keystore::fs::FsKeyStore;
 use kes_keystore::memory::MemKeyStore;
 use kes_keystore::KeyStore;
-use kes_testkit::interleave;
+use kes_testkit::interleave::{self, Options, Report};
 
 fn seed() -> u64 {
     match std::env::var("KES_INTERLEAVE_SEED") {
@@ -23,6 +23,25 @@ fn seed() -> u64 {
             .unwrap()
             .as_nanos() as u64,
     }
+}
+
+/// Runs the schedules and reports every failure (how many failed is what
+/// a run against a broken store shows), then fails on the first one.
+async fn run(store: Arc<dyn KeyStore>, schedules: usize, seed: u64, options: Options) -> Report {
+    let report = interleave::run(store, schedules, seed, options, false).await;
+    eprintln!(
+        "{} of {} schedules failed ({} operations, {} answered OK, {} mutations took effect)",
+        report.failures.len(),
+        report.schedules,
+        report.ops,
+        report.ok,
+        report.effective_mutations
+    );
+    if let Some((seed, failure)) = report.failures.first() {
+        panic!("interleaving schedule with seed {seed} failed: {failure}");
+    }
+    assert!(report.effective_mutations > report.schedules, "{report:?}");
+    report
 }
 
 fn schedules(default: usize) -> usize {
@@ -38,9 +57,16 @@ async fn memory() {
     eprintln!("KES_INTERLEAVE_SEED={seed}");
     let started = Instant::now();
     let store: Arc<dyn KeyStore> = Arc::new(MemKeyStore::new());
-    let report = interleave::check(store, schedules(3000), seed).await;
-    eprintln!("memory: {report:?} in {:?}", started.elapsed());
-    assert!(report.effective_mutations > report.schedules, "{report:?}");
+    // Most schedules only yield between store calls (fast; the memory
+    // store's calls never wait), some sleep too.
+    let yields = Options {
+        max_sleep: std::time::Duration::ZERO,
+        ..Options::default()
+    };
+    let total = schedules(3000);
+    run(Arc::clone(&store), total - total / 5, seed, yields).await;
+    run(store, total / 5, seed ^ 1, Options::default()).await;
+    eprintln!("memory: {total} schedules in {:?}", started.elapsed());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -58,8 +84,7 @@ async fn fs() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn KeyStore> = Arc::new(FsKeyStore::open(dir.path()).unwrap());
         let n = batch.min(total - done);
-        let report = interleave::check(Arc::clone(&store), n, batch_seed).await;
-        assert!(report.effective_mutations > report.schedules, "{report:?}");
+        run(Arc::clone(&store), n, batch_seed, Options::default()).await;
         store.close().await;
         done += n;
         batch_seed = batch_seed.wrapping_add(1);

@@ -431,6 +431,45 @@ async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Options) -> His
         ops: Mutex::new(Vec::new()),
         sealed: Mutex::new(Vec::new()),
     });
+    // Set-up, one step after the other on the store itself: every key
+    // exists with 1–4 versions and a data key, so that retirements have
+    // versions to retire and decrypts something to open from the start.
+    let mut rng = Rng::new(seed.rotate_left(29));
+    let setup = options.handles.max(1);
+    for n in 0..names.len() {
+        do_op(
+            &**store,
+            &names,
+            n,
+            Choice::Create,
+            setup,
+            &mut rng,
+            &shared,
+        )
+        .await;
+        for _ in 0..rng.below(4) {
+            do_op(
+                &**store,
+                &names,
+                n,
+                Choice::Rotate,
+                setup,
+                &mut rng,
+                &shared,
+            )
+            .await;
+        }
+        do_op(
+            &**store,
+            &names,
+            n,
+            Choice::Generate,
+            setup,
+            &mut rng,
+            &shared,
+        )
+        .await;
+    }
     let mut tasks = Vec::new();
     for handle in 0..options.handles.max(1) {
         let handle_seed = seed ^ (handle as u64 + 1).wrapping_mul(0xa076_1d64_78bd_642f);
@@ -456,6 +495,30 @@ async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Options) -> His
     History { names, ops, sealed }
 }
 
+/// What a handle does next.
+#[derive(Debug, Clone, Copy)]
+enum Choice {
+    Create,
+    Delete,
+    Rotate,
+    Retire,
+    Generate,
+    Decrypt,
+}
+
+impl Choice {
+    fn random(rng: &mut Rng) -> Self {
+        match rng.below(100) {
+            0..=11 => Choice::Create,
+            12..=25 => Choice::Delete,
+            26..=51 => Choice::Rotate,
+            52..=73 => Choice::Retire,
+            74..=86 => Choice::Generate,
+            _ => Choice::Decrypt,
+        }
+    }
+}
+
 async fn one_op(
     store: &dyn KeyStore,
     names: &[String],
@@ -464,23 +527,35 @@ async fn one_op(
     shared: &Shared,
 ) {
     let n = rng.below(names.len() as u64) as usize;
+    let choice = Choice::random(rng);
+    do_op(store, names, n, choice, handle, rng, shared).await;
+}
+
+async fn do_op(
+    store: &dyn KeyStore,
+    names: &[String],
+    n: usize,
+    choice: Choice,
+    handle: usize,
+    rng: &mut Rng,
+    shared: &Shared,
+) {
     let name = names[n].as_str();
-    let pick = rng.below(100);
     let start = shared.clock.fetch_add(1, Ordering::SeqCst);
     let mut read = None;
-    let (kind, answer, error) = match pick {
-        0..=19 => {
+    let (kind, answer, error) = match choice {
+        Choice::Create => {
             let version = Arc::new(KeyVersion::generate(KeyAlgorithm::Aes256, "interleave"));
             let value = Zeroizing::new(version.encode().expect("a fresh key encodes"));
             let lineage = Lineage::derive(value.as_bytes());
             let r = store.create(name, value.as_bytes()).await;
             (Kind::Create { version, lineage }, Answer::of(&r), r.err())
         }
-        20..=34 => {
+        Choice::Delete => {
             let r = versions::delete(store, name).await;
             (Kind::Delete, Answer::of(&r), r.err())
         }
-        35..=54 => {
+        Choice::Rotate => {
             let r = versions::rotate(store, name, "interleave").await;
             let reported = r.as_ref().ok().map(|rotated| {
                 read = Some(rotated.ring.lineage());
@@ -489,7 +564,7 @@ async fn one_op(
             });
             (Kind::Rotate { reported }, Answer::of(&r), r.err())
         }
-        55..=69 => {
+        Choice::Retire => {
             let keep = 1 + rng.below(3) as usize;
             let r = versions::retire(store, name, keep).await;
             let answered = r.as_ref().ok().map(|retired| {
@@ -498,7 +573,7 @@ async fn one_op(
             });
             (Kind::Retire { keep, answered }, Answer::of(&r), r.err())
         }
-        70..=84 => {
+        Choice::Generate => {
             let r = versions::read(store, name).await;
             let sealed = r.as_ref().ok().map(|ring| {
                 read = Some(ring.lineage());
@@ -518,7 +593,7 @@ async fn one_op(
             });
             (Kind::Generate { sealed }, Answer::of(&r), r.err())
         }
-        _ => {
+        Choice::Decrypt => {
             // A data key of this name sealed earlier in the schedule, if any.
             let candidates: Vec<usize> = locked(&shared.sealed)
                 .iter()
