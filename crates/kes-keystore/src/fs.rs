@@ -12,6 +12,12 @@
 //! which no key name may contain, so they never collide with keys, are never
 //! listed, and leftovers from a crash are removed by [`FsKeyStore::open`].
 //!
+//! Conditional writes ([`KeyStore::replace_if`], [`KeyStore::delete_if`])
+//! and deletes compare and rename or unlink under an exclusive advisory
+//! lock on the file `.kes-lock` in the directory (`LOCK_FILE`), so
+//! they are atomic against each other across every process sharing the
+//! directory; creates need no lock.
+//!
 //! A create of a name that exists is refused before anything is written:
 //! anyone allowed to create a well-known key (MinIO's default key, say) can
 //! repeat that create as often as they like, and each refusal must cost a

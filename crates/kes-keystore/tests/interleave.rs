@@ -74,7 +74,7 @@ async fn fs() {
     let seed = seed();
     eprintln!("KES_INTERLEAVE_SEED={seed}");
     let started = Instant::now();
-    let total = schedules(1500);
+    let total = schedules(1000);
     // A fresh directory per batch: the checker deletes what a schedule
     // created, but directories keep their size.
     let batch = 250;
