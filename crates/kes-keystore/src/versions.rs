@@ -575,7 +575,16 @@ async fn delete_entries(
     spare_live: Option<&str>,
     doomed: impl Fn(&EntryName<'_>) -> bool,
 ) -> Result<usize, Error> {
-    let listed = store.list(prefix).await?;
+    let listed: Vec<String> = store
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|stored| parse_entry_name(stored).is_some_and(|e| e.key == name && doomed(&e)))
+        .collect();
+    // A key never rotated has no entries: its delete costs no extra read.
+    if listed.is_empty() {
+        return Ok(0);
+    }
     let live = match spare_live {
         None => None,
         Some(key) => match store.get(key).await {
@@ -591,9 +600,7 @@ async fn delete_entries(
     };
     let mut deleted = 0;
     for stored in listed {
-        let doomed = parse_entry_name(&stored)
-            .is_some_and(|e| e.key == name && Some(e.lineage) != live && doomed(&e));
-        if !doomed {
+        if parse_entry_name(&stored).is_some_and(|e| Some(e.lineage) == live) {
             continue;
         }
         match store.delete(&stored).await {
