@@ -388,9 +388,10 @@ impl KeyCache {
     }
 
     /// Retires all but the newest `keep` versions of `name` (see
-    /// [`crate::versions::retire`]).
+    /// [`crate::versions::retire_shared`]: a retirement whose caller goes
+    /// away releases its lease at once).
     pub async fn retire(&self, name: &str, keep: usize) -> Result<crate::versions::Retired, Error> {
-        let result = crate::versions::retire(&*self.store, name, keep).await;
+        let result = crate::versions::retire_shared(&self.store, name, keep).await;
         self.evict(name);
         result.inspect_err(|e| self.count_error(e))
     }

@@ -12,6 +12,12 @@
 //! which no key name may contain, so they never collide with keys, are never
 //! listed, and leftovers from a crash are removed by [`FsKeyStore::open`].
 //!
+//! Conditional writes ([`KeyStore::replace_if`], [`KeyStore::delete_if`])
+//! and deletes compare and rename or unlink under an exclusive advisory
+//! lock on the file `.kes-lock` in the directory (`LOCK_FILE`), so
+//! they are atomic against each other across every process sharing the
+//! directory; creates need no lock.
+//!
 //! A create of a name that exists is refused before anything is written:
 //! anyone allowed to create a well-known key (MinIO's default key, say) can
 //! repeat that create as often as they like, and each refusal must cost a
@@ -307,22 +313,96 @@ fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
     sync_dir(dir).map_err(fail)
 }
 
-/// Overwrites an existing key atomically: a synced temporary file renamed
-/// over it, so a crash leaves the old or the new value, never a mix.
-fn replace_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
-    let fail = |e: io::Error| Error::other(format!("fs: failed to replace '{name}': {e}"));
-    let target = dir.join(name);
-    match fs::symlink_metadata(&target) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(Error::other(format!("fs: '{name}' is not a file"))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::KeyNotFound),
-        Err(e) => return Err(fail(e)),
+/// The file whose advisory lock makes the conditional writes
+/// ([`KeyStore::replace_if`], [`KeyStore::delete_if`]) and deletes of a
+/// store atomic against each other, across every process sharing the
+/// directory. Its leading `.` makes it an invalid key name: listings skip
+/// it, no key can be named like it, and only files starting with
+/// [`TEMP_PREFIX`] are removed at open.
+///
+/// One lock for the whole directory, not one per key or per stripe of
+/// keys: it is held only to read one small file, compare and rename or
+/// unlink (microseconds; the synced temporary file is written before and
+/// the directory synced after), so stripes would buy nothing measurable
+/// (docs/rotation.md has the figures) and would add files to the
+/// directory. A file, not the directory itself: where `flock` is emulated
+/// with POSIX locks (NFS), an exclusive lock needs a descriptor opened for
+/// writing, which a directory cannot have.
+const LOCK_FILE: &str = ".kes-lock";
+
+/// Takes the store's mutation lock (see [`LOCK_FILE`]); it is released
+/// when the returned file is closed. Blocks while another thread or
+/// process holds it: `flock` locks belong to the open file, so two opens
+/// in one process exclude each other too.
+fn lock_mutations(dir: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(dir.join(LOCK_FILE))?;
+    #[cfg(unix)]
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(file)
+}
+
+/// Compares the value of `name` with `current` under the mutation lock;
+/// the caller still holds the lock when `Ok` returns.
+fn check_current(dir: &Path, name: &str, current: &[u8]) -> Result<(), Error> {
+    let found = read_key(dir, name)?;
+    if *found == *current {
+        Ok(())
+    } else {
+        Err(Error::Changed)
+    }
+}
+
+/// Overwrites the key `name` with `value` if it holds `current`: a synced
+/// temporary file renamed over it, so a crash leaves the old or the new
+/// value, never a mix. Compare and rename happen under the mutation lock;
+/// the temporary file is written before and the directory synced after,
+/// so the lock is held for microseconds.
+fn replace_key_if(dir: &Path, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+    let fail =
+        |e: io::Error| Error::other(format!("fs: failed to replace '{name}'")).with_source(e);
+    let target = dir.join(name);
     let (temp, file) = create_temp_file(dir, "").map_err(fail)?;
-    if let Err(e) = write_synced(file, value).and_then(|()| fs::rename(&temp, &target)) {
+    if let Err(e) = write_synced(file, value) {
         let _ = fs::remove_file(&temp);
         return Err(fail(e));
     }
+    let swapped = lock_mutations(dir).map_err(fail).and_then(|lock| {
+        check_current(dir, name, current)?;
+        fs::rename(&temp, &target).map_err(fail)?;
+        drop(lock);
+        Ok(())
+    });
+    if let Err(e) = swapped {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(dir).map_err(fail)
+}
+
+/// Removes the key `name`, under the mutation lock; if `current` is given,
+/// only if it holds that value.
+fn delete_key(dir: &Path, name: &str, current: Option<&[u8]>) -> Result<(), Error> {
+    let fail = |e: io::Error| Error::other(format!("fs: failed to delete '{name}'")).with_source(e);
+    let lock = lock_mutations(dir).map_err(fail)?;
+    if let Some(current) = current {
+        check_current(dir, name, current)?;
+    }
+    match fs::remove_file(dir.join(name)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::KeyNotFound),
+        Err(e) => return Err(fail(e)),
+    }
+    drop(lock);
     sync_dir(dir).map_err(fail)
 }
 
@@ -509,35 +589,36 @@ impl KeyStore for FsKeyStore {
         self.on(&self.io, move |dir| read_key(dir, &name)).await
     }
 
+    // `create` needs no mutation lock: the hard link that publishes a key
+    // fails if the name exists, so a create never overwrites anything, and
+    // while a conditional write or delete holds the lock the name it
+    // compared exists and only lock holders remove names, so no create
+    // can slip in between its compare and its rename or unlink.
+
     async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         let name = name.to_owned();
         let current = Zeroizing::new(current.to_vec());
         let value = Zeroizing::new(value.to_vec());
         self.on(&self.io, move |dir| {
-            // INTERIM: not yet atomic (issue 25 B).
-            if *read_key(dir, &name)? != *current {
-                return Err(Error::Changed);
-            }
-            replace_key(dir, &name, &value)
+            replace_key_if(dir, &name, &current, &value)
         })
         .await
+    }
+
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        check_name(name)?;
+        let name = name.to_owned();
+        let current = Zeroizing::new(current.to_vec());
+        self.on(&self.io, move |dir| delete_key(dir, &name, Some(&current)))
+            .await
     }
 
     async fn delete(&self, name: &str) -> Result<(), Error> {
         check_name(name)?;
         let name = name.to_owned();
-        self.on(&self.io, move |dir| {
-            let fail = |e: io::Error| {
-                Error::other(format!("fs: failed to delete '{name}'")).with_source(e)
-            };
-            match fs::remove_file(dir.join(&name)) {
-                Ok(()) => sync_dir(dir).map_err(fail),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::KeyNotFound),
-                Err(e) => Err(fail(e)),
-            }
-        })
-        .await
+        self.on(&self.io, move |dir| delete_key(dir, &name, None))
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {

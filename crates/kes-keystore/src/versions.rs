@@ -12,10 +12,17 @@
 //!   The lineage (16 hex digits, see [`Lineage`]) ties the entries to this
 //!   key: after a delete and a new key of the same name, stale entries of
 //!   the old key are never taken for versions of the new one.
-//! - Retirement (`--keep N`) rewrites the first entry ([`KeyStore::replace`])
-//!   to hold the oldest version kept, with a [`RingHeader`] saying which
-//!   version that is, then deletes the entries of the retired versions. One
-//!   retirement per key at a time: a lock entry `<name>@<lineage>@retiring`.
+//! - Retirement (`--keep N`) rewrites the first entry with a compare-and-swap
+//!   ([`KeyStore::replace_if`]) to hold the oldest version kept, with a
+//!   [`RingHeader`] saying which version that is, then deletes the entries
+//!   of the retired versions. A lease entry `<name>@<lineage>@retiring`
+//!   keeps two retirements of one key from doing the same work twice.
+//!
+//! Each mutation has one linearization point, a single conditional write
+//! (docs/rotation.md, "The mutation protocol"): create, the create-only
+//! write of the first entry; rotate, the create-only write of the version
+//! entry; retire, the compare-and-swap of the first entry against the bytes
+//! it read; delete, the removal of the first entry.
 //!
 //! Rotation can never lose a version: the new version's entry is created
 //! with create-only semantics, so of two nodes rotating at the same moment
@@ -46,10 +53,6 @@ const READ_LIMIT: usize = 4 * MAX_RETAINED;
 /// How often a read starts over because a retirement changed the key
 /// meanwhile, and how often a rotation retries after losing a race.
 const ATTEMPTS: usize = 8;
-
-/// A retirement lock older than this was left by a crashed node and may be
-/// taken over.
-const STALE_LOCK: Duration = Duration::from_secs(600);
 
 const LOCK_SUFFIX: &str = "retiring";
 
@@ -115,23 +118,37 @@ fn malformed(name: &str, e: impl std::fmt::Display) -> Error {
 
 /// Reads every retained version of `name`.
 pub async fn read(store: &dyn KeyStore, name: &str) -> Result<KeyRing, Error> {
+    read_with_first(store, name).await.map(|(ring, _)| ring)
+}
+
+/// Reads every retained version of `name` and the exact bytes of its first
+/// entry, from one consistent read: the first entry held these bytes before
+/// and after the walk over the version entries. A retirement uses the bytes
+/// as the `current` of its [`KeyStore::replace_if`], so that it overwrites
+/// exactly the key it read and nothing another mutation wrote since.
+async fn read_with_first(
+    store: &dyn KeyStore,
+    name: &str,
+) -> Result<(KeyRing, Zeroizing<Vec<u8>>), Error> {
     for _ in 0..ATTEMPTS {
         let first = store.get(name).await?;
         let ring = walk(store, name, &first).await?;
         // A retirement rewrites the first entry before it deletes entries:
-        // if it is unchanged, the walk saw no deletion.
-        let again = match store.get(name).await {
-            Ok(again) => again,
-            Err(Error::KeyNotFound) => return Err(Error::KeyNotFound),
-            Err(e) => return Err(e),
-        };
+        // an unchanged first entry means no deletion.
+        let again = store.get(name).await?;
         if *again == *first {
-            return Ok(ring);
+            return Ok((ring, first));
         }
     }
     Err(Error::other(format!(
         "key '{name}' kept changing while being read"
     )))
+}
+
+/// The lineage and number of the version a first entry holds.
+fn first_entry_version(name: &str, first: &[u8]) -> Result<(Lineage, u32), Error> {
+    let header = RingHeader::parse(first).map_err(|e| malformed(name, e))?;
+    Ok(header.map_or_else(|| (Lineage::derive(first), 1), |h| (h.lineage, h.first)))
 }
 
 async fn walk(store: &dyn KeyStore, name: &str, first: &[u8]) -> Result<KeyRing, Error> {
@@ -196,15 +213,51 @@ pub async fn rotate(store: &dyn KeyStore, name: &str, created_by: &str) -> Resul
                 .map_err(|e| Error::other(format!("key '{name}' cannot be encoded: {e}")))?,
         );
         let number = ring.current_version() + 1;
-        match store
-            .create(&entry_name(name, ring.lineage(), number), value.as_bytes())
-            .await
-        {
+        let entry = entry_name(name, ring.lineage(), number);
+        match store.create(&entry, value.as_bytes()).await {
             Ok(()) => {
-                return Ok(Rotated {
-                    ring: extend(&ring, next),
-                    version: number,
-                })
+                // The create is the rotation's linearization point, but
+                // only if the new version is still part of the key: its
+                // entry lies above the first entry, or a retirement moved
+                // this very version into the first entry since. Otherwise
+                // a retirement that ran since this rotation's read moved
+                // the first entry past `number` (this version, if it was
+                // ever read, is retired now) or to `number` with another
+                // rotation's version, deleting that entry, which is how
+                // this create could succeed: this entry is never read. Or
+                // the key was deleted. The entry is removed again.
+                match store.get(name).await {
+                    Ok(first) => match first_entry_version(name, &first) {
+                        Ok((lineage, first_number))
+                            if lineage == ring.lineage()
+                                && (first_number < number
+                                    || first_number == number
+                                        && KeyVersion::decode(&first)
+                                            .is_ok_and(|held| held.key == next.key)) =>
+                        {
+                            return Ok(Rotated {
+                                ring: extend(&ring, next),
+                                version: number,
+                            })
+                        }
+                        Ok((lineage, _)) if lineage == ring.lineage() => {
+                            discard(store, &entry, value.as_bytes()).await;
+                            continue;
+                        }
+                        // Another key of the same name: this one was
+                        // deleted while it rotated.
+                        Ok(_) => {
+                            discard(store, &entry, value.as_bytes()).await;
+                            return Err(Error::KeyNotFound);
+                        }
+                        Err(e) => return Err(e),
+                    },
+                    Err(Error::KeyNotFound) => {
+                        discard(store, &entry, value.as_bytes()).await;
+                        return Err(Error::KeyNotFound);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             // Another node created this number at the same moment: both
             // versions are kept, this one becomes the next number.
@@ -215,6 +268,17 @@ pub async fn rotate(store: &dyn KeyStore, name: &str, created_by: &str) -> Resul
     Err(Error::other(format!(
         "key '{name}': too many concurrent rotations, try again"
     )))
+}
+
+/// Removes a version entry this rotation created that no reader will ever
+/// reach. Only if it still holds this rotation's value; a failure leaves an
+/// entry that nothing reads, which the key's delete removes.
+async fn discard(store: &dyn KeyStore, entry: &str, value: &[u8]) {
+    if let Err(e) = store.delete_if(entry, value).await {
+        if !e.is_about_key() && e != Error::Changed {
+            tracing::warn!(entry, error = %e, "could not remove an unreachable version entry");
+        }
+    }
 }
 
 fn extend(ring: &KeyRing, next: KeyVersion) -> KeyRing {
@@ -236,105 +300,261 @@ pub struct Retired {
 /// Keeps the newest `keep` (≥ 1) versions of `name` and deletes the older
 /// ones from the store, so that what they sealed can never be decrypted
 /// again. Rerunning it after an interruption finishes the job.
+///
+/// The linearization point is the [`KeyStore::replace_if`] of the first
+/// entry against the exact bytes this retirement read: it can never bring
+/// back a deleted key or overwrite a new key of the same name (then it
+/// answers [`Error::KeyNotFound`]); another retirement that came first makes
+/// it read again and retry. The lease `<name>@<lineage>@retiring` only keeps
+/// two retirements of one key from doing the same work twice; correctness
+/// does not depend on it (docs/rotation.md, "The mutation protocol").
+///
+/// If this future is dropped before it ends, its lease stays until it
+/// expires ([`LEASE`]); [`retire_shared`] releases it at once.
 pub async fn retire(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Retired, Error> {
+    retire_with(store, None, name, keep).await
+}
+
+/// [`retire`], releasing the lease even when the future is dropped before
+/// it ends (the client went away, the route's timeout): the release is then
+/// spawned on the tokio runtime. What the server uses.
+pub async fn retire_shared(
+    store: &Arc<dyn KeyStore>,
+    name: &str,
+    keep: usize,
+) -> Result<Retired, Error> {
+    retire_with(&**store, Some(store), name, keep).await
+}
+
+async fn retire_with(
+    store: &dyn KeyStore,
+    shared: Option<&Arc<dyn KeyStore>>,
+    name: &str,
+    keep: usize,
+) -> Result<Retired, Error> {
     if keep == 0 {
         return Err(Error::other("at least one version must be kept"));
     }
     let ring = read(store, name).await?;
     let lineage = ring.lineage();
-    let lock = take_lock(store, name, lineage).await?;
-    let result = retire_locked(store, name, keep).await;
-    // The retirement's own result is what the caller needs. A lock that
-    // could not be removed makes retirements of this key wait until it is
-    // stale (STALE_LOCK), then the next one takes it over.
-    if let Err(e) = store.delete(&lock).await {
-        tracing::warn!(key = name, error = %e, "could not remove the retirement lock");
-    }
+    let mut lease = take_lease(store, name, lineage).await?;
+    lease.store = shared.cloned();
+    let result = retire_leased(store, name, lineage, keep).await;
+    // The retirement's own result is what the caller needs. A lease that
+    // could not be released keeps retirements of this key waiting until
+    // it expires; then the next one takes it over.
+    lease.release(store).await;
     result
 }
 
-async fn retire_locked(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Retired, Error> {
-    // Read again under the lock: a retirement that finished meanwhile
-    // changed the first entry.
-    // INTERIM (issue 25 B): the first entry as read, for the conditional
-    // write below.
-    let current = store.get(name).await?;
-    let ring = read(store, name).await?;
-    let lineage = ring.lineage();
-    let retired = ring.retained().saturating_sub(keep);
-    let first = ring.first_version() + retired as u32;
-    if retired > 0 {
-        let (_, kept) = ring
-            .newest_first()
-            .find(|(n, _)| *n == first)
-            .expect("first is a retained version");
-        let header = RingHeader { first, lineage };
-        let value = Zeroizing::new(
-            header
-                .encode(kept)
-                .map_err(|e| Error::other(format!("key '{name}' cannot be encoded: {e}")))?,
-        );
-        // From here on, the retired versions held by the first entry are
-        // gone; readers walking the old entries notice the change.
-        store.replace_if(name, &current, value.as_bytes()).await?;
+async fn retire_leased(
+    store: &dyn KeyStore,
+    name: &str,
+    lineage: Lineage,
+    keep: usize,
+) -> Result<Retired, Error> {
+    for _ in 0..ATTEMPTS {
+        // The ring and the exact first entry, read together: the swap below
+        // succeeds only if the first entry still holds these bytes.
+        let (ring, current) = read_with_first(store, name).await?;
+        if ring.lineage() != lineage {
+            // The key was deleted while this retirement waited, and a new
+            // key of the same name created: between the two, the key did
+            // not exist.
+            return Err(Error::KeyNotFound);
+        }
+        let retired = ring.retained().saturating_sub(keep);
+        let first = ring.first_version() + retired as u32;
+        let kept_ring = if retired > 0 {
+            let (_, kept) = ring
+                .newest_first()
+                .find(|(n, _)| *n == first)
+                .expect("first is a retained version");
+            let header = RingHeader { first, lineage };
+            let value = Zeroizing::new(
+                header
+                    .encode(kept)
+                    .map_err(|e| Error::other(format!("key '{name}' cannot be encoded: {e}")))?,
+            );
+            // From here on, the retired versions held by the first entry
+            // are gone; readers walking the old entries notice the change.
+            match store.replace_if(name, &current, value.as_bytes()).await {
+                Ok(()) => {}
+                // Another retirement (one that took over an expired lease)
+                // came first: read again, maybe nothing is left to do.
+                Err(Error::Changed) => continue,
+                Err(e) => return Err(e),
+            }
+            let versions = ring.versions()[retired..].to_vec();
+            KeyRing::new(lineage, first, versions).expect("keep ≥ 1 versions are kept")
+        } else {
+            ring
+        };
+        // Entries of this lineage at or below the new first version: the
+        // retired ones, the one now held by the first entry, and any left
+        // by an interrupted run. The first entry never moves down, so none
+        // of them is ever read again.
+        let prefix = format!("{name}@{}@", lineage.to_hex());
+        delete_entries(store, name, &prefix, None, |e| {
+            e.lineage == lineage && e.version.is_some_and(|n| n <= first)
+        })
+        .await?;
+        // The key as it is now (rotations may have added versions); if it
+        // was deleted meanwhile, what this retirement left.
+        let ring = match read(store, name).await {
+            Ok(now) if now.lineage() == lineage => now,
+            Ok(_) | Err(Error::KeyNotFound) => kept_ring,
+            Err(e) => return Err(e),
+        };
+        return Ok(Retired { ring, retired });
     }
-    // Entries at or below the new first version: the retired ones, the
-    // one now held by the first entry, and any left by an interrupted run.
-    let prefix = format!("{name}@{}@", lineage.to_hex());
-    delete_entries(store, name, &prefix, |e| {
-        e.lineage == lineage && e.version.is_some_and(|n| n <= first)
-    })
-    .await?;
-    Ok(Retired {
-        ring: read(store, name).await?,
-        retired,
-    })
+    Err(Error::other(format!(
+        "key '{name}': too many concurrent retirements, try again"
+    )))
 }
 
-/// Creates the retirement lock of a key; takes over a stale one.
-async fn take_lock(store: &dyn KeyStore, name: &str, lineage: Lineage) -> Result<String, Error> {
-    let lock = lock_name(name, lineage);
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    for _ in 0..2 {
-        match store.create(&lock, now.to_string().as_bytes()).await {
-            Ok(()) => return Ok(lock),
+/// How long a retirement's lease lasts. A retirement is bounded by its
+/// route's 15 s timeout, so a lease this old was left by a node that
+/// crashed (or lost its store) and may be taken over.
+pub const LEASE: Duration = Duration::from_secs(60);
+
+/// Locks written before leases hold a unix timestamp in seconds; they are
+/// taken over when this old.
+const LEGACY_STALE_LOCK: Duration = Duration::from_secs(600);
+
+/// The value of a lease entry: `lease <owner> <expiry>`, the owner a random
+/// 128-bit token in hex, the expiry in unix milliseconds.
+const LEASE_TAG: &str = "lease";
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn lease_value() -> Zeroizing<Vec<u8>> {
+    let mut owner = [0u8; 16];
+    kes_core::random::fill(&mut owner);
+    let expiry = now_ms() + LEASE.as_millis() as i64;
+    let owner: String = owner.iter().map(|b| format!("{b:02x}")).collect();
+    Zeroizing::new(format!("{LEASE_TAG} {owner} {expiry}").into_bytes())
+}
+
+/// When the lease (or legacy lock) `value` expires, in unix milliseconds;
+/// a value that is neither has expired.
+fn lease_expiry(value: &[u8]) -> i64 {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return i64::MIN;
+    };
+    let mut parts = text.split(' ');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(LEASE_TAG), Some(_owner), Some(expiry), None) => expiry.parse().unwrap_or(i64::MIN),
+        (Some(secs), None, None, None) => secs.parse::<i64>().map_or(i64::MIN, |s| {
+            s.saturating_mul(1000)
+                .saturating_add(LEGACY_STALE_LOCK.as_millis() as i64)
+        }),
+        _ => i64::MIN,
+    }
+}
+
+/// A retirement's lease on a key. Released with [`Lease::release`]; if it
+/// is dropped unreleased (its future was dropped) and it knows its store as
+/// an `Arc`, the release is spawned on the current tokio runtime.
+struct Lease {
+    entry: String,
+    value: Zeroizing<Vec<u8>>,
+    store: Option<Arc<dyn KeyStore>>,
+    released: bool,
+}
+
+impl Lease {
+    async fn release(mut self, store: &dyn KeyStore) {
+        release(store, &self.entry, &self.value).await;
+        self.released = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let (Some(store), Ok(runtime)) = (self.store.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let entry = std::mem::take(&mut self.entry);
+        let value = std::mem::take(&mut self.value);
+        runtime.spawn(async move { release(&*store, &entry, &value).await });
+    }
+}
+
+/// Removes the lease entry only if it still holds this lease: a lease that
+/// expired and was taken over belongs to its new holder.
+async fn release(store: &dyn KeyStore, entry: &str, value: &[u8]) {
+    match store.delete_if(entry, value).await {
+        Ok(()) | Err(Error::KeyNotFound) | Err(Error::Changed) => {}
+        Err(e) => tracing::warn!(entry, error = %e, "could not release the retirement lease"),
+    }
+}
+
+fn busy(name: &str) -> Error {
+    Error::other(format!(
+        "key '{name}' is being retired by another request: try again later"
+    ))
+}
+
+/// Takes the retirement lease of a key: creates the lease entry, or takes
+/// over an expired one with a compare-and-swap, so that of two requests
+/// taking over the same expired lease only one wins.
+async fn take_lease(store: &dyn KeyStore, name: &str, lineage: Lineage) -> Result<Lease, Error> {
+    let entry = lock_name(name, lineage);
+    for _ in 0..ATTEMPTS {
+        let value = lease_value();
+        match store.create(&entry, &value).await {
+            Ok(()) => {}
             Err(Error::KeyExists) => {
-                let since = match store.get(&lock).await {
-                    Ok(value) => std::str::from_utf8(&value)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                        .unwrap_or(0),
+                let held = match store.get(&entry).await {
+                    Ok(held) => held,
+                    // Released meanwhile: try to create it again.
                     Err(Error::KeyNotFound) => continue,
                     Err(e) => return Err(e),
                 };
-                if now.saturating_sub(since) < STALE_LOCK.as_secs() as i64 {
-                    return Err(Error::other(format!(
-                        "key '{name}' is being retired by another request: try again later"
-                    )));
+                if lease_expiry(&held) > now_ms() {
+                    return Err(busy(name));
                 }
-                match store.delete(&lock).await {
-                    Ok(()) | Err(Error::KeyNotFound) => {}
+                match store.replace_if(&entry, &held, &value).await {
+                    Ok(()) => {}
+                    // Another request took it over first.
+                    Err(Error::Changed) => return Err(busy(name)),
+                    Err(Error::KeyNotFound) => continue,
                     Err(e) => return Err(e),
                 }
             }
             Err(e) => return Err(e),
         }
+        return Ok(Lease {
+            entry,
+            value,
+            store: None,
+            released: false,
+        });
     }
-    Err(Error::other(format!(
-        "key '{name}' is being retired by another request: try again later"
-    )))
+    Err(busy(name))
 }
 
-/// Deletes `name` and every version entry of its name (of any lineage, so
-/// leftovers of an earlier interrupted delete go too). The first entry goes
-/// first: from then on the key is gone for list, describe and create.
+/// Deletes `name` and the version entries of its name that belong to no
+/// live key (so leftovers of an earlier interrupted delete go too). The
+/// linearization point is the removal of the first entry: from then on the
+/// key is gone for list, describe and create. Entries are removed after it,
+/// and only those whose lineage is not that of the key under this name
+/// when they were listed: a new key of the same name, created and rotated
+/// while this delete cleans up, keeps its versions.
 /// Rerunning an interrupted delete finishes it; it answers
 /// [`Error::KeyNotFound`] only if there was nothing left to delete.
 pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
     let first = store.delete(name).await;
     let mut leftovers = 0;
     if matches!(first, Ok(()) | Err(Error::KeyNotFound)) {
-        leftovers = delete_entries(store, name, &format!("{name}@"), |_| true).await?;
+        leftovers = delete_entries(store, name, &format!("{name}@"), Some(name), |_| true).await?;
     }
     match first {
         Err(Error::KeyNotFound) if leftovers > 0 => Ok(()),
@@ -342,18 +562,45 @@ pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
     }
 }
 
-/// Deletes the version entries (and locks) of key `name` listed under
-/// `prefix` that `doomed` accepts; returns how many it deleted. Entries
-/// already gone (another node deleting too) are not an error.
+/// Deletes the version entries (and leases) of key `name` listed under
+/// `prefix` that `doomed` accepts; returns how many it deleted. With
+/// `spare_live` set, the first entry of that name is read after the
+/// listing and entries of its lineage are spared: lineages never come back,
+/// so an entry of another lineage belongs to a key that was gone by then.
+/// Entries already gone (another node deleting too) are not an error.
 async fn delete_entries(
     store: &dyn KeyStore,
     name: &str,
     prefix: &str,
+    spare_live: Option<&str>,
     doomed: impl Fn(&EntryName<'_>) -> bool,
 ) -> Result<usize, Error> {
+    let listed: Vec<String> = store
+        .list(prefix)
+        .await?
+        .into_iter()
+        .filter(|stored| parse_entry_name(stored).is_some_and(|e| e.key == name && doomed(&e)))
+        .collect();
+    // A key never rotated has no entries: its delete costs no extra read.
+    if listed.is_empty() {
+        return Ok(0);
+    }
+    let live = match spare_live {
+        None => None,
+        Some(key) => match store.get(key).await {
+            Ok(first) => match first_entry_version(key, &first) {
+                Ok((lineage, _)) => Some(lineage),
+                // A first entry that does not parse: its lineage is
+                // unknown, so nothing is removed.
+                Err(_) => return Ok(0),
+            },
+            Err(Error::KeyNotFound) => None,
+            Err(e) => return Err(e),
+        },
+    };
     let mut deleted = 0;
-    for stored in store.list(prefix).await? {
-        if !parse_entry_name(&stored).is_some_and(|e| e.key == name && doomed(&e)) {
+    for stored in listed {
+        if parse_entry_name(&stored).is_some_and(|e| Some(e.lineage) == live) {
             continue;
         }
         match store.delete(&stored).await {
@@ -410,5 +657,61 @@ mod tests {
         }
         assert!(!is_key_name(&e));
         assert!(is_key_name("my-key"));
+    }
+
+    #[tokio::test]
+    async fn leases_expire_and_are_taken_over_once() {
+        let store = crate::memory::MemKeyStore::new();
+        let l = Lineage::derive(b"v");
+        let entry = lock_name("k", l);
+        let refused = |r: Result<Lease, Error>| {
+            r.err()
+                .is_some_and(|e| e.to_string().contains("being retired by another request"))
+        };
+
+        // Another holder's live lease: refused.
+        let held = lease_value();
+        store.create(&entry, &held).await.unwrap();
+        assert!(refused(take_lease(&store, "k", l).await));
+
+        // An expired lease is taken over; its former holder's release
+        // leaves the new holder's lease alone.
+        let expired = format!("{LEASE_TAG} {} {}", "ab".repeat(16), now_ms() - 1);
+        store
+            .replace_if(&entry, &held, expired.as_bytes())
+            .await
+            .unwrap();
+        let lease = take_lease(&store, "k", l).await.unwrap();
+        release(&store, &entry, expired.as_bytes()).await;
+        assert_eq!(*store.get(&entry).await.unwrap(), *lease.value);
+        assert!(refused(take_lease(&store, "k", l).await));
+        lease.release(&store).await;
+        assert_eq!(store.get(&entry).await.unwrap_err(), Error::KeyNotFound);
+
+        // Locks of the earlier format (unix seconds) count for 600 s.
+        let secs = OffsetDateTime::now_utc().unix_timestamp();
+        store
+            .create(&entry, (secs - 10).to_string().as_bytes())
+            .await
+            .unwrap();
+        assert!(refused(take_lease(&store, "k", l).await));
+        store.delete(&entry).await.unwrap();
+        store
+            .create(&entry, (secs - 601).to_string().as_bytes())
+            .await
+            .unwrap();
+        take_lease(&store, "k", l)
+            .await
+            .unwrap()
+            .release(&store)
+            .await;
+        // Garbage is a lease that expired long ago.
+        store.create(&entry, b"garbage").await.unwrap();
+        take_lease(&store, "k", l)
+            .await
+            .unwrap()
+            .release(&store)
+            .await;
+        assert_eq!(store.get(&entry).await.unwrap_err(), Error::KeyNotFound);
     }
 }

@@ -37,8 +37,16 @@ async fn contract() {
         ..Expect::default()
     };
     kes_testkit::contract::run(Arc::new(store), expect).await;
-    // Nothing is left behind: no key, no temporary file.
-    assert!(dir_entries(tmp.path()).is_empty());
+    // Nothing is left behind: no key, no temporary file; only the empty
+    // file whose lock orders conditional writes and deletes.
+    assert_eq!(dir_entries(tmp.path()), [".kes-lock"]);
+    assert_eq!(
+        std::fs::metadata(tmp.path().join(".kes-lock"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(mode(&tmp.path().join(".kes-lock")), 0o600);
 }
 
 #[tokio::test]
@@ -497,4 +505,102 @@ async fn open_accepts_tmpfs() {
     assert_eq!(store.get("my-key").await.unwrap().as_slice(), b"lower");
     assert_eq!(store.get("MY-KEY").await.unwrap().as_slice(), b"upper");
     assert_eq!(dir_entries(tmp.path()), ["MY-KEY", "my-key"]);
+}
+
+/// Signals when a compare-and-swap of a key's first entry begins: the
+/// moment between a retirement's read and its write.
+struct SignalSwap {
+    inner: Arc<dyn KeyStore>,
+    entered: tokio::sync::Notify,
+}
+
+#[async_trait::async_trait]
+impl KeyStore for SignalSwap {
+    async fn status(&self) -> Result<std::time::Duration, Error> {
+        self.inner.status().await
+    }
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.inner.create(name, value).await
+    }
+    async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        self.inner.get(name).await
+    }
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+        if kes_keystore::versions::is_key_name(name) {
+            self.entered.notify_one();
+        }
+        self.inner.replace_if(name, current, value).await
+    }
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        self.inner.delete_if(name, current).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.inner.delete(name).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// Issue 25, case 4: a retirement on one server racing a delete on another
+/// (two stores on one directory). The delete is sent the moment the
+/// retirement's write of the first entry begins. A delete that answered OK
+/// must leave the key gone, and a create right after it must succeed:
+/// before the fs store's conditional writes were atomic, the retirement's
+/// rename brought the deleted key back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retire_racing_delete_never_resurrects() {
+    use kes_core::{KeyAlgorithm, KeyVersion};
+    use kes_keystore::versions;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let a: Arc<dyn KeyStore> = Arc::new(FsKeyStore::open(tmp.path()).unwrap());
+    let b: Arc<dyn KeyStore> = Arc::new(FsKeyStore::open(tmp.path()).unwrap());
+    let swap = Arc::new(SignalSwap {
+        inner: Arc::clone(&a),
+        entered: tokio::sync::Notify::new(),
+    });
+    let new_key = || {
+        KeyVersion::generate(KeyAlgorithm::Aes256, "race")
+            .encode()
+            .unwrap()
+    };
+    let rounds = 300;
+    let (mut deleted, mut resurrected, mut refused_creates) = (0, 0, 0);
+    for round in 0..rounds {
+        let name = format!("race-{round}");
+        a.create(&name, new_key().as_bytes()).await.unwrap();
+        versions::rotate(&*a, &name, "race").await.unwrap();
+        versions::rotate(&*a, &name, "race").await.unwrap();
+        let retire = {
+            let swap = Arc::clone(&swap);
+            let name = name.clone();
+            tokio::spawn(async move { versions::retire(&*swap, &name, 1).await })
+        };
+        swap.entered.notified().await;
+        let delete = versions::delete(&*b, &name).await;
+        let retired = retire.await.unwrap();
+        assert!(
+            matches!(retired, Ok(_) | Err(Error::KeyNotFound)),
+            "{retired:?}"
+        );
+        if delete.is_ok() {
+            deleted += 1;
+            if b.get(&name).await.is_ok() {
+                resurrected += 1;
+            }
+            match b.create(&name, new_key().as_bytes()).await {
+                Ok(()) => {}
+                Err(Error::KeyExists) => refused_creates += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let _ = versions::delete(&*b, &name).await;
+    }
+    eprintln!(
+        "{rounds} rounds: {deleted} deletes answered OK, {resurrected} keys came back, \
+         {refused_creates} creates after a delete were refused"
+    );
+    assert_eq!(deleted, rounds, "every delete finds the key");
+    assert_eq!((resurrected, refused_creates), (0, 0));
 }

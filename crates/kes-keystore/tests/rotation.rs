@@ -387,3 +387,118 @@ path "kv2/metadata/*" { capabilities = ["read", "list", "delete"] }
         deletion(connect(&role, &secret).await).await;
     }
 }
+
+/// A memory store whose calls hang, once the retirement lease of a key
+/// was created, until it is let go: a retirement stuck in its store calls,
+/// as behind a slow network. Releases (`delete_if`) pass.
+#[derive(Default)]
+struct StallAfterLease {
+    inner: kes_keystore::memory::MemKeyStore,
+    stalled: std::sync::atomic::AtomicBool,
+    /// Only the first lease stalls the store.
+    leases: std::sync::atomic::AtomicUsize,
+    released: tokio::sync::Notify,
+}
+
+impl StallAfterLease {
+    async fn gate(&self) {
+        loop {
+            // Created before the check, so a `let_go` in between wakes it.
+            let released = self.released.notified();
+            if !self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            released.await;
+        }
+    }
+    fn let_go(&self) {
+        self.stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        self.released.notify_waiters();
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for StallAfterLease {
+    async fn status(&self) -> Result<Duration, Error> {
+        self.inner.status().await
+    }
+    async fn create(&self, name: &str, value: &[u8]) -> Result<(), Error> {
+        self.gate().await;
+        self.inner.create(name, value).await?;
+        if name.ends_with("@retiring")
+            && self
+                .leases
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                == 0
+        {
+            self.stalled
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    async fn get(&self, name: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        self.gate().await;
+        self.inner.get(name).await
+    }
+    async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
+        self.gate().await;
+        self.inner.replace_if(name, current, value).await
+    }
+    async fn delete_if(&self, name: &str, current: &[u8]) -> Result<(), Error> {
+        self.inner.delete_if(name, current).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), Error> {
+        self.gate().await;
+        self.inner.delete(name).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        self.inner.list(prefix).await
+    }
+}
+
+/// Issue 25, case 5: a retirement whose caller goes away (client reset,
+/// route timeout) after it took the lease releases the lease at once, and
+/// the next retirement of the key succeeds without waiting for it to
+/// expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_retirement_releases_its_lease() {
+    let stall = Arc::new(StallAfterLease::default());
+    let store: Store = stall.clone();
+    let name = "rot-drop";
+    create_key(&store, name).await;
+    versions::rotate(&*store, name, "x").await.unwrap();
+    versions::rotate(&*store, name, "x").await.unwrap();
+
+    let retire = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { versions::retire_shared(&store, name, 1).await })
+    };
+    // Wait for the lease, then drop the retirement where it hangs.
+    let lease_taken = async {
+        while !stall.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), lease_taken)
+        .await
+        .expect("the retirement takes its lease");
+    retire.abort();
+    assert!(retire.await.unwrap_err().is_cancelled());
+    stall.let_go();
+
+    let lease_gone = async {
+        loop {
+            let left = store.list(&format!("{name}@")).await.unwrap();
+            if !left.iter().any(|e| e.ends_with("@retiring")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), lease_gone)
+        .await
+        .expect("the dropped retirement's lease is released");
+    let retired = versions::retire(&*store, name, 1).await.unwrap();
+    assert_eq!(retired.retired, 2);
+}

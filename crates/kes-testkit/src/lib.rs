@@ -4,6 +4,8 @@
 //!
 //! - [`contract`]: the behaviour every `KeyStore` backend shows, one suite
 //!   each backend runs.
+//! - [`interleave`]: the interleaving checker of the key-mutation
+//!   protocol, for every backend.
 //! - [`store::SwitchableStore`]: an in-memory store that can be switched
 //!   off to play an unreachable one.
 //! - [`moto`]: moto's AWS emulator on loopback.
@@ -21,6 +23,7 @@ pub mod bao;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod contract;
+pub mod interleave;
 pub mod moto;
 pub mod store;
 #[cfg(feature = "warnings")]
