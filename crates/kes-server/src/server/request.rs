@@ -151,10 +151,14 @@ pub(super) async fn handle_request(
         ctx.identity = conn.identity.as_ref().ok();
         conn.expiry_refused.store(true, Ordering::Relaxed);
         let mut response = wire::error(&CERTIFICATE_EXPIRED);
-        response.headers_mut().insert(
-            http::header::CONNECTION,
-            http::HeaderValue::from_static("close"),
-        );
+        // HTTP/2 has no such header (hyper would strip it): there the
+        // connection's GOAWAY comes from its timers.
+        if req.version() < http::Version::HTTP_2 {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         response
     } else {
         route_request(&mut ctx, req).await

@@ -190,6 +190,110 @@ async fn stalled_bodies_hold_no_audit_room() {
     );
 }
 
+/// Issue 25 A.1, the second half: calls whose handlers wait (here on a key
+/// file that is a FIFO nobody writes, as a hung file system would make
+/// them) hold their audit room while they wait. One caller's calls may
+/// hold an eighth of the queue; past it that caller, and only that caller,
+/// is answered 503 `audit log unavailable`. Without the cap, 8,300 waiting
+/// calls of one identity filled the whole queue and every caller got 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_holds_at_most_its_share_of_the_audit_queue() {
+    let attacker = ApiKey::generate();
+    let other = ApiKey::generate();
+    let setup = Setup::new().with(&format!(
+        "policy:\n  \
+           one-path:\n    allow:\n      - /v1/key/describe/slow\n    identities:\n      - {}\n  \
+           app:\n    allow:\n      - /v1/key/*\n    identities:\n      - {}\n",
+        attacker.identity(),
+        other.identity(),
+    ));
+    let keys = setup.keys_dir();
+    let server = TestServer::start(setup);
+    let admin = server.admin_client();
+    assert_eq!(
+        admin.request("POST", "/v1/key/create/k", None).await.status,
+        200
+    );
+    // The key the victims use is cached: their calls need no key-store
+    // thread, only audit room.
+    calls_answer(
+        &server,
+        &[
+            ("admin", &server.setup.admin, "POST", "/v1/key/generate/k"),
+            ("app", &other, "POST", "/v1/key/generate/k"),
+        ],
+        1,
+    )
+    .await;
+    let fifo = keys.join("slow");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+
+    // 83 connections × 100 streams × 510 bytes (384 + 6 × 21) is 4.23 MB,
+    // more than the 4 MiB queue; the caller's share is 512 KiB, ~1,028
+    // calls.
+    let uri = format!(
+        "https://localhost:{}/v1/key/describe/slow",
+        server.addr.port()
+    );
+    let mut connections = Vec::new();
+    let mut pending = Vec::new();
+    for _ in 0..83 {
+        let (mut client, driver) = h2_connect(&server, &attacker).await;
+        for _ in 0..100 {
+            client = client.ready().await.unwrap();
+            let req = http::Request::get(&uri).body(()).unwrap();
+            let (resp, _) = client.send_request(req, true).unwrap();
+            pending.push(resp);
+        }
+        connections.push((client, driver));
+    }
+    calls_answer(
+        &server,
+        &[
+            ("admin", &server.setup.admin, "POST", "/v1/key/generate/k"),
+            ("app", &other, "POST", "/v1/key/generate/k"),
+        ],
+        5,
+    )
+    .await;
+    // The attacker's calls past its share were refused at once; the rest
+    // still wait for the key store.
+    let (mut refused, mut waiting) = (0, 0);
+    for resp in &mut pending {
+        match tokio::time::timeout(Duration::ZERO, &mut *resp).await {
+            Err(_) => waiting += 1,
+            Ok(Ok(r)) => {
+                let status = r.status();
+                let body = r.into_body().data().await;
+                let body = body.and_then(|b| b.ok()).unwrap_or_default();
+                assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+                assert!(
+                    String::from_utf8_lossy(&body).contains("audit log unavailable"),
+                    "{}",
+                    String::from_utf8_lossy(&body)
+                );
+                refused += 1;
+            }
+            Ok(Err(e)) => panic!("stream failed: {e}"),
+        }
+    }
+    eprintln!("audit share: {waiting} calls waiting, {refused} refused");
+    assert!(
+        (900..=1100).contains(&waiting),
+        "{waiting} calls held audit room"
+    );
+    assert_eq!(refused + waiting, 8300);
+    drop(pending);
+    for (client, driver) in connections {
+        drop(client);
+        driver.abort();
+    }
+}
+
 /// Issue 25 A.3: 400 connections with headers that never end held up to
 /// ~400 KB each (hyper's default read buffer) for the 5 s header timeout.
 /// An HTTP/1.1 connection may now buffer 64 KiB of headers; past it the
