@@ -127,11 +127,15 @@ async fn slow_listings_of_one_identity_cannot_hold_the_server() {
         (statuses, bodies)
     });
 
-    // While the streams are held: another identity is served, within 2 s,
-    // a full listing included, and memory stays bounded.
+    // While the streams are held: another identity's call answers within
+    // 2 s, its full listing (40,000 names, which alone takes 0.4-0.5 s in
+    // a debug build and more on a loaded machine) within 10 s, and memory
+    // stays bounded.
     let mut peak = rss_kb(pid);
+    let mut slowest_call = Duration::ZERO;
     let mut slowest_listing = Duration::ZERO;
-    for round in 0..5 {
+    let mut rounds = 0;
+    while rounds < 3 && (rounds == 0 || attack_started.elapsed() < Duration::from_secs(8)) {
         let started = Instant::now();
         let resp = tokio::time::timeout(
             Duration::from_secs(2),
@@ -140,34 +144,43 @@ async fn slow_listings_of_one_identity_cannot_hold_the_server() {
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "round {round}: describe took over 2 s (RSS {} KiB, idle {idle} KiB)",
+                "round {rounds}: describe took over 2 s (RSS {} KiB, idle {idle} KiB)",
                 rss_kb(pid)
             )
         });
         assert_eq!(resp.status, 200, "{}", resp.text());
+        slowest_call = slowest_call.max(started.elapsed());
         let listed = Instant::now();
         let resp = tokio::time::timeout(
-            Duration::from_secs(2),
+            Duration::from_secs(10),
             victim_client.request("GET", "/v1/key/list/*", None),
         )
         .await
         .unwrap_or_else(|_| {
             panic!(
-                "round {round}: listing took over 2 s (RSS {} KiB, idle {idle} KiB)",
+                "round {rounds}: listing took over 10 s (RSS {} KiB, idle {idle} KiB)",
                 rss_kb(pid)
             )
         });
         slowest_listing = slowest_listing.max(listed.elapsed());
         assert_eq!(resp.status, 200, "{}", resp.text());
         assert_eq!(resp.json()["names"].as_array().unwrap().len(), KEYS);
-        assert!(started.elapsed() < Duration::from_secs(2));
         peak = peak.max(rss_kb(pid));
         assert!(
             peak < RSS_BOUND_KB,
-            "round {round}: RSS {peak} KiB under the attack (idle {idle} KiB)"
+            "round {rounds}: RSS {peak} KiB under the attack (idle {idle} KiB)"
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        rounds += 1;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // The attacker's streams still hold its slots: one more listing is
+    // refused, with the documented message.
+    let resp = server
+        .client(&attacker)
+        .request("GET", "/v1/key/list/key-00000*", None)
+        .await;
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert_eq!(resp.message(), "too many concurrent listings");
     let (statuses, bodies) = headers.await.unwrap();
     let admitted = statuses.iter().filter(|s| **s == 200).count();
     let refused = statuses.iter().filter(|s| **s == 503).count();
@@ -176,10 +189,6 @@ async fn slow_listings_of_one_identity_cannot_hold_the_server() {
         "{admitted} listings of one identity admitted"
     );
     assert_eq!(admitted + refused, CONNECTIONS * STREAMS, "{statuses:?}");
-    assert!(
-        attack_started.elapsed() < Duration::from_secs(14),
-        "the streams must still be held (response deadline 15 s)"
-    );
 
     // The clients go away; the memory comes back: within 2× idle.
     drop(bodies);
@@ -196,7 +205,8 @@ async fn slow_listings_of_one_identity_cannot_hold_the_server() {
     eprintln!(
         "RSS idle {idle} KiB, peak {peak} KiB, {after} KiB {:?} after the clients left; \
          {admitted} admitted, {refused} refused; a full listing alone {alone_listing:?}, \
-         during the attack at most {slowest_listing:?}",
+         during the attack at most {slowest_listing:?} ({rounds} rounds, describe at most \
+         {slowest_call:?})",
         closed.elapsed()
     );
     assert!(after <= 2 * idle, "RSS {after} KiB after, idle {idle} KiB");
