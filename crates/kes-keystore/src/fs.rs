@@ -328,7 +328,7 @@ fn create_key(dir: &Path, name: &str, value: &[u8]) -> Result<(), Error> {
 /// directory. A file, not the directory itself: where `flock` is emulated
 /// with POSIX locks (NFS), an exclusive lock needs a descriptor opened for
 /// writing, which a directory cannot have.
-const LOCK_FILE: &str = ".kes-lock";
+pub const LOCK_FILE: &str = ".kes-lock";
 
 /// Takes the store's mutation lock (see [`LOCK_FILE`]); it is released
 /// when the returned file is closed. Blocks while another thread or

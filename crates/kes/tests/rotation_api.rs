@@ -81,6 +81,16 @@ fn field_names(json: &str) -> Vec<String> {
 
 /// MinIO's sequence (create, generate, decrypt, list, describe) before and
 /// after three rotations, then a retirement that shreds the old versions.
+/// The entries of the server's fs key store, without the store's own lock
+/// file (`.kes-lock`, made by the first delete or retirement).
+fn key_files(server: &TestServer) -> Vec<String> {
+    std::fs::read_dir(server.setup.keys_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != kes_keystore::fs::LOCK_FILE)
+        .collect()
+}
+
 #[tokio::test]
 async fn minio_sequence_across_rotations_and_retirement() {
     let server = TestServer::start(Setup::new().with("log:\n  audit: on\n"));
@@ -147,10 +157,7 @@ async fn minio_sequence_across_rotations_and_retirement() {
     }
     // The versions are entries of their own in the fs store; the first one
     // is untouched by rotation.
-    let mut files: Vec<String> = std::fs::read_dir(server.setup.keys_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut files = key_files(&server);
     files.sort();
     assert_eq!(files.len(), 5, "{files:?}");
     assert!(files[0] == "minio-key" && files[1..4].iter().all(|f| f.starts_with("minio-key@")));
@@ -203,10 +210,7 @@ async fn minio_sequence_across_rotations_and_retirement() {
             .status,
         200
     );
-    let left: Vec<String> = std::fs::read_dir(server.setup.keys_dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let left = key_files(&server);
     assert_eq!(left, ["other"]);
 
     // Rotate and retire are counted in the request metrics per route.
