@@ -15,16 +15,6 @@ use kes_keystore::memory::MemKeyStore;
 use kes_keystore::KeyStore;
 use kes_testkit::interleave::{self, Options, Report};
 
-fn seed() -> u64 {
-    match std::env::var("KES_INTERLEAVE_SEED") {
-        Ok(seed) => seed.parse().expect("KES_INTERLEAVE_SEED is a number"),
-        Err(_) => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64,
-    }
-}
-
 /// Runs the schedules and reports every failure (how many failed is what
 /// a run against a broken store shows), then fails on the first one.
 async fn run(store: Arc<dyn KeyStore>, schedules: usize, seed: u64, options: Options) -> Report {
@@ -44,17 +34,9 @@ async fn run(store: Arc<dyn KeyStore>, schedules: usize, seed: u64, options: Opt
     report
 }
 
-fn schedules(default: usize) -> usize {
-    std::env::var("KES_INTERLEAVE_SCHEDULES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory() {
-    let seed = seed();
-    eprintln!("KES_INTERLEAVE_SEED={seed}");
+    let seed = interleave::seed_from_env();
     let started = Instant::now();
     let store: Arc<dyn KeyStore> = Arc::new(MemKeyStore::new());
     // Most schedules only yield between store calls (fast; the memory
@@ -63,7 +45,7 @@ async fn memory() {
         max_sleep: std::time::Duration::ZERO,
         ..Options::default()
     };
-    let total = schedules(3000);
+    let total = interleave::schedules_from_env(3000);
     run(Arc::clone(&store), total - total / 5, seed, yields).await;
     run(store, total / 5, seed ^ 1, Options::default()).await;
     eprintln!("memory: {total} schedules in {:?}", started.elapsed());
@@ -88,10 +70,9 @@ fn batch_dir(batch: usize) -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fs() {
-    let seed = seed();
-    eprintln!("KES_INTERLEAVE_SEED={seed}");
+    let seed = interleave::seed_from_env();
     let started = Instant::now();
-    let total = schedules(1500);
+    let total = interleave::schedules_from_env(1500);
     // A fresh directory per batch: the checker deletes what a schedule
     // created, but directories keep their size.
     let size = 250;

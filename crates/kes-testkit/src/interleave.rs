@@ -188,6 +188,48 @@ pub struct Report {
     pub failures: Vec<(u64, String)>,
 }
 
+/// The seed of a test's schedules: `KES_INTERLEAVE_SEED` (to run the
+/// schedules of a failure again; a failure prints its seed), else one from
+/// the clock, so that every run tries new schedules. Printed either way.
+pub fn seed_from_env() -> u64 {
+    let seed = match std::env::var("KES_INTERLEAVE_SEED") {
+        Ok(seed) => seed.parse().expect("KES_INTERLEAVE_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    };
+    eprintln!("KES_INTERLEAVE_SEED={seed}");
+    seed
+}
+
+/// How many schedules a test runs: `KES_INTERLEAVE_SCHEDULES` (to widen a
+/// run), else `default`.
+pub fn schedules_from_env(default: usize) -> usize {
+    std::env::var("KES_INTERLEAVE_SCHEDULES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// [`check`] with the seed and the number of schedules from the
+/// environment ([`seed_from_env`], [`schedules_from_env`]): what a
+/// backend's test calls. Prints what the schedules did and asserts that
+/// mutations took effect (a store that refuses everything checks nothing).
+pub async fn check_from_env(store: Arc<dyn KeyStore>, default_schedules: usize) -> Report {
+    let seed = seed_from_env();
+    let started = std::time::Instant::now();
+    let report = check(store, schedules_from_env(default_schedules), seed).await;
+    eprintln!(
+        "{} schedules, {} operations, {} mutations took effect, in {:?}",
+        report.schedules,
+        report.ops,
+        report.effective_mutations,
+        started.elapsed()
+    );
+    assert!(report.effective_mutations > report.schedules, "{report:?}");
+    report
+}
+
 /// Runs `schedules` random schedules on `store` (seeds derived from
 /// `seed`, printed with every failure) and panics on the first violation
 /// with the seed, the violated invariant and the schedule's history.

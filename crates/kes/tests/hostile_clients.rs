@@ -439,6 +439,21 @@ async fn the_server_keeps_no_session_state_and_refuses_long_chains() {
         .is_err());
 }
 
+/// The TLS configuration of an HTTP/2 client (ALPN `h2`, TLS 1.3) with
+/// the certificate of `key`.
+fn h2_tls(server: &TestServer, key: &ApiKey) -> Arc<ClientConfig> {
+    let cert = key.client_certificate().unwrap();
+    let mut config = (*tls_config(
+        server,
+        vec![cert.certificate_der.clone()],
+        cert.private_key_der.to_vec(),
+        TLS13,
+    ))
+    .clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
 /// Opens a TLS connection and returns it without sending anything.
 async fn connect_tls(
     config: &Arc<ClientConfig>,
@@ -584,16 +599,7 @@ async fn a_response_the_client_does_not_take_is_dropped_at_its_deadline() {
 
     // HTTP/2 with a flow-control window of 0: the server can send headers
     // but no byte of the body.
-    let cert = server.setup.admin.client_certificate().unwrap();
-    let mut config = (*tls_config(
-        &server,
-        vec![cert.certificate_der.clone()],
-        cert.private_key_der.to_vec(),
-        TLS13,
-    ))
-    .clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tls = connect_tls(&Arc::new(config), server.addr, None)
+    let tls = connect_tls(&h2_tls(&server, &server.setup.admin), server.addr, None)
         .await
         .unwrap();
     let (client, connection) = h2::client::Builder::new()

@@ -4,7 +4,7 @@
 //! bounds these tests hold the server to.
 
 use super::common::{Setup, TestServer};
-use super::{attacker_ca, connect_tls, key_pair_of, leaf_for, tls_config, TLS13};
+use super::{attacker_ca, connect_tls, h2_tls, key_pair_of, leaf_for, tls_config, TLS13};
 use http_body_util::{BodyExt, Empty};
 use kes_core::ApiKey;
 use std::net::SocketAddr;
@@ -77,16 +77,7 @@ async fn h2_connect(
     h2::client::SendRequest<bytes::Bytes>,
     tokio::task::JoinHandle<()>,
 ) {
-    let cert = key.client_certificate().unwrap();
-    let mut config = (*tls_config(
-        server,
-        vec![cert.certificate_der.clone()],
-        cert.private_key_der.to_vec(),
-        TLS13,
-    ))
-    .clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let tls = connect_tls(&Arc::new(config), server.addr, None)
+    let tls = connect_tls(&h2_tls(server, key), server.addr, None)
         .await
         .unwrap();
     let (client, connection) = h2::client::handshake(tls).await.unwrap();

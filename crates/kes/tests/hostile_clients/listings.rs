@@ -6,9 +6,8 @@
 //! keep answering, and the memory comes back once the clients are gone.
 
 use super::common::{Setup, TestServer};
-use super::{connect_tls, tls_config, TLS13};
+use super::{connect_tls, h2_tls};
 use kes_core::{ApiKey, KeyAlgorithm, KeyVersion};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const KEYS: usize = 40_000;
@@ -72,16 +71,7 @@ async fn slow_listings_of_one_identity_cannot_hold_the_server() {
 
     // HTTP/2 with a flow-control window of 0: the server can send headers
     // but no byte of a body.
-    let cert = attacker.client_certificate().unwrap();
-    let mut config = (*tls_config(
-        &server,
-        vec![cert.certificate_der.clone()],
-        cert.private_key_der.to_vec(),
-        TLS13,
-    ))
-    .clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let config = Arc::new(config);
+    let config = h2_tls(&server, &attacker);
     let mut drivers = Vec::new();
     let mut responses = Vec::new();
     let mut clients = Vec::new();
