@@ -137,6 +137,20 @@ impl SoftHsm {
     }
 }
 
+/// A token directory with the token [`TOKEN`] holding the non-extractable
+/// AES-256 key [`KEY`], for tests that reach it only through processes of
+/// their own (`kes` run with `SOFTHSM2_CONF` set to [`SoftHsm::conf`]);
+/// `None` if external tests are skipped.
+pub fn token() -> Option<SoftHsm> {
+    if !available() {
+        return None;
+    }
+    let hsm = SoftHsm::new();
+    hsm.init_token(TOKEN);
+    hsm.keygen(TOKEN, KEY, "AES:32", false);
+    Some(hsm)
+}
+
 /// Runs the calling test in a process of its own with a SoftHSM2 token
 /// [`TOKEN`] holding the non-extractable AES-256 key [`KEY`]. In the test
 /// binary's own run it makes the token, runs `test` (the test's full
@@ -151,12 +165,7 @@ pub fn isolated(test: &str) -> Option<SoftHsm> {
             _temp: None,
         });
     }
-    if !available() {
-        return None;
-    }
-    let hsm = SoftHsm::new();
-    hsm.init_token(TOKEN);
-    hsm.keygen(TOKEN, KEY, "AES:32", false);
+    let hsm = token()?;
     let exe = std::env::current_exe().expect("the test binary");
     let output = Command::new(exe)
         .args([test, "--exact", "--nocapture", "--test-threads=1"])

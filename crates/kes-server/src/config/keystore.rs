@@ -334,14 +334,16 @@ fn parse_seal(seal: &Section<'_>) -> Result<SealConfig> {
                 pkcs11.line,
             ))
         }
-        (false, Some(_)) => return Err(ConfigError::new(
-            format!(
+        (false, Some(_)) => {
+            return Err(ConfigError::new(
+                format!(
                 "kesconf: invalid {WHAT}: both {0}.token and {0}.slot specified: name the token \
                      by one of them",
                 pkcs11.path
             ),
-            Some(pkcs11.line),
-        )),
+                Some(pkcs11.line),
+            ))
+        }
     };
     Ok(SealConfig::Pkcs11(Pkcs11SealConfig {
         module: PathBuf::from(pkcs11.string("module", ENV)?),
