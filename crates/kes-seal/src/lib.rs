@@ -497,3 +497,49 @@ impl KeyStore for SealedStore {
         self.inner.close().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two servers sealing one empty directory at once: the second
+    /// publication finds the first and leaves it, so both end up with one
+    /// data key.
+    #[test]
+    fn a_published_seal_file_is_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = SealFile {
+            label: "first".into(),
+            wrapped: vec![1; 60],
+        };
+        let second = SealFile {
+            label: "second".into(),
+            wrapped: vec![2; 60],
+        };
+        assert!(publish_seal_file(tmp.path(), &first).unwrap());
+        assert!(!publish_seal_file(tmp.path(), &second).unwrap());
+        let kept = read_seal_file(tmp.path()).unwrap().unwrap();
+        assert_eq!((kept.label.as_str(), kept.wrapped), ("first", vec![1; 60]));
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, [SEAL_FILE], "no temporary file is left");
+    }
+
+    /// An entry opens only under its own name, and a flipped bit is noticed.
+    #[test]
+    fn entries_are_bound_to_their_name() {
+        let key = DataKey::new(&[7; DATA_KEY_LEN]);
+        let sealed = seal(&key, "my-key", b"value");
+        assert_eq!(&sealed[..4], ENTRY_MAGIC);
+        assert_eq!(sealed.len(), b"value".len() + OVERHEAD);
+        assert_eq!(*unseal(&key, "my-key", &sealed).unwrap(), b"value");
+        assert!(unseal(&key, "my-key2", &sealed).is_err());
+        let mut flipped = sealed.clone();
+        flipped[OVERHEAD] ^= 1;
+        assert!(unseal(&key, "my-key", &flipped).is_err());
+        let other = DataKey::new(&[8; DATA_KEY_LEN]);
+        assert!(unseal(&other, "my-key", &sealed).is_err());
+    }
+}
