@@ -10,6 +10,58 @@ use std::time::Duration;
 pub struct FsConfig {
     /// The directory holding one file per key.
     pub path: PathBuf,
+    /// `keystore.fs.seal`: every entry encrypted at rest under a key of an
+    /// HSM (an addition to the Go format); `None` is the Go KES's store.
+    pub seal: Option<SealConfig>,
+}
+
+/// `keystore.fs.seal`: what seals the fs store's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealConfig {
+    /// `keystore.fs.seal.pkcs11`
+    Pkcs11(Pkcs11SealConfig),
+}
+
+/// `keystore.fs.seal.pkcs11`: the AES-256 key of a PKCS#11 token that
+/// wraps the store's data key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pkcs11SealConfig {
+    /// The vendor's PKCS#11 library, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token: by label (`token:`) or by slot id (`slot:`).
+    pub token: TokenRef,
+    /// The user PIN. Never logged: `Debug` redacts it.
+    pub pin: String,
+    /// The label of the AES-256 secret key in the token.
+    pub key: String,
+}
+
+/// How `keystore.fs.seal.pkcs11` names its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRef {
+    /// `token: <label>`
+    Label(String),
+    /// `slot: <n>`
+    Slot(u64),
+}
+
+/// Written by hand so that the PIN never reaches a log line.
+impl std::fmt::Debug for Pkcs11SealConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pkcs11SealConfig")
+            .field("module", &self.module)
+            .field("token", &self.token)
+            .field(
+                "pin",
+                &if self.pin.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("key", &self.key)
+            .finish()
+    }
 }
 
 /// `keystore.aws.secretsmanager`

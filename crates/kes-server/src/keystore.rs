@@ -2,6 +2,7 @@
 
 use crate::config::KeyStoreConfig;
 use crate::error::ServerError;
+use kes_keystore::config::{FsConfig, SealConfig};
 use kes_keystore::KeyStore;
 use std::sync::Arc;
 
@@ -10,12 +11,7 @@ use std::sync::Arc;
 /// this build (cargo features `aws`, `vault`) is an error, not a panic.
 pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
     match config {
-        KeyStoreConfig::Fs(fs) => kes_keystore::fs::FsKeyStore::open(&fs.path)
-            .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(|source| ServerError::FsStore {
-                path: fs.path.clone(),
-                source,
-            }),
+        KeyStoreConfig::Fs(fs) => open_fs(fs).await,
         #[cfg(feature = "aws")]
         KeyStoreConfig::Aws(aws) => kes_keystore::aws::connect(aws)
             .await
@@ -38,6 +34,48 @@ pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, Se
         }),
         KeyStoreConfig::Unsupported { name } => Err(ServerError::UnsupportedStore {
             name: name.to_string(),
+        }),
+    }
+}
+
+/// Opens the fs store, sealed if the config says so (docs/hsm.md). A
+/// sealed directory opened without `seal` is refused: its entries would
+/// read as garbage, and keys created then would be plain next to sealed
+/// ones.
+async fn open_fs(fs: &FsConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
+    let failed = |source| ServerError::FsStore {
+        path: fs.path.clone(),
+        source,
+    };
+    let store = kes_keystore::fs::FsKeyStore::open(&fs.path).map_err(failed)?;
+    match &fs.seal {
+        None => match kes_seal::is_sealed(&fs.path) {
+            Ok(false) => Ok(Arc::new(store)),
+            Ok(true) => Err(failed(kes_keystore::Error::other(format!(
+                "seal: '{}' is a sealed store (it holds {}): configure \
+                 keystore.fs.seal with the HSM key that seals it",
+                fs.path.display(),
+                kes_seal::SEAL_FILE
+            )))),
+            Err(e) => Err(failed(
+                kes_keystore::Error::other(format!(
+                    "seal: cannot tell whether '{}' is sealed",
+                    fs.path.display()
+                ))
+                .with_source(e),
+            )),
+        },
+        #[cfg(feature = "hsm")]
+        Some(SealConfig::Pkcs11(pkcs11)) => {
+            kes_seal::pkcs11::open(&fs.path, Arc::new(store), pkcs11)
+                .await
+                .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
+                .map_err(failed)
+        }
+        #[cfg(not(feature = "hsm"))]
+        Some(SealConfig::Pkcs11(_)) => Err(ServerError::StoreNotBuilt {
+            name: "fs.seal.pkcs11",
+            feature: "hsm",
         }),
     }
 }

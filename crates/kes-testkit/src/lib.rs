@@ -13,6 +13,8 @@
 //!   cluster, on loopback.
 //! - [`client`] (feature `client`): the mTLS HTTP/1.1 client of the server
 //!   suites.
+//! - [`softhsm`] (feature `softhsm`): a SoftHSM2 token per test, each
+//!   test in a process of its own.
 //! - [`warnings`] (feature `warnings`): the warnings a future logs.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -25,6 +27,8 @@ pub mod client;
 pub mod contract;
 pub mod interleave;
 pub mod moto;
+#[cfg(feature = "softhsm")]
+pub mod softhsm;
 pub mod store;
 #[cfg(feature = "warnings")]
 pub mod warnings;

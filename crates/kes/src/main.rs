@@ -59,6 +59,9 @@ enum Command {
     #[command(after_help = examples!("kes migrate --from fs.yml --to aws.yml", "kes migrate --merge --from fs.yml --to aws.yml 'tenant-*'", "kes migrate --force --from fs.yml --to vault.yml my-key"))]
     /// Migrate keys between key stores
     Migrate(cmd::migrate::Args),
+    #[command(after_help = examples!("kes keystore reseal --config config.yml --to-key kes-seal-2026"))]
+    /// Manage the key store itself (reseal a sealed fs store)
+    Keystore(cmd::keystore::Args),
     #[command(after_help = examples!("kes completion bash > /etc/bash_completion.d/kes", "source <(kes completion bash)", "kes completion zsh > \"${fpath[1]}/_kes\"", "kes completion fish > ~/.config/fish/completions/kes.fish"))]
     /// Print shell completions
     Completion(cmd::completion::Args),
@@ -158,6 +161,7 @@ fn main() -> ExitCode {
         Command::Status(args) => cmd::status::run(args),
         Command::Metric(args) => cmd::metric::run(args),
         Command::Migrate(args) => cmd::migrate::run(args),
+        Command::Keystore(args) => cmd::keystore::run(args),
         Command::Completion(args) => cmd::completion::run::<Cli>(args),
     };
     match result {

@@ -3,7 +3,8 @@
 
 use super::{missing, ConfigError, Files, Result, Section, Text, DEFAULT_VAULT_STATUS_PING, ENV};
 use kes_keystore::config::{
-    AwsConfig, FsConfig, VaultAppRole, VaultConfig, VaultKubernetes, VaultTransit,
+    AwsConfig, FsConfig, Pkcs11SealConfig, SealConfig, TokenRef, VaultAppRole, VaultConfig,
+    VaultKubernetes, VaultTransit,
 };
 use std::fmt;
 use std::path::PathBuf;
@@ -285,8 +286,70 @@ fn parse_fs(section: &Section<'_>) -> Result<KeyStoreConfig> {
             section.line,
         ));
     }
+    let seal = section
+        .section("seal")?
+        .map(|seal| parse_seal(&seal))
+        .transpose()?;
     Ok(KeyStoreConfig::Fs(FsConfig {
         path: PathBuf::from(path),
+        seal,
+    }))
+}
+
+/// `keystore.fs.seal` (an addition to the Go format, docs/hsm.md).
+fn parse_seal(seal: &Section<'_>) -> Result<SealConfig> {
+    const WHAT: &str = "fs keystore seal";
+    let Some(pkcs11) = seal.section("pkcs11")? else {
+        return Err(missing(
+            WHAT,
+            "sealing method",
+            &super::join(&seal.path, "pkcs11"),
+            seal.line,
+        ));
+    };
+    require(
+        &pkcs11,
+        WHAT,
+        &[
+            ("module", "PKCS#11 module"),
+            ("pin", "PIN"),
+            ("key", "key label"),
+        ],
+    )?;
+    let label = pkcs11.string("token", ENV)?;
+    let slot = pkcs11
+        .text("slot", ENV)?
+        .filter(|t| !t.as_str().trim().is_empty());
+    let token = match (label.is_empty(), slot) {
+        (false, None) => TokenRef::Label(label),
+        (true, Some(slot)) => match slot.as_str().trim().parse::<u64>() {
+            Ok(id) => TokenRef::Slot(id),
+            Err(_) => return Err(slot.invalid("must be a slot number")),
+        },
+        (true, None) => {
+            return Err(missing(
+                WHAT,
+                "token label (or slot)",
+                &super::join(&pkcs11.path, "token"),
+                pkcs11.line,
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(ConfigError::new(
+                format!(
+                "kesconf: invalid {WHAT}: both {0}.token and {0}.slot specified: name the token \
+                     by one of them",
+                pkcs11.path
+            ),
+                Some(pkcs11.line),
+            ))
+        }
+    };
+    Ok(SealConfig::Pkcs11(Pkcs11SealConfig {
+        module: PathBuf::from(pkcs11.string("module", ENV)?),
+        token,
+        pin: pkcs11.string("pin", ENV)?,
+        key: pkcs11.string("key", ENV)?,
     }))
 }
 

@@ -75,7 +75,25 @@ const TOP: Schema = Map(&[
 ]);
 
 const KEYSTORE: Schema = Map(&[
-    ("fs", Map(&[("path", Leaf)])),
+    (
+        "fs",
+        Map(&[
+            ("path", Leaf),
+            (
+                "seal",
+                Map(&[(
+                    "pkcs11",
+                    Map(&[
+                        ("module", Leaf),
+                        ("token", Leaf),
+                        ("slot", Leaf),
+                        ("pin", Leaf),
+                        ("key", Leaf),
+                    ]),
+                )]),
+            ),
+        ]),
+    ),
     ("kes", Leaf),
     (
         "vault",

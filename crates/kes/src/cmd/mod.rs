@@ -31,6 +31,7 @@ pub(crate) mod completion;
 pub(crate) mod identity;
 pub(crate) mod identity_remote;
 pub(crate) mod key;
+pub(crate) mod keystore;
 pub(crate) mod log;
 pub(crate) mod ls;
 pub(crate) mod metric;
