@@ -869,3 +869,119 @@ fn server_config_errors_point_at_the_typo_and_the_file() {
         "Error: kesconf: tls.key 'nope.key' in line 5: no such file\n"
     );
 }
+
+/// The `[Service]` settings of a systemd unit, as `(key, value)` pairs in
+/// file order (a key may repeat, e.g. `ReadWritePaths`).
+fn unit_settings(unit: &str) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut out = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if in_service && !line.starts_with('#') && !line.is_empty() {
+            let (k, v) = line.split_once('=').expect("key=value");
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Resolves `.` and `..` without touching the file system: the paths are
+/// those of the machine the unit is installed on, not of this one.
+fn lexical(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+// The shipped pair must start as is: examples/server-fs.yml installed as
+// the unit's --config keeps its keys where ProtectSystem=strict still lets
+// the server write (a relative path resolves against WorkingDirectory,
+// which the unit keeps read-only).
+#[test]
+fn systemd_unit_and_fs_example_start_as_a_pair() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let unit = std::fs::read_to_string(examples.join("kes.service")).unwrap();
+    let settings = unit_settings(&unit);
+    let get = |key: &str| {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("ProtectSystem"), ["strict"], "the test assumes strict");
+    let workdir = Path::new(get("WorkingDirectory")[0]);
+    // `-` (ignore if missing) and `+` prefixes do not change the path.
+    let writable: Vec<std::path::PathBuf> = get("ReadWritePaths")
+        .iter()
+        .flat_map(|v| v.split_whitespace())
+        .map(|p| Path::new(p.trim_start_matches(['-', '+'])).to_path_buf())
+        .chain(
+            get("StateDirectory")
+                .iter()
+                .flat_map(|v| v.split_whitespace())
+                .map(|d| Path::new("/var/lib").join(d)),
+        )
+        .collect();
+    assert!(!writable.is_empty(), "the unit names no writable path");
+    let exec = get("ExecStart")[0];
+    let config = exec
+        .split_whitespace()
+        .skip_while(|a| *a != "--config")
+        .nth(1)
+        .expect("ExecStart names --config");
+    assert!(
+        config.starts_with(workdir.to_str().unwrap()),
+        "the config ({config}) is expected in the WorkingDirectory"
+    );
+
+    let (keystore, warnings) =
+        kes_server::config::load_keystore(&examples.join("server-fs.yml")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let kes_server::config::KeyStoreConfig::Fs(fs) = keystore else {
+        panic!("server-fs.yml is not an fs key store: {keystore:?}");
+    };
+    let keys = lexical(&workdir.join(&fs.path));
+    assert!(
+        writable.iter().any(|w| keys.starts_with(w)),
+        "keystore.fs.path {} resolves to {} under kes.service, outside its writable paths {writable:?}",
+        fs.path.display(),
+        keys.display()
+    );
+
+    // systemd's own check, where systemd is installed. It insists the
+    // ExecStart binary exists: point it at the one under test.
+    let has_analyze = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_analyze {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kes.service");
+        std::fs::write(
+            &path,
+            unit.replace("/usr/local/bin/kes", env!("CARGO_BIN_EXE_kes")),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
