@@ -985,3 +985,87 @@ fn systemd_unit_and_fs_example_start_as_a_pair() {
         );
     }
 }
+
+/// A self-signed certificate (PEM) and its key, valid from `from` to `to`
+/// days from now.
+fn dated_certificate(name: &str, from: i64, to: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(from);
+    params.not_after = now + time::Duration::days(to);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+// Mistakes that still start a server are named at start: an admin identity
+// no client can have, a server certificate about to expire, an expired CA.
+#[test]
+fn start_up_warns_about_silent_mistakes_and_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = dated_certificate("localhost", -1, 10);
+    std::fs::write(d.join("server.crt"), cert).unwrap();
+    std::fs::write(d.join("server.key"), key).unwrap();
+    let (ca, _) = dated_certificate("old-ca", -60, -2);
+    std::fs::write(d.join("ca.crt"), ca).unwrap();
+    // An upper-case copy of a real identity matches no client.
+    let admin = ApiKey::generate().identity().to_string().to_uppercase();
+    std::fs::write(
+        d.join("config.yml"),
+        format!(
+            "address: 127.0.0.1:0\nadmin:\n  identity: {admin}\ntls:\n  key: server.key\n  cert: server.crt\n  ca: ca.crt\nkeystore:\n  fs:\n    path: ./keys\n"
+        ),
+    )
+    .unwrap();
+    let mut server = bare()
+        .current_dir(d)
+        .args(["server", "--config", "config.yml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut out = server.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Server is up and running") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut err = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        banner.contains("Server is up and running"),
+        "{banner}\n{err}"
+    );
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    let expected = [
+        "admin.identity has upper-case letters",
+        "tls.cert certificate 'server.crt' (CN=localhost) expires on ",
+        "tls.ca certificate 'ca.crt' (CN=old-ca) expired on ",
+    ];
+    for want in expected {
+        assert!(
+            warnings.iter().any(|w| w.contains(want)),
+            "no warning with {want:?}: {warnings:#?}"
+        );
+    }
+    assert!(
+        !err.contains(&admin),
+        "the admin value is not echoed: {err}"
+    );
+}
