@@ -1069,3 +1069,134 @@ fn start_up_warns_about_silent_mistakes_and_still_starts() {
         "the admin value is not echoed: {err}"
     );
 }
+
+// Under tls.auth on, a client certificate that does not chain to tls.ca
+// ends the connection right after the handshake (TLS 1.3 checks it after
+// the client's Finished): the CLI says why instead of "connection closed".
+#[test]
+fn a_client_certificate_rejected_under_tls_auth_is_named() {
+    let mut setup = Setup::new();
+    // A CA that did not issue the admin's (self-signed) certificate.
+    setup.tls_extra = format!("  auth: on\n  ca: {}\n", setup.server_cert.display());
+    let server = TestServer::start(setup);
+    // Whether the client sees the server's alert or only the closed
+    // connection depends on timing: run it a few times, both must say it.
+    for _ in 0..4 {
+        let out = run(kes(&server).args(["key", "ls"]));
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "the server rejected the client certificate (with tls.auth on it must chain to the server's tls.ca)"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("operation was canceled"), "{err}");
+    }
+}
+
+#[test]
+fn errors_name_their_object_and_what_to_do() {
+    let server = TestServer::start(Setup::new());
+    let dir = server.setup.dir.path();
+    let err = stderr(&run(kes(&server).args(["key", "info", "nope"])));
+    assert_eq!(err.trim(), "Error: key 'nope' does not exist");
+
+    let short = "QkJCQkJCQkJCQkJCQkJCQg=="; // 16 bytes
+    let err = stderr(&run(kes(&server).args(["key", "import", "short", short])));
+    assert_eq!(
+        err.trim(),
+        "Error: invalid key size for 'AES256': an AES256 key is 32 bytes (44 base64 characters), this one is 16"
+    );
+
+    // No credentials: both ways to give them.
+    let out = run(bare()
+        .env("KES_SERVER", server.addr.to_string())
+        .args(["key", "ls"]));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: no API key specified: set KES_API_KEY, or KES_CLIENT_CERT and KES_CLIENT_KEY"
+    );
+
+    // MinIO's variables work like ours (docs/minio.md sets them).
+    let other = kes_core::certgen::new_identity(&kes_core::certgen::CertificateOptions {
+        subject: Some("other".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let cert = dir.join("minio.crt");
+    let key = dir.join("minio.key");
+    std::fs::write(
+        &cert,
+        kes_core::pem::encode("CERTIFICATE", &other.certificate.certificate_der),
+    )
+    .unwrap();
+    let mismatched = kes_core::certgen::new_identity(&Default::default()).unwrap();
+    std::fs::write(
+        &key,
+        kes_core::pem::encode("PRIVATE KEY", &mismatched.certificate.private_key_der),
+    )
+    .unwrap();
+    let cas = dir.join("cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::copy(&server.setup.server_cert, cas.join("kes.crt")).unwrap();
+    let minio = || {
+        let mut cmd = bare();
+        cmd.env("MINIO_KMS_KES_ENDPOINT", format!("https://{}", server.addr))
+            .env("MINIO_KMS_KES_CERT_FILE", &cert)
+            .env("MINIO_KMS_KES_KEY_FILE", &key)
+            .env("MINIO_KMS_KES_CAPATH", &cas);
+        cmd
+    };
+    // A key that does not fit its certificate: both files are named.
+    let err = stderr(&run(minio().args(["key", "ls"])));
+    assert!(
+        err.starts_with(&format!(
+            "Error: the client certificate '{}' (MINIO_KMS_KES_CERT_FILE) and private key '{}' (MINIO_KMS_KES_KEY_FILE) do not belong together",
+            cert.display(),
+            key.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(
+        &key,
+        kes_core::pem::encode("PRIVATE KEY", &other.certificate.private_key_der),
+    )
+    .unwrap();
+    // Trusted through the CA directory, and identified by the certificate:
+    // not the admin, and without a policy, so the server refuses it.
+    let err = stderr(&run(minio().args(["key", "ls"])));
+    assert_eq!(
+        err.trim(),
+        "Error: not authorized: insufficient permissions"
+    );
+
+    // A key store that fails (its directory replaced by a file): the 502
+    // says where the cause is.
+    let keys = server.setup.keys_dir();
+    std::fs::remove_dir_all(&keys).unwrap();
+    std::fs::write(&keys, "not a directory").unwrap();
+    let err = stderr(&run(kes(&server).args(["key", "create", "k"])));
+    assert_eq!(
+        err.trim(),
+        "Error: failed to create key 'k': failed to create key (the server's key store failed; its error log has the cause)"
+    );
+}
+
+// `--encrypt` asks for a password on the terminal; without one the error
+// says which variable to set (setsid: no controlling terminal).
+#[test]
+fn identity_new_encrypt_without_a_terminal_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new("setsid")
+        .arg("--wait")
+        .arg(env!("CARGO_BIN_EXE_kes"))
+        .args(["identity", "new", "--encrypt", "client"])
+        .current_dir(dir.path())
+        .env_remove("KES_IDENTITY_PASSWORD")
+        .stdin(Stdio::null()));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: no terminal to read a password from: set KES_IDENTITY_PASSWORD"
+    );
+}
