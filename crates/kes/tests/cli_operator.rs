@@ -10,6 +10,7 @@ use common::{Setup, TestServer};
 use kes_core::ApiKey;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -1008,7 +1009,7 @@ fn dated_certificate(name: &str, from: i64, to: i64) -> (String, String) {
 fn start_up_warns_about_silent_mistakes_and_still_starts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (cert, key) = dated_certificate("localhost", -1, 10);
+    let (cert, key) = dated_certificate("localhost", -60, 10);
     std::fs::write(d.join("server.crt"), cert).unwrap();
     std::fs::write(d.join("server.key"), key).unwrap();
     let (ca, _) = dated_certificate("old-ca", -60, -2);
@@ -1199,4 +1200,197 @@ fn identity_new_encrypt_without_a_terminal_names_the_variable() {
         stderr(&out).trim(),
         "Error: no terminal to read a password from: set KES_IDENTITY_PASSWORD"
     );
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, recursively, sorted.
+fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(yaml_files(&path));
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The scalars of every document of a YAML text, in order; panics with
+/// the line on a syntax error.
+fn yaml_scalars(path: &Path, text: &str) -> (usize, Vec<String>) {
+    use saphyr_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    let (mut documents, mut scalars) = (0, Vec::new());
+    while let Some(next) = parser.next_event() {
+        let (event, _) = next
+            .unwrap_or_else(|e| panic!("{}:{}: {}", path.display(), e.marker().line(), e.info()));
+        match event {
+            Event::DocumentStart(_) => documents += 1,
+            Event::Scalar(value, ..) => scalars.push(value.to_string()),
+            _ => {}
+        }
+    }
+    (documents, scalars)
+}
+
+// The shipped manifests are YAML (Kubernetes, compose), and the KES
+// configs inside them are valid configs without warnings.
+#[test]
+fn every_example_yaml_parses_and_embedded_configs_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let files = yaml_files(&examples);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&examples).unwrap().display().to_string())
+        .collect();
+    for expected in [
+        "compose/docker-compose.yml",
+        "compose/config.yml",
+        "kubernetes/deployment.yaml",
+        "kubernetes/secret.yaml",
+        "kubernetes/service.yaml",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    let substitute = |text: &str| {
+        text.replace(
+            "${MINIO_IDENTITY}",
+            "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
+        )
+        .replace("${AWS_ACCESS_KEY_ID}", "AKIAIOSFODNN7EXAMPLE")
+        .replace("${AWS_SECRET_ACCESS_KEY}", "secret")
+    };
+    let mut configs = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (documents, scalars) = yaml_scalars(path, &text);
+        assert!(documents > 0, "{}: no document", path.display());
+        // A config embedded in a Secret is the value after `config.yml`.
+        let embedded = scalars
+            .windows(2)
+            .filter(|w| w[0] == "config.yml" && w[1].contains("keystore:"))
+            .map(|w| w[1].clone());
+        let own = path.ends_with("compose/config.yml").then(|| text.clone());
+        for config in embedded.chain(own) {
+            let parsed = kes_server::config::ServerConfig::parse(&substitute(&config))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(parsed.warnings, Vec::<String>::new(), "{}", path.display());
+            configs += 1;
+        }
+        if path.ends_with("kubernetes/deployment.yaml") {
+            for want in ["/v1/ready", "HTTPS", "65532", "/etc/kes/config.yml"] {
+                assert!(scalars.iter().any(|s| s == want), "{want}: {scalars:?}");
+            }
+            let replicas = scalars.windows(2).find(|w| w[0] == "replicas").unwrap();
+            assert_eq!(replicas[1], "2");
+        }
+    }
+    assert_eq!(configs, 2, "the Secret's config and compose/config.yml");
+}
+
+// The container image holds everything the server needs: run `/kes
+// server` from the image's own root file system (scripts/container
+// --rootfs DIR; scripts/test sets KES_TEST_IMAGE_ROOTFS) as the image's
+// user, with nothing of this machine visible, and use it over mTLS from
+// outside. Skipped when no image was built.
+#[test]
+fn the_container_image_serves_from_its_own_root_file_system() {
+    let Some(rootfs) = std::env::var_os("KES_TEST_IMAGE_ROOTFS") else {
+        eprintln!("skipped: KES_TEST_IMAGE_ROOTFS is not set (scripts/container --rootfs DIR)");
+        return;
+    };
+    let rootfs = std::path::PathBuf::from(rootfs);
+    assert!(rootfs.join("kes").is_file(), "{}", rootfs.display());
+    // Config and certificates in the image's writable /data, as a mounted
+    // volume would put them.
+    let setup = Setup::new();
+    let dir = rootfs.join(format!("data/test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inside = Path::new("/data").join(dir.file_name().unwrap());
+    std::fs::copy(&setup.server_cert, dir.join("server.crt")).unwrap();
+    std::fs::copy(&setup.server_key, dir.join("server.key")).unwrap();
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "address: 127.0.0.1:0\nadmin:\n  identity: {}\ntls:\n  key: {1}/server.key\n  cert: {1}/server.crt\nkeystore:\n  fs:\n    path: {1}/keys\n",
+            setup.admin.identity(),
+            inside.display()
+        ),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([dir.clone()])
+    {
+        std::os::unix::fs::chown(&entry, Some(65532), Some(65532)).unwrap();
+    }
+    // As a container runtime does: the host's /dev in a mount namespace of
+    // its own (nothing else of the host), then the image's root, user and
+    // working directory.
+    std::fs::create_dir_all(rootfs.join("dev")).unwrap();
+    let script = format!(
+        "mount --bind /dev '{0}/dev' && exec unshare --root='{0}' --wd=/data --setuid=65532 --setgid=65532 /kes server --config '{1}/config.yml'",
+        rootfs.display(),
+        inside.display()
+    );
+    let mut server = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork", "sh", "-c", &script])
+        // A group of its own, to be stopped as one (below).
+        .process_group(0)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    let mut banner = String::new();
+    let mut out = server.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Server is up and running") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let addr = listed_endpoints(&banner).first().map(|a| a.to_string());
+    let result = addr.clone().map(|addr| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let client = kes_client::Client::builder()
+                .endpoints([addr.as_str()])
+                .ca_file(&setup.server_cert)
+                .api_key(&setup.admin)
+                .build()
+                .unwrap();
+            let version = client.version().await?;
+            client.create_key("image-key").await?;
+            let dek = client.generate_key("image-key", b"").await?;
+            let plaintext = client.decrypt("image-key", &dek.ciphertext, b"").await?;
+            Ok::<_, kes_client::Error>((version, dek.plaintext.to_vec() == plaintext.to_vec()))
+        })
+    });
+    // SIGTERM to the whole group: unshare --fork ignores it itself, and
+    // the server in the new PID namespace is still in unshare's group.
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", server.id())])
+        .status();
+    let _ = server.wait();
+    let mut err = String::new();
+    let _ = server.stderr.take().unwrap().read_to_string(&mut err);
+    let keys_written = dir.join("keys/image-key").exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (version, round_trip) = result
+        .unwrap_or_else(|| panic!("no banner: {banner}\n{err}"))
+        .unwrap_or_else(|e| panic!("{e}\n{banner}\n{err}"));
+    assert_eq!(version.version, kes_server::VERSION, "{banner}");
+    assert!(round_trip);
+    assert!(keys_written, "the fs store wrote into /data as uid 65532");
 }

@@ -10,7 +10,10 @@ use kes_core::Identity;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
-/// How far ahead a certificate's end is worth a warning.
+/// How far ahead a certificate's end is worth a warning: 30 days, or the
+/// last third of a shorter certificate's lifetime (`kes identity new`
+/// makes 30-day certificates by default; a warning on their first day
+/// would only teach to ignore it).
 pub const CERTIFICATE_WARNING_DAYS: i64 = 30;
 
 /// Values of `admin.identity` that say "no admin" on purpose (compared
@@ -94,7 +97,8 @@ fn ca_files(ca: &Path) -> Vec<PathBuf> {
 }
 
 /// One warning per certificate in a PEM file that has expired or ends
-/// within [`CERTIFICATE_WARNING_DAYS`] of `now`. A file that cannot be read
+/// within [`CERTIFICATE_WARNING_DAYS`] of `now` (a third of its lifetime
+/// if that is shorter). A file that cannot be read
 /// or parsed gives none: loading the TLS config reports those errors.
 pub fn certificate_warnings(field: &str, path: &Path, now: OffsetDateTime) -> Vec<String> {
     let Ok(bytes) = std::fs::read(path) else {
@@ -118,12 +122,15 @@ pub fn certificate_warnings(field: &str, path: &Path, now: OffsetDateTime) -> Ve
         };
         let date = end.date();
         let left = (end - now).whole_days();
+        let lifetime =
+            cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+        let window = CERTIFICATE_WARNING_DAYS.min(lifetime / 86_400 / 3);
         if end <= now {
             warnings.push(format!(
                 "{field} certificate '{}'{subject} expired on {date}",
                 path.display()
             ));
-        } else if left < CERTIFICATE_WARNING_DAYS {
+        } else if left < window {
             warnings.push(format!(
                 "{field} certificate '{}'{subject} expires on {date} (in {left} days)",
                 path.display()
