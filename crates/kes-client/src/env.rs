@@ -14,24 +14,35 @@ use zeroize::Zeroizing;
 pub const SERVER_VARS: [&str; 3] = ["MINIO_KES_SERVER", "KES_SERVER", "MINIO_KMS_KES_ENDPOINT"];
 /// API key variables, in order of precedence.
 pub const API_KEY_VARS: [&str; 3] = ["MINIO_KES_API_KEY", "KES_API_KEY", "MINIO_KMS_KES_API_KEY"];
-/// Client certificate file variables, in order of precedence.
-pub const CERT_VARS: [&str; 3] = [
+/// Client certificate file variables, in order of precedence. The last is
+/// MinIO's own, which docs/minio.md sets for the MinIO server.
+pub const CERT_VARS: [&str; 4] = [
     "MINIO_KES_CERT_FILE",
     "KES_CLIENT_CERT",
     "MINIO_KES_CLIENT_CERT",
+    "MINIO_KMS_KES_CERT_FILE",
 ];
 /// Client private key file variables, in order of precedence.
-pub const KEY_VARS: [&str; 3] = [
+pub const KEY_VARS: [&str; 4] = [
     "MINIO_KES_KEY_FILE",
     "KES_CLIENT_KEY",
     "MINIO_KES_CLIENT_KEY",
+    "MINIO_KMS_KES_KEY_FILE",
 ];
 /// Password of an encrypted client private key.
 pub const KEY_PASSWORD_VAR: &str = "KES_CLIENT_KEY_PASSWORD";
 /// CA certificate file to trust in addition to the system roots.
 pub const CA_VAR: &str = "KES_CA";
+/// CA variables, in order of precedence: [`CA_VAR`], then MinIO's own,
+/// which may also name a directory of CA certificates.
+pub const CA_VARS: [&str; 2] = [CA_VAR, "MINIO_KMS_KES_CAPATH"];
 /// The server when nothing is configured.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7373";
+
+/// The error without any credentials: the Go CLI's words, then both ways
+/// to give them.
+pub const NO_CREDENTIALS: &str =
+    "no API key specified: set KES_API_KEY, or KES_CLIENT_CERT and KES_CLIENT_KEY";
 
 /// How the client authenticates.
 pub enum Credentials {
@@ -111,7 +122,7 @@ pub fn credentials(
         }),
         (None, Some(_), None) => Err(Error::Config("no client private key specified".into())),
         (None, None, Some(_)) => Err(Error::Config("no client certificate specified".into())),
-        (None, None, None) => Err(Error::Config("no API key specified".into())),
+        (None, None, None) => Err(Error::Config(NO_CREDENTIALS.into())),
     }
 }
 
@@ -152,7 +163,23 @@ mod tests {
     #[test]
     fn credential_precedence() {
         let err = credentials(None, &env(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "no API key specified");
+        assert_eq!(
+            err.to_string(),
+            "no API key specified: set KES_API_KEY, or KES_CLIENT_CERT and KES_CLIENT_KEY"
+        );
+
+        // MinIO's variables, as docs/minio.md sets them for MinIO.
+        let e = env(&[
+            ("MINIO_KMS_KES_CERT_FILE", "m.crt"),
+            ("MINIO_KMS_KES_KEY_FILE", "m.key"),
+        ]);
+        match credentials(None, &e).unwrap() {
+            Credentials::CertificateFiles { cert, key } => {
+                assert_eq!(cert, PathBuf::from("m.crt"));
+                assert_eq!(key, PathBuf::from("m.key"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
 
         let e = env(&[
             ("KES_API_KEY", "kes:v1:b"),

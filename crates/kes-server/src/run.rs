@@ -77,6 +77,9 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
             for warning in &config.warnings {
                 eprintln!("Warning: {warning}");
             }
+            for warning in crate::config::checks::environment_warnings(&config) {
+                eprintln!("Warning: {warning}");
+            }
             Some((path.clone(), config))
         }
     };

@@ -133,12 +133,15 @@ fn key_commands() {
         kes(&server).args(["key", "import", "short", &B64.encode([1u8; 16])]),
         1,
     );
-    assert_eq!(err.trim(), "Error: invalid key size for 'AES256'");
+    assert_eq!(
+        err.trim(),
+        "Error: invalid key size for 'AES256': an AES256 key is 32 bytes (44 base64 characters), this one is 16"
+    );
 
     // rm, then the key is gone.
     ok(kes(&server).args(["key", "rm", "key-a", "imported"]));
     let err = fails(kes(&server).args(["key", "info", "key-a"]), 1);
-    assert_eq!(err.trim(), "Error: key does not exist");
+    assert_eq!(err.trim(), "Error: key 'key-a' does not exist");
     assert_eq!(ok(kes(&server).args(["key", "ls", "*"])), "key-b\n");
 
     // Commands without a result print nothing, also with --json.
@@ -390,7 +393,10 @@ fn connection_settings_and_errors() {
 
     // No credentials at all.
     let err = fails(bare().env("KES_SERVER", &addr).args(["key", "ls"]), 2);
-    assert_eq!(err.trim(), "Error: no API key specified");
+    assert_eq!(
+        err.trim(),
+        "Error: no API key specified: set KES_API_KEY, or KES_CLIENT_CERT and KES_CLIENT_KEY"
+    );
     // API key and certificate together.
     let err = fails(
         kes(&server)

@@ -10,6 +10,7 @@ use common::{Setup, TestServer};
 use kes_core::ApiKey;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -868,4 +869,527 @@ fn server_config_errors_point_at_the_typo_and_the_file() {
         stderr(&out),
         "Error: kesconf: tls.key 'nope.key' in line 5: no such file\n"
     );
+}
+
+/// The `[Service]` settings of a systemd unit, as `(key, value)` pairs in
+/// file order (a key may repeat, e.g. `ReadWritePaths`).
+fn unit_settings(unit: &str) -> Vec<(String, String)> {
+    let mut in_service = false;
+    let mut out = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_service = line == "[Service]";
+        } else if in_service && !line.starts_with('#') && !line.is_empty() {
+            let (k, v) = line.split_once('=').expect("key=value");
+            out.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
+}
+
+/// Resolves `.` and `..` without touching the file system: the paths are
+/// those of the machine the unit is installed on, not of this one.
+fn lexical(path: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+// The shipped pair must start as is: examples/server-fs.yml installed as
+// the unit's --config keeps its keys where ProtectSystem=strict still lets
+// the server write (a relative path resolves against WorkingDirectory,
+// which the unit keeps read-only).
+#[test]
+fn systemd_unit_and_fs_example_start_as_a_pair() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let unit = std::fs::read_to_string(examples.join("kes.service")).unwrap();
+    let settings = unit_settings(&unit);
+    let get = |key: &str| {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(get("ProtectSystem"), ["strict"], "the test assumes strict");
+    let workdir = Path::new(get("WorkingDirectory")[0]);
+    // `-` (ignore if missing) and `+` prefixes do not change the path.
+    let writable: Vec<std::path::PathBuf> = get("ReadWritePaths")
+        .iter()
+        .flat_map(|v| v.split_whitespace())
+        .map(|p| Path::new(p.trim_start_matches(['-', '+'])).to_path_buf())
+        .chain(
+            get("StateDirectory")
+                .iter()
+                .flat_map(|v| v.split_whitespace())
+                .map(|d| Path::new("/var/lib").join(d)),
+        )
+        .collect();
+    assert!(!writable.is_empty(), "the unit names no writable path");
+    let exec = get("ExecStart")[0];
+    let config = exec
+        .split_whitespace()
+        .skip_while(|a| *a != "--config")
+        .nth(1)
+        .expect("ExecStart names --config");
+    assert!(
+        config.starts_with(workdir.to_str().unwrap()),
+        "the config ({config}) is expected in the WorkingDirectory"
+    );
+
+    let (keystore, warnings) =
+        kes_server::config::load_keystore(&examples.join("server-fs.yml")).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let kes_server::config::KeyStoreConfig::Fs(fs) = keystore else {
+        panic!("server-fs.yml is not an fs key store: {keystore:?}");
+    };
+    let keys = lexical(&workdir.join(&fs.path));
+    assert!(
+        writable.iter().any(|w| keys.starts_with(w)),
+        "keystore.fs.path {} resolves to {} under kes.service, outside its writable paths {writable:?}",
+        fs.path.display(),
+        keys.display()
+    );
+
+    // systemd's own check, where systemd is installed. It insists the
+    // ExecStart binary exists: point it at the one under test.
+    let has_analyze = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_analyze {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kes.service");
+        std::fs::write(
+            &path,
+            unit.replace("/usr/local/bin/kes", env!("CARGO_BIN_EXE_kes")),
+        )
+        .unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "systemd-analyze verify: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A self-signed certificate (PEM) and its key, valid from `from` to `to`
+/// days from now.
+fn dated_certificate(name: &str, from: i64, to: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(from);
+    params.not_after = now + time::Duration::days(to);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+// Mistakes that still start a server are named at start: an admin identity
+// no client can have, a server certificate about to expire, an expired CA.
+#[test]
+fn start_up_warns_about_silent_mistakes_and_still_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (cert, key) = dated_certificate("localhost", -60, 10);
+    std::fs::write(d.join("server.crt"), cert).unwrap();
+    std::fs::write(d.join("server.key"), key).unwrap();
+    let (ca, _) = dated_certificate("old-ca", -60, -2);
+    std::fs::write(d.join("ca.crt"), ca).unwrap();
+    // An upper-case copy of a real identity matches no client.
+    let admin = ApiKey::generate().identity().to_string().to_uppercase();
+    std::fs::write(
+        d.join("config.yml"),
+        format!(
+            "address: 127.0.0.1:0\nadmin:\n  identity: {admin}\ntls:\n  key: server.key\n  cert: server.crt\n  ca: ca.crt\nkeystore:\n  fs:\n    path: ./keys\n"
+        ),
+    )
+    .unwrap();
+    let mut server = bare()
+        .current_dir(d)
+        .args(["server", "--config", "config.yml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    let mut out = server.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Server is up and running") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut err = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        banner.contains("Server is up and running"),
+        "{banner}\n{err}"
+    );
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("Warning: ")).collect();
+    let expected = [
+        "admin.identity has upper-case letters",
+        "tls.cert certificate 'server.crt' (CN=localhost) expires on ",
+        "tls.ca certificate 'ca.crt' (CN=old-ca) expired on ",
+    ];
+    for want in expected {
+        assert!(
+            warnings.iter().any(|w| w.contains(want)),
+            "no warning with {want:?}: {warnings:#?}"
+        );
+    }
+    assert!(
+        !err.contains(&admin),
+        "the admin value is not echoed: {err}"
+    );
+}
+
+// Under tls.auth on, a client certificate that does not chain to tls.ca
+// ends the connection right after the handshake (TLS 1.3 checks it after
+// the client's Finished): the CLI says why instead of "connection closed".
+#[test]
+fn a_client_certificate_rejected_under_tls_auth_is_named() {
+    let mut setup = Setup::new();
+    // A CA that did not issue the admin's (self-signed) certificate.
+    setup.tls_extra = format!("  auth: on\n  ca: {}\n", setup.server_cert.display());
+    let server = TestServer::start(setup);
+    // Whether the client sees the server's alert or only the closed
+    // connection depends on timing: run it a few times, both must say it.
+    for _ in 0..4 {
+        let out = run(kes(&server).args(["key", "ls"]));
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains(
+                "the server rejected the client certificate (with tls.auth on it must chain to the server's tls.ca)"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("operation was canceled"), "{err}");
+    }
+}
+
+#[test]
+fn errors_name_their_object_and_what_to_do() {
+    let server = TestServer::start(Setup::new());
+    let dir = server.setup.dir.path();
+    let err = stderr(&run(kes(&server).args(["key", "info", "nope"])));
+    assert_eq!(err.trim(), "Error: key 'nope' does not exist");
+
+    let short = "QkJCQkJCQkJCQkJCQkJCQg=="; // 16 bytes
+    let err = stderr(&run(kes(&server).args(["key", "import", "short", short])));
+    assert_eq!(
+        err.trim(),
+        "Error: invalid key size for 'AES256': an AES256 key is 32 bytes (44 base64 characters), this one is 16"
+    );
+
+    // No credentials: both ways to give them.
+    let out = run(bare()
+        .env("KES_SERVER", server.addr.to_string())
+        .args(["key", "ls"]));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: no API key specified: set KES_API_KEY, or KES_CLIENT_CERT and KES_CLIENT_KEY"
+    );
+
+    // MinIO's variables work like ours (docs/minio.md sets them).
+    let other = kes_core::certgen::new_identity(&kes_core::certgen::CertificateOptions {
+        subject: Some("other".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let cert = dir.join("minio.crt");
+    let key = dir.join("minio.key");
+    std::fs::write(
+        &cert,
+        kes_core::pem::encode("CERTIFICATE", &other.certificate.certificate_der),
+    )
+    .unwrap();
+    let mismatched = kes_core::certgen::new_identity(&Default::default()).unwrap();
+    std::fs::write(
+        &key,
+        kes_core::pem::encode("PRIVATE KEY", &mismatched.certificate.private_key_der),
+    )
+    .unwrap();
+    let cas = dir.join("cas");
+    std::fs::create_dir(&cas).unwrap();
+    std::fs::copy(&server.setup.server_cert, cas.join("kes.crt")).unwrap();
+    let minio = || {
+        let mut cmd = bare();
+        cmd.env("MINIO_KMS_KES_ENDPOINT", format!("https://{}", server.addr))
+            .env("MINIO_KMS_KES_CERT_FILE", &cert)
+            .env("MINIO_KMS_KES_KEY_FILE", &key)
+            .env("MINIO_KMS_KES_CAPATH", &cas);
+        cmd
+    };
+    // A key that does not fit its certificate: both files are named.
+    let err = stderr(&run(minio().args(["key", "ls"])));
+    assert!(
+        err.starts_with(&format!(
+            "Error: the client certificate '{}' (MINIO_KMS_KES_CERT_FILE) and private key '{}' (MINIO_KMS_KES_KEY_FILE) do not belong together",
+            cert.display(),
+            key.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(
+        &key,
+        kes_core::pem::encode("PRIVATE KEY", &other.certificate.private_key_der),
+    )
+    .unwrap();
+    // Trusted through the CA directory, and identified by the certificate:
+    // not the admin, and without a policy, so the server refuses it.
+    let err = stderr(&run(minio().args(["key", "ls"])));
+    assert_eq!(
+        err.trim(),
+        "Error: not authorized: insufficient permissions"
+    );
+
+    // A key store that fails (its directory replaced by a file): the 502
+    // says where the cause is.
+    let keys = server.setup.keys_dir();
+    std::fs::remove_dir_all(&keys).unwrap();
+    std::fs::write(&keys, "not a directory").unwrap();
+    let err = stderr(&run(kes(&server).args(["key", "create", "k"])));
+    assert_eq!(
+        err.trim(),
+        "Error: failed to create key 'k': failed to create key (the server's key store failed; its error log has the cause)"
+    );
+}
+
+// `--encrypt` asks for a password on the terminal; without one the error
+// says which variable to set (setsid: no controlling terminal).
+#[test]
+fn identity_new_encrypt_without_a_terminal_names_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new("setsid")
+        .arg("--wait")
+        .arg(env!("CARGO_BIN_EXE_kes"))
+        .args(["identity", "new", "--encrypt", "client"])
+        .current_dir(dir.path())
+        .env_remove("KES_IDENTITY_PASSWORD")
+        .stdin(Stdio::null()));
+    assert_eq!(
+        stderr(&out).trim(),
+        "Error: no terminal to read a password from: set KES_IDENTITY_PASSWORD"
+    );
+}
+
+/// Every `.yml`/`.yaml` file under `dir`, recursively, sorted.
+fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(yaml_files(&path));
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yml" | "yaml")
+        ) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The scalars of every document of a YAML text, in order; panics with
+/// the line on a syntax error.
+fn yaml_scalars(path: &Path, text: &str) -> (usize, Vec<String>) {
+    use saphyr_parser::{Event, Parser};
+    let mut parser = Parser::new_from_str(text);
+    let (mut documents, mut scalars) = (0, Vec::new());
+    while let Some(next) = parser.next_event() {
+        let (event, _) = next
+            .unwrap_or_else(|e| panic!("{}:{}: {}", path.display(), e.marker().line(), e.info()));
+        match event {
+            Event::DocumentStart(_) => documents += 1,
+            Event::Scalar(value, ..) => scalars.push(value.to_string()),
+            _ => {}
+        }
+    }
+    (documents, scalars)
+}
+
+// The shipped manifests are YAML (Kubernetes, compose), and the KES
+// configs inside them are valid configs without warnings.
+#[test]
+fn every_example_yaml_parses_and_embedded_configs_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let files = yaml_files(&examples);
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.strip_prefix(&examples).unwrap().display().to_string())
+        .collect();
+    for expected in [
+        "compose/docker-compose.yml",
+        "compose/config.yml",
+        "kubernetes/deployment.yaml",
+        "kubernetes/secret.yaml",
+        "kubernetes/service.yaml",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected}: {names:?}");
+    }
+    let substitute = |text: &str| {
+        text.replace(
+            "${MINIO_IDENTITY}",
+            "3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22",
+        )
+        .replace("${AWS_ACCESS_KEY_ID}", "AKIAIOSFODNN7EXAMPLE")
+        .replace("${AWS_SECRET_ACCESS_KEY}", "secret")
+    };
+    let mut configs = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let (documents, scalars) = yaml_scalars(path, &text);
+        assert!(documents > 0, "{}: no document", path.display());
+        // A config embedded in a Secret is the value after `config.yml`.
+        let embedded = scalars
+            .windows(2)
+            .filter(|w| w[0] == "config.yml" && w[1].contains("keystore:"))
+            .map(|w| w[1].clone());
+        let own = path.ends_with("compose/config.yml").then(|| text.clone());
+        for config in embedded.chain(own) {
+            let parsed = kes_server::config::ServerConfig::parse(&substitute(&config))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(parsed.warnings, Vec::<String>::new(), "{}", path.display());
+            configs += 1;
+        }
+        if path.ends_with("kubernetes/deployment.yaml") {
+            for want in ["/v1/ready", "HTTPS", "65532", "/etc/kes/config.yml"] {
+                assert!(scalars.iter().any(|s| s == want), "{want}: {scalars:?}");
+            }
+            let replicas = scalars.windows(2).find(|w| w[0] == "replicas").unwrap();
+            assert_eq!(replicas[1], "2");
+        }
+    }
+    assert_eq!(configs, 2, "the Secret's config and compose/config.yml");
+}
+
+// The container image holds everything the server needs: run `/kes
+// server` from the image's own root file system (scripts/container
+// --rootfs DIR; scripts/test sets KES_TEST_IMAGE_ROOTFS) as the image's
+// user, with nothing of this machine visible, and use it over mTLS from
+// outside. Skipped when no image was built.
+#[test]
+fn the_container_image_serves_from_its_own_root_file_system() {
+    let Some(rootfs) = std::env::var_os("KES_TEST_IMAGE_ROOTFS") else {
+        eprintln!("skipped: KES_TEST_IMAGE_ROOTFS is not set (scripts/container --rootfs DIR)");
+        return;
+    };
+    let rootfs = std::path::PathBuf::from(rootfs);
+    assert!(rootfs.join("kes").is_file(), "{}", rootfs.display());
+    // Config and certificates in the image's writable /data, as a mounted
+    // volume would put them.
+    let setup = Setup::new();
+    let dir = rootfs.join(format!("data/test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inside = Path::new("/data").join(dir.file_name().unwrap());
+    std::fs::copy(&setup.server_cert, dir.join("server.crt")).unwrap();
+    std::fs::copy(&setup.server_key, dir.join("server.key")).unwrap();
+    std::fs::write(
+        dir.join("config.yml"),
+        format!(
+            "address: 127.0.0.1:0\nadmin:\n  identity: {}\ntls:\n  key: {1}/server.key\n  cert: {1}/server.crt\nkeystore:\n  fs:\n    path: {1}/keys\n",
+            setup.admin.identity(),
+            inside.display()
+        ),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .chain([dir.clone()])
+    {
+        std::os::unix::fs::chown(&entry, Some(65532), Some(65532)).unwrap();
+    }
+    // Not even /dev, which a container runtime would add: the binary needs
+    // nothing but the image (scripts/container builds it with getrandom's
+    // system-call backend; the default one fell back to /dev/urandom and
+    // the first `create` panicked in a bare root).
+    let mut server = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork"])
+        .arg(format!("--root={}", rootfs.display()))
+        .args(["--wd=/data", "--setuid=65532", "--setgid=65532"])
+        .args(["/kes", "server", "--config"])
+        .arg(inside.join("config.yml"))
+        // A group of its own, to be stopped as one (below).
+        .process_group(0)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare");
+    let mut banner = String::new();
+    let mut out = server.stdout.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    while !banner.contains("Server is up and running") && Instant::now() < deadline {
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let addr = listed_endpoints(&banner).first().map(|a| a.to_string());
+    let result = addr.clone().map(|addr| {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let client = kes_client::Client::builder()
+                .endpoints([addr.as_str()])
+                .ca_file(&setup.server_cert)
+                .api_key(&setup.admin)
+                .build()
+                .unwrap();
+            let version = client.version().await?;
+            client.create_key("image-key").await?;
+            let dek = client.generate_key("image-key", b"").await?;
+            let plaintext = client.decrypt("image-key", &dek.ciphertext, b"").await?;
+            Ok::<_, kes_client::Error>((version, dek.plaintext.to_vec() == plaintext.to_vec()))
+        })
+    });
+    // SIGTERM to the whole group: unshare --fork ignores it itself, and
+    // the server in the new PID namespace is still in unshare's group.
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", server.id())])
+        .status();
+    let _ = server.wait();
+    let mut err = String::new();
+    let _ = server.stderr.take().unwrap().read_to_string(&mut err);
+    let keys_written = dir.join("keys/image-key").exists();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (version, round_trip) = result
+        .unwrap_or_else(|| panic!("no banner: {banner}\n{err}"))
+        .unwrap_or_else(|e| panic!("{e}\n{banner}\n{err}"));
+    assert_eq!(version.version, kes_server::VERSION, "{banner}");
+    assert!(round_trip);
+    assert!(keys_written, "the fs store wrote into /data as uid 65532");
 }

@@ -614,7 +614,7 @@ fn cli_rotate_retire_and_info() {
     }
     let out = run(kes(&server).args(["key", "rotate", "missing"]));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("key does not exist"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key 'missing' does not exist"));
 
     // On a terminal: the rows, and the question before retiring.
     let Some((done, shown)) = on_terminal(&server, "key info cli-key", "") else {

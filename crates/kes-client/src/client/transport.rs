@@ -195,7 +195,16 @@ impl Inner {
             .await
             .map_err(|e| match tls_failure(&e) {
                 Some(why) => Attempt::Tls(Error::Connection(format!("{endpoint}: {why}"))),
-                None => Attempt::Network(format!("{endpoint}: {}", describe_hyper_error(&e))),
+                None if closed_without_answer(&e) => Attempt::Network(format!(
+                    "{endpoint}: connection closed without an answer: {CLIENT_CERT_REJECTED}"
+                )),
+                None => {
+                    let text = describe_hyper_error(&e);
+                    match alert_in_text(&text) {
+                        Some(why) => Attempt::Tls(Error::Connection(format!("{endpoint}: {why}"))),
+                        None => Attempt::Network(format!("{endpoint}: {text}")),
+                    }
+                }
             })
     }
 }
@@ -298,12 +307,63 @@ fn tls_failure(e: &hyper_util::client::legacy::Error) -> Option<String> {
             | Alert::CertificateExpired
             | Alert::UnsupportedCertificate
             | Alert::AccessDenied),
-        ) => Some(format!(
-            "the server refused the client certificate ({}): check KES_CLIENT_CERT and KES_CLIENT_KEY, or KES_API_KEY",
-            format!("{alert:?}").to_lowercase()
-        )),
+        ) => Some(rejected_by_alert(&format!("{alert:?}"))),
         _ => None,
     }
+}
+
+/// The alerts a server sends when it refuses a client certificate, as
+/// rustls names them.
+const CERTIFICATE_ALERTS: &[&str] = &[
+    "BadCertificate",
+    "UnknownCA",
+    "CertificateUnknown",
+    "CertificateRequired",
+    "CertificateExpired",
+    "UnsupportedCertificate",
+    "AccessDenied",
+];
+
+fn rejected_by_alert(alert: &str) -> String {
+    format!(
+        "{CLIENT_CERT_REJECTED}; its alert: {}; check KES_CLIENT_CERT and KES_CLIENT_KEY, or KES_API_KEY",
+        alert.to_lowercase()
+    )
+}
+
+/// The certificate alert in an error chain that lost the rustls error's
+/// type: h2 keeps only the kind and text of the I/O errors it passes on
+/// (`connection error: received fatal alert: UnknownCA`).
+fn alert_in_text(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("received fatal alert: ")?;
+    let alert = rest.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
+    CERTIFICATE_ALERTS
+        .contains(&alert)
+        .then(|| rejected_by_alert(alert))
+}
+
+/// Why a server closes a connection after the handshake without a word:
+/// under TLS 1.3 the client's handshake is over before the server checks
+/// its certificate, so a certificate refused under `tls.auth: on` (or by a
+/// proxy in front) surfaces as a closed connection, not as an alert.
+const CLIENT_CERT_REJECTED: &str =
+    "the server rejected the client certificate (with tls.auth on it must chain to the server's tls.ca)";
+
+/// The connection was made (TCP and TLS) and then closed before any
+/// response: hyper cancels the request (`operation was canceled:
+/// connection closed`) or reports an incomplete message.
+fn closed_without_answer(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            return h.is_canceled() || h.is_incomplete_message();
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The hyper-util error chain as one line: its own message is only

@@ -8,6 +8,7 @@
 //! Unknown keys are ignored, as in the Go KES, but reported in
 //! [`ServerConfig::warnings`] so the server can point out typos.
 
+pub mod checks;
 mod keystore;
 mod log;
 mod schema;
@@ -536,6 +537,9 @@ impl ServerConfig {
         match parsed {
             Ok(mut config) => {
                 config.warnings = unknown.iter().map(|u| u.warning()).collect();
+                config
+                    .warnings
+                    .extend(checks::admin_identity_problem(&config.admin));
                 Ok(config)
             }
             Err(e) => Err(e.after_unknown_keys(&unknown)),

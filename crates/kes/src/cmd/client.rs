@@ -125,9 +125,9 @@ impl Conn {
         let ca = self
             .ca
             .clone()
-            .or_else(|| env::first_var(&[env::CA_VAR], &lookup).map(PathBuf::from));
+            .or_else(|| env::first_var(&env::CA_VARS, &lookup).map(PathBuf::from));
         if let Some(ca) = ca {
-            builder = builder.ca_file(ca);
+            builder = add_ca(builder, ca);
         }
         builder = match credentials {
             env::Credentials::ApiKey(key) => {
@@ -166,11 +166,51 @@ impl Conn {
                 } else {
                     None
                 };
-                builder.certificate_pem(&cert_pem, &key_pem, password.as_ref().map(|p| p.as_str()))
+                let builder = builder.certificate_pem(
+                    &cert_pem,
+                    &key_pem,
+                    password.as_ref().map(|p| p.as_str()),
+                );
+                // rustls only says the key does not fit: name both files.
+                return builder.build().map_err(|e| match e {
+                    kes_client::Error::Config(m)
+                        if m.starts_with("invalid client certificate or key") =>
+                    {
+                        CliError::failure(format!(
+                            "the client certificate '{}' ({}) and private key '{}' ({}) do not belong together: {}",
+                            cert.display(),
+                            var_of(&env::CERT_VARS, &lookup),
+                            key.display(),
+                            var_of(&env::KEY_VARS, &lookup),
+                            m.trim_start_matches("invalid client certificate or key: ")
+                        ))
+                    }
+                    other => CliError::failure(other),
+                });
             }
         };
         builder.build().map_err(CliError::failure)
     }
+}
+
+/// Trusts a CA file, or every file in a directory of them (MinIO's
+/// `MINIO_KMS_KES_CAPATH` may name either).
+fn add_ca(mut builder: kes_client::ClientBuilder, ca: PathBuf) -> kes_client::ClientBuilder {
+    let files = match std::fs::read_dir(&ca) {
+        Ok(entries) => {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            files
+        }
+        Err(_) => vec![ca],
+    };
+    for file in files {
+        builder = builder.ca_file(file);
+    }
+    builder
 }
 
 /// Which API key variable the key came from, for error messages.
@@ -236,8 +276,18 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// pattern is invalid.
 pub(crate) fn api_error(e: kes_client::Error) -> CliError {
     let message = e.to_string();
-    CliError::failure(super::names::explain(&message).unwrap_or(message))
+    let message = super::names::explain(&message).unwrap_or(message);
+    // 502 is the server's key store failing (`failed to create key`, `key
+    // store is unavailable`); the client only gets the Go KES's short text.
+    if e.status() == Some(502) {
+        return CliError::failure(format!("{message} {KEY_STORE_FAILED}"));
+    }
+    CliError::failure(message)
 }
+
+/// What a 502 adds: the cause is only in the server's error log.
+pub(crate) const KEY_STORE_FAILED: &str =
+    "(the server's key store failed; its error log has the cause)";
 
 /// Runs `op` for every name, printing `Error: <what> '<name>': <why>` for
 /// each failure, and fails (exit 1) after the last name if any failed.

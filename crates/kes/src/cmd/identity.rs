@@ -441,6 +441,18 @@ fn read_password(confirm: bool) -> Result<Zeroizing<Vec<u8>>, CliError> {
         }
         return Ok(password);
     }
+    // rpassword reads from the controlling terminal (/dev/tty); without
+    // one (cron, CI, `setsid`) it fails with a bare `os error 6`.
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err()
+    {
+        return Err(CliError::usage(format!(
+            "no terminal to read a password from: set {PASSWORD_ENV}"
+        )));
+    }
     let prompt = |text: &str| {
         rpassword::prompt_password(text)
             .map(|p| Zeroizing::new(p.into_bytes()))
