@@ -44,6 +44,11 @@ pub(crate) async fn reload(shared: &Server, path: &std::path::Path) -> Result<()
         state.cache.close().await;
         return Err(e);
     }
+    // Said again on every reload, not only at start: a reload is when an
+    // operator expects a renewed certificate to take effect.
+    for warning in crate::config::checks::environment_warnings(&config) {
+        tracing::warn!("{warning}");
+    }
     // Listings of the old state still hold what they hold.
     state.listings = Arc::clone(&shared.state.load().listings);
     shared.tls.store(tls);

@@ -1032,6 +1032,18 @@ fn start_up_warns_about_silent_mistakes_and_still_starts() {
         .unwrap();
     let mut banner = String::new();
     let mut out = server.stdout.take().unwrap();
+    // stderr is collected as it comes, to wait for the reload's warnings.
+    let stderr_text = Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr_pipe = server.stderr.take().unwrap();
+    let sink = Arc::clone(&stderr_text);
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = stderr_pipe.read(&mut buf) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut buf = [0u8; 4096];
     while !banner.contains("Server is up and running") && Instant::now() < deadline {
@@ -1040,18 +1052,30 @@ fn start_up_warns_about_silent_mistakes_and_still_starts() {
             Ok(n) => banner.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
+    // A reload says the certificate warnings again (in the error log).
+    let reload_warned = |text: &str| text.matches("(CN=localhost) expires on ").count() >= 2;
+    if banner.contains("Server is up and running") {
+        let hup = Command::new("kill")
+            .args(["-HUP", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(hup.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reload_warned(&stderr_text.lock().unwrap()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
-    let mut err = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    reader.join().unwrap();
+    let err = stderr_text.lock().unwrap().clone();
     assert!(
         banner.contains("Server is up and running"),
         "{banner}\n{err}"
+    );
+    assert!(
+        reload_warned(&err),
+        "no certificate warning after the reload:\n{err}"
     );
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("Warning: ")).collect();
     let expected = [
