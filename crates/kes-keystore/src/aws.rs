@@ -13,9 +13,7 @@
 //!   API call could use them.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
@@ -63,11 +61,7 @@ const PREVIOUS_STAGE: &str = "AWSPREVIOUS";
 /// value that is either about to become current or never will.
 const PENDING_STAGE: &str = "KESPENDING";
 
-/// A hook awaited by `replace_if` between its compare and its conditional
-/// write (fault injection for tests, see
-/// [`SecretsManagerKeyStore::set_before_conditional_write`]).
-#[doc(hidden)]
-pub type BeforeWrite = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+use crate::BeforeWrite;
 
 /// A key store keeping each key as one secret in AWS Secrets Manager.
 pub struct SecretsManagerKeyStore {

@@ -164,6 +164,14 @@ impl PartialEq for Error {
 
 impl Eq for Error {}
 
+/// A hook that a key store's `replace_if` awaits between its compare and
+/// its conditional write: fault injection for tests that put another
+/// mutation into exactly that window (the AWS and Vault stores'
+/// `set_before_conditional_write`). Not an API.
+#[doc(hidden)]
+pub type BeforeWrite =
+    Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
+
 /// A key store backend. Values are opaque bytes; names have been validated
 /// by the caller with [`kes_core::name::valid_name`], but backends must still
 /// defend themselves (e.g. the fs store against path traversal).

@@ -167,9 +167,7 @@ where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    store.set_before_conditional_write(Some(Arc::new(move || {
-        Box::pin(other()) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-    })));
+    store.set_before_conditional_write(Some(kes_testkit::before_write(other)));
 }
 
 /// A successful `replace_if` moves AWSCURRENT to the new value and leaves

@@ -58,3 +58,30 @@ pub fn external_tool(var: &str, how_to_get: &str) -> Option<PathBuf> {
         ),
     }
 }
+
+/// The hook a store's `set_before_conditional_write` takes, from an async
+/// closure: `other` runs in the window between the compare and the
+/// conditional write of the store's next `replace_if`.
+pub fn before_write<F, Fut>(other: F) -> kes_keystore::BeforeWrite
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    std::sync::Arc::new(move || Box::pin(other()))
+}
+
+/// Every entry of an fs store directory (name → bytes), without the
+/// store's hidden files (temporary files, `.kes-lock`, a seal file).
+pub fn read_fs_store(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}

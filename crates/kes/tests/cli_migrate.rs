@@ -52,21 +52,6 @@ fn populate(dir: &Path, names: impl Iterator<Item = usize>) {
     }
 }
 
-/// Every key file (name → bytes) of an fs store directory.
-fn read_store(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run kes");
     eprintln!(
@@ -99,7 +84,10 @@ fn migrates_ten_thousand_keys_byte_for_byte() {
         summary,
         serde_json::json!({"copied": N, "skipped": 0, "failed": 0})
     );
-    let (a, b) = (read_store(&src), read_store(&dst));
+    let (a, b) = (
+        kes_testkit::read_fs_store(&src),
+        kes_testkit::read_fs_store(&dst),
+    );
     assert_eq!(a.len(), N);
     assert!(a == b, "target differs from source");
     // Not a copy of the source map by accident: the values really differ.
@@ -156,7 +144,7 @@ fn interrupted_migration_completes_with_merge() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let partial = read_store(&dst);
+    let partial = kes_testkit::read_fs_store(&dst);
     eprintln!(
         "{} of {N} keys copied before the interruption",
         partial.len()
@@ -164,7 +152,7 @@ fn interrupted_migration_completes_with_merge() {
     assert!(!partial.is_empty());
     // Whatever arrived is complete: never a truncated value under a key name.
     for (name, bytes) in &partial {
-        assert_eq!(bytes, &read_store(&src)[name], "{name}");
+        assert_eq!(bytes, &kes_testkit::read_fs_store(&src)[name], "{name}");
     }
 
     // A key that exists in the target with another value: --merge keeps it.
@@ -185,7 +173,10 @@ fn interrupted_migration_completes_with_merge() {
     assert_eq!(copied + skipped, N as u64);
     assert!(skipped as usize >= partial.len());
 
-    let (a, mut b) = (read_store(&src), read_store(&dst));
+    let (a, mut b) = (
+        kes_testkit::read_fs_store(&src),
+        kes_testkit::read_fs_store(&dst),
+    );
     assert_eq!(b["key-02999"], b"a different value");
     b.insert("key-02999".into(), a["key-02999"].clone());
     assert!(a == b, "target differs from source after --merge");
@@ -199,7 +190,10 @@ fn interrupted_migration_completes_with_merge() {
         .arg("key-0299[8-9]"));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("2 copied, 0 skipped, 0 failed"));
-    assert_eq!(read_store(&dst), read_store(&src));
+    assert_eq!(
+        kes_testkit::read_fs_store(&dst),
+        kes_testkit::read_fs_store(&src)
+    );
 }
 
 #[test]
@@ -276,10 +270,13 @@ fn migrates_through_aws_secrets_manager() {
         .arg(&to));
     assert!(out.status.success());
 
-    let mut expected = read_store(&src);
+    let mut expected = kes_testkit::read_fs_store(&src);
     expected.remove("other-key");
     assert_eq!(expected.len(), 200);
-    assert!(read_store(&back) == expected, "values changed on the way");
+    assert!(
+        kes_testkit::read_fs_store(&back) == expected,
+        "values changed on the way"
+    );
 }
 
 mod rotated {
@@ -391,7 +388,7 @@ mod rotated {
             let other_ring = versions::read(&*d2, "rot").await.unwrap();
             (ring, sealed, other_ring)
         });
-        let source = read_store(&src);
+        let source = kes_testkit::read_fs_store(&src);
         assert_eq!(source.len(), 6, "{:?}", source.keys());
 
         let from = config(dir.path(), "from.yml", &src);
@@ -401,7 +398,7 @@ mod rotated {
             summary,
             serde_json::json!({"copied": 2, "skipped": 0, "failed": 0})
         );
-        let copied = read_store(&dst);
+        let copied = kes_testkit::read_fs_store(&dst);
         let lineage = ring.lineage().to_hex();
         let want: BTreeMap<String, Vec<u8>> = source
             .iter()
@@ -422,7 +419,7 @@ mod rotated {
         });
 
         // --merge into a store that has another "rot": skipped whole.
-        let before = read_store(&other);
+        let before = kes_testkit::read_fs_store(&other);
         let summary = migrate(
             &from,
             &config(dir.path(), "other.yml", &other),
@@ -432,7 +429,7 @@ mod rotated {
             summary,
             serde_json::json!({"copied": 1, "skipped": 1, "failed": 0})
         );
-        let after = read_store(&other);
+        let after = kes_testkit::read_fs_store(&other);
         assert!(
             !after.keys().any(|n| n.contains(&lineage)),
             "{:?}",
@@ -465,7 +462,7 @@ mod rotated {
             summary,
             serde_json::json!({"copied": 2, "skipped": 0, "failed": 0})
         );
-        assert_eq!(read_store(&partial), want);
+        assert_eq!(kes_testkit::read_fs_store(&partial), want);
 
         // --force replaces the other "rot" with every version of ours and
         // none of its own.
@@ -478,7 +475,7 @@ mod rotated {
             summary,
             serde_json::json!({"copied": 1, "skipped": 0, "failed": 0})
         );
-        assert_eq!(read_store(&other), want);
+        assert_eq!(kes_testkit::read_fs_store(&other), want);
     }
 
     /// fs → AWS Secrets Manager (moto) → fs with a rotated, retired key:
@@ -503,7 +500,7 @@ mod rotated {
             versions::retire(&*s, "aws-rot", 2).await.unwrap();
             sealed
         });
-        let source = read_store(&src);
+        let source = kes_testkit::read_fs_store(&src);
         assert_eq!(source.len(), 2, "{:?}", source.keys());
         let aws = dir.path().join("aws.yml");
         std::fs::write(
@@ -527,7 +524,7 @@ mod rotated {
             summary,
             serde_json::json!({"copied": 1, "skipped": 0, "failed": 0})
         );
-        assert_eq!(read_store(&back), source);
+        assert_eq!(kes_testkit::read_fs_store(&back), source);
         let b = store(&back);
         rt.block_on(async {
             let ring = versions::read(&*b, "aws-rot").await.unwrap();

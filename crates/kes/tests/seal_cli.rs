@@ -5,7 +5,6 @@
 
 use kes_testkit::softhsm::{self, SoftHsm, KEY, PIN, TOKEN};
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -42,21 +41,6 @@ fn config(hsm: &SoftHsm, name: &str, keys: &Path, key: Option<&str>) -> PathBuf 
     path
 }
 
-/// Every key file (name → bytes) of an fs store directory.
-fn read_store(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys")
 }
@@ -75,7 +59,7 @@ fn migrate_plain_to_sealed_to_plain() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), plain.join(entry.file_name())).unwrap();
     }
-    let originals = read_store(&plain);
+    let originals = kes_testkit::read_fs_store(&plain);
     assert_eq!(originals.len(), 3, "the golden keys");
     let sealed = hsm.dir().join("sealed");
     let back = hsm.dir().join("back");
@@ -89,7 +73,7 @@ fn migrate_plain_to_sealed_to_plain() {
         .arg("--to")
         .arg(&sealed_yml));
     assert!(out.status.success());
-    let sealed_files = read_store(&sealed);
+    let sealed_files = kes_testkit::read_fs_store(&sealed);
     assert_eq!(
         sealed_files.keys().collect::<Vec<_>>(),
         originals.keys().collect::<Vec<_>>()
@@ -111,7 +95,7 @@ fn migrate_plain_to_sealed_to_plain() {
         .arg("--to")
         .arg(&back_yml));
     assert!(out.status.success());
-    assert_eq!(read_store(&back), originals);
+    assert_eq!(kes_testkit::read_fs_store(&back), originals);
 
     // The sealed store refuses to be opened as a plain one.
     let as_plain = config(&hsm, "as-plain.yml", &sealed, None);
@@ -154,7 +138,7 @@ fn reseal_to_another_key() {
             .arg(to))
     };
     assert!(migrate(&plain_yml, &old_yml).status.success());
-    let entries = read_store(&sealed);
+    let entries = kes_testkit::read_fs_store(&sealed);
 
     let out = run(kes(&hsm)
         .args(["keystore", "reseal", "--config"])
@@ -162,7 +146,11 @@ fn reseal_to_another_key() {
         .args(["--to-key", "kes-seal-2026"]));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("wrapped by the HSM key 'kes-seal-2026'"));
-    assert_eq!(read_store(&sealed), entries, "the entries are untouched");
+    assert_eq!(
+        kes_testkit::read_fs_store(&sealed),
+        entries,
+        "the entries are untouched"
+    );
     let hidden: Vec<String> = std::fs::read_dir(&sealed)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -176,7 +164,7 @@ fn reseal_to_another_key() {
         .contains("is sealed under the HSM key 'kes-seal-2026', not 'kes-seal'"));
     assert!(migrate(&new_yml, &back_yml).status.success());
     assert_eq!(
-        read_store(&back)["golden-aes"],
+        kes_testkit::read_fs_store(&back)["golden-aes"],
         std::fs::read(golden().join("golden-aes")).unwrap()
     );
 
@@ -272,7 +260,11 @@ fn reseal_killed_at_any_point_leaves_a_store_that_opens() {
             out.status.success(),
             "run {i} ({status}): the store does not open under {now}"
         );
-        assert_eq!(read_store(&back)["golden-aes"], golden_aes, "run {i}");
+        assert_eq!(
+            kes_testkit::read_fs_store(&back)["golden-aes"],
+            golden_aes,
+            "run {i}"
+        );
     }
     assert_eq!(
         outcomes.len(),

@@ -24,8 +24,6 @@ mod http;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -238,11 +236,7 @@ impl KvV2MetadataData {
     }
 }
 
-/// A hook awaited by `replace_if` between its compare and its conditional
-/// write (fault injection for tests, see
-/// [`VaultKeyStore::set_before_conditional_write`]).
-#[doc(hidden)]
-pub type BeforeWrite = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+use crate::BeforeWrite;
 
 /// A K/V v2 write; with `cas=0` it only creates (fails if the entry
 /// exists), without options it adds a version.
