@@ -251,24 +251,49 @@ pub async fn values_up_to_the_limit(store: &dyn KeyStore, expect: Expect) {
 /// stored value is the winner's.
 pub async fn concurrent_creates_one_wins(store: Arc<dyn KeyStore>) {
     let name = "contract-race";
+    one_winner(
+        &store,
+        name,
+        "create",
+        Error::KeyExists,
+        |store, i| async move { store.create(name, &value(RACE_VALUE_LEN, i)).await },
+    )
+    .await;
+}
+
+/// The length of the values the racing writes of [`one_winner`] write.
+const RACE_VALUE_LEN: usize = 48;
+
+/// Runs `write(store, i)` for `i` in 0..16 at once, each writing
+/// `value(RACE_VALUE_LEN, i)` to `name`: exactly one wins, the others fail
+/// with `lost`, and the stored value is the winner's. Deletes `name` after.
+async fn one_winner<W, F>(store: &Arc<dyn KeyStore>, name: &str, what: &str, lost: Error, write: W)
+where
+    W: Fn(Arc<dyn KeyStore>, usize) -> F,
+    F: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+{
     let tasks: Vec<_> = (0..16)
         .map(|i| {
-            let store = Arc::clone(&store);
-            tokio::spawn(async move { (i, store.create(name, &value(40, i)).await) })
+            let race = write(Arc::clone(store), i);
+            tokio::spawn(async move { (i, race.await) })
         })
         .collect();
     let mut winners = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
             (i, Ok(())) => winners.push(i),
-            (_, Err(Error::KeyExists)) => {}
-            (_, Err(e)) => panic!("concurrent create: unexpected error: {e}"),
+            (_, Err(e)) if e == lost => {}
+            (_, Err(e)) => panic!("concurrent {what} of {name}: unexpected error: {e}"),
         }
     }
-    assert_eq!(winners.len(), 1, "winners: {winners:?}");
     assert_eq!(
-        store.get(name).await.unwrap().as_slice(),
-        value(40, winners[0])
+        winners.len(),
+        1,
+        "concurrent {what} of {name}: winners: {winners:?}"
+    );
+    assert!(
+        store.get(name).await.unwrap().as_slice() == value(RACE_VALUE_LEN, winners[0]),
+        "concurrent {what} of {name}: the winner's value is stored"
     );
     store.delete(name).await.unwrap();
 }
@@ -430,26 +455,15 @@ pub async fn deleted_and_created_again(store: &dyn KeyStore, name: &str, expect:
 /// exactly one wins, the others fail with [`Error::Changed`], and the
 /// stored value is the winner's.
 pub async fn concurrent_replace_ifs_one_wins(store: Arc<dyn KeyStore>, name: &'static str) {
-    let current = value(56, 100);
+    let current = value(RACE_VALUE_LEN, 100);
     store.create(name, &current).await.unwrap();
-    let tasks: Vec<_> = (0..16)
-        .map(|i| {
-            let (store, current) = (Arc::clone(&store), current.clone());
-            tokio::spawn(async move { (i, store.replace_if(name, &current, &value(56, i)).await) })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            (i, Ok(())) => winners.push(i),
-            (_, Err(Error::Changed)) => {}
-            (_, Err(e)) => panic!("concurrent replace_if of {name}: unexpected error: {e}"),
+    one_winner(&store, name, "replace_if", Error::Changed, |store, i| {
+        let current = current.clone();
+        async move {
+            store
+                .replace_if(name, &current, &value(RACE_VALUE_LEN, i))
+                .await
         }
-    }
-    assert_eq!(winners.len(), 1, "{name}: winners: {winners:?}");
-    assert!(
-        store.get(name).await.unwrap().as_slice() == value(56, winners[0]),
-        "{name}: the winner's value is stored"
-    );
-    store.delete(name).await.unwrap();
+    })
+    .await;
 }

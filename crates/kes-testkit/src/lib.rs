@@ -42,21 +42,38 @@ pub fn free_port() -> u16 {
 }
 
 /// The executable named by the environment variable `var` (set by
-/// `scripts/test`), or `None` if `KES_SKIP_EXTERNAL_TESTS=1` skips the tests
-/// that need it. Otherwise panics with `how_to_get` as instructions, so that
-/// a missing tool can never look like a green run.
-pub fn external_tool(var: &str, how_to_get: &str) -> Option<PathBuf> {
+/// `scripts/test`). Panics with `how_to_get` as instructions otherwise: the
+/// tests that need an external program are `#[ignore]`d, so they run only
+/// when asked for (`--include-ignored`, as `scripts/test` does), and then a
+/// missing program is a failure, never a silent pass.
+pub fn external_tool(var: &str, how_to_get: &str) -> PathBuf {
     match std::env::var_os(var) {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") => {
-            eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and {var} is not set");
-            None
-        }
-        _ => panic!(
-            "{var} is not set: run scripts/test, or point it at {how_to_get}, or set \
-             KES_SKIP_EXTERNAL_TESTS=1 to skip the tests that need it"
-        ),
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!("{var} is not set: run scripts/test, or point it at {how_to_get}"),
     }
+}
+
+/// Whether the test process runs as root, as the tests that mount file
+/// systems need; checked through `/proc/self/status` (no unsafe `geteuid`).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|uids| uids.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Panics unless the test process runs as root: for the `#[ignore]`d tests
+/// that mount file systems, so that running them without root fails.
+pub fn require_root(why: &str) {
+    assert!(
+        is_root(),
+        "this test needs root ({why}): run scripts/test as root"
+    );
 }
 
 /// The hook a store's `set_before_conditional_write` takes, from an async

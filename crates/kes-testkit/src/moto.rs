@@ -1,8 +1,9 @@
 //! Starts moto's AWS emulator (`moto_server`) on loopback for a test.
 //!
 //! The executable comes from `KES_TEST_MOTO_SERVER` (set by `scripts/test`).
-//! Without it the tests fail, so that a missing emulator can never look like
-//! a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
+//! The tests that start moto are `#[ignore]`d; run (`--include-ignored`)
+//! without it they fail, so that a missing emulator never looks like a
+//! green run.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant};
 /// How long moto may take to answer after being started.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `moto_server` executable, or `None` if external tests are skipped.
-/// Panics with instructions when it is neither configured nor skipped.
-pub fn moto_server_path() -> Option<PathBuf> {
+/// The `moto_server` executable; panics with instructions when it is not
+/// configured.
+pub fn moto_server_path() -> PathBuf {
     crate::external_tool(
         "KES_TEST_MOTO_SERVER",
         "a moto_server executable (pip install 'moto[server]==5.2.*')",
@@ -31,22 +32,21 @@ pub struct Moto {
 }
 
 impl Moto {
-    /// Starts moto with default settings (no signature checks), or returns
-    /// `None` if external tests are skipped.
-    pub fn start() -> Option<Moto> {
+    /// Starts moto with default settings (no signature checks).
+    pub fn start() -> Moto {
         Self::start_with_env(&[])
     }
 
     /// Starts moto with extra environment variables (e.g.
     /// `INITIAL_NO_AUTH_ACTION_COUNT=0` to check request signatures).
-    pub fn start_with_env(env: &[(&str, &str)]) -> Option<Moto> {
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         Self::start_with(&[], env)
     }
 
     /// Starts moto with extra arguments (e.g. `-c cert.pem -k key.pem` to
     /// serve HTTPS) and environment variables.
-    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Option<Moto> {
-        let path = moto_server_path()?;
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Moto {
+        let path = moto_server_path();
         let mut moto = Moto {
             path,
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -58,7 +58,7 @@ impl Moto {
             port: crate::free_port(),
         };
         moto.spawn();
-        Some(moto)
+        moto
     }
 
     /// `http://127.0.0.1:PORT` (`https://…` if started with a certificate).

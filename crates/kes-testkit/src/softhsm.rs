@@ -8,9 +8,10 @@
 //! then runs the test again in a child process of the test binary whose
 //! `SOFTHSM2_CONF` is the token's, and passes or fails with it.
 //!
-//! Without SoftHSM2 (Debian: `apt-get install softhsm2 opensc`, done by
-//! `scripts/test`) the tests fail, so that a missing HSM can never look
-//! like a green run, unless `KES_SKIP_EXTERNAL_TESTS=1` asks to skip them.
+//! The tests that need SoftHSM2 are `#[ignore]`d; run (`--include-ignored`)
+//! without it (Debian: `apt-get install softhsm2 opensc`, done by
+//! `scripts/test`) they fail, so that a missing HSM never looks like a
+//! green run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,23 +44,15 @@ fn module_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/lib/softhsm/libsofthsm2.so"))
 }
 
-/// Whether SoftHSM2 and pkcs11-tool are there; panics with instructions
-/// if not, unless `KES_SKIP_EXTERNAL_TESTS=1`.
-fn available() -> bool {
+/// Panics with instructions unless SoftHSM2 and pkcs11-tool are there.
+fn require() {
     let tool = |name: &str| Command::new(name).arg("--version").output().is_ok();
-    if module_path().exists() && tool("softhsm2-util") && tool("pkcs11-tool") {
-        return true;
-    }
-    if std::env::var("KES_SKIP_EXTERNAL_TESTS").as_deref() == Ok("1") {
-        eprintln!("skipped: KES_SKIP_EXTERNAL_TESTS=1 and SoftHSM2 is not installed");
-        return false;
-    }
-    panic!(
+    assert!(
+        module_path().exists() && tool("softhsm2-util") && tool("pkcs11-tool"),
         "SoftHSM2 is not installed (need softhsm2-util, pkcs11-tool and {}): run scripts/test, \
-         or `apt-get install softhsm2 opensc`, or set KES_TEST_SOFTHSM2_MODULE, or set \
-         KES_SKIP_EXTERNAL_TESTS=1 to skip the tests that need it",
+         or `apt-get install softhsm2 opensc`, or set KES_TEST_SOFTHSM2_MODULE",
         module_path().display()
-    )
+    );
 }
 
 fn run(command: &mut Command) -> String {
@@ -139,24 +132,21 @@ impl SoftHsm {
 
 /// A token directory with the token [`TOKEN`] holding the non-extractable
 /// AES-256 key [`KEY`], for tests that reach it only through processes of
-/// their own (`kes` run with `SOFTHSM2_CONF` set to [`SoftHsm::conf`]);
-/// `None` if external tests are skipped.
-pub fn token() -> Option<SoftHsm> {
-    if !available() {
-        return None;
-    }
+/// their own (`kes` run with `SOFTHSM2_CONF` set to [`SoftHsm::conf`]).
+pub fn token() -> SoftHsm {
+    require();
     let hsm = SoftHsm::new();
     hsm.init_token(TOKEN);
     hsm.keygen(TOKEN, KEY, "AES:32", false);
-    Some(hsm)
+    hsm
 }
 
 /// Runs the calling test in a process of its own with a SoftHSM2 token
 /// [`TOKEN`] holding the non-extractable AES-256 key [`KEY`]. In the test
 /// binary's own run it makes the token, runs `test` (the test's full
-/// name, as `cargo test -- --exact` takes it) in a child process, asserts
-/// that it passed and returns `None`; in the child it returns the token.
-/// Also `None` if external tests are skipped.
+/// name with its module path, as `cargo test -- --exact` takes it, e.g.
+/// `seal::contract_fs`) in a child process, asserts that it passed and
+/// returns `None`; in the child it returns the token.
 pub fn isolated(test: &str) -> Option<SoftHsm> {
     if let Some(dir) = std::env::var_os(CHILD_VAR) {
         return Some(SoftHsm {
@@ -165,10 +155,13 @@ pub fn isolated(test: &str) -> Option<SoftHsm> {
             _temp: None,
         });
     }
-    let hsm = token()?;
+    let hsm = token();
     let exe = std::env::current_exe().expect("the test binary");
     let output = Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        // The test is `#[ignore]`d (it needs SoftHSM2): the child runs it
+        // all the same.
+        .args([test, "--exact", "--include-ignored", "--nocapture"])
+        .arg("--test-threads=1")
         .env(CHILD_VAR, hsm.dir())
         .env("SOFTHSM2_CONF", hsm.conf())
         .output()

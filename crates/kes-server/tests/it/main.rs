@@ -1,0 +1,7 @@
+//! The integration tests of kes-server, one module per subject, in
+//! one binary so that the test build links once per crate.
+
+mod common;
+mod listing;
+mod offline;
+mod seal;
