@@ -426,10 +426,7 @@ impl SecretsManagerKeyStore {
 
     /// Test hook (fault injection), see [`BeforeWrite`].
     fn before_write_hook(&self) -> Option<BeforeWrite> {
-        match self.before_write.lock() {
-            Ok(hook) => hook.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        kes_core::sync::lock(&self.before_write).clone()
     }
 
     /// Installs (or with `None` removes) a hook that `replace_if` awaits
@@ -437,10 +434,7 @@ impl SecretsManagerKeyStore {
     /// put another mutation into exactly that window; not an API.
     #[doc(hidden)]
     pub fn set_before_conditional_write(&self, hook: Option<BeforeWrite>) {
-        match self.before_write.lock() {
-            Ok(mut slot) => *slot = hook,
-            Err(poisoned) => *poisoned.into_inner() = hook,
-        }
+        *kes_core::sync::lock(&self.before_write) = hook;
     }
 
     /// The key name of a listed secret, if it is one of ours.

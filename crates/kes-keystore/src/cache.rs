@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use kes_core::ring::KeyRing;
+use kes_core::sync::{lock, read, write};
 use kes_core::KeyVersion;
 use std::time::Instant;
 use tokio::sync::OnceCell;
@@ -148,12 +149,6 @@ impl fmt::Debug for KeyCache {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
-}
-
-// Locks here guard plain maps whose updates cannot be left half done, so a
-// panic elsewhere while holding one (poisoning) does not make them unusable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl KeyCache {
@@ -305,7 +300,7 @@ impl KeyCache {
 
     fn evict(&self, name: &str) {
         let evicted = {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            let mut entries = write(&self.entries);
             if let Some(flight) = lock(&self.flights).remove(name) {
                 flight.stale.store(true, Ordering::Release);
             }
@@ -315,7 +310,7 @@ impl KeyCache {
     }
 
     fn lookup(&self, name: &str) -> Option<Arc<KeyRing>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = read(&self.entries);
         let entry = entries.get(name)?;
         // Only write when the flag changes, so concurrent hits on a hot key
         // do not all contend for the same cache line.
@@ -337,7 +332,7 @@ impl KeyCache {
             .map(Arc::new)
             .inspect_err(|e| self.count_error(e))?;
 
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
         if !stale.load(Ordering::Acquire) {
             entries.insert(
                 name.to_owned(),
@@ -472,7 +467,7 @@ impl KeyCache {
             misses: self.misses.load(Ordering::Relaxed),
             store_reads: self.store_reads.load(Ordering::Relaxed),
             store_errors: self.store_errors.load(Ordering::Relaxed),
-            cached_keys: self.entries.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            cached_keys: read(&self.entries).len() as u64,
         }
     }
 
@@ -518,7 +513,7 @@ impl KeyCache {
 
     fn drop_all(&self) {
         let dropped = {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            let mut entries = write(&self.entries);
             for (_, flight) in lock(&self.flights).drain() {
                 flight.stale.store(true, Ordering::Release);
             }
@@ -540,7 +535,7 @@ impl KeyCache {
         }
         let mut dropped = Vec::new();
         {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            let mut entries = write(&self.entries);
             entries.retain(|_, entry| {
                 if entry.used.swap(false, Ordering::Relaxed) {
                     true

@@ -256,7 +256,7 @@ struct StorageIndex(Mutex<Option<HeaderValue>>);
 impl StorageIndex {
     /// The index to send, if any answer has had one.
     fn current(&self) -> Option<HeaderValue> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        kes_core::sync::lock(&self.0).clone()
     }
 
     /// Adds the consistency headers to a request, once there is an index.
@@ -283,7 +283,7 @@ impl StorageIndex {
             );
             return;
         }
-        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = kes_core::sync::lock(&self.0);
         if supersedes(kept.as_ref(), received) {
             *kept = Some(received.clone());
         }

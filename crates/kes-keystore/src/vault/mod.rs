@@ -501,17 +501,11 @@ impl VaultKeyStore {
     /// put another mutation into exactly that window; not an API.
     #[doc(hidden)]
     pub fn set_before_conditional_write(&self, hook: Option<BeforeWrite>) {
-        match self.before_write.lock() {
-            Ok(mut slot) => *slot = hook,
-            Err(poisoned) => *poisoned.into_inner() = hook,
-        }
+        *kes_core::sync::lock(&self.before_write) = hook;
     }
 
     fn before_write_hook(&self) -> Option<BeforeWrite> {
-        match self.before_write.lock() {
-            Ok(hook) => hook.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        kes_core::sync::lock(&self.before_write).clone()
     }
 
     /// `replace_if` on K/V v2 ([`Inner::replace_if_v2`]), run as a task of
@@ -696,26 +690,17 @@ async fn ping_health(inner: Arc<Inner>, every: Duration) {
 
 impl Inner {
     fn current_token(&self) -> Token {
-        match self.token.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        kes_core::sync::read(&self.token).clone()
     }
 
     fn store_token(&self, token: Token) {
-        match self.token.write() {
-            Ok(mut t) => *t = token,
-            Err(poisoned) => *poisoned.into_inner() = token,
-        }
+        *kes_core::sync::write(&self.token) = token;
     }
 
     /// Stores a renewed token unless a login replaced it meanwhile: the
     /// newer token must not be overwritten by the older one.
     fn store_renewed(&self, token: Token) {
-        let mut current = match self.token.write() {
-            Ok(t) => t,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut current = kes_core::sync::write(&self.token);
         if current.generation == token.generation {
             *current = token;
         }
