@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! Key stores: where KES keeps the encoded versions of its master keys.
 //!
 //! A [`KeyStore`] stores opaque values (the key-store encoding of
