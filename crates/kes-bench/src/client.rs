@@ -252,7 +252,7 @@ const MAX_TICKETS: usize = 4096;
 
 impl TicketPool {
     fn with<T>(&self, f: impl FnOnce(&mut TicketState) -> T) -> T {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = kes_core::sync::lock(&self.state);
         f(&mut state)
     }
 }

@@ -27,6 +27,7 @@ pub mod pem;
 pub mod policy;
 pub mod random;
 pub mod ring;
+pub mod sync;
 pub mod timefmt;
 
 pub use apikey::ApiKey;

@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! Key stores: where KES keeps the encoded versions of its master keys.
 //!
 //! A [`KeyStore`] stores opaque values (the key-store encoding of
@@ -24,15 +25,18 @@ pub mod memory;
 pub mod vault;
 pub mod versions;
 
-/// The cause of a key-store failure, kept for `source()` and shared by
-/// every caller that waits on the same cache miss (hence `Arc`).
+/// The cause of a key-store failure: its text, and its own causes', end the
+/// [`Error`]'s `Display`. Shared by every caller that waits on the same
+/// cache miss (hence `Arc`).
 pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// What went wrong in a key store.
 ///
 /// The `Display` text is what the server writes to its error log: it names
 /// the store, the operation and the key and ends with the cause's chain, but
-/// never contains key material. Clients never see it.
+/// never contains key material. Clients never see it. Since the text holds
+/// the whole chain, `source()` returns `None`: a reporter that walks the
+/// chain would print each cause twice.
 ///
 /// Equality compares the kind and the message, not the source.
 #[derive(Debug, Clone)]
@@ -138,16 +142,8 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Unreachable { source, .. } | Error::Other { source, .. } => source
-                .as_deref()
-                .map(|s| s as &(dyn std::error::Error + 'static)),
-            _ => None,
-        }
-    }
-}
+/// No `source()`: the `Display` text already ends with the cause's chain.
+impl std::error::Error for Error {}
 
 impl PartialEq for Error {
     fn eq(&self, other: &Self) -> bool {
@@ -257,6 +253,25 @@ pub fn filter_sorted(mut names: Vec<String>, prefix: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cause's chain is in the text once, and no reporter that walks
+    /// `source()` can print it a second time.
+    #[test]
+    fn causes_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "access denied");
+        let err = Error::unreachable("fs: reading 'my-key'").with_source(io);
+        assert_eq!(
+            err.to_string(),
+            "key store is not reachable: fs: reading 'my-key': access denied"
+        );
+        assert!(std::error::Error::source(&err).is_none());
+        let wrapped = Error::other("vault: login").with_source(err);
+        assert_eq!(
+            wrapped.to_string(),
+            "vault: login: key store is not reachable: fs: reading 'my-key': access denied"
+        );
+        assert!(std::error::Error::source(&wrapped).is_none());
+    }
 
     #[test]
     fn listing_helper() {

@@ -31,11 +31,11 @@ impl MemKeyStore {
     // the map itself is never left half-updated by our operations, so the
     // store keeps serving instead of turning one panic into many.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner())
+        kes_core::sync::read(&self.keys)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
-        self.keys.write().unwrap_or_else(|e| e.into_inner())
+        kes_core::sync::write(&self.keys)
     }
 }
 

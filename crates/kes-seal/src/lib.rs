@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! The sealed fs key store: a [`KeyStore`] around the fs store that keeps
 //! every entry encrypted at rest (docs/hsm.md).
 //!
@@ -19,16 +20,16 @@
 //! cargo feature `hsm` carries no PKCS#11 code at all, and so that the key
 //! stores themselves stay as they are.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::ops::Bound;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use base64::Engine as _;
+use kes_keystore::fs::files::{sync_dir, write_temp};
 use kes_keystore::listing::ListPage;
 use kes_keystore::{Error, KeyStore};
 use zeroize::Zeroizing;
@@ -41,10 +42,11 @@ pub mod pkcs11;
 /// lists it and no key can be named like it.
 pub const SEAL_FILE: &str = ".kes-seal";
 
-/// Prefix of the temporary files written before [`SEAL_FILE`] is published:
-/// the fs store's own temporary prefix, so that a leftover of a crash is
-/// removed by the fs store like its own.
-const TEMP_PREFIX: &str = ".kes-tmp.seal.";
+/// What follows the fs store's temporary prefix in the names of the
+/// temporary files written before [`SEAL_FILE`] is published: written by
+/// the fs store's own functions, a leftover of a crash is removed by the fs
+/// store like its own.
+const TEMP_TAG: &str = "seal.";
 
 /// The first line of [`SEAL_FILE`]: names the format and its version.
 const SEAL_FILE_HEADER: &str = "kes-seal v1";
@@ -234,39 +236,12 @@ fn read_seal_file(dir: &Path) -> Result<Option<SealFile>, Error> {
     }
 }
 
-/// Writes `content` to a synced temporary file in `dir` and returns its
-/// path.
-fn write_temp(dir: &Path, content: &[u8]) -> io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{TEMP_PREFIX}{}.{n}", std::process::id()));
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = match options.open(&path) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            other => other?,
-        };
-        if let Err(e) = file.write_all(content).and_then(|()| file.sync_all()) {
-            let _ = fs::remove_file(&path);
-            return Err(e);
-        }
-        return Ok(path);
-    }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Publishes a new [`SEAL_FILE`] unless one exists: a hard link, which
 /// fails if the name is taken, so that of two servers sealing one empty
 /// directory at once exactly one data key wins. `Ok(false)` if another was
 /// first.
 fn publish_seal_file(dir: &Path, seal: &SealFile) -> io::Result<bool> {
-    let temp = write_temp(dir, seal.encode().as_bytes())?;
+    let temp = write_temp(dir, TEMP_TAG, seal.encode().as_bytes())?;
     let linked = fs::hard_link(&temp, dir.join(SEAL_FILE));
     let _ = fs::remove_file(&temp);
     match linked {
@@ -279,7 +254,7 @@ fn publish_seal_file(dir: &Path, seal: &SealFile) -> io::Result<bool> {
 /// Replaces [`SEAL_FILE`] atomically (a synced temporary file renamed over
 /// it): a crash leaves the old or the new file, both of which open.
 fn replace_seal_file(dir: &Path, seal: &SealFile) -> io::Result<()> {
-    let temp = write_temp(dir, seal.encode().as_bytes())?;
+    let temp = write_temp(dir, TEMP_TAG, seal.encode().as_bytes())?;
     if let Err(e) = fs::rename(&temp, dir.join(SEAL_FILE)) {
         let _ = fs::remove_file(&temp);
         return Err(e);

@@ -64,7 +64,7 @@ impl Pkcs11Key {
     /// Blocking.
     pub fn connect(config: &Pkcs11SealConfig) -> Result<Pkcs11Key, Error> {
         let module = &config.module;
-        let mut modules = modules().lock().unwrap_or_else(|e| e.into_inner());
+        let mut modules = kes_core::sync::lock(modules());
         if !modules.contains_key(module) {
             if !module.exists() {
                 return Err(Error::other(format!(
@@ -268,7 +268,7 @@ impl Pkcs11Key {
         &self,
         f: impl FnOnce(&Session, ObjectHandle) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let modules = modules().lock().unwrap_or_else(|e| e.into_inner());
+        let modules = kes_core::sync::lock(modules());
         let ctx = modules
             .get(&self.module)
             .expect("a connected key's module stays loaded");

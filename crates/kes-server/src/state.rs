@@ -250,9 +250,7 @@ impl ListingBudget {
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, ListingsRunning> {
-        self.running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        kes_core::sync::lock(&self.running)
     }
 
     /// A slot for a listing by `identity`, or [`TOO_MANY_LISTINGS`] when

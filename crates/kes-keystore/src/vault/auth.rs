@@ -120,7 +120,7 @@ impl Login {
                 id,
                 secret,
             } => {
-                let body = super::json_body(&BTreeMap::from([
+                let body = super::wire::json_body(&BTreeMap::from([
                     ("role_id", id.as_str()),
                     ("secret_id", secret.as_str()),
                 ]))?;
@@ -137,7 +137,7 @@ impl Login {
                 } else {
                     jwt.clone()
                 };
-                let body = super::json_body(&BTreeMap::from([
+                let body = super::wire::json_body(&BTreeMap::from([
                     ("role", role.as_str()),
                     ("jwt", jwt.as_str()),
                 ]))?;
@@ -205,6 +205,7 @@ async fn read_jwt_file(path: &str) -> Result<Zeroizing<String>, Error> {
 /// A Vault token and its lease. Its value never appears in `Debug` output.
 #[derive(Clone)]
 pub struct Token {
+    /// The token itself, sent as `X-Vault-Token`.
     pub value: Zeroizing<String>,
     /// When the lease was granted (taken before the request was sent, so
     /// the expiry we compute is never later than Vault's).
@@ -214,6 +215,7 @@ pub struct Token {
     /// The TTL granted at login; renewals asking for it but getting much
     /// less have hit the token's max TTL.
     pub login_ttl: Duration,
+    /// Whether Vault lets the token be renewed.
     pub renewable: bool,
     /// Counts logins, so concurrent requests that saw the same token fail
     /// trigger only one new login.
@@ -240,7 +242,7 @@ struct AuthResponse {
 
 #[derive(serde::Deserialize)]
 struct AuthInfo {
-    client_token: super::SecretString,
+    client_token: super::wire::SecretString,
     #[serde(default)]
     lease_duration: u64,
     #[serde(default)]
@@ -258,7 +260,7 @@ impl Token {
             .map_err(|e| format!("malformed response: {e}"))?
             .auth
             .ok_or("response carries no auth information")?;
-        let super::SecretString(value) = auth.client_token;
+        let super::wire::SecretString(value) = auth.client_token;
         if value.is_empty() {
             return Err("response carries an empty token".into());
         }
@@ -282,6 +284,8 @@ impl Token {
         (self.ttl / 10).min(Duration::from_secs(2))
     }
 
+    /// Whether the token may no longer be used at `now`: its lease ends
+    /// within the safety margin. A token without TTL never expires.
     pub fn expired(&self, now: Instant) -> bool {
         !self.ttl.is_zero() && now + self.safety_margin() >= self.issued + self.ttl
     }
@@ -343,5 +347,28 @@ impl Token {
             }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found while writing the `vault_response` fuzz target (its seed
+    /// `login-huge-lease` reproduces it): a lease beyond what `Instant` can
+    /// add used to panic in `expired` and `renew_at`, i.e. in every request
+    /// and in the renewal task.
+    #[test]
+    fn huge_lease_durations_do_not_overflow() {
+        for lease in [u64::MAX, i64::MAX as u64, 9_999_999_999_999_999_999] {
+            let body = format!(
+                r#"{{"auth":{{"client_token":"t","lease_duration":{lease},"renewable":true}}}}"#
+            );
+            let issued = Instant::now();
+            let token = Token::from_auth_response(body.as_bytes(), issued, 0).unwrap();
+            assert!(!token.expired(issued));
+            assert!(!token.expired(issued + Duration::from_secs(3600)));
+            assert!(token.renew_at().unwrap() > issued + Duration::from_secs(3600));
+        }
     }
 }

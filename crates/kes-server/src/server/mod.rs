@@ -105,7 +105,7 @@ const CERTIFICATE_EXPIRED: ApiError =
 /// Locks `mutex`; a panic while it was held leaves counts and lists that
 /// are still consistent, so the lock is taken over.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
+    kes_core::sync::lock(mutex)
 }
 
 /// What the server knows about one connection.

@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use kes_core::ring::KeyRing;
+use kes_core::sync::{lock, read, write};
 use kes_core::KeyVersion;
 use std::time::Instant;
 use tokio::sync::OnceCell;
@@ -26,6 +27,10 @@ use zeroize::Zeroizing;
 
 use crate::listing::{ListPage, Listing};
 use crate::{Error, KeyStore};
+
+mod upkeep;
+
+use self::upkeep::{run_every, TickFuture};
 
 /// How long cached keys live (`cache.expiry.*`) and how often the store's
 /// health is checked. A zero duration disables the corresponding task.
@@ -148,12 +153,6 @@ impl fmt::Debug for KeyCache {
             .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
-}
-
-// Locks here guard plain maps whose updates cannot be left half done, so a
-// panic elsewhere while holding one (poisoning) does not make them unusable.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl KeyCache {
@@ -305,7 +304,7 @@ impl KeyCache {
 
     fn evict(&self, name: &str) {
         let evicted = {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+            let mut entries = write(&self.entries);
             if let Some(flight) = lock(&self.flights).remove(name) {
                 flight.stale.store(true, Ordering::Release);
             }
@@ -315,7 +314,7 @@ impl KeyCache {
     }
 
     fn lookup(&self, name: &str) -> Option<Arc<KeyRing>> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+        let entries = read(&self.entries);
         let entry = entries.get(name)?;
         // Only write when the flag changes, so concurrent hits on a hot key
         // do not all contend for the same cache line.
@@ -337,7 +336,7 @@ impl KeyCache {
             .map(Arc::new)
             .inspect_err(|e| self.count_error(e))?;
 
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        let mut entries = write(&self.entries);
         if !stale.load(Ordering::Acquire) {
             entries.insert(
                 name.to_owned(),
@@ -472,7 +471,7 @@ impl KeyCache {
             misses: self.misses.load(Ordering::Relaxed),
             store_reads: self.store_reads.load(Ordering::Relaxed),
             store_errors: self.store_errors.load(Ordering::Relaxed),
-            cached_keys: self.entries.read().unwrap_or_else(|e| e.into_inner()).len() as u64,
+            cached_keys: read(&self.entries).len() as u64,
         }
     }
 
@@ -495,112 +494,10 @@ impl KeyCache {
             self.store_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    fn set_online(&self) {
-        if self.offline.swap(false, Ordering::AcqRel) {
-            tracing::info!("key store is reachable again");
-        }
-    }
-
-    /// Marks the store offline; `reason` is an [`Error::Unreachable`].
-    fn set_offline(&self, reason: Error) {
-        *lock(&self.offline_reason) = reason;
-        if !self.offline.swap(true, Ordering::AcqRel) {
-            tracing::warn!("key store is unreachable; marked offline");
-        }
-    }
-
-    /// Whether the online expiries apply: always, unless the store is
-    /// offline and offline caching keeps the keys alive.
-    fn online_expiry(&self) -> bool {
-        !self.is_offline() || self.config.expiry_offline.is_zero()
-    }
-
-    fn drop_all(&self) {
-        let dropped = {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            for (_, flight) in lock(&self.flights).drain() {
-                flight.stale.store(true, Ordering::Release);
-            }
-            std::mem::take(&mut *entries)
-        };
-        // Zeroizing the dropped keys happens here, outside the lock.
-        drop(dropped);
-    }
-
-    fn expire_all(&self) {
-        if self.online_expiry() {
-            self.drop_all();
-        }
-    }
-
-    fn expire_unused(&self) {
-        if !self.online_expiry() {
-            return;
-        }
-        let mut dropped = Vec::new();
-        {
-            let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-            entries.retain(|_, entry| {
-                if entry.used.swap(false, Ordering::Relaxed) {
-                    true
-                } else {
-                    dropped.push(Arc::clone(&entry.key));
-                    false
-                }
-            });
-        }
-        drop(dropped);
-    }
-
-    fn expire_offline(&self) {
-        if self.is_offline() && !self.config.expiry_offline.is_zero() {
-            self.drop_all();
-        }
-    }
-
-    async fn check_status(&self) {
-        // A store that hangs is as good as unreachable; the bound keeps the
-        // check from stalling forever and lets the next one run.
-        let limit = self.config.status_interval.max(Duration::from_secs(1));
-        match tokio::time::timeout(limit, self.store.status()).await {
-            Ok(Ok(_)) => self.set_online(),
-            Ok(Err(e)) => {
-                self.count_error(&e);
-                // Any failure of the probe means the store cannot serve.
-                let reason = match e {
-                    Error::Unreachable { .. } => e,
-                    Error::Other { message, source } => Error::Unreachable { message, source },
-                    other => Error::unreachable(other.to_string()),
-                };
-                self.set_offline(reason);
-            }
-            Err(_) => self.set_offline(Error::unreachable(format!(
-                "no status answer within {limit:?}"
-            ))),
-        }
-    }
 }
 
 impl Drop for KeyCache {
     fn drop(&mut self) {
         self.stop_tasks();
-    }
-}
-
-type TickFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
-
-/// Calls `tick` every `period` (first after one period) while the cache
-/// lives. Only a weak reference is held between ticks, so the task never
-/// keeps a dropped cache alive.
-async fn run_every(cache: Weak<KeyCache>, period: Duration, tick: fn(&KeyCache) -> TickFuture<'_>) {
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let Some(cache) = cache.upgrade() else {
-            return;
-        };
-        tick(&cache).await;
     }
 }

@@ -20,17 +20,23 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_secretsmanager::config::Credentials;
-use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 use aws_sdk_secretsmanager::Client;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_http_client::Connector;
 use aws_smithy_runtime_api::client::http::{HttpConnector, HttpConnectorSettings};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use zeroize::Zeroizing;
 
 use crate::config::AwsConfig;
+
+mod errors;
+mod labels;
+
+#[doc(hidden)]
+pub use self::errors::map_error;
+use self::labels::{read_current, swap_current};
 use crate::{Error, KeyStore};
 
 /// How long a TCP (and TLS) connect to Secrets Manager may take before the
@@ -237,177 +243,6 @@ fn usable_as_filter(prefix: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-".contains(c))
 }
 
-/// What a failed SDK call means for KES. Only the AWS error code decides,
-/// never the HTTP status. Service error messages never contain secret values.
-/// Public for the fuzz targets only.
-#[doc(hidden)]
-pub fn map_error<E>(err: SdkError<E, HttpResponse>, action: &str, name: &str) -> Error
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    let context = format!("aws: failed to {action} '{name}'");
-    match &err {
-        SdkError::ServiceError(service) => {
-            let e = service.err();
-            let raw = service.raw();
-            // Some front ends (and moto, for authentication failures) answer
-            // JSON-protocol calls with an XML error that the SDK cannot parse.
-            let body = raw.body().bytes().and_then(|b| std::str::from_utf8(b).ok());
-            let code = e
-                .code()
-                .map(str::to_owned)
-                .or_else(|| body.and_then(|b| xml_element(b, "Code")));
-            match code.as_deref() {
-                Some("ResourceExistsException") => Error::KeyExists,
-                Some("ResourceNotFoundException") => Error::KeyNotFound,
-                code => {
-                    let message = e
-                        .message()
-                        .map(str::to_owned)
-                        .or_else(|| body.and_then(|b| xml_element(b, "Message")));
-                    Error::other(format!(
-                        "{context}: {}: {} (HTTP {})",
-                        code.unwrap_or("unknown error"),
-                        message.as_deref().unwrap_or("no message"),
-                        raw.status().as_u16()
-                    ))
-                }
-            }
-        }
-        SdkError::TimeoutError(_) => Error::unreachable(context).with_source(err),
-        SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-            Error::unreachable(context).with_source(err)
-        }
-        _ => Error::other(context).with_source(err),
-    }
-}
-
-/// The second half of `replace_if`: puts `text` as a new version that only
-/// carries [`PENDING_STAGE`], then moves `AWSCURRENT` to it from
-/// `read_version`, which AWS refuses unless the label is still there.
-async fn swap_current(
-    client: &Client,
-    secret_name: &str,
-    read_version: &str,
-    text: &str,
-) -> Result<(), Error> {
-    // The SDK fills in a fresh random ClientRequestToken (an idempotency
-    // token) once per call and keeps it across its own retries, so a
-    // retried put never makes a second version.
-    let put = client
-        .put_secret_value()
-        .secret_id(secret_name)
-        .secret_string(text)
-        .version_stages(PENDING_STAGE)
-        .send()
-        .await
-        .map_err(|err| map_error(err, "replace", secret_name))?;
-    let new_version = put.version_id.ok_or_else(|| {
-        Error::other(format!(
-            "aws: failed to replace '{secret_name}': no version id in the answer"
-        ))
-    })?;
-    let moved = client
-        .update_secret_version_stage()
-        .secret_id(secret_name)
-        .version_stage(CURRENT_STAGE)
-        .move_to_version_id(&new_version)
-        .remove_from_version_id(read_version)
-        .send()
-        .await;
-    if let Err(err) = moved {
-        let err = map_error(err, "replace", secret_name);
-        if err == Error::KeyNotFound {
-            // Deleted meanwhile, with the pending version.
-            return Err(Error::KeyNotFound);
-        }
-        // Refused, or no answer. Which version carries AWSCURRENT now
-        // tells which: the SDK retries a move whose answer was lost, and
-        // the retry is refused although the first attempt moved the label.
-        match read_current(client, secret_name).await {
-            Ok((_, now)) if now == new_version => {}
-            Ok((_, now)) => {
-                unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
-                return Err(if now == *read_version {
-                    err
-                } else {
-                    Error::Changed
-                });
-            }
-            Err(Error::KeyNotFound) => return Err(Error::KeyNotFound),
-            Err(_) => {
-                unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
-                return Err(err);
-            }
-        }
-    }
-    // Done: the rest is tidying up. AWS put AWSPREVIOUS on the old
-    // value; without any label it is a deprecated version, which AWS
-    // deletes on its own (AWS offers no call to delete one version of a
-    // secret at once).
-    unlabel(client, secret_name, PENDING_STAGE, &new_version).await;
-    unlabel(client, secret_name, PREVIOUS_STAGE, read_version).await;
-    Ok(())
-}
-
-/// The value of the `AWSCURRENT` version of a secret, and that version's
-/// id. The stage is named although it is the default: moto answers a read
-/// without it from the version the last put made current, even after
-/// `UpdateSecretVersionStage` moved the label.
-async fn read_current(
-    client: &Client,
-    secret_name: &str,
-) -> Result<(Zeroizing<Vec<u8>>, String), Error> {
-    let output = client
-        .get_secret_value()
-        .secret_id(secret_name)
-        .version_stage(CURRENT_STAGE)
-        .send()
-        .await
-        .map_err(|err| map_error(err, "read", secret_name))?;
-    let version = output.version_id.unwrap_or_default();
-    // Moved, not copied, into zeroizing buffers. The SDK's own copies (the
-    // HTTP response body and the JSON it parsed the value from) are freed
-    // without wiping: out of our reach.
-    if let Some(text) = output.secret_string {
-        return Ok((Zeroizing::new(text.into_bytes()), version));
-    }
-    if let Some(binary) = output.secret_binary {
-        return Ok((Zeroizing::new(binary.into_inner()), version));
-    }
-    Err(Error::other(format!(
-        "aws: failed to read '{secret_name}': secret has no value"
-    )))
-}
-
-/// Removes `stage` from `version`, if it is still there (AWS refuses
-/// otherwise, and then it is on another version, which is left alone).
-/// Only tidying up after the decision of a compare-and-swap: a failure is
-/// logged, never returned.
-async fn unlabel(client: &Client, secret_name: &str, stage: &str, version: &str) {
-    let removed = client
-        .update_secret_version_stage()
-        .secret_id(secret_name)
-        .version_stage(stage)
-        .remove_from_version_id(version)
-        .send()
-        .await;
-    if let Err(err) = removed {
-        let err = map_error(err, "relabel", secret_name);
-        tracing::debug!(error = %err, stage, "aws: label not removed");
-    }
-}
-
-/// The text of the first `<tag>` element of an XML error body.
-fn xml_element(body: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let start = body.find(&open)? + open.len();
-    let len = body[start..].find(&format!("</{tag}>"))?;
-    let text = body[start..start + len].trim();
-    // An error code or message is short; anything else is not one.
-    (!text.is_empty() && text.len() <= 512).then(|| text.to_owned())
-}
-
 impl SecretsManagerKeyStore {
     /// The secret name of a key. The name was validated by the server, but
     /// the store checks again: a name like an ARN would address another
@@ -426,10 +261,7 @@ impl SecretsManagerKeyStore {
 
     /// Test hook (fault injection), see [`BeforeWrite`].
     fn before_write_hook(&self) -> Option<BeforeWrite> {
-        match self.before_write.lock() {
-            Ok(hook) => hook.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        kes_core::sync::lock(&self.before_write).clone()
     }
 
     /// Installs (or with `None` removes) a hook that `replace_if` awaits
@@ -437,10 +269,7 @@ impl SecretsManagerKeyStore {
     /// put another mutation into exactly that window; not an API.
     #[doc(hidden)]
     pub fn set_before_conditional_write(&self, hook: Option<BeforeWrite>) {
-        match self.before_write.lock() {
-            Ok(mut slot) => *slot = hook,
-            Err(poisoned) => *poisoned.into_inner() = hook,
-        }
+        *kes_core::sync::lock(&self.before_write) = hook;
     }
 
     /// The key name of a listed secret, if it is one of ours.
@@ -493,7 +322,7 @@ impl KeyStore for SecretsManagerKeyStore {
     }
 
     /// A compare-and-swap on the `AWSCURRENT` label: the new value is put
-    /// as a version that only carries [`PENDING_STAGE`], then `AWSCURRENT`
+    /// as a version that only carries the label `KESPENDING`, then `AWSCURRENT`
     /// is moved to it with `RemoveFromVersionId` = the version whose value
     /// was compared. AWS refuses that move unless `AWSCURRENT` is still on
     /// exactly that version ("If the label is attached and you either do
