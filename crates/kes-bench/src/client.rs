@@ -6,10 +6,10 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use kes_core::tls::{ClientConfigError, ServerTrust};
 use rustls::client::{
     ClientSessionStore, Resumption, Tls12ClientSessionValue, Tls13ClientSessionValue,
 };
-use rustls::crypto::CryptoProvider;
 use rustls::{HandshakeKind, NamedGroup, RootCertStore};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::collections::VecDeque;
@@ -28,44 +28,33 @@ pub(crate) struct TlsOptions {
     pub resume: bool,
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// Builds the rustls client configuration shared by every worker, so that
 /// session tickets from one connection resume another.
 pub(crate) fn client_config(opts: TlsOptions) -> Result<Arc<rustls::ClientConfig>, String> {
-    let provider = provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("invalid TLS settings: {e}"))?;
-    let builder = if opts.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(kes_client::NoServerVerification::new(
-                provider,
-            )))
+    let trust = if opts.insecure {
+        ServerTrust::AnyCertificate
     } else {
-        let mut roots = RootCertStore::empty();
         let Some(ca) = opts.ca else {
             return Err(
                 "the server certificate cannot be verified: use '--ca <file>' or '--insecure'"
                     .into(),
             );
         };
+        let mut roots = RootCertStore::empty();
         for cert in ca {
             roots
                 .add(cert)
                 .map_err(|e| format!("invalid CA certificate: {e}"))?;
         }
-        builder.with_root_certificates(roots)
+        ServerTrust::Roots(roots)
     };
-    let mut config = match opts.client_identity {
-        Some((certs, key)) => builder
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| format!("invalid client certificate or private key: {e}"))?,
-        None => builder.with_no_client_auth(),
-    };
+    let mut config =
+        kes_core::tls::client_config(trust, opts.client_identity).map_err(|e| match e {
+            ClientConfigError::ProtocolVersions(e) => format!("invalid TLS settings: {e}"),
+            ClientConfigError::ClientCertificate(e) => {
+                format!("invalid client certificate or private key: {e}")
+            }
+        })?;
     config.alpn_protocols = if opts.http2 {
         vec![b"h2".to_vec()]
     } else {

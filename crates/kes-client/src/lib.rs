@@ -1,4 +1,4 @@
-#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! Async Rust SDK for the KES HTTP API.
 //!
 //! ```no_run
@@ -26,8 +26,11 @@ mod log;
 mod pem;
 mod types;
 
-pub use client::{normalize_endpoint, Client, ClientBuilder, NoServerVerification};
-pub use error::Error;
+pub use client::{normalize_endpoint, Client, ClientBuilder};
+pub use error::{Cause, Error, TlsFailure};
+/// The `--insecure` verifier; it lives with the one TLS client
+/// configuration in `kes_core::tls`.
+pub use kes_core::tls::NoServerVerification;
 pub use log::LogStream;
 pub use pem::is_encrypted_private_key;
 pub use types::*;

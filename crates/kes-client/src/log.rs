@@ -1,6 +1,6 @@
 //! The NDJSON log streams `/v1/log/audit` and `/v1/log/error`.
 
-use crate::error::Error;
+use crate::error::{Cause, Error};
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -41,10 +41,7 @@ impl<T: DeserializeOwned> LogStream<T> {
             Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        Some(
-            serde_json::from_slice(&line)
-                .map_err(|e| Error::InvalidResponse(format!("invalid log event: {e}"))),
-        )
+        Some(serde_json::from_slice(&line).map_err(|e| Error::undecodable("invalid log event", e)))
     }
 
     /// The next line as the server sent it (without the newline); `None`
@@ -69,14 +66,14 @@ impl<T: DeserializeOwned> LogStream<T> {
             if self.buf.len() > MAX_LINE {
                 self.done = true;
                 self.buf.clear();
-                return Some(Err(Error::InvalidResponse("log line too long".into())));
+                return Some(Err(Error::invalid_response("log line too long")));
             }
             match self.body.frame().await {
                 None => self.done = true,
                 Some(Err(e)) => {
                     self.done = true;
                     self.buf.clear();
-                    return Some(Err(Error::Connection(format!("log stream broken: {e}"))));
+                    return Some(Err(Error::StreamBroken(Cause::new(e))));
                 }
                 Some(Ok(frame)) => {
                     if let Ok(mut data) = frame.into_data() {

@@ -7,7 +7,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// Every certificate in a PEM file; at least one.
 pub(crate) fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    kes_core::pem::parse_certificates(pem).map_err(|e| Error::Config(e.to_string()))
+    Ok(kes_core::pem::parse_certificates(pem)?)
 }
 
 /// Reports whether a PEM private key needs a password (a legacy RFC 1423
@@ -24,6 +24,8 @@ pub(crate) fn private_key(
     pem: &[u8],
     password: Option<&str>,
 ) -> Result<PrivateKeyDer<'static>, Error> {
-    kes_core::pem::parse_private_key(pem, password.map(str::as_bytes))
-        .map_err(|e| Error::Config(e.to_string()))
+    Ok(kes_core::pem::parse_private_key(
+        pem,
+        password.map(str::as_bytes),
+    )?)
 }

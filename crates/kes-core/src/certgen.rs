@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 const DEV_SERVER_VALIDITY: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// Why a certificate could not be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CertError {
     /// The underlying generator failed.
     #[error("failed to create certificate: {0}")]

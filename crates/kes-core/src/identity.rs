@@ -38,6 +38,7 @@ impl Identity {
     }
 
     /// The identity of a DER-encoded X.509 certificate.
+    #[cfg(feature = "x509")]
     pub fn from_certificate_der(cert: &[u8]) -> Result<Self, IdentityError> {
         let cert = parse_certificate(cert)?;
         Ok(Self::from_spki_der(cert.tbs_certificate.subject_pki.raw))
@@ -68,6 +69,7 @@ impl fmt::Display for Identity {
 /// Parses a whole DER certificate. Trailing bytes are rejected, as Go's
 /// `x509.ParseCertificate` does, so that two different byte strings never
 /// pass for the same certificate.
+#[cfg(feature = "x509")]
 fn parse_certificate(
     der: &[u8],
 ) -> Result<x509_parser::certificate::X509Certificate<'_>, IdentityError> {
@@ -100,6 +102,7 @@ fn parse_certificate(
 /// A certificate that cannot be parsed at all is
 /// [`IdentityError::InvalidCertificate`]: the Go server never gets that far
 /// because its TLS stack already rejects such a handshake.
+#[cfg(feature = "x509")]
 pub fn identify<C: AsRef<[u8]>>(peer_certificates: &[C]) -> Result<Identity, IdentityError> {
     let Some((first, rest)) = peer_certificates.split_first() else {
         return Err(IdentityError::CertificateRequired);

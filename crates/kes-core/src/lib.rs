@@ -1,4 +1,4 @@
-#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 //! The core of KES: everything that can be expressed without I/O or async.
 //!
 //! - [`identity`]: the identity of a client certificate and leaf selection.
@@ -17,21 +17,27 @@
 
 pub mod apikey;
 pub mod certgen;
+#[cfg(feature = "crypto")]
 pub mod ciphertext;
 pub mod duration;
 pub mod error;
 pub mod identity;
+#[cfg(feature = "crypto")]
 pub mod key;
 pub mod name;
 pub mod pem;
 pub mod policy;
 pub mod random;
+#[cfg(feature = "crypto")]
 pub mod ring;
 pub mod sync;
 pub mod timefmt;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use apikey::ApiKey;
 pub use error::ApiError;
 pub use identity::Identity;
+#[cfg(feature = "crypto")]
 pub use key::{HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 pub use policy::Policy;

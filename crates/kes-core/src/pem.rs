@@ -19,7 +19,7 @@ use rustls_pki_types::{
 use zeroize::Zeroizing;
 
 /// Why PEM data could not be decoded.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PemError {
     /// A block is not well-formed PEM.
     #[error("invalid PEM: {0}")]

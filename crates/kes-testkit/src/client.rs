@@ -7,21 +7,25 @@ use kes_core::ApiKey;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// A client configuration that trusts only `server_cert_der`.
+/// A client configuration that trusts only `server_cert_der` and presents
+/// `identity` (a DER chain and PKCS#8 key) if given.
 fn trusting(
     server_cert_der: &[u8],
-) -> rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+) -> rustls::ClientConfig {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
     roots
-        .add(rustls::pki_types::CertificateDer::from(
-            server_cert_der.to_vec(),
-        ))
+        .add(CertificateDer::from(server_cert_der.to_vec()))
         .expect("server certificate as root");
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
+    let identity = identity.map(|(chain, key)| {
+        (
+            chain.into_iter().map(CertificateDer::from).collect(),
+            PrivateKeyDer::Pkcs8(key.into()),
+        )
+    });
+    kes_core::tls::client_config(kes_core::tls::ServerTrust::Roots(roots), identity)
+        .expect("client TLS configuration")
 }
 
 /// A response as the test sees it.
@@ -82,23 +86,14 @@ impl Client {
         server_cert_der: &[u8],
         alpn: Vec<Vec<u8>>,
     ) -> Self {
-        let builder = trusting(server_cert_der);
-        let mut config = match key {
-            Some(key) => {
-                let cert = key.client_certificate().expect("client certificate");
-                builder
-                    .with_client_auth_cert(
-                        vec![rustls::pki_types::CertificateDer::from(
-                            cert.certificate_der.clone(),
-                        )],
-                        rustls::pki_types::PrivateKeyDer::Pkcs8(
-                            cert.private_key_der.to_vec().into(),
-                        ),
-                    )
-                    .expect("client auth")
-            }
-            None => builder.with_no_client_auth(),
-        };
+        let identity = key.map(|key| {
+            let cert = key.client_certificate().expect("client certificate");
+            (
+                vec![cert.certificate_der.clone()],
+                cert.private_key_der.to_vec(),
+            )
+        });
+        let mut config = trusting(server_cert_der, identity);
         config.alpn_protocols = alpn;
         Client {
             addr,
@@ -113,15 +108,7 @@ impl Client {
         key_pkcs8: Vec<u8>,
         server_cert_der: &[u8],
     ) -> Self {
-        let mut config = trusting(server_cert_der)
-            .with_client_auth_cert(
-                chain
-                    .into_iter()
-                    .map(rustls::pki_types::CertificateDer::from)
-                    .collect(),
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key_pkcs8.into()),
-            )
-            .unwrap();
+        let mut config = trusting(server_cert_der, Some((chain, key_pkcs8)));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Client {
             addr,

@@ -45,7 +45,7 @@ impl Client {
     pub async fn metrics(&self) -> Result<String, Error> {
         let body = self.call(Method::GET, "/v1/metrics", None).await?;
         String::from_utf8(body.to_vec())
-            .map_err(|_| Error::InvalidResponse("metrics are not UTF-8".into()))
+            .map_err(|_| Error::invalid_response("metrics are not UTF-8"))
     }
 
     /// `GET /v1/api`
@@ -308,13 +308,13 @@ impl Client {
 }
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
-    serde_json::from_slice(body).map_err(|e| Error::InvalidResponse(e.to_string()))
+    serde_json::from_slice(body).map_err(|e| Error::undecodable("", e))
 }
 
 fn decode_b64(s: &str, field: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     B64.decode(s)
         .map(Zeroizing::new)
-        .map_err(|_| Error::InvalidResponse(format!("'{field}' is not valid base64")))
+        .map_err(|_| Error::invalid_response(format!("'{field}' is not valid base64")))
 }
 
 fn json_body(v: &impl serde::Serialize) -> Result<Bytes, Error> {
@@ -335,7 +335,7 @@ fn parse_ndjson_names(body: &[u8], field: &str) -> Result<Vec<String>, Error> {
         }
         match v.get(field).and_then(|n| n.as_str()) {
             Some(n) => names.push(n.to_owned()),
-            None => return Err(Error::InvalidResponse(format!("missing '{field}'"))),
+            None => return Err(Error::invalid_response(format!("missing '{field}'"))),
         }
     }
     Ok(names)

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-use super::tls::{root_store, NoServerVerification};
+use super::tls::root_store;
 use super::{Client, Inner};
-use crate::error::Error;
+use crate::error::{Cause, Error};
+use kes_core::tls::{ClientConfigError, ServerTrust};
 
 /// The client certificate presented to the server.
 enum ClientAuth {
@@ -102,9 +103,8 @@ impl ClientBuilder {
                 self.auth = ClientAuth::Certificate(vec![cert], key);
             }
             Err(e) => {
-                self.error.get_or_insert(Error::Config(format!(
-                    "failed to create client certificate from API key: {e}"
-                )));
+                self.error
+                    .get_or_insert(Error::ApiKeyCertificate(Cause::new(e)));
             }
         }
         self
@@ -131,20 +131,17 @@ impl ClientBuilder {
         key: impl AsRef<Path>,
         password: Option<&str>,
     ) -> Self {
-        let cert_pem = std::fs::read(cert.as_ref()).map_err(|e| {
-            Error::Config(format!(
-                "failed to read client certificate '{}': {e}",
-                cert.as_ref().display()
-            ))
-        });
-        let key_pem = std::fs::read(key.as_ref())
-            .map(Zeroizing::new)
-            .map_err(|e| {
-                Error::Config(format!(
-                    "failed to read client private key '{}': {e}",
-                    key.as_ref().display()
-                ))
-            });
+        let read = |what, path: &Path| {
+            std::fs::read(path)
+                .map(Zeroizing::new)
+                .map_err(|e| Error::File {
+                    what,
+                    path: path.to_owned(),
+                    source: Cause::new(e),
+                })
+        };
+        let cert_pem = read("client certificate", cert.as_ref());
+        let key_pem = read("client private key", key.as_ref());
         match (cert_pem, key_pem) {
             (Ok(c), Ok(k)) => self.certificate_pem(&c, &k, password),
             (Err(e), _) | (_, Err(e)) => {
@@ -182,23 +179,19 @@ impl ClientBuilder {
         if self.endpoints.is_empty() {
             return Err(Error::Config("no KES server endpoint specified".into()));
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Config(format!("TLS: {e}")))?;
-        let builder = if self.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoServerVerification::new(provider)))
+        let trust = if self.insecure {
+            ServerTrust::AnyCertificate
         } else {
-            builder.with_root_certificates(root_store(&self.ca_files)?)
+            ServerTrust::Roots(root_store(&self.ca_files)?)
         };
-        let config = match self.auth {
-            ClientAuth::None => builder.with_no_client_auth(),
-            ClientAuth::Certificate(chain, key) => builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| Error::Config(format!("invalid client certificate or key: {e}")))?,
+        let identity = match self.auth {
+            ClientAuth::None => None,
+            ClientAuth::Certificate(chain, key) => Some((chain, key)),
         };
+        let config = kes_core::tls::client_config(trust, identity).map_err(|e| match e {
+            ClientConfigError::ProtocolVersions(e) => Error::TlsConfig(Cause::new(e)),
+            ClientConfigError::ClientCertificate(e) => Error::ClientCertificate(Cause::new(e)),
+        })?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);

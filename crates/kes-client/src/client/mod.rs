@@ -3,7 +3,8 @@
 //! - `api`: one method per API endpoint, request and response bodies.
 //! - `transport`: sending a request, fail-over and retries, streaming.
 //! - `builder`: [`ClientBuilder`], endpoints and credentials.
-//! - `tls`: the rustls configuration: trusted CAs and `--insecure`.
+//! - `tls`: the server certificates the client trusts (the rustls
+//!   configuration itself is `kes_core::tls`).
 
 mod api;
 mod builder;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use builder::{normalize_endpoint, ClientBuilder};
-pub use tls::NoServerVerification;
 
 /// A client of one or more KES servers. Cheap to clone; clones share the
 /// connection pool.

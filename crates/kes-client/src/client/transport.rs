@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::{Client, Inner};
-use crate::error::Error;
+use crate::error::{Cause, Error, TlsFailure};
 
 pub(super) type Http =
     hyper_util::client::legacy::Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
@@ -74,7 +74,7 @@ impl Client {
                 Ok(resp.into_body())
             } else {
                 Err(read_response(resp).await.err().unwrap_or_else(|| {
-                    Attempt::Failed(Error::InvalidResponse("unexpected status".into()))
+                    Attempt::Failed(Error::invalid_response("unexpected status"))
                 }))
             }
         })
@@ -127,7 +127,7 @@ impl Client {
 /// The outcome of one failed attempt, classified for fail-over.
 enum Attempt {
     /// Could not talk to the endpoint: try another, retry later.
-    Network(String),
+    Network(Error),
     /// 503: try another, retry later.
     Unavailable(Error),
     /// Another 5xx (not 501): try another endpoint, no retry round.
@@ -142,8 +142,8 @@ enum Attempt {
 impl Attempt {
     fn into_error(self) -> Error {
         match self {
-            Attempt::Network(msg) => Error::Connection(msg),
-            Attempt::Unavailable(e)
+            Attempt::Network(e)
+            | Attempt::Unavailable(e)
             | Attempt::ServerError(e)
             | Attempt::Tls(e)
             | Attempt::Failed(e) => e,
@@ -172,7 +172,11 @@ impl Inner {
             read_response(resp).await
         })
         .await
-        .map_err(|_| Attempt::Network(format!("{endpoint}: request timed out")))?
+        .map_err(|_| {
+            Attempt::Network(Error::Timeout {
+                endpoint: endpoint.to_owned(),
+            })
+        })?
     }
 
     async fn send(
@@ -193,20 +197,54 @@ impl Inner {
         self.http
             .request(req)
             .await
-            .map_err(|e| match tls_failure(&e) {
-                Some(why) => Attempt::Tls(Error::Connection(format!("{endpoint}: {why}"))),
-                None if closed_without_answer(&e) => Attempt::Network(format!(
-                    "{endpoint}: connection closed without an answer: {CLIENT_CERT_REJECTED}"
-                )),
-                None => {
-                    let text = describe_hyper_error(&e);
-                    match alert_in_text(&text) {
-                        Some(why) => Attempt::Tls(Error::Connection(format!("{endpoint}: {why}"))),
-                        None => Attempt::Network(format!("{endpoint}: {text}")),
-                    }
-                }
-            })
+            .map_err(|e| connection_error(endpoint, e))
     }
+}
+
+/// A request that got no response, classified: a TLS failure that another
+/// try cannot fix, or a network failure worth another endpoint and a retry.
+fn connection_error(endpoint: &str, e: hyper_util::client::legacy::Error) -> Attempt {
+    let endpoint = endpoint.to_owned();
+    if let Some((failure, source)) = tls_failure(&e) {
+        return Attempt::Tls(Error::Tls {
+            endpoint,
+            failure,
+            source: source.map(Cause::new),
+        });
+    }
+    if closed_without_answer(&e) {
+        return Attempt::Network(Error::Closed {
+            endpoint,
+            source: Cause::new(e),
+        });
+    }
+    if let Some(failure) = alert_in_text(&describe_hyper_error(&e)) {
+        return Attempt::Tls(Error::Tls {
+            endpoint,
+            failure,
+            source: Some(Cause::new(e)),
+        });
+    }
+    let source = Cause::new(e);
+    Attempt::Network(if refused(source.get()) {
+        Error::Refused { endpoint, source }
+    } else {
+        Error::Io { endpoint, source }
+    })
+}
+
+/// Reports whether the connection was refused somewhere in the chain.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Reads a response: the body of a 2xx, else the decoded error classified
@@ -227,7 +265,7 @@ async fn read_response(resp: Response<Incoming>) -> Result<(Option<String>, Byte
     let body = Limited::new(resp.into_body(), MAX_RESPONSE)
         .collect()
         .await
-        .map_err(|e| Attempt::Network(format!("failed to read response: {e}")))?
+        .map_err(|e| Attempt::Network(Error::ResponseBroken(Cause::from_box(e))))?
         .to_bytes();
     if status.is_success() {
         return Ok((content_type, body));
@@ -261,18 +299,20 @@ fn rustls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rust
     e.source().and_then(rustls_error)
 }
 
-/// A TLS failure that retrying cannot fix, as a sentence that says what
-/// to do; `None` for every other error.
-fn tls_failure(e: &hyper_util::client::legacy::Error) -> Option<String> {
+/// A TLS failure that retrying cannot fix, with what to do about it and
+/// rustls's error when its text is not already in the reason; `None` for
+/// every other error.
+fn tls_failure(
+    e: &hyper_util::client::legacy::Error,
+) -> Option<(TlsFailure, Option<rustls::Error>)> {
     use rustls::{AlertDescription as Alert, CertificateError as C};
     let err = rustls_error(e)?;
     const HINT: &str = "pass --ca <file>, or -k for a development server";
-    let untrusted = |why: &str, hint: &str| {
-        Some(format!(
-            "the server's certificate is not trusted ({why}): {hint}"
-        ))
+    let untrusted = |reason: &str, hint: &'static str| TlsFailure::UntrustedServer {
+        reason: reason.to_owned(),
+        hint,
     };
-    match err {
+    let failure = match err {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer => untrusted("unknown issuer", HINT),
             // What webpki reports for a self-signed certificate whose key
@@ -289,15 +329,18 @@ fn tls_failure(e: &hyper_util::client::legacy::Error) -> Option<String> {
                 "not valid yet",
                 "check the clocks, or pass -k for a development server",
             ),
-            C::NotValidForName | C::NotValidForNameContext { .. } => untrusted(
-                &c.to_string(),
-                "connect with a name or IP address the certificate lists, or pass -k for a development server",
-            ),
+            // rustls's text is the reason: no source to repeat it.
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                return Some((untrusted(
+                    &c.to_string(),
+                    "connect with a name or IP address the certificate lists, or pass -k for a development server",
+                ), None))
+            }
             C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
                 untrusted("not a server certificate", HINT)
             }
             C::Revoked => untrusted("revoked", "ask the server's operator for a new certificate"),
-            other => untrusted(&other.to_string(), HINT),
+            other => return Some((untrusted(&other.to_string(), HINT), None)),
         },
         rustls::Error::AlertReceived(
             alert @ (Alert::BadCertificate
@@ -307,9 +350,10 @@ fn tls_failure(e: &hyper_util::client::legacy::Error) -> Option<String> {
             | Alert::CertificateExpired
             | Alert::UnsupportedCertificate
             | Alert::AccessDenied),
-        ) => Some(rejected_by_alert(&format!("{alert:?}"))),
-        _ => None,
-    }
+        ) => rejected_by_alert(&format!("{alert:?}")),
+        _ => return None,
+    };
+    Some((failure, Some(err.clone())))
 }
 
 /// The alerts a server sends when it refuses a client certificate, as
@@ -324,30 +368,22 @@ const CERTIFICATE_ALERTS: &[&str] = &[
     "AccessDenied",
 ];
 
-fn rejected_by_alert(alert: &str) -> String {
-    format!(
-        "{CLIENT_CERT_REJECTED}; its alert: {}; check KES_CLIENT_CERT and KES_CLIENT_KEY, or KES_API_KEY",
-        alert.to_lowercase()
-    )
+fn rejected_by_alert(alert: &str) -> TlsFailure {
+    TlsFailure::ClientCertificateRejected {
+        alert: alert.to_lowercase(),
+    }
 }
 
 /// The certificate alert in an error chain that lost the rustls error's
 /// type: h2 keeps only the kind and text of the I/O errors it passes on
 /// (`connection error: received fatal alert: UnknownCA`).
-fn alert_in_text(text: &str) -> Option<String> {
+fn alert_in_text(text: &str) -> Option<TlsFailure> {
     let (_, rest) = text.split_once("received fatal alert: ")?;
     let alert = rest.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
     CERTIFICATE_ALERTS
         .contains(&alert)
         .then(|| rejected_by_alert(alert))
 }
-
-/// Why a server closes a connection after the handshake without a word:
-/// under TLS 1.3 the client's handshake is over before the server checks
-/// its certificate, so a certificate refused under `tls.auth: on` (or by a
-/// proxy in front) surfaces as a closed connection, not as an alert.
-const CLIENT_CERT_REJECTED: &str =
-    "the server rejected the client certificate (with tls.auth on it must chain to the server's tls.ca)";
 
 /// The connection was made (TCP and TLS) and then closed before any
 /// response: hyper cancels the request (`operation was canceled:

@@ -29,7 +29,10 @@ async fn unreachable_endpoints_are_retried_twice_then_reported() {
     let start = Instant::now();
     let err = client.create_key("my-key").await.unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(err, Error::Connection(_)), "{err:?}");
+    // Nobody listens there: a refusal, told apart from a timeout or a TLS
+    // failure, with the system's error as its source.
+    assert!(matches!(err, Error::Refused { .. }), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     assert_eq!(err.status(), None);
     // The message names an endpoint and the cause, and no secret.
     let msg = err.to_string();
@@ -47,8 +50,20 @@ fn configuration_errors() {
         .ca_file("/nonexistent/ca.pem")
         .build()
         .unwrap_err();
-    assert!(matches!(err, Error::Config(_)));
+    assert!(
+        matches!(
+            err,
+            Error::File {
+                what: "CA certificate",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    // The I/O error is the source, not part of the message.
+    let io = std::error::Error::source(&err).unwrap().to_string();
+    assert!(!err.to_string().contains(&io), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("ca.pem");
@@ -58,7 +73,7 @@ fn configuration_errors() {
         .ca_file(&not_pem)
         .build()
         .unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(matches!(err, Error::Pem(_)), "{err:?}");
 
     let cert = dir.path().join("c.pem");
     std::fs::write(&cert, b"").unwrap();
@@ -67,7 +82,7 @@ fn configuration_errors() {
         .certificate_files(&cert, &cert, None)
         .build()
         .unwrap_err();
-    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(matches!(err, Error::Pem(_)), "{err:?}");
 
     // A client from an API key builds without touching the network.
     let client = Client::builder()

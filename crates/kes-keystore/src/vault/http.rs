@@ -3,7 +3,6 @@
 //! errors.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -256,18 +255,13 @@ fn append(buf: &mut Zeroizing<Vec<u8>>, data: &[u8], limit: usize) {
 }
 
 fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::other("vault: TLS setup").with_source(e))?;
-
+    use kes_core::tls::{ClientConfigError, ServerTrust};
     let mut roots = RootCertStore::empty();
     let ca = config.tls_ca.trim();
     if ca.is_empty() {
         // Missing or unreadable system roots only matter for https
         // endpoints, and then the handshake reports it.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        roots = kes_core::tls::native_roots();
     } else {
         let path = Path::new(ca);
         let files = if path.is_dir() {
@@ -322,11 +316,9 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
             )));
         }
     }
-    let builder = builder.with_root_certificates(roots);
-
     let (key, cert) = (config.tls_key.trim(), config.tls_cert.trim());
-    match (key.is_empty(), cert.is_empty()) {
-        (true, true) => Ok(builder.with_no_client_auth()),
+    let identity = match (key.is_empty(), cert.is_empty()) {
+        (true, true) => None,
         (false, false) => {
             let chain = CertificateDer::pem_file_iter(cert)
                 .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -342,14 +334,20 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
             let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
                 Error::other(format!("vault: tls.key: cannot load '{key}'")).with_source(e)
             })?;
-            builder
-                .with_client_auth_cert(chain, private)
-                .map_err(|e| Error::other("vault: tls key/cert").with_source(e))
+            Some((chain, private))
         }
-        _ => Err(Error::other(
-            "vault: tls.key and tls.cert must be given together",
-        )),
-    }
+        _ => {
+            return Err(Error::other(
+                "vault: tls.key and tls.cert must be given together",
+            ))
+        }
+    };
+    kes_core::tls::client_config(ServerTrust::Roots(roots), identity).map_err(|e| match e {
+        ClientConfigError::ProtocolVersions(e) => Error::other("vault: TLS setup").with_source(e),
+        ClientConfigError::ClientCertificate(e) => {
+            Error::other("vault: tls key/cert").with_source(e)
+        }
+    })
 }
 #[cfg(test)]
 mod tests {

@@ -173,23 +173,19 @@ impl Conn {
                 );
                 // rustls only says the key does not fit: name both files.
                 return builder.build().map_err(|e| match e {
-                    kes_client::Error::Config(m)
-                        if m.starts_with("invalid client certificate or key") =>
-                    {
-                        CliError::failure(format!(
-                            "the client certificate '{}' ({}) and private key '{}' ({}) do not belong together: {}",
-                            cert.display(),
-                            var_of(&env::CERT_VARS, &lookup),
-                            key.display(),
-                            var_of(&env::KEY_VARS, &lookup),
-                            m.trim_start_matches("invalid client certificate or key: ")
-                        ))
-                    }
-                    other => CliError::failure(other),
+                    kes_client::Error::ClientCertificate(why) => CliError::failure(format!(
+                        "the client certificate '{}' ({}) and private key '{}' ({}) do not belong together: {}",
+                        cert.display(),
+                        var_of(&env::CERT_VARS, &lookup),
+                        key.display(),
+                        var_of(&env::KEY_VARS, &lookup),
+                        why
+                    )),
+                    other => CliError::failure(describe(&other)),
                 });
             }
         };
-        builder.build().map_err(CliError::failure)
+        builder.build().map_err(|e| CliError::failure(describe(&e)))
     }
 }
 
@@ -275,7 +271,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// plus the broken naming rule where the server only says a name or
 /// pattern is invalid.
 pub(crate) fn api_error(e: kes_client::Error) -> CliError {
-    let message = e.to_string();
+    let message = describe(&e);
     let message = super::names::explain(&message).unwrap_or(message);
     // 502 is the server's key store failing (`failed to create key`, `key
     // store is unavailable`); the client only gets the Go KES's short text.
@@ -283,6 +279,44 @@ pub(crate) fn api_error(e: kes_client::Error) -> CliError {
         return CliError::failure(format!("{message} {KEY_STORE_FAILED}"));
     }
     CliError::failure(message)
+}
+
+/// An SDK error as one line: what the SDK says, then its causes. A network
+/// failure says the endpoint and then the HTTP client's own chain (which
+/// names the system's reason); a TLS failure or a closed connection already
+/// says what to do, and the low-level cause would only bury that; a broken
+/// response says the first cause only.
+pub(crate) fn describe(e: &kes_client::Error) -> String {
+    use kes_client::Error;
+    use std::error::Error as _;
+    let mut message = match e {
+        Error::Refused { endpoint, source } | Error::Io { endpoint, source } => {
+            return format!(
+                "{endpoint}: {}",
+                with_causes(source.to_string(), source.source())
+            );
+        }
+        Error::Tls { .. } | Error::Closed { .. } => return e.to_string(),
+        Error::ResponseBroken(cause) | Error::StreamBroken(cause) => {
+            return format!("{e}: {cause}");
+        }
+        _ => e.to_string(),
+    };
+    message = with_causes(message, e.source());
+    message
+}
+
+/// `message` followed by `: <cause>` for each cause in the chain.
+fn with_causes(
+    mut message: String,
+    mut cause: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
 }
 
 /// What a 502 adds: the cause is only in the server's error log.

@@ -36,7 +36,7 @@ pub(crate) fn run(args: Args) -> CliResult {
                     reports.push((endpoint.clone(), Ok((status, latency))));
                 }
                 Err(e) => {
-                    reports.push((endpoint.clone(), Err(e.to_string())));
+                    reports.push((endpoint.clone(), Err(super::client::describe(&e))));
                     last_err = Some(e);
                 }
             }

@@ -239,7 +239,7 @@ fn fails_over_to_the_next_endpoint() {
         let start = Instant::now();
         let err = none.version().await.unwrap_err();
         let took = start.elapsed();
-        assert!(matches!(err, Error::Connection(_)), "{err:?}");
+        assert!(matches!(err, Error::Refused { .. }), "{err:?}");
         assert!(err.to_string().contains("127.0.0.1:"), "{err}");
         assert!(took >= Duration::from_millis(400), "{took:?}");
         assert!(took < Duration::from_secs(5), "{took:?}");
@@ -324,7 +324,7 @@ fn certificate_files_and_server_verification() {
             .certificate_files(&ecert, &ekey, Some("wrong"))
             .build()
             .unwrap_err();
-        assert!(matches!(err, Error::Config(_)), "{err:?}");
+        assert!(matches!(err, Error::Pem(_)), "{err:?}");
 
         // Without the CA the self-signed server certificate is refused;
         // --insecure accepts it.
@@ -334,7 +334,7 @@ fn certificate_files_and_server_verification() {
             .build()
             .unwrap();
         let err = c.version().await.unwrap_err();
-        assert!(matches!(err, Error::Connection(_)), "{err:?}");
+        assert!(matches!(err, Error::Tls { .. }), "{err:?}");
         assert!(
             err.to_string().to_lowercase().contains("certificate"),
             "{err}"
