@@ -69,18 +69,17 @@ pub struct FsKeyStore {
 /// that holds up to two pages of names; more passes than cores would not
 /// finish sooner, only hold more memory. Their own threads keep that
 /// memory in few malloc arenas: glibc gives each thread an arena and keeps
-/// what is freed there. With 8 slow readers of 200,000 names, passes
-/// spread over the 8 I/O threads peaked at 47–52 MiB, on two threads of
-/// their own at 36–46 MiB (`scripts/slow-listing`, docs/performance.md).
+/// what is freed there (`scripts/slow-listing` measures it; the figures
+/// are in docs/performance.md).
 const LIST_THREADS: usize = 2;
 
 /// The threads that do a store's file I/O (see [`IoThreads`] for why not
 /// tokio's blocking pool). Creates and deletes wait for fsync, so a few
 /// run in parallel to share the disk's flushes (listings have threads of
-/// their own, [`LIST_THREADS`]). Measured with kes-bench on 2 cores
-/// (docs/performance.md, "The fs store's I/O threads"): with 8, cold key
-/// reads ran twice as fast as on tokio's pool (which had grown to 121
-/// threads), and creates within the disk's noise of 64 threads.
+/// their own, [`LIST_THREADS`]). Eight keep cold key reads well ahead of
+/// tokio's pool, which grows to a thread per waiting read, and creates as
+/// fast as many more threads would (kes-bench; docs/performance.md, "The
+/// fs store's I/O threads").
 const IO_THREADS: usize = 8;
 
 /// Reports whether `name` may be used as a file name in the key directory:

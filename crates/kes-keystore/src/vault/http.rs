@@ -36,12 +36,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The read buffer of each connection to Vault, fixed. hyper's default
 /// buffer adapts: it doubles whenever a read fills it, up to about 400 KiB,
 /// and keeps what it grew to for the connection's life. Listings and large
-/// answers grew the buffers of the pooled connections one by one, and the
-/// 10-minute soak against OpenBao saw the server's heap grow by about
-/// 1 MiB, almost all of it in these buffers (heaptrack). A fixed 16 KiB
-/// holds any Vault response head, and bodies are read through it in
-/// pieces, so every pooled connection costs the same from its first
-/// request on.
+/// answers grew the buffers of the pooled connections one by one, which
+/// the soak against OpenBao saw as a growing heap (docs/reliability.md).
+/// A fixed 16 KiB holds any Vault response head, and bodies are read
+/// through it in pieces, so every pooled connection costs the same from
+/// its first request on.
 const READ_BUFFER: usize = 16 * 1024;
 
 /// Default cap of a response body; only listings may be larger.

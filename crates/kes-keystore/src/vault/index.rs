@@ -39,7 +39,7 @@ const MAX_INDEX_LEN: usize = 512;
 /// answers a read with its own (possibly older) index: keeping simply
 /// the last one received, as OpenBao's Go client does by default, could
 /// step back behind a write whose answer arrived just before, and a read
-/// of that key would be stale again (`raft_standby_reads`: 21 to 26 of 45
+/// of that key would be stale again (`raft_standby_reads` catches it:
 /// keys created among concurrent reads read as missing). So when both
 /// indices are OpenBao's (base64 of a JSON object with `cluster`,
 /// optional `namespace` and a decimal `value`, its Go client's
