@@ -392,4 +392,30 @@ mod tests {
         assert_eq!(Error::Timeout { endpoint }.status(), None);
         assert_eq!(Error::Config("bad".into()).status(), None);
     }
+
+    #[test]
+    fn a_cause_is_the_source_and_not_in_the_message() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = Error::File {
+            what: "CA certificate",
+            path: "/ca.pem".into(),
+            source: Cause::new(io),
+        };
+        assert_eq!(err.to_string(), "failed to read CA certificate '/ca.pem'");
+        let source = std::error::Error::source(&err).unwrap();
+        assert_eq!(source.to_string(), "no such file");
+        // Errors stay comparable: causes by what they say.
+        assert_eq!(err.clone(), err);
+
+        let err = Error::undecodable("invalid log event", std::fmt::Error);
+        assert_eq!(
+            err.to_string(),
+            "invalid server response: invalid log event"
+        );
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(
+            Error::invalid_response("log line too long").to_string(),
+            "invalid server response: log line too long"
+        );
+    }
 }

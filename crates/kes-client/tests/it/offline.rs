@@ -43,6 +43,36 @@ async fn unreachable_endpoints_are_retried_twice_then_reported() {
     assert!(took < Duration::from_millis(2900), "{took:?}");
 }
 
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout() {
+    // Accepts connections and never says a word, not even the TLS
+    // handshake.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let held = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            conns.push(conn);
+        }
+    });
+    let client = Client::builder()
+        .endpoints([addr.as_str()])
+        .api_key(&api_key())
+        .insecure(true)
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let err = client.version().await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::Timeout {
+            endpoint: addr.clone()
+        }
+    );
+    assert_eq!(err.to_string(), format!("{addr}: request timed out"));
+    held.abort();
+}
+
 #[test]
 fn configuration_errors() {
     let err = Client::builder()
