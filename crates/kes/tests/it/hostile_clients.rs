@@ -306,6 +306,7 @@ async fn bulk_decrypt_obeys_the_decrypt_rules() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn resumed_sessions_are_checked_like_full_handshakes() {
     let mut setup = Setup::new();
     let (ca, ca_key) = attacker_ca();
@@ -478,6 +479,7 @@ fn admin_config(server: &TestServer) -> Arc<ClientConfig> {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn silent_and_slow_clients_are_cut_off() {
     let setup = Setup::new().with("api:\n  /v1/key/encrypt/:\n    timeout: 2s\n");
     let server = TestServer::start(setup);
@@ -586,6 +588,7 @@ async fn idle_strangers_from_one_address_cannot_lock_out_the_admin() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn a_response_the_client_does_not_take_is_dropped_at_its_deadline() {
     let server = TestServer::start(Setup::new());
     let admin = server.admin_client();
