@@ -11,7 +11,7 @@ mod bulk_decrypt;
 mod listings;
 
 use common::{Resp, Setup, TestServer};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use kes_core::ApiKey;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -75,27 +75,7 @@ async fn request(
         .header("host", "localhost")
         .body(Full::new(bytes::Bytes::copy_from_slice(body)))
         .unwrap();
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes()
-        .to_vec();
-    Ok((
-        Resp {
-            status,
-            headers,
-            body,
-        },
-        kind,
-    ))
+    Ok((kes_testkit::client::send(&mut sender, req).await?, kind))
 }
 
 /// An attacker's own self-signed CA certificate (CA:TRUE) and its key.
