@@ -195,25 +195,7 @@ impl KeepAlive {
             None => Full::new(Bytes::new()),
         };
         let req = builder.body(body).map_err(std::io::Error::other)?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes()
-            .to_vec();
-        Ok(Resp {
-            status,
-            headers,
-            body,
-        })
+        send(&mut self.sender, req).await
     }
 
     /// Sends a request and returns the response with its body unread (for
@@ -246,4 +228,29 @@ pub async fn next_line(body: &mut hyper::body::Incoming, buf: &mut Vec<u8>) -> O
             buf.extend_from_slice(&data);
         }
     }
+}
+
+/// Sends `req` on an HTTP/1.1 connection and reads the whole response.
+pub async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    req: http::Request<Full<Bytes>>,
+) -> std::io::Result<Resp> {
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes()
+        .to_vec();
+    Ok(Resp {
+        status,
+        headers,
+        body,
+    })
 }

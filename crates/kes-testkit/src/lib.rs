@@ -9,13 +9,13 @@
 //! - [`store::SwitchableStore`]: an in-memory store that can be switched
 //!   off to play an unreachable one.
 //! - [`moto`]: moto's AWS emulator on loopback.
-//! - [`bao`] (feature `bao`): an OpenBao dev server, or a three-node raft
+//! - `bao` (feature `bao`): an OpenBao dev server, or a three-node raft
 //!   cluster, on loopback.
-//! - [`client`] (feature `client`): the mTLS HTTP/1.1 client of the server
+//! - `client` (feature `client`): the mTLS HTTP/1.1 client of the server
 //!   suites.
-//! - [`softhsm`] (feature `softhsm`): a SoftHSM2 token per test, each
+//! - `softhsm` (feature `softhsm`): a SoftHSM2 token per test, each
 //!   test in a process of its own.
-//! - [`warnings`] (feature `warnings`): the warnings a future logs.
+//! - `warnings` (feature `warnings`): the warnings a future logs.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;

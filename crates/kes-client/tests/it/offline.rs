@@ -1,6 +1,6 @@
 //! Client behaviour that needs no server: unreachable endpoints, retry
 //! pacing and configuration errors. (End-to-end tests against the real
-//! server are in `crates/kes/tests/cli_client.rs`.)
+//! server are in `crates/kes/tests/it/cli_client.rs`.)
 
 use kes_client::{Client, Error};
 use std::time::{Duration, Instant};

@@ -540,6 +540,7 @@ impl KeyStore for SignalSwap {
 /// before the fs store's conditional writes were atomic, the retirement's
 /// rename brought the deleted key back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow: scripts/test runs it"]
 async fn retire_racing_delete_never_resurrects() {
     use kes_core::{KeyAlgorithm, KeyVersion};
     use kes_keystore::versions;

@@ -34,7 +34,20 @@ async fn run(store: Arc<dyn KeyStore>, schedules: usize, seed: u64, options: Opt
     report
 }
 
+/// A few hundred schedules on each store, for the fast tier; `memory` and
+/// `fs` run thousands.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_and_fs_briefly() {
+    let seed = interleave::seed_from_env();
+    run(Arc::new(MemKeyStore::new()), 200, seed, Options::default()).await;
+    let dir = batch_dir(1);
+    let store: Arc<dyn KeyStore> = Arc::new(FsKeyStore::open(dir.path()).unwrap());
+    run(Arc::clone(&store), 100, seed ^ 1, Options::default()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow: scripts/test runs it"]
 async fn memory() {
     let seed = interleave::seed_from_env();
     let started = Instant::now();
@@ -69,6 +82,7 @@ fn batch_dir(batch: usize) -> tempfile::TempDir {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow: scripts/test runs it"]
 async fn fs() {
     let seed = interleave::seed_from_env();
     let started = Instant::now();

@@ -34,7 +34,7 @@ impl Api {
     }
 
     /// One request on a connection of its own; `None` on a transport
-    /// error or when OpenBao takes longer than [`REQUEST_TIMEOUT`].
+    /// error or when OpenBao takes longer than 30 s to answer.
     pub fn try_request(
         &self,
         method: &str,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{bao_path, Api, STARTUP_TIMEOUT};
+use super::{bao_path, with_retries, Api, STARTUP_TIMEOUT};
 
 /// Nodes of a [`BaoCluster`].
 pub const CLUSTER_SIZE: usize = 3;
@@ -52,16 +52,7 @@ impl BaoCluster {
 
     fn launch(standby_reads: bool) -> BaoCluster {
         let path = bao_path();
-        // A free port may be taken by another process before bao binds
-        // it: a few attempts on new ports.
-        for attempt in 1..=3 {
-            match Self::try_launch(&path, standby_reads) {
-                Ok(cluster) => return cluster,
-                Err(e) if attempt < 3 => eprintln!("bao cluster failed to start, retrying: {e}"),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        unreachable!()
+        with_retries(3, "bao cluster", || Self::try_launch(&path, standby_reads))
     }
 
     fn try_launch(path: &Path, standby_reads: bool) -> Result<BaoCluster, String> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{bao_path, Api, ROOT_TOKEN, STARTUP_TIMEOUT};
+use super::{bao_path, with_retries, Api, ROOT_TOKEN, STARTUP_TIMEOUT};
 
 /// A running OpenBao dev server, killed by PID when dropped. Its HTTP API
 /// ([`Api`]: `port`, requests as root, [`Api::setup_kes`]) is reached
@@ -44,17 +44,8 @@ impl Bao {
 
     fn launch(tls: bool) -> Bao {
         let path = bao_path();
-        // The free port (or the cluster port next to it, which bao takes
-        // too) may be grabbed by another process before bao binds it: a
-        // few attempts on new ports.
-        for attempt in 1..=4 {
-            match Self::try_launch(&path, tls) {
-                Ok(bao) => return bao,
-                Err(e) if attempt < 4 => eprintln!("bao failed to start, retrying: {e}"),
-                Err(e) => panic!("{e}"),
-            }
-        }
-        unreachable!()
+        // The cluster port next to the free one is bao's too.
+        with_retries(4, "bao", || Self::try_launch(&path, tls))
     }
 
     fn try_launch(path: &std::path::Path, tls: bool) -> Result<Bao, String> {

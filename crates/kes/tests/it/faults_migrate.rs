@@ -45,6 +45,7 @@ fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[ignore = "slow: scripts/test runs it"]
 fn sigkill_during_migration_of_ten_thousand_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));

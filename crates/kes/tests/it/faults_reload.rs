@@ -139,6 +139,7 @@ fn threads(server: &TestServer) -> usize {
 const THREAD_SLACK: usize = 8;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow: scripts/test runs it"]
 async fn hundred_sighup_reloads_under_load_fail_no_request() {
     let app = ApiKey::generate();
     let setup = Setup::new();

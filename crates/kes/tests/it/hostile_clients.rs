@@ -11,7 +11,7 @@ mod bulk_decrypt;
 mod listings;
 
 use common::{Resp, Setup, TestServer};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use kes_core::ApiKey;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -75,27 +75,7 @@ async fn request(
         .header("host", "localhost")
         .body(Full::new(bytes::Bytes::copy_from_slice(body)))
         .unwrap();
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(std::io::Error::other)?;
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(std::io::Error::other)?
-        .to_bytes()
-        .to_vec();
-    Ok((
-        Resp {
-            status,
-            headers,
-            body,
-        },
-        kind,
-    ))
+    Ok((kes_testkit::client::send(&mut sender, req).await?, kind))
 }
 
 /// An attacker's own self-signed CA certificate (CA:TRUE) and its key.
@@ -306,6 +286,7 @@ async fn bulk_decrypt_obeys_the_decrypt_rules() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn resumed_sessions_are_checked_like_full_handshakes() {
     let mut setup = Setup::new();
     let (ca, ca_key) = attacker_ca();
@@ -478,6 +459,7 @@ fn admin_config(server: &TestServer) -> Arc<ClientConfig> {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn silent_and_slow_clients_are_cut_off() {
     let setup = Setup::new().with("api:\n  /v1/key/encrypt/:\n    timeout: 2s\n");
     let server = TestServer::start(setup);
@@ -586,6 +568,7 @@ async fn idle_strangers_from_one_address_cannot_lock_out_the_admin() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn a_response_the_client_does_not_take_is_dropped_at_its_deadline() {
     let server = TestServer::start(Setup::new());
     let admin = server.admin_client();

@@ -426,6 +426,7 @@ async fn bad_input_is_refused_and_writes_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn listing_thousands_of_keys() {
     let setup = Setup::new();
     std::fs::create_dir_all(setup.keys_dir()).unwrap();
@@ -735,6 +736,7 @@ async fn resumed_sessions_keep_the_identity() {
 }
 
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn slow_headers_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(Setup::new());

@@ -93,6 +93,7 @@ async fn h2_connect(
 /// with 503 `audit log unavailable`. Room is now taken once the body is
 /// read, and what one caller's calls hold is capped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test runs it"]
 async fn stalled_bodies_hold_no_audit_room() {
     let attacker = ApiKey::generate();
     let other = ApiKey::generate();
@@ -290,6 +291,7 @@ async fn one_caller_holds_at_most_its_share_of_the_audit_queue() {
 /// An HTTP/1.1 connection may now buffer 64 KiB of headers; past it the
 /// request is answered 431 and the connection closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test runs it"]
 async fn unfinished_headers_hold_little_memory() {
     let other = ApiKey::generate();
     let setup = Setup::new().with(&format!(
@@ -408,6 +410,7 @@ async fn unfinished_headers_hold_little_memory() {
 /// certificate that expires later is refused once it has expired, on the
 /// same connection, and the connection is then closed.
 #[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
 async fn a_connection_ends_with_its_certificate() {
     let mut setup = Setup::new();
     let (ca, ca_key) = attacker_ca();

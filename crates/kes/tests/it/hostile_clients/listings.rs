@@ -46,6 +46,7 @@ fn store_of_many_keys(setup: &Setup) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test runs it"]
 async fn slow_listings_of_one_identity_cannot_hold_the_server() {
     let attacker = ApiKey::generate();
     let victim = ApiKey::generate();
