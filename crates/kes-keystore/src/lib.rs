@@ -14,6 +14,7 @@ use std::time::Duration;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+mod backend;
 pub mod cache;
 pub mod config;
 pub mod fs;
@@ -23,6 +24,8 @@ pub mod memory;
 #[cfg(feature = "vault")]
 pub mod vault;
 pub mod versions;
+
+pub use backend::KeyStoreConfig;
 
 /// The cause of a key-store failure, kept for `source()` and shared by
 /// every caller that waits on the same cache miss (hence `Arc`).
