@@ -15,6 +15,7 @@ use std::time::Duration;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+mod backend;
 pub mod cache;
 pub mod config;
 pub mod fs;
@@ -24,6 +25,8 @@ pub mod memory;
 #[cfg(feature = "vault")]
 pub mod vault;
 pub mod versions;
+
+pub use backend::KeyStoreConfig;
 
 /// The cause of a key-store failure: its text, and its own causes', end the
 /// [`Error`]'s `Display`. Shared by every caller that waits on the same

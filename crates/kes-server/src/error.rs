@@ -1,6 +1,6 @@
 //! Why a server could not start, or a reload was refused.
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, OpenError};
 use crate::tls::TlsError;
 use kes_core::certgen::CertError;
 use std::io;
@@ -41,37 +41,9 @@ pub enum ServerError {
         /// Why it could not be opened.
         source: io::Error,
     },
-    /// The fs key store's directory could not be opened.
-    #[error("failed to open fs key store '{}': {source}", path.display())]
-    FsStore {
-        /// The directory named by the config.
-        path: PathBuf,
-        /// Why it could not be opened.
-        source: kes_keystore::Error,
-    },
-    /// AWS Secrets Manager could not be reached or refused the login.
-    #[error("failed to connect to AWS Secrets Manager: {0}")]
-    Aws(#[source] kes_keystore::Error),
-    /// Vault could not be reached or refused the login.
-    #[error("failed to connect to Vault: {0}")]
-    Vault(#[source] kes_keystore::Error),
-    /// The config names a key store KES does not implement.
-    #[error("keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws")]
-    UnsupportedStore {
-        /// The `keystore:` section's name.
-        name: String,
-    },
-    /// The config names a key store left out of this build (a cargo
-    /// feature of kes-server and kes).
-    #[error(
-        "keystore '{name}' is not available: this kes was built without the cargo feature '{feature}'"
-    )]
-    StoreNotBuilt {
-        /// The `keystore:` section's name.
-        name: &'static str,
-        /// The feature that builds it in.
-        feature: &'static str,
-    },
+    /// The configured key store could not be opened.
+    #[error(transparent)]
+    Store(#[from] OpenError),
     /// A key listed under `keys:` could not be created.
     #[error("failed to create key '{name}': {source}")]
     CreateKey {

@@ -14,16 +14,18 @@
 //!   no core dumps): `process.rs`; the host's addresses: `net.rs`.
 //! - what a request sees: `state.rs` ([`State`], [`Server`]); how a
 //!   server is assembled: `builder.rs`; which key store a config opens:
-//!   `keystore.rs`.
+//!   [`open_store`] (kes-config).
 //! - connections and limits: [`server`]; routes and the policy paths of
 //!   each: `routes.rs`; the API's handlers: `handlers/`; response bodies:
 //!   [`wire`]; logs and metrics: `logs/`, `metrics.rs`; TLS: `tls.rs`; the
-//!   config file: [`config`].
+//!   config file: [`config`] (the kes-config crate).
 //!
 //! What is `pub` here is what `kes`, kes-bench and the tests use; the rest
 //! is `pub(crate)` (the `unreachable_pub` lint keeps it so).
 
-pub mod config;
+/// The config file: the kes-config crate, re-exported for the server's
+/// users.
+pub use kes_config as config;
 pub mod server;
 pub mod wire;
 
@@ -39,7 +41,6 @@ mod banner;
 mod builder;
 mod dev;
 mod error;
-mod keystore;
 mod net;
 mod process;
 mod reload;
@@ -49,7 +50,7 @@ pub use builder::ServerBuilder;
 pub use dev::dev_tls;
 pub use error::ServerError;
 pub use handlers::VERSION;
-pub use keystore::open_store;
+pub use kes_config::open_store;
 pub use logs::{AuditSink, Logs, ERROR, INFO};
 pub use reload::TLS_RELOAD_INTERVAL;
 pub use run::{run, Options, DEFAULT_ADDRESS, SHUTDOWN_GRACE};

@@ -5,7 +5,6 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::keystore;
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::routes::{Auth, Endpoint, RouteOverride, RouteTable};
@@ -84,7 +83,7 @@ impl State {
     /// keys under `keys:` created (existing ones are kept). On error the
     /// key store is closed again.
     pub async fn from_config(config: &ServerConfig) -> Result<State, ServerError> {
-        let store = keystore::open_store(&config.keystore).await?;
+        let store = kes_config::open_store(&config.keystore).await?;
         let cache = KeyCache::new(
             store,
             CacheConfig {

@@ -64,6 +64,12 @@ fn durations() {
         (secs(3600), "1h0m0s"),
         (Duration::from_millis(90_500), "1m30.5s"),
         (secs(9_900), "2h45m0s"),
+        (Duration::from_nanos(7), "7ns"),
+        (Duration::from_nanos(15_200), "15.2µs"),
+        (Duration::from_micros(15_200), "15.2ms"),
+        (Duration::from_millis(200), "200ms"),
+        (Duration::from_millis(1_500), "1.5s"),
+        (secs(90), "1m30s"),
     ];
     for (d, text) in formatted {
         assert_eq!(format_duration(d), text);

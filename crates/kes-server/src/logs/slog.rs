@@ -161,3 +161,41 @@ pub(super) fn log_json<T: Serialize + ?Sized>(value: &T) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slog_values() {
+        assert_eq!(slog_value("abc").to_string(), "abc");
+        assert_eq!(slog_value("a b").to_string(), "\"a b\"");
+        assert_eq!(slog_value("").to_string(), "\"\"");
+        assert_eq!(
+            slog_value("secret key 'k' created").to_string(),
+            "\"secret key 'k' created\""
+        );
+        assert_eq!(slog_value("a\"b=c\\d").to_string(), r#""a\"b=c\\d""#);
+        assert_eq!(slog_value("é/ü").to_string(), "é/ü");
+    }
+
+    #[test]
+    fn values_are_quoted_as_go_quotes_them() {
+        assert_eq!(slog_value("a\nb").to_string(), r#""a\nb""#);
+        assert_eq!(slog_value("\x01\x07\x7f").to_string(), r#""\x01\a\x7f""#);
+        assert_eq!(slog_value("a\u{2028}b").to_string(), r#""a\u2028b""#);
+        assert_eq!(slog_value("a\u{0085}b").to_string(), r#""a\u0085b""#);
+        assert_eq!(
+            slog_value("evil\u{202e}gpj.exe").to_string(),
+            r#""evil\u202egpj.exe""#
+        );
+        assert_eq!(
+            slog_value("\u{2066}\u{200f}\u{061c}").to_string(),
+            r#""\u2066\u200f\u061c""#
+        );
+        assert_eq!(slog_value("tag\u{e0041}").to_string(), r#""tag\U000e0041""#);
+        assert_eq!(slog_value("nb\u{a0}sp").to_string(), r#""nb\u00a0sp""#);
+        // Printable non-ASCII stays as it is.
+        assert_eq!(slog_value("名前😀").to_string(), "名前😀");
+    }
+}

@@ -205,6 +205,29 @@ mod tests {
     }
 
     #[test]
+    fn config_limits_override_the_defaults() {
+        let both = crate::config::ConnectionLimits {
+            connections: Some(4096),
+            connections_per_ip: Some(1024),
+        };
+        let limits = Limits::for_open_files(1 << 20).with_config(&both);
+        assert_eq!(
+            (limits.max_connections, limits.max_connections_per_ip),
+            (4096, 1024)
+        );
+        // Only the total: the per-address limit follows it.
+        let only_total = crate::config::ConnectionLimits {
+            connections: Some(800),
+            connections_per_ip: None,
+        };
+        let limits = Limits::for_open_files(1 << 20).with_config(&only_total);
+        assert_eq!(
+            (limits.max_connections, limits.max_connections_per_ip),
+            (800, 100)
+        );
+    }
+
+    #[test]
     fn admission_counts_per_source() {
         let admission = Admission::new(Limits {
             max_connections: 5,

@@ -192,18 +192,7 @@ impl Conn {
 /// Trusts a CA file, or every file in a directory of them (MinIO's
 /// `MINIO_KMS_KES_CAPATH` may name either).
 fn add_ca(mut builder: kes_client::ClientBuilder, ca: PathBuf) -> kes_client::ClientBuilder {
-    let files = match std::fs::read_dir(&ca) {
-        Ok(entries) => {
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            files
-        }
-        Err(_) => vec![ca],
-    };
-    for file in files {
+    for file in kes_config::ca_files(&ca) {
         builder = builder.ca_file(file);
     }
     builder

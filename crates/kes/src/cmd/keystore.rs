@@ -7,7 +7,7 @@
 //! the new key label.
 
 use super::{CliError, CliResult};
-use kes_server::config::KeyStoreConfig;
+use kes_config::KeyStoreConfig;
 use std::path::PathBuf;
 
 /// Arguments of `kes keystore`.
@@ -41,7 +41,7 @@ pub(crate) fn run(args: Args) -> CliResult {
 
 fn reseal(args: ResealArgs) -> CliResult {
     let path = &args.config;
-    let (keystore, warnings) = kes_server::config::load_keystore(path)
+    let (keystore, warnings) = kes_config::load_keystore(path)
         .map_err(|e| CliError::failure(format!("'{}': {e}", path.display())))?;
     for warning in warnings {
         eprintln!("Warning: '{}': {warning}", path.display());

@@ -78,7 +78,7 @@ pub(crate) fn run(args: Args) -> CliResult {
     // Only the `keystore:` sections are read: a file with nothing else is
     // enough, and `${VAR}`s of other sections need not be set.
     let load = |path: &PathBuf| {
-        let (keystore, warnings) = kes_server::config::load_keystore(path)
+        let (keystore, warnings) = kes_config::load_keystore(path)
             .map_err(|e| CliError::failure(format!("'{}': {e}", path.display())))?;
         for warning in warnings {
             eprintln!("Warning: '{}': {warning}", path.display());
@@ -93,10 +93,10 @@ pub(crate) fn run(args: Args) -> CliResult {
         .build()
         .map_err(|e| CliError::failure(format!("failed to start runtime: {e}")))?;
     rt.block_on(async {
-        let src = kes_server::open_store(&from)
+        let src = kes_config::open_store(&from)
             .await
             .map_err(CliError::failure)?;
-        let dst = kes_server::open_store(&to)
+        let dst = kes_config::open_store(&to)
             .await
             .map_err(CliError::failure)?;
         let result = migrate(src.clone(), dst.clone(), &pattern, on_existing, &args).await;

@@ -1,24 +1,63 @@
-//! Opening the key store a config names.
+//! Opening the key store a config names (the Go KES's `kesconf` connects
+//! its key stores too). It lives here, not in kes-keystore, because a
+//! sealed fs store is opened through kes-seal, which builds on kes-keystore.
 
-use crate::config::KeyStoreConfig;
-use crate::error::ServerError;
 use kes_keystore::config::{FsConfig, SealConfig};
-use kes_keystore::KeyStore;
+use kes_keystore::{KeyStore, KeyStoreConfig};
+use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Why the configured key store could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The fs key store's directory could not be opened.
+    #[error("failed to open fs key store '{}': {source}", path.display())]
+    Fs {
+        /// The directory named by the config.
+        path: PathBuf,
+        /// Why it could not be opened.
+        source: kes_keystore::Error,
+    },
+    /// AWS Secrets Manager could not be reached or refused the login.
+    #[error("failed to connect to AWS Secrets Manager: {0}")]
+    Aws(#[source] kes_keystore::Error),
+    /// Vault could not be reached or refused the login.
+    #[error("failed to connect to Vault: {0}")]
+    Vault(#[source] kes_keystore::Error),
+    /// The config names a key store KES does not implement.
+    #[error("keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws")]
+    Unsupported {
+        /// The `keystore:` section's name.
+        name: String,
+    },
+    /// The config names a key store left out of this build (a cargo
+    /// feature of kes-config, forwarded by kes-server and kes).
+    #[error(
+        "keystore '{name}' is not available: this kes was built without the cargo feature '{feature}'"
+    )]
+    NotBuilt {
+        /// The `keystore:` section's name.
+        name: &'static str,
+        /// The feature that builds it in.
+        feature: &'static str,
+    },
+}
 
 /// Opens the configured key store: a directory for `fs`, a connection
 /// (and login) for AWS Secrets Manager and Vault. A backend left out of
-/// this build (cargo features `aws`, `vault`) is an error, not a panic.
-pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
+/// this build (cargo features `aws`, `vault`, `hsm`) is an error, not a
+/// panic.
+pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, OpenError> {
     match config {
         KeyStoreConfig::Fs(fs) => open_fs(fs).await,
         #[cfg(feature = "aws")]
         KeyStoreConfig::Aws(aws) => kes_keystore::aws::connect(aws)
             .await
             .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(ServerError::Aws),
+            .map_err(OpenError::Aws),
         #[cfg(not(feature = "aws"))]
-        KeyStoreConfig::Aws(_) => Err(ServerError::StoreNotBuilt {
+        KeyStoreConfig::Aws(_) => Err(OpenError::NotBuilt {
             name: "aws",
             feature: "aws",
         }),
@@ -26,13 +65,13 @@ pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, Se
         KeyStoreConfig::Vault(vault) => kes_keystore::vault::connect(vault)
             .await
             .map(|s| Arc::new(s) as Arc<dyn KeyStore>)
-            .map_err(ServerError::Vault),
+            .map_err(OpenError::Vault),
         #[cfg(not(feature = "vault"))]
-        KeyStoreConfig::Vault(_) => Err(ServerError::StoreNotBuilt {
+        KeyStoreConfig::Vault(_) => Err(OpenError::NotBuilt {
             name: "vault",
             feature: "vault",
         }),
-        KeyStoreConfig::Unsupported { name } => Err(ServerError::UnsupportedStore {
+        KeyStoreConfig::Unsupported { name } => Err(OpenError::Unsupported {
             name: name.to_string(),
         }),
     }
@@ -42,8 +81,8 @@ pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, Se
 /// sealed directory opened without `seal` is refused: its entries would
 /// read as garbage, and keys created then would be plain next to sealed
 /// ones.
-async fn open_fs(fs: &FsConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
-    let failed = |source| ServerError::FsStore {
+async fn open_fs(fs: &FsConfig) -> Result<Arc<dyn KeyStore>, OpenError> {
+    let failed = |source| OpenError::Fs {
         path: fs.path.clone(),
         source,
     };
@@ -73,7 +112,7 @@ async fn open_fs(fs: &FsConfig) -> Result<Arc<dyn KeyStore>, ServerError> {
                 .map_err(failed)
         }
         #[cfg(not(feature = "hsm"))]
-        Some(SealConfig::Pkcs11(_)) => Err(ServerError::StoreNotBuilt {
+        Some(SealConfig::Pkcs11(_)) => Err(OpenError::NotBuilt {
             name: "fs.seal.pkcs11",
             feature: "hsm",
         }),

@@ -1,10 +1,12 @@
-//! The keys the config file knows, to warn about the ones it does not:
-//! unknown keys are ignored for compatibility, and a warning is the only
-//! hint an operator gets about a typo like `skip-auth`.
+//! The keys the config file knows: the one table both for the parsers
+//! (every key they read must be in it, see `walk::Section`) and for the
+//! warnings about the keys a file holds that it does not know. Unknown
+//! keys are ignored for compatibility, and a warning is the only hint an
+//! operator gets about a typo like `skip-auth`.
 
-use super::yaml::{Node, Value};
+use crate::yaml::{Node, Value};
 
-enum Schema {
+pub(crate) enum Schema {
     /// A value that is not walked further.
     Leaf,
     /// A mapping with these keys.
@@ -18,9 +20,38 @@ enum Schema {
 
 use Schema::{Leaf, List, Map, Named};
 
+impl Schema {
+    /// The schema of `key` in this mapping, if the mapping knows it.
+    pub(crate) fn field(&self, key: &str) -> Option<&'static Schema> {
+        match self {
+            Map(fields) => {
+                let fields: &'static [(&'static str, Schema)] = fields;
+                fields.iter().find(|(k, _)| *k == key).map(|(_, s)| s)
+            }
+            _ => None,
+        }
+    }
+
+    /// The schema of each value of a mapping keyed by name.
+    pub(crate) fn named_value(&self) -> Option<&'static Schema> {
+        match self {
+            Named(inner) => Some(inner),
+            _ => None,
+        }
+    }
+
+    /// The schema of each item of a list.
+    pub(crate) fn item(&self) -> Option<&'static Schema> {
+        match self {
+            List(inner) => Some(inner),
+            _ => None,
+        }
+    }
+}
+
 const CA_ONLY: Schema = Map(&[("ca", Leaf)]);
 
-const TOP: Schema = Map(&[
+pub(crate) const TOP: Schema = Map(&[
     ("version", Leaf),
     ("address", Leaf),
     ("admin", Map(&[("identity", Leaf)])),
@@ -74,7 +105,7 @@ const TOP: Schema = Map(&[
     ("keystore", KEYSTORE),
 ]);
 
-const KEYSTORE: Schema = Map(&[
+pub(crate) const KEYSTORE: Schema = Map(&[
     (
         "fs",
         Map(&[
@@ -222,7 +253,7 @@ const KEYSTORE: Schema = Map(&[
 ]);
 
 /// A key the KES does not know.
-pub(super) struct UnknownKey {
+pub(crate) struct UnknownKey {
     /// The key as written.
     key: String,
     /// Its line.
@@ -233,7 +264,7 @@ pub(super) struct UnknownKey {
 
 impl UnknownKey {
     /// `kesconf: unknown key 'pth' in line 3 (did you mean 'path'?)`
-    pub(super) fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self.suggestion {
             Some(s) => format!(
                 "kesconf: unknown key '{}' in line {} (did you mean '{s}'?)",
@@ -244,7 +275,7 @@ impl UnknownKey {
     }
 
     /// The message for a config that loaded: the key is ignored.
-    pub(super) fn warning(&self) -> String {
+    pub(crate) fn warning(&self) -> String {
         format!("{} is ignored", self.message())
     }
 }
@@ -323,7 +354,7 @@ fn walk(node: &Node, schema: &'static Schema, out: &mut Vec<UnknownKey>) {
 }
 
 /// Every key the KES does not know, in file order.
-pub(super) fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
+pub(crate) fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
     let mut out = Vec::new();
     walk(root, &TOP, &mut out);
     out
@@ -331,7 +362,7 @@ pub(super) fn unknown_keys(root: &Node) -> Vec<UnknownKey> {
 
 /// The unknown keys of the `keystore` section only (for `kes migrate`,
 /// which reads nothing else).
-pub(super) fn unknown_keystore_keys(keystore: &Node) -> Vec<UnknownKey> {
+pub(crate) fn unknown_keystore_keys(keystore: &Node) -> Vec<UnknownKey> {
     let mut out = Vec::new();
     walk(keystore, &KEYSTORE, &mut out);
     out

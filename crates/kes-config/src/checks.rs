@@ -5,7 +5,7 @@
 //! the problem, so it is seen on the first day rather than at the first
 //! failed request.
 
-use super::{KeyStoreConfig, ServerConfig};
+use crate::{KeyStoreConfig, ServerConfig};
 use kes_core::Identity;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -81,8 +81,11 @@ pub fn environment_warnings(config: &ServerConfig) -> Vec<String> {
     warnings
 }
 
-/// `tls.ca` may name a file or a directory of them, as the Go KES allows.
-fn ca_files(ca: &Path) -> Vec<PathBuf> {
+/// The CA files a `tls.ca`-like setting names: the file itself, or every
+/// file in the directory it names, sorted (the Go KES, and MinIO's
+/// `MINIO_KMS_KES_CAPATH`, allow either). Whether they can be read is left
+/// to the caller.
+pub fn ca_files(ca: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(ca) {
         Ok(entries) => {
             let mut files: Vec<PathBuf> = entries

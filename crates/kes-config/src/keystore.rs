@@ -1,102 +1,15 @@
 //! The `keystore:` section: exactly one backend, validated as the Go KES
-//! validates it, converted to the plain configs of `kes_keystore::config`.
+//! validates it, converted to the plain configs of `kes_keystore::config`
+//! ([`KeyStoreConfig`] says which one).
 
-use super::{missing, ConfigError, Files, Result, Section, Text, DEFAULT_VAULT_STATUS_PING, ENV};
+use crate::error::{ConfigError, Result};
+use crate::walk::{join, missing, Files, Section, Text, ENV};
+use crate::{KeyStoreConfig, DEFAULT_VAULT_STATUS_PING};
 use kes_keystore::config::{
     AwsConfig, FsConfig, Pkcs11SealConfig, SealConfig, TokenRef, VaultAppRole, VaultConfig,
     VaultKubernetes, VaultTransit,
 };
-use std::fmt;
 use std::path::PathBuf;
-
-/// The configured key store.
-// One value per loaded config: boxing the large variant would save nothing
-// and make matching on it clumsier for the backends.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, PartialEq, Eq)]
-pub enum KeyStoreConfig {
-    /// `keystore.fs`
-    Fs(FsConfig),
-    /// `keystore.aws.secretsmanager`
-    Aws(AwsConfig),
-    /// `keystore.vault`
-    Vault(VaultConfig),
-    /// A backend of the Go KES that is parsed and validated but not
-    /// implemented here: `fortanix`, `gemalto`, `gcp`, `azure` or `entrust`.
-    Unsupported {
-        /// The key under `keystore:`.
-        name: &'static str,
-    },
-}
-
-fn redact(secret: &str) -> &'static str {
-    if secret.is_empty() {
-        ""
-    } else {
-        "<redacted>"
-    }
-}
-
-/// Written by hand so that credentials never reach a log line.
-impl fmt::Debug for KeyStoreConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeyStoreConfig::Fs(fs) => f.debug_tuple("Fs").field(fs).finish(),
-            KeyStoreConfig::Aws(aws) => f
-                .debug_struct("Aws")
-                .field("endpoint", &aws.endpoint)
-                .field("region", &aws.region)
-                .field("kms_key", &aws.kms_key)
-                .field("prefix", &aws.prefix)
-                .field("access_key", &aws.access_key)
-                .field("secret_key", &redact(&aws.secret_key))
-                .field("session_token", &redact(&aws.session_token))
-                .finish(),
-            KeyStoreConfig::Vault(v) => f
-                .debug_struct("Vault")
-                .field("endpoint", &v.endpoint)
-                .field("engine", &v.engine)
-                .field("version", &v.version)
-                .field("namespace", &v.namespace)
-                .field("prefix", &v.prefix)
-                .field(
-                    "approle",
-                    &v.approle.as_ref().map(|a| {
-                        format!(
-                            "engine={} namespace={} id={} secret={}",
-                            a.engine,
-                            a.namespace,
-                            a.id,
-                            redact(&a.secret)
-                        )
-                    }),
-                )
-                .field(
-                    "kubernetes",
-                    &v.kubernetes.as_ref().map(|k| {
-                        let jwt = if is_jwt_file(&k.jwt) {
-                            k.jwt.as_str()
-                        } else {
-                            redact(&k.jwt)
-                        };
-                        format!(
-                            "engine={} namespace={} role={} jwt={jwt}",
-                            k.engine, k.namespace, k.role
-                        )
-                    }),
-                )
-                .field("transit", &v.transit)
-                .field("tls_key", &v.tls_key)
-                .field("tls_cert", &v.tls_cert)
-                .field("tls_ca", &v.tls_ca)
-                .field("status_ping", &v.status_ping)
-                .finish(),
-            KeyStoreConfig::Unsupported { name } => {
-                f.debug_struct("Unsupported").field("name", name).finish()
-            }
-        }
-    }
-}
 
 /// The Go KES treats a JWT value containing a path separator as a file.
 fn is_jwt_file(jwt: &str) -> bool {
@@ -117,7 +30,7 @@ const BACKENDS: [(&str, Option<&str>); 8] = [
     ("entrust", Some("keycontrol")),
 ];
 
-pub(super) fn parse(top: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
+pub(crate) fn parse(top: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
     let Some(keystore) = top.section("keystore")? else {
         return Err(ConfigError::new("kesconf: no keystore specified", None));
     };
@@ -259,7 +172,7 @@ fn require(section: &Section<'_>, what: &str, fields: &[(&str, &str)]) -> Result
             return Err(missing(
                 what,
                 description,
-                &super::join(&section.path, key),
+                &join(&section.path, key),
                 section.line,
             ));
         }
@@ -303,7 +216,7 @@ fn parse_seal(seal: &Section<'_>) -> Result<SealConfig> {
         return Err(missing(
             WHAT,
             "sealing method",
-            &super::join(&seal.path, "pkcs11"),
+            &join(&seal.path, "pkcs11"),
             seal.line,
         ));
     };
@@ -330,7 +243,7 @@ fn parse_seal(seal: &Section<'_>) -> Result<SealConfig> {
             return Err(missing(
                 WHAT,
                 "token label (or slot)",
-                &super::join(&pkcs11.path, "token"),
+                &join(&pkcs11.path, "token"),
                 pkcs11.line,
             ))
         }
@@ -418,7 +331,7 @@ fn parse_vault(section: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
 
     let approle = section.section("approle")?;
     let kubernetes = section.section("kubernetes")?;
-    let auth_path = |s: &str| super::join(&section.path, s);
+    let auth_path = |s: &str| join(&section.path, s);
     match (&approle, &kubernetes) {
         (None, None) => {
             return Err(ConfigError::new(
@@ -512,7 +425,7 @@ fn parse_vault(section: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
         return Err(missing(
             "vault keystore: invalid tls config",
             "TLS certificate",
-            &super::join(&tls.path, "cert"),
+            &join(&tls.path, "cert"),
             tls.line,
         ));
     }
@@ -520,7 +433,7 @@ fn parse_vault(section: &Section<'_>, files: Files) -> Result<KeyStoreConfig> {
         return Err(missing(
             "vault keystore: invalid tls config",
             "TLS private key",
-            &super::join(&tls.path, "key"),
+            &join(&tls.path, "key"),
             tls.line,
         ));
     }
