@@ -31,6 +31,9 @@ pub const KEY_VARS: [&str; 4] = [
 ];
 /// Password of an encrypted client private key.
 pub const KEY_PASSWORD_VAR: &str = "KES_CLIENT_KEY_PASSWORD";
+/// Password variables, in order of precedence: [`KEY_PASSWORD_VAR`], then
+/// MinIO's own, which goes with `MINIO_KMS_KES_KEY_FILE`.
+pub const KEY_PASSWORD_VARS: [&str; 2] = [KEY_PASSWORD_VAR, "MINIO_KMS_KES_KEY_PASSWORD"];
 /// CA certificate file to trust in addition to the system roots.
 pub const CA_VAR: &str = "KES_CA";
 /// CA variables, in order of precedence: [`CA_VAR`], then MinIO's own,

@@ -230,11 +230,14 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The password of an encrypted client key: `KES_CLIENT_KEY_PASSWORD`, else
+/// The password of an encrypted client key: `KES_CLIENT_KEY_PASSWORD` or
+/// MinIO's `MINIO_KMS_KES_KEY_PASSWORD`, else
 /// asked on the terminal.
 fn key_password(key: &std::path::Path) -> Result<Zeroizing<String>, CliError> {
-    if let Ok(p) = std::env::var(env::KEY_PASSWORD_VAR) {
-        return Ok(Zeroizing::new(p));
+    for var in env::KEY_PASSWORD_VARS {
+        if let Ok(p) = std::env::var(var) {
+            return Ok(Zeroizing::new(p));
+        }
     }
     if !std::io::stdin().is_terminal() {
         return Err(CliError::usage(format!(

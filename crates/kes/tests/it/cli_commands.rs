@@ -434,6 +434,16 @@ fn connection_settings_and_errors() {
         .env("KES_CLIENT_KEY_PASSWORD", "s3cret")
         .args(["key", "dek", "app-x"])));
     assert!(dek["plaintext"].is_string());
+    // MinIO's variables alone (the ones docs/minio.md sets for MinIO) do too.
+    let mut minio = bare();
+    minio
+        .env("MINIO_KMS_KES_ENDPOINT", &addr)
+        .env("MINIO_KMS_KES_CERT_FILE", &cert)
+        .env("MINIO_KMS_KES_KEY_FILE", &key)
+        .env("MINIO_KMS_KES_KEY_PASSWORD", "s3cret")
+        .env("MINIO_KMS_KES_CAPATH", &server.setup.server_cert);
+    let dek = json(&ok(minio.args(["key", "dek", "app-x"])));
+    assert!(dek["plaintext"].is_string());
     // The policy applies to the certificate's identity.
     let err = fails(
         cert_cmd()

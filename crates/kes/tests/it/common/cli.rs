@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Every variable the commands read, so the caller's environment never
 /// leaks into a test.
-pub(crate) const VARS: [&str; 17] = [
+pub(crate) const VARS: [&str; 20] = [
     "MINIO_KES_SERVER",
     "KES_SERVER",
     "MINIO_KMS_KES_ENDPOINT",
@@ -15,10 +15,13 @@ pub(crate) const VARS: [&str; 17] = [
     "MINIO_KES_CERT_FILE",
     "KES_CLIENT_CERT",
     "MINIO_KES_CLIENT_CERT",
+    "MINIO_KMS_KES_CERT_FILE",
     "MINIO_KES_KEY_FILE",
     "KES_CLIENT_KEY",
     "MINIO_KES_CLIENT_KEY",
+    "MINIO_KMS_KES_KEY_FILE",
     "KES_CLIENT_KEY_PASSWORD",
+    "MINIO_KMS_KES_KEY_PASSWORD",
     "KES_CA",
     "MINIO_KMS_KES_CAPATH",
     "NO_COLOR",
