@@ -43,7 +43,6 @@ use zeroize::Zeroizing;
 use self::case::{ignores_case, same_file};
 pub use self::entries::LOCK_FILE;
 use self::entries::{create_key, delete_key, read_key, replace_key_if};
-pub(crate) use self::files::read_secret;
 use self::files::{create_dir, remove_temp_files};
 use crate::config::FsConfig;
 use crate::io_threads::IoThreads;

@@ -192,7 +192,7 @@ async fn read_jwt_file(path: &str) -> Result<Zeroizing<String>, Error> {
     };
     let owned = path.to_string();
     let bytes = tokio::task::spawn_blocking(move || {
-        crate::fs::read_secret(std::fs::File::open(&owned)?, MAX_JWT_FILE)
+        crate::fs::files::read_secret(std::fs::File::open(&owned)?, MAX_JWT_FILE)
     })
     .await
     .map_err(|e| fail(&e))?

@@ -155,7 +155,7 @@ pub(super) struct Shared {
 }
 
 pub(super) fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    kes_core::sync::lock(m)
 }
 
 pub(super) async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Options) -> History {

@@ -57,7 +57,7 @@ impl Jittery {
 
     async fn pause(&self) {
         let (yields, sleep) = {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rng = kes_core::sync::lock(&self.rng);
             let yields = rng.below(4);
             let micros = self.max_sleep.as_micros() as u64;
             let sleep = (micros > 0 && rng.below(self.sleep_one_in) == 0)
