@@ -1,7 +1,7 @@
 //! The server configuration file (YAML), compatible with the Go KES.
 //!
 //! The file is first parsed into a tree that remembers the line of every
-//! value ([`yaml`]), then walked field by field: `${VAR}` references are
+//! value (`yaml.rs`), then walked field by field: `${VAR}` references are
 //! replaced in the fields that allow them, values are converted and
 //! checked, and defaults are applied. Every problem becomes a
 //! [`ConfigError`] naming the field (and its line where there is one).

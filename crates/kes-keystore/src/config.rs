@@ -1,6 +1,7 @@
 //! Plain configuration of each key-store backend, as parsed from the
 //! `keystore:` section of the server config (after `${VAR}` substitution).
-//! The server's config module fills these; the backends consume them.
+//! The config file's parser (kes-config) fills these; the backends consume
+//! them.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -35,6 +35,10 @@
 //!
 //! Nothing here ever receives key material: handlers log names, identities,
 //! paths and error descriptions only.
+//!
+//! Where things are: the queues and writer threads: `queue.rs`; the
+//! `/v1/log/*` subscribers: `subscribers.rs`; what goes into each log:
+//! `audit.rs`, `error.rs`; the line format: `slog.rs`.
 
 mod audit;
 mod error;

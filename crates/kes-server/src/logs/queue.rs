@@ -16,6 +16,7 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// How long the audit writer waits before retrying a failed write.
 const WRITE_RETRY: Duration = Duration::from_millis(100);
 
+/// What a writer thread receives.
 pub(super) enum Msg {
     /// A line with its newline, charged to the queue by its length.
     Line(String),
