@@ -120,8 +120,7 @@ async fn emulator_killed_and_restarted_under_load() {
     // Cached-key load (generate and decrypt with "hot", never a failure)
     // and one create after another, every outcome recorded.
     let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(20));
-
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.run_for_creates(Instant::now(), 40).await;
     let killed = Instant::now();
     moto.stop();
 
@@ -175,7 +174,7 @@ async fn emulator_killed_and_restarted_under_load() {
     }
     let ready_again = restarted.elapsed();
     // Load goes on for a while against the recovered emulator.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.run_for_creates(Instant::now(), 40).await;
     let result = load.stop().await;
     let cached_ok = result.cached_never_failed();
     assert!(cached_ok > 100, "only {cached_ok} cached-key requests");

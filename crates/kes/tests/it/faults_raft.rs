@@ -68,8 +68,7 @@ async fn leader_killed_under_load() {
         })
     };
     let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(10));
-
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.run_for_creates(Instant::now(), 40).await;
     // Counted from the moment the process is gone (killed and reaped).
     cluster.kill(leader);
     let killed = Instant::now();
@@ -118,7 +117,7 @@ async fn leader_killed_under_load() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     // Load goes on for a while against the new leader.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.run_for_creates(Instant::now(), 60).await;
     let result = load.stop().await;
     sampling.store(false, Ordering::Relaxed);
     sampler.await.unwrap();

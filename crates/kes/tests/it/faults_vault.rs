@@ -37,9 +37,9 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
     let hot_ciphertext = hot_and_cold_keys(&admin).await;
 
     let load = Load::start(&admin, &hot_ciphertext, Duration::from_millis(10));
+    load.run_for_creates(Instant::now(), 20).await;
 
     // Sealed for 3 s.
-    tokio::time::sleep(Duration::from_secs(1)).await;
     let sealed_at = Instant::now();
     bao.seal();
     let detected = wait_ready(&admin, 504).await;
@@ -58,12 +58,12 @@ async fn sealed_unsealed_and_token_revoked_under_load() {
     let unsealed_at = Instant::now();
     bao.unseal();
     let ready_again = wait_ready(&admin, 200).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.run_for_creates(Instant::now(), 20).await;
 
     // Every token of an AppRole login revoked, KES's included.
     let revoked_at = Instant::now();
     bao.ok("PUT", "sys/leases/revoke-prefix/auth/approle/login", None);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    load.run_for_creates(revoked_at, 40).await;
     let result = load.stop().await;
     let cached_ok = result.cached_never_failed();
     let creates = result.creates;

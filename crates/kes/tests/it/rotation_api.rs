@@ -528,18 +528,9 @@ fn ok(cmd: &mut std::process::Command) -> String {
 
 /// Runs `kes <args>` on a pseudo-terminal (util-linux `script`), typing
 /// `input`; returns what the terminal showed and whether it succeeded.
-/// `None` where `script` is missing.
-fn on_terminal(server: &TestServer, args: &str, input: &str) -> Option<(bool, String)> {
+fn on_terminal(server: &TestServer, args: &str, input: &str) -> (bool, String) {
     use std::io::Write;
     use std::process::Stdio;
-    if std::process::Command::new("script")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("script(1) missing: terminal behaviour not tested");
-        return None;
-    }
     let mut cmd = kes(server);
     let program = env!("CARGO_BIN_EXE_kes");
     let mut child = std::process::Command::new("script")
@@ -553,7 +544,7 @@ fn on_terminal(server: &TestServer, args: &str, input: &str) -> Option<(bool, St
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .expect("util-linux's script(1), for a pseudo-terminal");
     let _ = &mut cmd;
     child
         .stdin
@@ -572,7 +563,7 @@ fn on_terminal(server: &TestServer, args: &str, input: &str) -> Option<(bool, St
         }
     }
     eprintln!("$ kes {args}\n{shown}");
-    Some((out.status.success(), shown))
+    (out.status.success(), shown)
 }
 
 #[test]
@@ -617,19 +608,17 @@ fn cli_rotate_retire_and_info() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("key 'missing' does not exist"));
 
     // On a terminal: the rows, and the question before retiring.
-    let Some((done, shown)) = on_terminal(&server, "key info cli-key", "") else {
-        return;
-    };
+    let (done, shown) = on_terminal(&server, "key info cli-key", "");
     assert!(done, "{shown}");
     assert!(shown.contains("Name      : cli-key"), "{shown}");
     assert!(shown.contains("Version   : 3"), "{shown}");
     assert!(shown.contains("Versions  : 2 retained"), "{shown}");
     assert!(shown.contains("Rotated   : "), "{shown}");
     ok(kes(&server).args(["key", "create", "plain-key"]));
-    let (_, plain) = on_terminal(&server, "key info plain-key", "").unwrap();
+    let (_, plain) = on_terminal(&server, "key info plain-key", "");
     assert!(!plain.contains("Version"), "{plain}");
 
-    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "n\n").unwrap();
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "n\n");
     assert!(!done, "{shown}");
     assert!(
         shown.contains("Retire every version of key 'cli-key' but the newest version?"),
@@ -639,18 +628,18 @@ fn cli_rotate_retire_and_info() {
         serde_json::from_str(ok(kes(&server).args(["key", "info", "cli-key", "--json"])).trim())
             .unwrap();
     assert_eq!(info["versions"], 2, "answering no retires nothing");
-    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "y\n").unwrap();
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1", "y\n");
     assert!(done, "{shown}");
     assert!(
         shown.contains("Key 'cli-key': 1 versions retired, 1 retained (current version 3)"),
         "{shown}"
     );
-    let (done, shown) = on_terminal(&server, "key rotate cli-key", "").unwrap();
+    let (done, shown) = on_terminal(&server, "key rotate cli-key", "");
     assert!(done, "{shown}");
     assert!(
         shown.contains("Key 'cli-key' rotated to version 4 (2 versions retained)"),
         "{shown}"
     );
-    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1 --force", "").unwrap();
+    let (done, shown) = on_terminal(&server, "key retire cli-key --keep 1 --force", "");
     assert!(done && !shown.contains("[y/N]"), "{shown}");
 }

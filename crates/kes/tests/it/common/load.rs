@@ -145,6 +145,28 @@ impl Load {
         self.creates.lock().unwrap().clone()
     }
 
+    /// Waits while the load runs until `n` creates that began at or after
+    /// `since` have been answered, whatever they answered: a phase of the
+    /// load measured in requests, not in time, so that a slow machine gets
+    /// the same number of them. Fails after 60 s.
+    pub(crate) async fn run_for_creates(&self, since: Instant, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answered = {
+                let creates = self.creates.lock().unwrap();
+                creates.iter().filter(|c| c.began >= since).count()
+            };
+            if answered >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {answered} of {n} creates answered in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stops every worker and waits for them.
     pub(crate) async fn stop(self) -> LoadResult {
         self.stop.store(true, Ordering::Relaxed);
