@@ -1,7 +1,10 @@
-#![forbid(unsafe_code)]
 //! Load generator for KES-compatible servers (and, for comparison, Vault or
 //! OpenBao transit): requests/s, latency percentiles, and the server's CPU
 //! time and memory.
+
+// The argument docs are clap's `--help` text, where `<prefix>` is meant
+// literally, not as HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod bare;
 mod client;

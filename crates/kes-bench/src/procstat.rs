@@ -28,7 +28,7 @@ pub(crate) struct Usage {
     pub peak_reset: bool,
 }
 
-/// Clock ticks per second for /proc/<pid>/stat. Asked of `getconf`
+/// Clock ticks per second for `/proc/<pid>/stat`. Asked of `getconf`
 /// because reading it directly needs libc; Linux has used 100 everywhere
 /// for a long time, hence the fallback.
 pub(crate) fn clock_ticks() -> u64 {
@@ -42,7 +42,7 @@ pub(crate) fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// Reads /proc/<pid>/stat and /proc/<pid>/status ("self" for this process).
+/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status` ("self" for this process).
 pub(crate) fn sample(pid: &str) -> Result<Sample, String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("cannot read /proc/{pid}/stat: {e}"))?;

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 //! Key stores: where KES keeps the encoded versions of its master keys.
 //!

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 //! The sealed fs key store: a [`KeyStore`] around the fs store that keeps
 //! every entry encrypted at rest (docs/hsm.md).

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! What the KES test suites share, so that no test file includes another
 //! crate's test file by path.
 //!

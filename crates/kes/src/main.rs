@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The `kes` command: the server and a command-line client for the KES API.
 
 use clap::{Parser, Subcommand};
