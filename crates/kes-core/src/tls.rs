@@ -1,8 +1,9 @@
 //! The rustls configuration of a TLS client (the SDK, the Vault key store,
 //! kes-bench, the test client): one place that decides the crypto provider,
 //! the protocol versions and how the server certificate is checked. Each
-//! caller finds its trusted certificates and its client certificate in its
-//! own way and names its own errors.
+//! caller finds its trusted certificates (the system's, CA files) and its
+//! client certificate in its own way and names its own errors: reading
+//! them is I/O, which kes-core does not do.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -59,16 +60,6 @@ impl std::error::Error for ClientConfigError {
 /// server uses too.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
-/// The system's root certificates. A certificate the system store holds
-/// but rustls cannot parse is skipped: a broken system certificate must
-/// not prevent using the others; a server that needed it fails its
-/// handshake with the reason.
-pub fn native_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    roots
 }
 
 /// A client configuration: TLS 1.3 and 1.2, the server checked as `trust`

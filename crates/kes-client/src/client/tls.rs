@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use crate::error::{Cause, Error};
 
 /// System roots plus the given CA files. With CA files, missing system
-/// roots are fine; without, the handshake reports an untrusted server.
+/// roots are fine; without, the handshake reports an untrusted server. A
+/// broken system certificate must not prevent using the others.
 pub(super) fn root_store(ca_files: &[PathBuf]) -> Result<RootCertStore, Error> {
-    let mut roots = kes_core::tls::native_roots();
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     for path in ca_files {
         let pem = std::fs::read(path).map_err(|e| Error::File {
             what: "CA certificate",

@@ -260,7 +260,8 @@ fn tls_config(config: &VaultConfig) -> Result<ClientConfig, Error> {
     if ca.is_empty() {
         // Missing or unreadable system roots only matter for https
         // endpoints, and then the handshake reports it.
-        roots = kes_core::tls::native_roots();
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
     } else {
         let path = Path::new(ca);
         let files = if path.is_dir() {
