@@ -5,10 +5,10 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::routes::{Auth, Endpoint, RouteOverride, RouteTable};
 use crate::keystore;
 use crate::logs::Logs;
-use crate::metrics::Metrics;
-use crate::routes::{Auth, Endpoint, RouteOverride, RouteTable};
 use arc_swap::ArcSwap;
 use kes_core::{Identity, KeyAlgorithm, KeyVersion, Policy};
 use kes_keystore::cache::{CacheConfig, KeyCache};
@@ -178,7 +178,7 @@ pub struct Server {
     /// The current configuration's state.
     pub state: ArcSwap<State>,
     /// The current TLS configuration; new connections use it.
-    pub tls: ArcSwap<crate::tls::ServerTls>,
+    pub tls: ArcSwap<crate::http::tls::ServerTls>,
 }
 
 /// Key listings one identity may have in flight at once, from the request

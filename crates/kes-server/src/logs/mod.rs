@@ -47,7 +47,7 @@ pub(crate) use audit::{
 pub(crate) use error::flush_process_errors;
 pub(crate) use slog::{slog_time, slog_value};
 
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 use audit::Stall;
 use bytes::Bytes;
 use error::{dropped_line, error_stream_line};

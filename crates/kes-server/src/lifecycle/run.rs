@@ -1,13 +1,15 @@
 //! `kes server`: start, serve until SIGINT/SIGTERM, stop gracefully.
 
-use crate::builder::ServerBuilder;
+use super::{banner, dev, net, process, reload};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::server;
+use crate::lifecycle::builder::ServerBuilder;
+use crate::lifecycle::reload::TLS_RELOAD_INTERVAL;
+use crate::logs;
 use crate::logs::Logs;
-use crate::metrics::Metrics;
-use crate::reload::TLS_RELOAD_INTERVAL;
 use crate::state::Server;
-use crate::{banner, dev, logs, net, process, reload, server};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The identity endpoints: describe, self-describe, list.
 
 use super::{created_at, list_prefix, page, paging, pattern_set, Call, PatternSet, Result};
-use crate::wire::{self, Body};
+use crate::http::wire::{self, Body};
 use hyper::Response;
 use kes_core::{ApiError, Identity};
 use serde::Serialize;

@@ -2,7 +2,7 @@
 //! metrics and the route list.
 
 use super::{Call, Result};
-use crate::wire::{self, Body};
+use crate::http::wire::{self, Body};
 use hyper::Response;
 use kes_core::ApiError;
 use serde::Serialize;
@@ -55,11 +55,11 @@ pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         keystore_unreachable: bool,
     }
-    let sys = crate::sysinfo::read();
+    let sys = crate::lifecycle::sysinfo::read();
     let mut doc = Status {
         version: VERSION,
-        os: crate::sysinfo::go_os(),
-        arch: crate::sysinfo::go_arch(),
+        os: crate::lifecycle::sysinfo::go_os(),
+        arch: crate::lifecycle::sysinfo::go_arch(),
         uptime: req.shared.metrics.uptime().as_secs(),
         num_cpu: sys.num_cpu,
         num_cpu_used: sys.num_cpu_used,
@@ -89,7 +89,7 @@ pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
         .any(|kv| kv == "extended" || kv == "extended=true" || kv == "extended=1");
     let figures = extended.then(|| {
         let s = req.state.cache.stats();
-        crate::metrics::CacheFigures {
+        crate::http::metrics::CacheFigures {
             hits: s.hits,
             misses: s.misses,
             store_reads: s.store_reads,

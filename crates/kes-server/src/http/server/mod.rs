@@ -26,11 +26,11 @@ use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
 use request::handle_request;
 
-use crate::handlers::{self, Answer};
+use crate::http::handlers::{self, Answer};
+use crate::http::routes::{Auth, Endpoint, Lookup, Route};
+use crate::http::wire::{self, Body};
 use crate::logs::{AuditEvent, AuditPermit};
-use crate::routes::{Auth, Endpoint, Lookup, Route};
 use crate::state::{Server, State};
-use crate::wire::{self, Body};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http_body_util::BodyExt;

@@ -3,8 +3,8 @@
 //! HMAC, the legacy bulk decrypt).
 
 use super::{list_prefix, page, paging, Answer, Call, Result};
+use crate::http::wire::{self, b64, Body, GoJson, ListingPart};
 use crate::state::ListingSlot;
-use crate::wire::{self, b64, Body, GoJson, ListingPart};
 use hyper::Response;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;

@@ -5,11 +5,11 @@
 
 use crate::config::{LogFormat, ServerConfig, TlsAuth};
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::routes::RouteTable;
+use crate::http::tls;
 use crate::logs::{self, AuditSink, Logs};
-use crate::metrics::Metrics;
-use crate::routes::RouteTable;
 use crate::state::{Server, State};
-use crate::tls;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 ///
 /// `kes server` builds one per process; tests and tools build theirs from
 /// a [`State`] (e.g. [`State::dev`]) and a TLS configuration, or from a
-/// [`ServerConfig`], then serve it with [`crate::server::serve`]:
+/// [`ServerConfig`], then serve it with [`crate::http::server::serve`]:
 ///
 /// ```no_run
 /// use kes_server::{dev_tls, ServerBuilder, State};

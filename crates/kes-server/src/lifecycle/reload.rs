@@ -1,11 +1,11 @@
 //! Reloading: SIGHUP replaces the config's state, TLS and log settings;
 //! certificates are also re-read periodically.
 
-use crate::builder::{configure_logs, from_config, tls_from_config};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::routes::Endpoint;
+use crate::lifecycle::builder::{configure_logs, from_config, tls_from_config};
 use crate::logs::LogKind;
-use crate::routes::Endpoint;
 use crate::state::Server;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The log endpoints: the `/v1/log/error` and `/v1/log/audit` streams.
 
+use crate::http::wire::{self, Body};
 use crate::logs::Subscription;
-use crate::wire::{self, Body};
 use hyper::Response;
 
 /// An NDJSON stream of log events; headers go out at once (the Go KES sent

@@ -1,7 +1,7 @@
 //! One function per API endpoint, grouped by what they serve: keys,
 //! policies, identities, the server itself, its logs. Handlers see a
 //! [`Call`] with an authorised caller and a size-limited body; they return
-//! a response or an [`ApiError`], which [`crate::wire::error`] turns into
+//! a response or an [`ApiError`], which [`crate::http::wire::error`] turns into
 //! bytes. Key-store failures are mapped to API errors here and only here,
 //! with their detail going to the error log.
 
@@ -11,9 +11,9 @@ mod log;
 mod policy;
 mod system;
 
-use crate::routes::{Endpoint, Route};
+use crate::http::routes::{Endpoint, Route};
+use crate::http::wire::Body;
 use crate::state::{Server, State};
-use crate::wire::Body;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
 use kes_core::timefmt::format_rfc3339_nano;

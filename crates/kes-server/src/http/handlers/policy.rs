@@ -1,7 +1,7 @@
 //! The policy endpoints: describe, read, list.
 
 use super::{created_at, list_prefix, page, paging, pattern_set, Call, Names, PatternSet, Result};
-use crate::wire::{self, Body};
+use crate::http::wire::{self, Body};
 use hyper::Response;
 use kes_core::ApiError;
 use serde::Serialize;

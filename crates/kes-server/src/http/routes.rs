@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn every_route_has_a_metrics_slot() {
         for r in RouteTable::default().routes() {
-            assert!((r.endpoint as usize) < crate::metrics::MAX_ROUTES);
+            assert!((r.endpoint as usize) < crate::http::metrics::MAX_ROUTES);
             assert_eq!(Endpoint::ALL[r.endpoint as usize], r.endpoint);
         }
     }
