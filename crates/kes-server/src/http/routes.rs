@@ -1,6 +1,9 @@
-//! The API's routes, what each asks of a request (method, body size,
-//! timeout, authentication, the policy paths it is checked against), and
-//! Go `http.ServeMux` matching.
+//! The API's routes and Go `http.ServeMux` matching. The route table below
+//! holds every fact about a route on the route's line: its method, body
+//! limit and timeout, how it authenticates and which policy paths it is
+//! checked against, whether it is answered without audit room, counted in
+//! the metrics or streamed without a send deadline. The server reads these
+//! attributes; no other place names a route.
 //!
 //! Routes whose path ends in `/` are prefix routes: the remainder of the
 //! path is the resource (a key, policy or identity name). The rest match
@@ -12,10 +15,10 @@ use kes_core::policy::{pattern_matches, Policy};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Defines [`Endpoint`] with its route patterns, so that the list of
-/// endpoints is written once.
-macro_rules! endpoints {
-    ($($endpoint:ident => $path:literal,)*) => {
+/// Defines [`Endpoint`] and the route of each from one table, so that
+/// every fact about a route is written once, on its line.
+macro_rules! routes {
+    ($($endpoint:ident => $path:literal: $route:expr,)*) => {
         /// Every endpoint the server answers.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Endpoint {
@@ -24,59 +27,75 @@ macro_rules! endpoints {
 
         impl Endpoint {
             /// Every endpoint, in the order of their discriminants (metrics
-            /// are indexed by them).
+            /// are indexed by them) and of `/v1/api`.
             pub const ALL: &[Endpoint] = &[$(Endpoint::$endpoint,)*];
 
             /// The endpoint's route pattern; a trailing `/` makes it a
             /// prefix route.
-            pub fn path(self) -> &'static str {
+            pub const fn path(self) -> &'static str {
                 match self {
                     $(Endpoint::$endpoint => $path,)*
+                }
+            }
+
+            /// The endpoint's route as the table defines it, before the
+            /// config's `api:` overrides.
+            fn route(self) -> Route {
+                match self {
+                    $(Endpoint::$endpoint => Route {
+                        endpoint: self,
+                        path: $path,
+                        ..$route
+                    },)*
                 }
             }
         }
     };
 }
 
-endpoints! {
-    Version => "/version",
-    Ready => "/v1/ready",
-    Status => "/v1/status",
-    Metrics => "/v1/metrics",
-    Api => "/v1/api",
-    KeyCreate => "/v1/key/create/",
-    KeyImport => "/v1/key/import/",
-    KeyDescribe => "/v1/key/describe/",
-    KeyList => "/v1/key/list/",
-    KeyDelete => "/v1/key/delete/",
-    KeyGenerate => "/v1/key/generate/",
-    KeyEncrypt => "/v1/key/encrypt/",
-    KeyDecrypt => "/v1/key/decrypt/",
-    KeyHmac => "/v1/key/hmac/",
-    KeyBulkDecrypt => "/v1/key/bulk/decrypt/",
-    PolicyDescribe => "/v1/policy/describe/",
-    PolicyRead => "/v1/policy/read/",
-    PolicyList => "/v1/policy/list/",
-    IdentityDescribe => "/v1/identity/describe/",
-    IdentitySelfDescribe => "/v1/identity/self/describe",
-    IdentityList => "/v1/identity/list/",
-    LogError => "/v1/log/error",
-    LogAudit => "/v1/log/audit",
+const MB: u64 = 1_000_000;
+
+/// The largest body of a retire request (`{"keep":N}`).
+const RETIRE_MAX_BODY: u64 = 1024;
+
+routes! {
+    // endpoint => path: method (body limit in bytes, timeout in seconds; 0
+    // is none), then what sets the route apart from a policy-checked,
+    // audited route that counts in the request metrics.
+    Version => "/version": get(10).auth(Auth::None).probe().uncounted(),
+    Ready => "/v1/ready": get(15).probe().uncounted(),
+    Status => "/v1/status": get(15).probe().uncounted(),
+    Metrics => "/v1/metrics": get(15).probe().uncounted(),
+    Api => "/v1/api": get(10).uncounted(),
+    KeyCreate => "/v1/key/create/": put(0, 15),
+    KeyImport => "/v1/key/import/": put(MB, 15),
+    KeyDescribe => "/v1/key/describe/": get(15),
+    KeyList => "/v1/key/list/": get(15),
+    KeyDelete => "/v1/key/delete/": delete(15),
+    KeyGenerate => "/v1/key/generate/": put(MB, 15),
+    KeyEncrypt => "/v1/key/encrypt/": put(MB, 15),
+    KeyDecrypt => "/v1/key/decrypt/": put(MB, 15),
+    KeyHmac => "/v1/key/hmac/": put(MB, 15),
+    // Old MinIO (before Aug 2023) still probes the legacy bulk decrypt API;
+    // the Go KES removed it, we keep answering it (unlisted). It decrypts
+    // like `/v1/key/decrypt/<name>`, so a policy must allow that path too.
+    // 1000 ciphertexts of a DEK fit comfortably in 1 MB.
+    KeyBulkDecrypt => "/v1/key/bulk/decrypt/":
+        post(MB, 15).also_accepts(Method::PUT).checked_as(Endpoint::KeyDecrypt).unlisted(),
+    PolicyDescribe => "/v1/policy/describe/": get(15),
+    PolicyRead => "/v1/policy/read/": get(15),
+    PolicyList => "/v1/policy/list/": get(15),
+    IdentityDescribe => "/v1/identity/describe/": get(15),
+    IdentitySelfDescribe => "/v1/identity/self/describe": get(15).auth(Auth::Caller),
+    IdentityList => "/v1/identity/list/": get(15),
+    LogError => "/v1/log/error": get(0).streams().uncounted(),
+    LogAudit => "/v1/log/audit": get(0).streams().uncounted(),
     // Key rotation (not in the Go KES); after the Go routes so that the
     // metrics slots and the `/v1/api` order of those stay as they were.
-    KeyRotate => "/v1/key/rotate/",
-    KeyRetire => "/v1/key/retire/",
-}
-
-impl Endpoint {
-    /// Whether requests to the endpoint count in the request metrics, as
-    /// in the Go KES: the key, policy and identity APIs.
-    pub fn counted(self) -> bool {
-        let path = self.path();
-        path.starts_with("/v1/key/")
-            || path.starts_with("/v1/policy/")
-            || path.starts_with("/v1/identity/")
-    }
+    // Retiring versions destroys data for good: a broad grant such as
+    // `/v1/key/*` does not carry it.
+    KeyRotate => "/v1/key/rotate/": post(0, 15),
+    KeyRetire => "/v1/key/retire/": post(RETIRE_MAX_BODY, 15).explicit_allow(),
 }
 
 /// How a route authenticates its callers.
@@ -85,66 +104,175 @@ pub enum Auth {
     /// No certificate needed, no identity computed (`/version`).
     None,
     /// The identity is computed if a certificate was sent; no policy check
-    /// (`/v1/identity/self/describe`, and routes with `skip_auth`).
+    /// (routes with `skip_auth`).
     IdentifyOnly,
+    /// The caller's identity, without a policy check: the call is about
+    /// the caller (`/v1/identity/self/describe`), so a caller without one
+    /// is told why.
+    Caller,
     /// Admin, or a policy that allows the path.
     Policy,
 }
 
-/// One route of the API.
+/// One route of the API and everything the server does differently for
+/// it. Built by the table above; the config's `api:` section may change
+/// [`Route::auth`] and [`Route::timeout`].
 #[derive(Debug, Clone)]
 pub struct Route {
     /// What the route does.
     pub endpoint: Endpoint,
-    /// The method clients must use (POST is accepted where this is PUT).
-    pub method: Method,
     /// The route pattern; a trailing `/` makes it a prefix route.
     pub path: &'static str,
+    /// The method clients must use, as `/v1/api` lists it.
+    pub method: Method,
+    /// A second method accepted: POST wherever the method is PUT (the Go
+    /// SDK sends POST for create, import, generate, encrypt and decrypt).
+    pub also_accepts: Option<Method>,
     /// Largest request body read, in bytes; 0 means the body is ignored.
     pub max_body: u64,
     /// Time limit of one request; zero means none.
     pub timeout: Duration,
     /// Authentication.
     pub auth: Auth,
+    /// Another route whose policy path the caller's policy must allow as
+    /// well.
+    pub checked_as: Option<Endpoint>,
+    /// Whether a policy must name the route itself: an allow pattern that
+    /// starts with its path (retire).
+    pub explicit_allow: bool,
     /// Whether `/v1/api` lists the route (the legacy bulk decrypt is not).
     pub listed: bool,
+    /// Whether the route is answered while the audit log has no room (its
+    /// audit line then written when there is): probes of the server's
+    /// state, which read no key and change nothing, so that operators and
+    /// load balancers see it.
+    pub probe: bool,
+    /// Whether requests count in the request metrics, as in the Go KES:
+    /// the key, policy and identity APIs.
+    pub counted: bool,
+    /// Whether a successful answer streams for as long as the client wants
+    /// (log streams): no deadline for sending it.
+    pub streams: bool,
+}
+
+/// A route with `method`: policy-checked, audited, counted, listed.
+fn route(method: Method, max_body: u64, timeout_secs: u64) -> Route {
+    Route {
+        endpoint: Endpoint::Version,
+        path: "",
+        also_accepts: (method == Method::PUT).then_some(Method::POST),
+        method,
+        max_body,
+        timeout: Duration::from_secs(timeout_secs),
+        auth: Auth::Policy,
+        checked_as: None,
+        explicit_allow: false,
+        listed: true,
+        probe: false,
+        counted: true,
+        streams: false,
+    }
+}
+
+fn get(timeout_secs: u64) -> Route {
+    route(Method::GET, 0, timeout_secs)
+}
+
+fn put(max_body: u64, timeout_secs: u64) -> Route {
+    route(Method::PUT, max_body, timeout_secs)
+}
+
+fn post(max_body: u64, timeout_secs: u64) -> Route {
+    route(Method::POST, max_body, timeout_secs)
+}
+
+fn delete(timeout_secs: u64) -> Route {
+    route(Method::DELETE, 0, timeout_secs)
+}
+
+/// The builders the route table reads as attributes.
+impl Route {
+    fn auth(self, auth: Auth) -> Self {
+        Self { auth, ..self }
+    }
+
+    fn also_accepts(self, method: Method) -> Self {
+        Self {
+            also_accepts: Some(method),
+            ..self
+        }
+    }
+
+    fn checked_as(self, endpoint: Endpoint) -> Self {
+        Self {
+            checked_as: Some(endpoint),
+            ..self
+        }
+    }
+
+    fn explicit_allow(self) -> Self {
+        Self {
+            explicit_allow: true,
+            ..self
+        }
+    }
+
+    fn unlisted(self) -> Self {
+        Self {
+            listed: false,
+            ..self
+        }
+    }
+
+    fn probe(self) -> Self {
+        Self {
+            probe: true,
+            ..self
+        }
+    }
+
+    fn uncounted(self) -> Self {
+        Self {
+            counted: false,
+            ..self
+        }
+    }
+
+    fn streams(self) -> Self {
+        Self {
+            streams: true,
+            ..self
+        }
+    }
 }
 
 impl Route {
-    /// Whether a request may use `method` on this route: its own method,
-    /// POST wherever that is PUT (the Go SDK sends POST for create, import,
-    /// generate, encrypt and decrypt), and PUT as well as POST on the
-    /// legacy bulk decrypt.
+    /// Whether a request may use `method` on this route.
     pub fn allows_method(&self, method: &Method) -> bool {
-        *method == self.method
-            || (self.method == Method::PUT && *method == Method::POST)
-            || (self.endpoint == Endpoint::KeyBulkDecrypt && *method == Method::PUT)
+        *method == self.method || self.also_accepts.as_ref() == Some(method)
     }
 
     /// The policy paths a request for `resource` must be allowed on: the
     /// decoded path (`/v1/key/list` without its slash is checked as
     /// `/v1/key/list/`, the path the Go SDK ends up requesting after
-    /// ServeMux's redirect). The legacy bulk decrypt decrypts like
-    /// `/v1/key/decrypt/<name>`, so a policy that denies (or does not
-    /// allow) that path denies the bulk route too.
+    /// ServeMux's redirect), and that of [`Route::checked_as`].
     pub fn policy_paths(&self, resource: &str) -> impl Iterator<Item = String> {
         let own = format!("{}{}", self.path, resource);
-        let also = (self.endpoint == Endpoint::KeyBulkDecrypt)
-            .then(|| format!("{}{resource}", Endpoint::KeyDecrypt.path()));
+        let also = self
+            .checked_as
+            .map(|other| format!("{}{resource}", other.path()));
         std::iter::once(own).chain(also)
     }
 
     /// Whether `policy` lets a (non-admin) caller use this route on
-    /// `resource`: every policy path is allowed. Retiring key versions
-    /// destroys data for good (what they sealed can never be decrypted
-    /// again), so a broad grant such as `/v1/key/*` must not carry it: retire
-    /// also needs an allow pattern that itself starts with `/v1/key/retire/`
-    /// and matches the path. Deny patterns apply as everywhere.
+    /// `resource`: every policy path is allowed, and where the route needs
+    /// an explicit allow, an allow pattern that itself starts with the
+    /// route's path matches it. Deny patterns apply as everywhere.
     pub fn allowed_by(&self, policy: &Policy, resource: &str) -> bool {
         if !self.policy_paths(resource).all(|p| policy.allows(&p)) {
             return false;
         }
-        if self.endpoint != Endpoint::KeyRetire {
+        if !self.explicit_allow {
             return true;
         }
         let path = format!("{}{resource}", self.path);
@@ -153,62 +281,6 @@ impl Route {
             .iter()
             .any(|p| p.starts_with(self.path) && pattern_matches(p, &path))
     }
-}
-
-/// The largest body of a retire request (`{"keep":N}`).
-const RETIRE_MAX_BODY: u64 = 1024;
-
-const MB: u64 = 1_000_000;
-
-fn default_routes() -> Vec<Route> {
-    use Endpoint::*;
-    let r = |endpoint: Endpoint, method, max_body, secs, auth| Route {
-        endpoint,
-        method,
-        path: endpoint.path(),
-        max_body,
-        timeout: Duration::from_secs(secs),
-        auth,
-        listed: true,
-    };
-    let get = Method::GET;
-    let put = Method::PUT;
-    let mut routes = vec![
-        r(Version, get.clone(), 0, 10, Auth::None),
-        r(Ready, get.clone(), 0, 15, Auth::Policy),
-        r(Status, get.clone(), 0, 15, Auth::Policy),
-        r(Metrics, get.clone(), 0, 15, Auth::Policy),
-        r(Api, get.clone(), 0, 10, Auth::Policy),
-        r(KeyCreate, put.clone(), 0, 15, Auth::Policy),
-        r(KeyImport, put.clone(), MB, 15, Auth::Policy),
-        r(KeyDescribe, get.clone(), 0, 15, Auth::Policy),
-        r(KeyList, get.clone(), 0, 15, Auth::Policy),
-        r(KeyDelete, Method::DELETE, 0, 15, Auth::Policy),
-        r(KeyGenerate, put.clone(), MB, 15, Auth::Policy),
-        r(KeyEncrypt, put.clone(), MB, 15, Auth::Policy),
-        r(KeyDecrypt, put.clone(), MB, 15, Auth::Policy),
-        r(KeyHmac, put.clone(), MB, 15, Auth::Policy),
-        r(PolicyDescribe, get.clone(), 0, 15, Auth::Policy),
-        r(PolicyRead, get.clone(), 0, 15, Auth::Policy),
-        r(PolicyList, get.clone(), 0, 15, Auth::Policy),
-        r(IdentityDescribe, get.clone(), 0, 15, Auth::Policy),
-        r(IdentitySelfDescribe, get.clone(), 0, 15, Auth::IdentifyOnly),
-        r(IdentityList, get.clone(), 0, 15, Auth::Policy),
-        r(LogError, get.clone(), 0, 0, Auth::Policy),
-        r(LogAudit, get.clone(), 0, 0, Auth::Policy),
-        // Listed after the 22 routes of the Go KES, whose attributes stay
-        // as they are. Rotate has no body; retire a small one.
-        r(KeyRotate, Method::POST, 0, 15, Auth::Policy),
-        r(KeyRetire, Method::POST, RETIRE_MAX_BODY, 15, Auth::Policy),
-    ];
-    // Old MinIO (before Aug 2023) still probes the legacy bulk decrypt API;
-    // the Go KES removed it, we keep answering it. 1000 ciphertexts of a
-    // DEK fit comfortably in 1 MB.
-    routes.push(Route {
-        listed: false,
-        ..r(KeyBulkDecrypt, Method::POST, MB, 15, Auth::Policy)
-    });
-    routes
 }
 
 /// `api:` overrides from the config for one route.
@@ -247,7 +319,7 @@ impl RouteTable {
     /// The default routes with `api:` overrides applied (unknown paths are
     /// ignored, as in the Go KES).
     pub fn new(overrides: &BTreeMap<String, RouteOverride>) -> Self {
-        let mut routes = default_routes();
+        let mut routes: Vec<Route> = Endpoint::ALL.iter().map(|e| e.route()).collect();
         for route in &mut routes {
             if let Some(o) = overrides.get(route.path) {
                 if o.skip_auth && route.auth == Auth::Policy {
@@ -269,9 +341,7 @@ impl RouteTable {
     /// Whether any route lets clients in without a certificate, which
     /// relaxes the TLS handshake to "certificate requested".
     pub fn any_skip_auth(&self) -> bool {
-        self.routes
-            .iter()
-            .any(|r| r.auth == Auth::IdentifyOnly && r.endpoint != Endpoint::IdentitySelfDescribe)
+        self.routes.iter().any(|r| r.auth == Auth::IdentifyOnly)
     }
 
     /// Matches a decoded request path with `ServeMux` rules.
@@ -374,7 +444,48 @@ mod tests {
         assert_eq!(listed.len(), 24);
         assert_eq!(listed[21], "/v1/log/audit");
         assert_eq!(&listed[22..], ["/v1/key/rotate/", "/v1/key/retire/"]);
-        assert!(Endpoint::KeyRotate.counted() && Endpoint::KeyRetire.counted());
+        assert!(Endpoint::KeyRotate.route().counted && Endpoint::KeyRetire.route().counted);
+    }
+
+    #[test]
+    fn route_attributes() {
+        let t = RouteTable::default();
+        let with = |has: fn(&Route) -> bool| -> Vec<&str> {
+            t.routes()
+                .iter()
+                .filter(|r| has(r))
+                .map(|r| r.path)
+                .collect()
+        };
+        // Answered without audit room: the probes of the server's state.
+        assert_eq!(
+            with(|r| r.probe),
+            ["/version", "/v1/ready", "/v1/status", "/v1/metrics"]
+        );
+        assert_eq!(with(|r| r.streams), ["/v1/log/error", "/v1/log/audit"]);
+        // Counted as the Go KES counts: the key, policy and identity APIs.
+        for r in t.routes() {
+            let api = ["/v1/key/", "/v1/policy/", "/v1/identity/"]
+                .iter()
+                .any(|p| r.path.starts_with(p));
+            assert_eq!(r.counted, api, "{}", r.path);
+        }
+        assert_eq!(with(|r| r.auth == Auth::None), ["/version"]);
+        assert_eq!(
+            with(|r| r.auth == Auth::Caller),
+            ["/v1/identity/self/describe"]
+        );
+        assert_eq!(with(|r| r.explicit_allow), ["/v1/key/retire/"]);
+        let bulk = route(&t, Endpoint::KeyBulkDecrypt);
+        assert!(!bulk.listed);
+        assert!(bulk.allows_method(&Method::PUT) && bulk.allows_method(&Method::POST));
+        assert_eq!(
+            bulk.policy_paths("k").collect::<Vec<_>>(),
+            ["/v1/key/bulk/decrypt/k", "/v1/key/decrypt/k"]
+        );
+        let create = route(&t, Endpoint::KeyCreate);
+        assert!(create.allows_method(&Method::POST) && !create.allows_method(&Method::GET));
+        assert!(!route(&t, Endpoint::KeyRotate).allows_method(&Method::PUT));
     }
 
     fn policy(allow: &[&str], deny: &[&str]) -> Policy {

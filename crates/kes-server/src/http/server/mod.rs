@@ -27,7 +27,7 @@ pub use limits::{raise_open_file_limit, Limits};
 use request::handle_request;
 
 use crate::http::handlers::{self, Answer};
-use crate::http::routes::{Auth, Endpoint, Lookup, Route};
+use crate::http::routes::{Auth, Lookup, Route};
 use crate::http::wire::{self, Body};
 use crate::logs::{AuditEvent, AuditPermit};
 use crate::state::{Server, State};

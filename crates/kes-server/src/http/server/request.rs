@@ -42,6 +42,8 @@ struct RequestContext<'a> {
     /// The path as sent (escaped): the audit log and redirects use it.
     raw_path: String,
     query: String,
+    /// The route the path leads to, once known.
+    route: Option<&'a Route>,
     /// The caller, once known.
     identity: Option<&'a Identity>,
     /// The room held for the audit line, once taken ([`take_audit_room`]).
@@ -60,8 +62,7 @@ enum AuditRoom<'a> {
     /// connection (no charge when audit lines are not written).
     Held(AuditPermit<'a>, Option<AuditShare<'a>>),
     /// None: the call is refused, or is a probe answered without room
-    /// ([`crate::logs::answered_without_audit`]); its line is queued if
-    /// there is room by then.
+    /// ([`Route::probe`]); its line is queued if there is room by then.
     Unreserved,
 }
 
@@ -75,7 +76,7 @@ enum AuditRoom<'a> {
 /// holds no audit room (issue 25 A.1).
 fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
     let logs: &'a crate::logs::Logs = &ctx.shared.logs;
-    let exempt = crate::logs::answered_without_audit(&ctx.raw_path);
+    let exempt = ctx.route.is_some_and(|r| r.probe);
     let bytes = logs.audit_room(&ctx.raw_path);
     let share = if bytes == 0 {
         None
@@ -93,7 +94,7 @@ fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), A
             }
         }
     };
-    let permit = logs.reserve_audit(&ctx.raw_path);
+    let permit = logs.reserve_audit(&ctx.raw_path, exempt);
     if permit.refused() && !exempt {
         return (
             AuditRoom::Held(permit, share),
@@ -138,12 +139,17 @@ pub(super) async fn handle_request(
         method: req.method().clone(),
         raw_path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
+        route: None,
         identity: None,
         room: None,
         audit: None,
         send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
     };
 
+    // The route comes first: even a refused call is answered as its route
+    // says (a probe without audit room, for one).
+    let found = find_route(&ctx);
+    ctx.route = found.as_ref().ok().map(|(route, _)| *route);
     let response = if conn.certificate_expired() {
         // The certificate the connection was opened with has expired
         // since (`tls.auth: on`): refused, and the connection is closed
@@ -161,7 +167,10 @@ pub(super) async fn handle_request(
         }
         response
     } else {
-        route_request(&mut ctx, req).await
+        match found {
+            Ok((route, resource)) => route_request(&mut ctx, route, &resource, req).await,
+            Err(none) => none.answer(&ctx),
+        }
     };
     let response = with_audit_room(&mut ctx, response);
 
@@ -224,40 +233,69 @@ fn escape_location_path(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, LOCATION_PATH_KEEP).to_string()
 }
 
-/// Routing, the route's method rules, metrics, and on to authorization.
-async fn route_request(ctx: &mut RequestContext<'_>, req: Request<Incoming>) -> Response<Body> {
-    let state = ctx.state;
-    let Some(path) = percent_decode(&ctx.raw_path) else {
-        let err = ApiError::new(400, "invalid URL escape in request path");
-        return wire::error(&err);
-    };
-    let (route, resource) = match state.routes.lookup(&path) {
-        Lookup::Found(route, resource) => (route, resource),
-        Lookup::Redirect(to) => {
-            let to = escape_location_path(&to);
-            let location = match ctx.query.as_str() {
-                "" => to,
-                q => format!("{to}?{q}"),
-            };
-            return wire::moved_permanently(&location, &ctx.method);
+/// The route of the request's path, or why there is none.
+fn find_route<'a>(ctx: &RequestContext<'a>) -> Result<(&'a Route, String), NoRoute> {
+    let state: &'a Arc<State> = ctx.state;
+    let path = percent_decode(&ctx.raw_path).ok_or(NoRoute::BadEscape)?;
+    match state.routes.lookup(&path) {
+        Lookup::Found(route, resource) => Ok((route, resource)),
+        Lookup::Redirect(to) => Err(NoRoute::Redirect(to)),
+        Lookup::NotFound => Err(NoRoute::NotFound),
+    }
+}
+
+/// A request path that leads to no route.
+enum NoRoute {
+    /// The path does not decode: 400.
+    BadEscape,
+    /// The path is not clean: 301 to its clean form.
+    Redirect(String),
+    /// 404.
+    NotFound,
+}
+
+impl NoRoute {
+    fn answer(self, ctx: &RequestContext<'_>) -> Response<Body> {
+        match self {
+            NoRoute::BadEscape => {
+                wire::error(&ApiError::new(400, "invalid URL escape in request path"))
+            }
+            NoRoute::Redirect(to) => {
+                let to = escape_location_path(&to);
+                let location = match ctx.query.as_str() {
+                    "" => to,
+                    q => format!("{to}?{q}"),
+                };
+                wire::moved_permanently(&location, &ctx.method)
+            }
+            NoRoute::NotFound => wire::not_found(),
         }
-        Lookup::NotFound => return wire::not_found(),
-    };
+    }
+}
+
+/// The route's method rules, metrics, and on to authorization.
+async fn route_request(
+    ctx: &mut RequestContext<'_>,
+    route: &Route,
+    resource: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
     if !route.allows_method(&ctx.method) {
         return wire::method_not_allowed(&ctx.method, &route.method);
     }
 
-    let guard = route.endpoint.counted().then(|| ctx.shared.metrics.start());
-    let response = authorize_and_run(ctx, route, &resource, req).await;
+    let guard = route.counted.then(|| ctx.shared.metrics.start());
+    let response = authorize_and_run(ctx, route, resource, req).await;
     // Before the metrics count the status: a 403 without audit room is
     // answered (and counted) as 503.
     let response = with_audit_room(ctx, response);
     if let Some(guard) = guard {
         guard.finish(response.status().as_u16(), route.endpoint);
     }
-    ctx.send_deadline = match route.endpoint {
-        Endpoint::LogError | Endpoint::LogAudit if response.status().is_success() => None,
-        _ => Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE)),
+    ctx.send_deadline = if route.streams && response.status().is_success() {
+        None
+    } else {
+        Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE))
     };
     response
 }
@@ -272,13 +310,10 @@ async fn authorize_and_run(
     let (state, conn) = (ctx.state, ctx.conn);
     ctx.identity = match route.auth {
         Auth::None => None,
-        Auth::IdentifyOnly => match &conn.identity {
+        Auth::IdentifyOnly => conn.identity.as_ref().ok(),
+        Auth::Caller => match &conn.identity {
             Ok(id) => Some(id),
-            // Self-describe is about the caller: say why there is none.
-            Err(err) if route.endpoint == Endpoint::IdentitySelfDescribe => {
-                return wire::error(err)
-            }
-            Err(_) => None,
+            Err(err) => return wire::error(err),
         },
         Auth::Policy => match &conn.identity {
             Err(err) => return wire::error(err),
