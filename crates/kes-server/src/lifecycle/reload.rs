@@ -57,7 +57,7 @@ pub(crate) async fn reload(shared: &Server, path: &std::path::Path) -> Result<()
     // A log stream is authorised once, when it opens: end those that the
     // new policies no longer allow. (A subscription authorised under the
     // old state but registered after this pass checks the new state
-    // itself, see `handlers::dispatch`.)
+    // itself, see `handlers/log.rs`.)
     shared.logs.end_streams_unless(|kind, identity| {
         let endpoint = match kind {
             LogKind::Error => Endpoint::LogError,

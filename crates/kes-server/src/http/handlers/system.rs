@@ -1,30 +1,30 @@
 //! The endpoints about the server itself: version, readiness, status,
 //! metrics and the route list.
 
-use super::{Call, Result};
-use crate::http::wire::{self, Body};
-use hyper::Response;
+use super::{Answer, Call, Result};
+use crate::http::wire;
 use kes_core::ApiError;
 use serde::Serialize;
 
 /// The release string `/version` reports.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
-pub(super) fn version() -> Response<Body> {
+pub(super) fn version() -> Result<Answer> {
     #[derive(Serialize)]
     struct Version {
         version: &'static str,
         commit: &'static str,
     }
-    wire::json(&Version {
+    Ok(wire::json(&Version {
         version: VERSION,
         commit: option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
     })
+    .into())
 }
 
-pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) async fn ready(req: &Call<'_>) -> Result<Answer> {
     match req.state.cache.status().await {
-        Ok(_) => Ok(wire::empty_ok()),
+        Ok(_) => Ok(wire::empty_ok().into()),
         Err(err) if err.is_unreachable() => {
             tracing::warn!(error = %err, "key store is not reachable");
             Err(ApiError::STORE_UNREACHABLE)
@@ -36,7 +36,7 @@ pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
     }
 }
 
-pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) async fn status(req: &Call<'_>) -> Result<Answer> {
     /// The Go KES's status document, in its field order.
     #[derive(Serialize)]
     struct Status {
@@ -79,10 +79,10 @@ pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
             doc.keystore_unreachable = true;
         }
     }
-    Ok(wire::json(&doc))
+    Ok(wire::json(&doc).into())
 }
 
-pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
+pub(super) fn metrics(req: &Call<'_>) -> Result<Answer> {
     let extended = req
         .query
         .split('&')
@@ -97,10 +97,10 @@ pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
             keys: s.cached_keys,
         }
     });
-    wire::metrics_text(req.shared.metrics.render(figures))
+    Ok(wire::metrics_text(req.shared.metrics.render(figures)).into())
 }
 
-pub(super) fn api(req: &Call<'_>) -> Response<Body> {
+pub(super) fn api(req: &Call<'_>) -> Result<Answer> {
     #[derive(Serialize)]
     struct ApiRoute<'a> {
         method: &'a str,
@@ -121,5 +121,5 @@ pub(super) fn api(req: &Call<'_>) -> Response<Body> {
             timeout: r.timeout.as_secs(),
         })
         .collect();
-    wire::json(&routes)
+    Ok(wire::json(&routes).into())
 }

@@ -25,6 +25,7 @@ use budgets::{AuditShare, Caller, CallerBudgets};
 use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
 use request::handle_request;
+pub(crate) use request::Call;
 
 use crate::http::handlers::{self, Answer};
 use crate::http::routes::{Auth, Lookup, Route};

@@ -28,24 +28,32 @@ fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
         .ok()
 }
 
-/// One request on its way through the pipeline: the connection and the
-/// configuration it arrived under, what it asks for, and what the pipeline
-/// learns on the way (the caller, the room its audit line holds, what the
-/// audit log says, how long the response may take to reach the client).
-struct RequestContext<'a> {
-    shared: &'a Server,
-    /// The configuration the request started under; a reload does not
-    /// change it mid-request.
-    state: &'a Arc<State>,
+/// One API call on its way through the pipeline, and what its handler
+/// sees: the connection and the configuration it arrived under, what it
+/// asks for, and what the pipeline learns on the way (the route, the
+/// caller, the body, the room its audit line holds, what the audit log
+/// says, how long the response may take to reach the client).
+pub(crate) struct Call<'a> {
+    pub(crate) shared: &'a Server,
+    /// The configuration the call started under; a reload does not change
+    /// it mid-call.
+    pub(crate) state: &'a Arc<State>,
     conn: &'a Conn,
     method: http::Method,
     /// The path as sent (escaped): the audit log and redirects use it.
     raw_path: String,
-    query: String,
+    /// The raw query string.
+    pub(crate) query: String,
     /// The route the path leads to, once known.
     route: Option<&'a Route>,
-    /// The caller, once known.
-    identity: Option<&'a Identity>,
+    /// The path remainder after a prefix route (key, policy or identity).
+    pub(crate) resource: String,
+    /// The caller, once known; `None` for a handler only on routes that
+    /// skip authentication.
+    pub(crate) identity: Option<&'a Identity>,
+    /// The request body, once read (in a buffer wiped when dropped); see
+    /// [`Call::body`].
+    body: Option<Zeroizing<Vec<u8>>>,
     /// The room held for the audit line, once taken ([`take_audit_room`]).
     room: Option<AuditRoom<'a>>,
     /// What the audit log says beyond "http request".
@@ -53,6 +61,14 @@ struct RequestContext<'a> {
     /// How long the response may take to reach the client; `None` for
     /// streams that last as long as the client wants (log streams).
     send_deadline: Option<Duration>,
+}
+
+impl Call<'_> {
+    /// The request body; `None` when it exceeded the route's limit or could
+    /// not be read (answered like invalid JSON).
+    pub(crate) fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref().map(Vec::as_slice)
+    }
 }
 
 /// The room a call holds for its audit line from just before it runs (or
@@ -74,7 +90,7 @@ enum AuditRoom<'a> {
 /// Taken only once the call is about to run or be answered, never while
 /// its body is read: a client that announces a body and sends nothing
 /// holds no audit room (issue 25 A.1).
-fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
+fn take_audit_room<'a>(ctx: &Call<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
     let logs: &'a crate::logs::Logs = &ctx.shared.logs;
     let exempt = ctx.route.is_some_and(|r| r.probe);
     let bytes = logs.audit_room(&ctx.raw_path);
@@ -108,7 +124,7 @@ fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), A
 /// a body that timed out): it needs its audit room too, so it becomes 503
 /// `audit log unavailable` when there is none. A call that took its room
 /// before running keeps its response.
-fn with_audit_room(ctx: &mut RequestContext<'_>, response: Response<Body>) -> Response<Body> {
+fn with_audit_room(ctx: &mut Call<'_>, response: Response<Body>) -> Response<Body> {
     if ctx.room.is_some() {
         return response;
     }
@@ -132,7 +148,7 @@ pub(super) async fn handle_request(
     let started = Instant::now();
     let time = OffsetDateTime::now_utc();
     let state = shared.state.load_full();
-    let mut ctx = RequestContext {
+    let mut ctx = Call {
         shared,
         state: &state,
         conn,
@@ -140,7 +156,9 @@ pub(super) async fn handle_request(
         raw_path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
         route: None,
+        resource: String::new(),
         identity: None,
+        body: None,
         room: None,
         audit: None,
         send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
@@ -148,8 +166,11 @@ pub(super) async fn handle_request(
 
     // The route comes first: even a refused call is answered as its route
     // says (a probe without audit room, for one).
-    let found = find_route(&ctx);
-    ctx.route = found.as_ref().ok().map(|(route, _)| *route);
+    let found = find_route(&ctx).map(|(route, resource)| {
+        ctx.route = Some(route);
+        ctx.resource = resource;
+        route
+    });
     let response = if conn.certificate_expired() {
         // The certificate the connection was opened with has expired
         // since (`tls.auth: on`): refused, and the connection is closed
@@ -168,7 +189,7 @@ pub(super) async fn handle_request(
         response
     } else {
         match found {
-            Ok((route, resource)) => route_request(&mut ctx, route, &resource, req).await,
+            Ok(route) => route_request(&mut ctx, route, req).await,
             Err(none) => none.answer(&ctx),
         }
     };
@@ -234,7 +255,7 @@ fn escape_location_path(path: &str) -> String {
 }
 
 /// The route of the request's path, or why there is none.
-fn find_route<'a>(ctx: &RequestContext<'a>) -> Result<(&'a Route, String), NoRoute> {
+fn find_route<'a>(ctx: &Call<'a>) -> Result<(&'a Route, String), NoRoute> {
     let state: &'a Arc<State> = ctx.state;
     let path = percent_decode(&ctx.raw_path).ok_or(NoRoute::BadEscape)?;
     match state.routes.lookup(&path) {
@@ -255,7 +276,7 @@ enum NoRoute {
 }
 
 impl NoRoute {
-    fn answer(self, ctx: &RequestContext<'_>) -> Response<Body> {
+    fn answer(self, ctx: &Call<'_>) -> Response<Body> {
         match self {
             NoRoute::BadEscape => {
                 wire::error(&ApiError::new(400, "invalid URL escape in request path"))
@@ -275,9 +296,8 @@ impl NoRoute {
 
 /// The route's method rules, metrics, and on to authorization.
 async fn route_request(
-    ctx: &mut RequestContext<'_>,
+    ctx: &mut Call<'_>,
     route: &Route,
-    resource: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
     if !route.allows_method(&ctx.method) {
@@ -285,7 +305,7 @@ async fn route_request(
     }
 
     let guard = route.counted.then(|| ctx.shared.metrics.start());
-    let response = authorize_and_run(ctx, route, resource, req).await;
+    let response = authorize_and_run(ctx, route, req).await;
     // Before the metrics count the status: a 403 without audit room is
     // answered (and counted) as 503.
     let response = with_audit_room(ctx, response);
@@ -302,9 +322,8 @@ async fn route_request(
 
 /// Authentication and authorization, then the body and the handler.
 async fn authorize_and_run(
-    ctx: &mut RequestContext<'_>,
+    ctx: &mut Call<'_>,
     route: &Route,
-    resource: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (state, conn) = (ctx.state, ctx.conn);
@@ -321,7 +340,7 @@ async fn authorize_and_run(
                 ctx.identity = Some(id);
                 if *id != state.admin {
                     let allowed = match state.policy_of(id) {
-                        Some((_, policy)) => route.allowed_by(policy, resource),
+                        Some((_, policy)) => route.allowed_by(policy, &ctx.resource),
                         None => false,
                     };
                     if !allowed {
@@ -338,34 +357,30 @@ async fn authorize_and_run(
     // timeout at most.
     let max_body = route.max_body as usize;
     let budget = &conn.body_budget;
-    let call_ctx = &*ctx;
-    let mut room = None;
-    let room_slot = &mut room;
+    let call = &mut *ctx;
     let run = async move {
-        let body = if max_body == 0 {
-            Some((Zeroizing::new(Vec::new()), None))
+        // The share of the connection's body budget is held until the
+        // handler is done with the body.
+        let (body, _held) = if max_body == 0 {
+            (Some(Zeroizing::new(Vec::new())), None)
         } else {
-            read_body(req.into_body(), max_body, budget).await
+            match read_body(req.into_body(), max_body, budget).await {
+                Some((body, held)) => (Some(body), held),
+                None => (None, None),
+            }
         };
+        call.body = body;
         // The body is in: the call may run once its audit line has room.
-        let (taken, admitted) = take_audit_room(call_ctx);
-        *room_slot = Some(taken);
+        let (room, admitted) = take_audit_room(call);
+        call.room = Some(room);
         if let Err(err) = admitted {
             return Ok(Answer::from(wire::error(&err)));
         }
-        let call = handlers::Call {
-            shared: call_ctx.shared,
-            state,
-            route,
-            resource,
-            identity: call_ctx.identity,
-            body: body.as_ref().map(|(b, _)| b.as_slice()),
-            query: &call_ctx.query,
-        };
-        handlers::dispatch(call).await
+        handlers::dispatch(call, route.endpoint).await
     };
     let answer = guarded(route.path, route.timeout, run).await;
-    ctx.room = room;
+    // Wiped now: the body may carry plaintexts and keys.
+    ctx.body = None;
     ctx.audit = answer.audit;
     answer.response
 }
