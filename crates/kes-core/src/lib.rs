@@ -9,6 +9,8 @@
 //! - [`ring`]: the versions of a rotated key.
 //! - [`ciphertext`]: the ciphertext formats (current and legacy).
 //! - [`error`]: the API error (HTTP status plus the exact message clients compare).
+//! - [`gocompat`]: Go's JSON and base64 rules (request bodies, legacy
+//!   ciphertexts, JSON documents as Go writes them).
 //! - [`pem`]: PEM decoding, including legacy encrypted private keys.
 //! - [`certgen`]: certificates for `kes identity new` and the API-key client certificate.
 //! - [`timefmt`]: Go-compatible RFC 3339 timestamps.
@@ -20,6 +22,7 @@ pub mod certgen;
 pub mod ciphertext;
 pub mod duration;
 pub mod error;
+pub mod gocompat;
 pub mod identity;
 pub mod key;
 pub mod name;

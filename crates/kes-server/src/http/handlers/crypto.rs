@@ -4,27 +4,29 @@
 
 use super::key::{body_json, get_key, key_name, store_error};
 use super::{Answer, Call, Result};
-use crate::http::wire::{self, b64, GoJson};
+use crate::http::wire;
+use kes_core::gocompat::{encode_base64, GoJson};
 use kes_core::ring::KeyRing;
 use kes_core::ApiError;
 use kes_keystore::cache::RetirementCheck;
 use serde::Serialize;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     // The body is optional: MinIO's first call sends a context, `kes key
     // dek` without one may send nothing.
     let context = match req.body() {
-        Some([]) => Vec::new(),
-        _ => body_json(req)?
+        Some([]) => Zeroizing::new(Vec::new()),
+        _ => body_json(req, &["context"])?
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
     };
     let key = get_key(req, name).await?;
     let (plaintext, ciphertext) = key.generate_dek(&context);
-    let plaintext = zeroize::Zeroizing::new(b64(plaintext.as_slice()));
-    let ciphertext = b64(&ciphertext);
+    let plaintext = Zeroizing::new(encode_base64(plaintext.as_slice()));
+    let ciphertext = encode_base64(&ciphertext);
     Ok(wire::secret_json(
         &DataKey {
             plaintext: &plaintext,
@@ -37,25 +39,27 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
 
 pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let json = body_json(req)?;
-    let plaintext = zeroize::Zeroizing::new(
-        json.bytes("plaintext")
-            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
-    );
+    let json = body_json(req, &["plaintext", "context"])?;
+    let plaintext = json
+        .bytes("plaintext")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let context = json
         .bytes("context")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let key = get_key(req, name).await?;
     let ciphertext = key.key.encrypt(&plaintext, &context);
     Ok(wire::json(&Ciphertext {
-        ciphertext: &b64(&ciphertext),
+        ciphertext: &encode_base64(&ciphertext),
     })
     .into())
 }
 
+/// The fields of a decrypt body, in the single and the bulk decrypt.
+const DECRYPT_FIELDS: &[&str] = &["ciphertext", "context"];
+
 pub(super) async fn decrypt(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let json = body_json(req)?;
+    let json = body_json(req, DECRYPT_FIELDS)?;
     let ciphertext = json
         .bytes("ciphertext")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
@@ -67,7 +71,7 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Answer> {
     // and after a refresh): bounded by the 100 versions a key retains.
     let mut trials = Trials::new(&key, usize::MAX);
     let plaintext = open(req, name, &mut key, &mut trials, &ciphertext, &context).await?;
-    let plaintext = zeroize::Zeroizing::new(b64(&plaintext));
+    let plaintext = Zeroizing::new(encode_base64(&plaintext));
     Ok(wire::secret_json(
         &Plaintext {
             plaintext: &plaintext,
@@ -126,7 +130,7 @@ impl Trials {
         key: &KeyRing,
         ciphertext: &[u8],
         context: &[u8],
-    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    ) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let versions = key.versions();
         for at in 0..self.order.len() {
             if self.left == 0 {
@@ -170,7 +174,7 @@ async fn open(
     trials: &mut Trials,
     ciphertext: &[u8],
     context: &[u8],
-) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(plaintext) = trials.open(key, ciphertext, context)? {
         if !trials.opened_older(key) {
             return Ok(plaintext);
@@ -206,14 +210,16 @@ async fn open(
 
 pub(super) async fn hmac(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let json = body_json(req)?;
-    let message = zeroize::Zeroizing::new(
-        json.bytes("message")
-            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
-    );
+    let json = body_json(req, &["message"])?;
+    let message = json
+        .bytes("message")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let key = get_key(req, name).await?;
     let mac = key.hmac(&message).ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
-    Ok(wire::json(&Mac { hmac: &b64(&mac) }).into())
+    Ok(wire::json(&Mac {
+        hmac: &encode_base64(&mac),
+    })
+    .into())
 }
 
 // The responses of the hot endpoints, in the Go KES's field order; typed
@@ -249,13 +255,14 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Answer> {
     // Each entry is decoded like a single decrypt's body (Go's rules for
     // duplicate and case-folded field names), so both routes read the same
     // ciphertext and context from the same bytes.
-    let items = GoJson::parse_list(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let items =
+        GoJson::parse_list(body, DECRYPT_FIELDS).map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     if items.len() > MAX {
         return Err(ApiError::TOO_MANY_CIPHERTEXTS);
     }
     let mut key = get_key(req, name).await?;
     let mut trials = Trials::new(&key, BULK_DECRYPT_ATTEMPTS);
-    let mut out: Vec<zeroize::Zeroizing<String>> = Vec::with_capacity(items.len());
+    let mut out: Vec<Zeroizing<String>> = Vec::with_capacity(items.len());
     for j in items {
         let ct = j
             .bytes("ciphertext")
@@ -264,7 +271,7 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Answer> {
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
         let pt = open(req, name, &mut key, &mut trials, &ct, &ctx).await?;
-        out.push(zeroize::Zeroizing::new(b64(&pt)));
+        out.push(Zeroizing::new(encode_base64(&pt)));
     }
     let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
     let capacity = out.iter().map(|p| p.len() + 16).sum::<usize>() + 2;

@@ -2,8 +2,9 @@
 //! retire. The cryptographic operations are in `crypto.rs`.
 
 use super::{list_prefix, page, paging, Answer, Call, Result};
-use crate::http::wire::{self, GoJson, ListingPart};
+use crate::http::wire::{self, ListingPart};
 use crate::state::ListingSlot;
+use kes_core::gocompat::GoJson;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
@@ -55,11 +56,11 @@ pub(super) async fn create_key(req: &Call<'_>) -> Result<Answer> {
 pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let body = req.body().ok_or(ApiError::INVALID_IMPORT_BODY)?;
-    let json = GoJson::parse(body).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
-    let bytes = zeroize::Zeroizing::new(
-        json.bytes("key")
-            .map_err(|_| ApiError::INVALID_IMPORT_BODY)?,
-    );
+    let json =
+        GoJson::parse(body, &["key", "cipher"]).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
+    let bytes = json
+        .bytes("key")
+        .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
     let cipher = json
         .string("cipher")
         .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
@@ -277,7 +278,9 @@ pub(super) async fn rotate_key(req: &Call<'_>) -> Result<Answer> {
 
 pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let keep = body_json(req)?.uint("keep").map_err(|_| INVALID_KEEP)?;
+    let keep = body_json(req, &["keep"])?
+        .uint("keep")
+        .map_err(|_| INVALID_KEEP)?;
     let keep = usize::try_from(keep)
         .ok()
         .filter(|k| *k >= 1)
@@ -303,7 +306,8 @@ pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
     })
 }
 
-pub(super) fn body_json(req: &Call<'_>) -> Result<GoJson> {
+/// The request body decoded into `fields` with Go's rules.
+pub(super) fn body_json(req: &Call<'_>, fields: &[&str]) -> Result<GoJson> {
     let body = req.body().ok_or(ApiError::INVALID_REQUEST_BODY)?;
-    GoJson::parse(body).map_err(|_| ApiError::INVALID_REQUEST_BODY)
+    GoJson::parse(body, fields).map_err(|_| ApiError::INVALID_REQUEST_BODY)
 }
