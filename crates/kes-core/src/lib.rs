@@ -2,6 +2,7 @@
 //! The core of KES: everything that can be expressed without I/O or async.
 //!
 //! - [`identity`]: the identity of a client certificate and leaf selection.
+//! - [`api`]: the JSON bodies of the API, for the server and the SDK.
 //! - [`apikey`]: `kes:v1:` API keys and the client certificate built from one.
 //! - [`name`]: validation of key, policy and identity names and list patterns.
 //! - [`policy`]: the allow/deny matcher.
@@ -17,6 +18,7 @@
 //! - [`duration`]: Go-syntax durations (`5m0s`).
 //! - [`random`]: the one random source (keys, ivs, serials, jitter).
 
+pub mod api;
 pub mod apikey;
 pub mod certgen;
 pub mod ciphertext;

@@ -110,13 +110,10 @@ pub fn names_reply<H: Send + 'static>(
         return names_stream(parts);
     }
     drop(held);
-    #[derive(Serialize)]
-    struct Names {
-        names: Vec<String>,
-        #[serde(skip_serializing_if = "String::is_empty")]
-        continue_at: String,
-    }
-    json(&Names { names, continue_at })
+    json(&kes_core::api::Names {
+        names,
+        continue_at: (!continue_at.is_empty()).then_some(continue_at),
+    })
 }
 
 /// A listing `{"names":[…],"continue_at":"…"}` as Go's encoder writes it,

@@ -7,9 +7,8 @@ use super::{Answer, Call, Result};
 use crate::http::wire;
 use kes_core::gocompat::{encode_base64, GoJson};
 use kes_core::ring::KeyRing;
-use kes_core::ApiError;
+use kes_core::{api, ApiError};
 use kes_keystore::cache::RetirementCheck;
-use serde::Serialize;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -28,9 +27,9 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
     let plaintext = Zeroizing::new(encode_base64(plaintext.as_slice()));
     let ciphertext = encode_base64(&ciphertext);
     Ok(wire::secret_json(
-        &DataKey {
-            plaintext: &plaintext,
-            ciphertext: &ciphertext,
+        &api::GenerateKeyResponse {
+            plaintext: plaintext.as_str(),
+            ciphertext: ciphertext.as_str(),
         },
         plaintext.len() + ciphertext.len() + 32,
     )
@@ -48,7 +47,7 @@ pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let key = get_key(req, name).await?;
     let ciphertext = key.key.encrypt(&plaintext, &context);
-    Ok(wire::json(&Ciphertext {
+    Ok(wire::json(&api::EncryptKeyResponse {
         ciphertext: &encode_base64(&ciphertext),
     })
     .into())
@@ -73,8 +72,8 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Answer> {
     let plaintext = open(req, name, &mut key, &mut trials, &ciphertext, &context).await?;
     let plaintext = Zeroizing::new(encode_base64(&plaintext));
     Ok(wire::secret_json(
-        &Plaintext {
-            plaintext: &plaintext,
+        &api::DecryptKeyResponse {
+            plaintext: plaintext.as_str(),
         },
         plaintext.len() + 16,
     )
@@ -216,33 +215,10 @@ pub(super) async fn hmac(req: &Call<'_>) -> Result<Answer> {
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
     let key = get_key(req, name).await?;
     let mac = key.hmac(&message).ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
-    Ok(wire::json(&Mac {
+    Ok(wire::json(&api::HmacResponse {
         hmac: &encode_base64(&mac),
     })
     .into())
-}
-
-// The responses of the hot endpoints, in the Go KES's field order; typed
-// so that no JSON map is built per request.
-#[derive(Serialize)]
-struct DataKey<'a> {
-    plaintext: &'a str,
-    ciphertext: &'a str,
-}
-
-#[derive(Serialize)]
-struct Ciphertext<'a> {
-    ciphertext: &'a str,
-}
-
-#[derive(Serialize)]
-struct Plaintext<'a> {
-    plaintext: &'a str,
-}
-
-#[derive(Serialize)]
-struct Mac<'a> {
-    hmac: &'a str,
 }
 
 /// The legacy `POST /v1/key/bulk/decrypt/<name>` that the Go KES removed
@@ -273,7 +249,12 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Answer> {
         let pt = open(req, name, &mut key, &mut trials, &ct, &ctx).await?;
         out.push(Zeroizing::new(encode_base64(&pt)));
     }
-    let doc: Vec<Plaintext<'_>> = out.iter().map(|p| Plaintext { plaintext: p }).collect();
+    let doc: Vec<api::DecryptKeyResponse<&str>> = out
+        .iter()
+        .map(|p| api::DecryptKeyResponse {
+            plaintext: p.as_str(),
+        })
+        .collect();
     let capacity = out.iter().map(|p| p.len() + 16).sum::<usize>() + 2;
     Ok(wire::secret_json(&doc, capacity).into())
 }

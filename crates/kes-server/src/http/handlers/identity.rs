@@ -2,7 +2,7 @@
 
 use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
 use crate::http::wire;
-use kes_core::{ApiError, Identity};
+use kes_core::{api, ApiError, Identity};
 use serde::Serialize;
 
 pub(super) fn describe_identity(req: &Call<'_>) -> Result<Answer> {
@@ -95,12 +95,7 @@ pub(super) fn list_identities(req: &Call<'_>) -> Result<Answer> {
     ids.sort_unstable();
     ids.dedup();
     let (ids, continue_at) = page(ids, &paging(&req.query));
-    #[derive(Serialize)]
-    struct Identities {
-        identities: Vec<String>,
-        continue_at: String,
-    }
-    Ok(wire::json(&Identities {
+    Ok(wire::json(&api::IdentityList {
         identities: ids,
         continue_at,
     })

@@ -7,7 +7,7 @@ use crate::state::ListingSlot;
 use kes_core::gocompat::GoJson;
 use kes_core::ring::KeyRing;
 use kes_core::timefmt::format_rfc3339_nano;
-use kes_core::{ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
+use kes_core::{api, ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use kes_keystore::listing::Listing;
 use serde::Serialize;
 use std::ops::Bound;
@@ -230,22 +230,6 @@ pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {
     })
 }
 
-/// A rotation's answer: the version it created and how many are retained.
-#[derive(Serialize)]
-struct RotateAnswer {
-    version: u32,
-    versions: usize,
-}
-
-/// A retirement's answer: how many versions it deleted, the current version
-/// and how many are retained.
-#[derive(Serialize)]
-struct RetireAnswer {
-    retired: usize,
-    version: u32,
-    versions: usize,
-}
-
 /// A retire body whose `keep` is missing, zero or not an integer. Keeping
 /// nothing would be a delete, which has its own route.
 const INVALID_KEEP: ApiError = ApiError::from_static(400, "keep must be an integer of at least 1");
@@ -265,9 +249,9 @@ pub(super) async fn rotate_key(req: &Call<'_>) -> Result<Answer> {
         .await
         .map_err(|e| store_error(e, ROTATE_FAILED, "rotate", name))?;
     Ok(Answer {
-        response: wire::json(&RotateAnswer {
+        response: wire::json(&api::Rotated {
             version: rotated.version,
-            versions: rotated.ring.retained(),
+            versions: count(rotated.ring.retained()),
         }),
         audit: Some(format!(
             "key '{name}' rotated to version {}",
@@ -293,10 +277,10 @@ pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
         .map_err(|e| store_error(e, RETIRE_FAILED, "retire", name))?;
     let version = retired.ring.current_version();
     Ok(Answer {
-        response: wire::json(&RetireAnswer {
-            retired: retired.retired,
+        response: wire::json(&api::Retired {
+            retired: count(retired.retired),
             version,
-            versions: retired.ring.retained(),
+            versions: count(retired.ring.retained()),
         }),
         audit: Some(format!(
             "key '{name}': {} old versions retired, {} kept (current version {version})",
@@ -304,6 +288,12 @@ pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
             retired.ring.retained()
         )),
     })
+}
+
+/// A number of key versions as the API writes it (a key retains at most
+/// 100).
+fn count(versions: usize) -> u32 {
+    u32::try_from(versions).unwrap_or(u32::MAX)
 }
 
 /// The request body decoded into `fields` with Go's rules.

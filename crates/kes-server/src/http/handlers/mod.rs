@@ -158,15 +158,6 @@ fn pattern_set(patterns: &[String]) -> Option<PatternSet<'_>> {
     (!patterns.is_empty()).then(|| patterns.iter().map(|p| (p.as_str(), Empty {})).collect())
 }
 
-/// A listing of key or policy names.
-#[derive(Serialize)]
-struct Names {
-    names: Vec<String>,
-    /// The first name not listed; `None` leaves the field out.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    continue_at: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

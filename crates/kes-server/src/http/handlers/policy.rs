@@ -1,10 +1,8 @@
 //! The policy endpoints: describe, read, list.
 
-use super::{
-    created_at, list_prefix, page, paging, pattern_set, Answer, Call, Names, PatternSet, Result,
-};
+use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
 use crate::http::wire;
-use kes_core::ApiError;
+use kes_core::{api, ApiError};
 use serde::Serialize;
 
 fn policy_name<'c>(req: &'c Call<'_>) -> Result<&'c str> {
@@ -67,7 +65,7 @@ pub(super) fn list_policies(req: &Call<'_>) -> Result<Answer> {
         .cloned()
         .collect();
     let (names, continue_at) = page(names, &paging(&req.query));
-    Ok(wire::json(&Names {
+    Ok(wire::json(&api::Names {
         names,
         continue_at: Some(continue_at),
     })

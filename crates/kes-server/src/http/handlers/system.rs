@@ -3,21 +3,18 @@
 
 use super::{Answer, Call, Result};
 use crate::http::wire;
-use kes_core::ApiError;
+use kes_core::{api, ApiError};
 use serde::Serialize;
 
 /// The release string `/version` reports.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
 pub(super) fn version() -> Result<Answer> {
-    #[derive(Serialize)]
-    struct Version {
-        version: &'static str,
-        commit: &'static str,
-    }
-    Ok(wire::json(&Version {
-        version: VERSION,
-        commit: option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
+    Ok(wire::json(&api::Version {
+        version: VERSION.to_owned(),
+        commit: option_env!("KES_BUILD_COMMIT")
+            .unwrap_or("<unknown>")
+            .to_owned(),
     })
     .into())
 }
@@ -101,22 +98,15 @@ pub(super) fn metrics(req: &Call<'_>) -> Result<Answer> {
 }
 
 pub(super) fn api(req: &Call<'_>) -> Result<Answer> {
-    #[derive(Serialize)]
-    struct ApiRoute<'a> {
-        method: &'a str,
-        path: &'a str,
-        max_body: u64,
-        timeout: u64,
-    }
-    let routes: Vec<ApiRoute<'_>> = req
+    let routes: Vec<api::ApiRoute> = req
         .state
         .routes
         .routes()
         .iter()
         .filter(|r| r.listed)
-        .map(|r| ApiRoute {
-            method: r.method.as_str(),
-            path: r.path,
+        .map(|r| api::ApiRoute {
+            method: r.method.to_string(),
+            path: r.path.to_owned(),
             max_body: r.max_body,
             timeout: r.timeout.as_secs(),
         })
