@@ -168,9 +168,6 @@ impl State {
 /// the current per-configuration [`State`] and TLS setup, which a reload
 /// swaps.
 pub struct Server {
-    /// When the server started; reported as `created_at` of policies and
-    /// identities.
-    pub started: OffsetDateTime,
     /// Request counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Error and audit logs.

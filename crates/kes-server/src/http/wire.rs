@@ -26,14 +26,7 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 /// 200 with a JSON body.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Response<Body> {
-    json_with_status(StatusCode::OK, value)
-}
-
-/// A JSON body with the given status.
-pub fn json_with_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response<Body> {
-    let mut resp = json_document(gocompat::to_json(value));
-    *resp.status_mut() = status;
-    resp
+    json_document(gocompat::to_json(value))
 }
 
 /// 200 with a JSON document as its body, its length announced.
@@ -72,7 +65,7 @@ pub fn secret_json<T: Serialize + ?Sized>(value: &T, capacity: usize) -> Respons
 /// Replies of at most this many bytes are sent in one piece, with a
 /// Content-Length, exactly as the Go KES sends them; larger listings are
 /// streamed.
-pub const STREAM_LISTING_ABOVE: usize = 64 * 1024;
+const STREAM_LISTING_ABOVE: usize = 64 * 1024;
 
 /// What the source of a streamed listing yields next.
 pub enum ListingPart {

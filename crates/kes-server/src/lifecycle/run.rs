@@ -13,7 +13,6 @@ use crate::state::Server;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// Default listen address.
@@ -66,9 +65,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     let open_files = server::raise_open_file_limit();
     let metrics = Arc::new(Metrics::new());
     let logs = init_logging(&metrics);
-    let builder = ServerBuilder::new()
-        .logs(metrics, logs)
-        .started(OffsetDateTime::now_utc());
+    let builder = ServerBuilder::new().logs(metrics, logs);
 
     // Bound first: a dev server's certificate names the addresses it is
     // reachable at, which depend on what was bound.
