@@ -81,7 +81,7 @@ pub enum ListingPart {
 
 /// A listing `{"names":[…]}` (with `"continue_at":"…"` when the client's
 /// page ends before the last name) as Go's encoder writes it: in one piece
-/// with a Content-Length when it is at most [`STREAM_LISTING_ABOVE`] bytes,
+/// with a Content-Length when it is at most `STREAM_LISTING_ABOVE` bytes,
 /// else streamed. `held` (a listing's share of a budget) is dropped with
 /// the names: when the reply is built in one piece, or else once the
 /// streamed reply is sent or dropped.
