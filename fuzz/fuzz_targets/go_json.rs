@@ -4,7 +4,7 @@
 //! with each other.
 #![no_main]
 
-use kes_server::wire::GoJson;
+use kes_core::gocompat::GoJson;
 use libfuzzer_sys::fuzz_target;
 
 // The field names KES asks for (always ASCII; `GoJson` relies on it). Keys
@@ -21,7 +21,7 @@ const FIELDS: [&str; 7] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(json) = GoJson::parse(data) else {
+    let Ok(json) = GoJson::parse(data, &FIELDS) else {
         return;
     };
     for name in FIELDS {

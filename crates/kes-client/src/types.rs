@@ -1,19 +1,13 @@
 //! The JSON bodies of the KES API endpoints, as the client sees them.
+//! Those the server and the SDK read alike are defined once in
+//! [`kes_core::api`] and re-exported here.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-/// `GET /version`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Version {
-    /// The release, e.g. `2025-03-12T09-35-18Z`.
-    pub version: String,
-    /// The commit id.
-    #[serde(default)]
-    pub commit: String,
-}
+pub use kes_core::api::{ApiRoute, Retired, Rotated, Version};
 
 /// `GET /v1/status`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -53,21 +47,6 @@ pub struct Status {
     pub keystore_unavailable: bool,
 }
 
-/// One entry of `GET /v1/api`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ApiRoute {
-    /// HTTP method.
-    pub method: String,
-    /// Route path (prefix routes end in `/`).
-    pub path: String,
-    /// Request body limit in bytes.
-    #[serde(default)]
-    pub max_body: u64,
-    /// Timeout in seconds (0 = none).
-    #[serde(default)]
-    pub timeout: u64,
-}
-
 /// `GET /v1/key/describe/<name>`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -100,28 +79,6 @@ pub struct KeyInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub rotated_at: Option<OffsetDateTime>,
-}
-
-/// `POST /v1/key/rotate/<name>`: the version the rotation created and how
-/// many versions are retained.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Rotated {
-    /// The number of the new (now current) version.
-    pub version: u32,
-    /// Retained versions, the new one included.
-    pub versions: u32,
-}
-
-/// `POST /v1/key/retire/<name>`: how many versions were deleted, the
-/// current version and how many are retained.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Retired {
-    /// Versions deleted by this call (0 if no more than `keep` existed).
-    pub retired: u32,
-    /// The current version.
-    pub version: u32,
-    /// Retained versions.
-    pub versions: u32,
 }
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
@@ -358,22 +315,4 @@ pub struct AuditResponse {
 pub struct ErrorEvent {
     /// The log line.
     pub message: String,
-}
-
-/// A list response of `/v1/key/list/`, `/v1/policy/list/`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct NameList {
-    #[serde(default)]
-    pub names: Option<Vec<String>>,
-    #[serde(default)]
-    pub continue_at: String,
-}
-
-/// A list response of `/v1/identity/list/`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct IdentityList {
-    #[serde(default)]
-    pub identities: Option<Vec<String>>,
-    #[serde(default)]
-    pub continue_at: String,
 }

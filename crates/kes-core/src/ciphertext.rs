@@ -7,13 +7,7 @@
 
 use std::borrow::Cow;
 
-use base64::alphabet;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine as _;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-use zeroize::Zeroizing;
+use crate::gocompat::GoJson;
 
 /// Length of the per-message key-derivation input.
 pub const IV_LEN: usize = 16;
@@ -153,108 +147,21 @@ fn parse_msgpack(bytes: &[u8]) -> Option<Ciphertext<'_>> {
     })
 }
 
-/// The legacy JSON ciphertext as Go's `encoding/json` would fill it.
-#[derive(Default)]
-struct JsonCiphertext {
-    aead: String,
-    iv: Option<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
-    bytes: Option<Vec<u8>>,
-}
-
-/// Folds a JSON object key the way Go's `encoding/json` matches field names:
-/// case-insensitively, including the two non-ASCII letters that fold to
-/// ASCII (U+017F long s, U+212A Kelvin sign).
-pub(crate) fn go_fold_key(key: &str) -> String {
-    key.chars()
-        .map(|c| match c {
-            '\u{017f}' => 's',
-            '\u{212a}' => 'k',
-            c => c.to_ascii_lowercase(),
-        })
-        .collect()
-}
-
-/// A base64 `[]byte` field: a string decodes, `null` clears the field as Go
-/// does; anything else is a type error.
-fn go_bytes_field<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Vec<u8>>, A::Error> {
-    match map.next_value::<Option<String>>()? {
-        None => Ok(None),
-        Some(s) => decode_go_base64(&s)
-            .map(|b| Some(b.to_vec()))
-            .ok_or_else(|| de::Error::custom("invalid base64")),
-    }
-}
-
-impl<'de> Deserialize<'de> for JsonCiphertext {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct JsonVisitor;
-        impl<'de> Visitor<'de> for JsonVisitor {
-            type Value = JsonCiphertext;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a legacy KES ciphertext object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = JsonCiphertext::default();
-                // Fields are applied in document order so that, as in Go, the
-                // last of several case-variants of a name wins.
-                while let Some(key) = map.next_key::<String>()? {
-                    match go_fold_key(&key).as_str() {
-                        "aead" => {
-                            if let Some(v) = map.next_value::<Option<String>>()? {
-                                out.aead = v;
-                            }
-                        }
-                        "id" => {
-                            map.next_value::<Option<String>>()?;
-                        }
-                        "iv" => out.iv = go_bytes_field(&mut map)?,
-                        "nonce" => out.nonce = go_bytes_field(&mut map)?,
-                        "bytes" => out.bytes = go_bytes_field(&mut map)?,
-                        _ => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        deserializer.deserialize_map(JsonVisitor)
-    }
-}
-
+/// The legacy JSON ciphertext, decoded as the Go KES's `json.Unmarshal`
+/// into its struct did: Go's field folding, the last matching key wins, a
+/// field of the wrong type fails, and an `id` field must be a string.
 fn parse_json(bytes: &[u8]) -> Option<Ciphertext<'static>> {
-    let parsed: JsonCiphertext = serde_json::from_slice(bytes).ok()?;
-    if !JSON_ALGORITHMS.contains(&parsed.aead.as_str()) {
+    let json = GoJson::parse_document(bytes, &["aead", "id", "iv", "nonce", "bytes"]).ok()?;
+    if !JSON_ALGORITHMS.contains(&json.string("aead").ok()?.as_str()) {
         return None;
     }
+    json.string("id").ok()?;
     Some(Ciphertext {
         format: Format::Json,
-        iv: parsed.iv?.as_slice().try_into().ok()?,
-        nonce: parsed.nonce?.as_slice().try_into().ok()?,
-        sealed: Cow::Owned(parsed.bytes.unwrap_or_default()),
+        iv: json.bytes("iv").ok()?.as_slice().try_into().ok()?,
+        nonce: json.bytes("nonce").ok()?.as_slice().try_into().ok()?,
+        sealed: Cow::Owned(json.bytes("bytes").ok()?.to_vec()),
     })
-}
-
-/// Go's `base64.StdEncoding`: padded, lenient about non-zero trailing bits.
-const GO_STD_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::STANDARD,
-    GeneralPurposeConfig::new()
-        .with_decode_allow_trailing_bits(true)
-        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
-);
-
-/// Decodes standard base64 as Go does, which skips `\r` and `\n` anywhere.
-/// The output may be key material, hence zeroized.
-pub(crate) fn decode_go_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let decoded = if s.contains(['\r', '\n']) {
-        let compact: Zeroizing<String> =
-            Zeroizing::new(s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect());
-        GO_STD_BASE64.decode(compact.as_bytes())
-    } else {
-        GO_STD_BASE64.decode(s.as_bytes())
-    };
-    decoded.ok().map(Zeroizing::new)
 }
 
 #[cfg(test)]
@@ -296,11 +203,5 @@ mod tests {
         let c = Ciphertext::parse(json).unwrap();
         assert_eq!(c.format, Format::Json);
         assert_eq!(&*c.sealed, &[1]);
-    }
-
-    #[test]
-    fn go_base64_skips_newlines() {
-        assert_eq!(decode_go_base64("AQ\r\nI=\n").unwrap().as_slice(), &[1, 2]);
-        assert!(decode_go_base64("AQI").is_none());
     }
 }

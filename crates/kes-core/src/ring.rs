@@ -103,8 +103,7 @@ impl RingHeader {
             return Ok(None);
         }
         let text = std::str::from_utf8(stored).map_err(|_| KeyError::Invalid("not base64"))?;
-        let bytes =
-            crate::ciphertext::decode_go_base64(text).ok_or(KeyError::Invalid("not base64"))?;
+        let bytes = crate::gocompat::decode_base64(text).ok_or(KeyError::Invalid("not base64"))?;
         // Decoding skips the key fields (1-4): only 15 and 16 are kept.
         let proto =
             HeaderProto::decode(&bytes[..]).map_err(|_| KeyError::Invalid("not a protobuf"))?;
@@ -126,7 +125,7 @@ impl RingHeader {
         let plain = version.encode()?;
         let plain = Zeroizing::new(plain);
         let mut bytes =
-            crate::ciphertext::decode_go_base64(&plain).ok_or(KeyError::Invalid("not base64"))?;
+            crate::gocompat::decode_base64(&plain).ok_or(KeyError::Invalid("not base64"))?;
         let header = HeaderProto {
             first: self.first,
             lineage: self.lineage.0.to_vec(),

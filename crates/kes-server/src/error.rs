@@ -1,7 +1,7 @@
 //! Why a server could not start, or a reload was refused.
 
 use crate::config::{ConfigError, OpenError};
-use crate::tls::TlsError;
+use crate::http::tls::TlsError;
 use kes_core::certgen::CertError;
 use std::io;
 use std::path::PathBuf;

@@ -5,9 +5,9 @@
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::routes::{Auth, Endpoint, RouteOverride, RouteTable};
 use crate::logs::Logs;
-use crate::metrics::Metrics;
-use crate::routes::{Auth, Endpoint, RouteOverride, RouteTable};
 use arc_swap::ArcSwap;
 use kes_core::{Identity, KeyAlgorithm, KeyVersion, Policy};
 use kes_keystore::cache::{CacheConfig, KeyCache};
@@ -167,9 +167,6 @@ impl State {
 /// the current per-configuration [`State`] and TLS setup, which a reload
 /// swaps.
 pub struct Server {
-    /// When the server started; reported as `created_at` of policies and
-    /// identities.
-    pub started: OffsetDateTime,
     /// Request counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Error and audit logs.
@@ -177,7 +174,7 @@ pub struct Server {
     /// The current configuration's state.
     pub state: ArcSwap<State>,
     /// The current TLS configuration; new connections use it.
-    pub tls: ArcSwap<crate::tls::ServerTls>,
+    pub tls: ArcSwap<crate::http::tls::ServerTls>,
 }
 
 /// Key listings one identity may have in flight at once, from the request

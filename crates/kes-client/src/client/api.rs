@@ -13,6 +13,7 @@ use super::Client;
 use crate::error::Error;
 use crate::log::LogStream;
 use crate::types::*;
+use kes_core::api;
 
 impl Client {
     // ---- server ----
@@ -122,11 +123,6 @@ impl Client {
     /// `POST /v1/key/generate/<name>`: a new data encryption key bound to
     /// `context`.
     pub async fn generate_key(&self, name: &str, context: &[u8]) -> Result<Dek, Error> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            plaintext: String,
-            ciphertext: String,
-        }
         let body = if context.is_empty() {
             None
         } else {
@@ -138,7 +134,7 @@ impl Client {
         // Vec::from takes over the buffer without a copy, so the one buffer
         // that held the plaintext is wiped.
         let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, body).await?));
-        let wire: Wire = decode(&resp)?;
+        let wire: api::GenerateKeyResponse = decode(&resp)?;
         let wire_plaintext = Zeroizing::new(wire.plaintext);
         Ok(Dek {
             plaintext: decode_b64(&wire_plaintext, "plaintext")?,
@@ -153,16 +149,12 @@ impl Client {
         plaintext: &[u8],
         context: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            ciphertext: String,
-        }
         // The base64 plaintext is wiped when `value` is dropped.
         let value = with_context("plaintext", plaintext, context);
         let body = json_body(&value)?;
         let path = format!("/v1/key/encrypt/{}", encode(name));
         let resp = self.call(Method::POST, &path, Some(body)).await?;
-        let wire: Wire = decode(&resp)?;
+        let wire: api::EncryptKeyResponse = decode(&resp)?;
         Ok(decode_b64(&wire.ciphertext, "ciphertext")?.to_vec())
     }
 
@@ -173,14 +165,10 @@ impl Client {
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            plaintext: String,
-        }
         let body = json_body(&with_context("ciphertext", ciphertext, context))?;
         let path = format!("/v1/key/decrypt/{}", encode(name));
         let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, Some(body)).await?));
-        let wire: Wire = decode(&resp)?;
+        let wire: api::DecryptKeyResponse = decode(&resp)?;
         let wire_plaintext = Zeroizing::new(wire.plaintext);
         decode_b64(&wire_plaintext, "plaintext")
     }
@@ -188,15 +176,11 @@ impl Client {
     /// `PUT /v1/key/hmac/<name>`: HMAC-SHA256 of `message` with the key's
     /// HMAC key.
     pub async fn hmac(&self, name: &str, message: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-        #[derive(serde::Deserialize)]
-        struct Wire {
-            hmac: String,
-        }
         let body = json_body(&serde_json::json!({ "message": B64.encode(message) }))?;
         let path = format!("/v1/key/hmac/{}", encode(name));
         // MinIO derives root credentials from HMACs: treat them as secrets.
         let resp = Zeroizing::new(Vec::from(self.call(Method::PUT, &path, Some(body)).await?));
-        let wire: Wire = decode(&resp)?;
+        let wire: api::HmacResponse = decode(&resp)?;
         let hmac = Zeroizing::new(wire.hmac);
         decode_b64(&hmac, "hmac")
     }
@@ -288,11 +272,11 @@ impl Client {
                 break;
             }
             let (page, next) = if route.starts_with("/v1/identity/") {
-                let l: IdentityList = decode(&body)?;
-                (l.identities.unwrap_or_default(), l.continue_at)
+                let l: api::IdentityList = decode(&body)?;
+                (l.identities, l.continue_at)
             } else {
-                let l: NameList = decode(&body)?;
-                (l.names.unwrap_or_default(), l.continue_at)
+                let l: api::Names = decode(&body)?;
+                (l.names, l.continue_at.unwrap_or_default())
             };
             names.extend(page);
             // A server that repeats its token would make us loop forever.

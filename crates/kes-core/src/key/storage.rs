@@ -73,8 +73,7 @@ impl KeyVersion {
             return legacy::decode(value);
         }
         let text = std::str::from_utf8(value).map_err(|_| KeyError::Invalid("not base64"))?;
-        let bytes =
-            crate::ciphertext::decode_go_base64(text).ok_or(KeyError::Invalid("not base64"))?;
+        let bytes = crate::gocompat::decode_base64(text).ok_or(KeyError::Invalid("not base64"))?;
         proto::decode(&bytes)
     }
 }
@@ -215,16 +214,16 @@ mod legacy {
                     // Go's encoding/json: names match case-insensitively, the
                     // last occurrence wins, `null` leaves strings untouched.
                     while let Some(name) = map.next_key::<String>()? {
-                        match crate::ciphertext::go_fold_key(&name).as_str() {
+                        match crate::gocompat::fold_key(&name).as_str() {
                             "bytes" => {
                                 out.bytes =
                                     match map.next_value::<Option<String>>()?.map(Zeroizing::new) {
                                         None => None,
-                                        Some(s) => Some(
-                                            crate::ciphertext::decode_go_base64(&s).ok_or_else(
+                                        Some(s) => {
+                                            Some(crate::gocompat::decode_base64(&s).ok_or_else(
                                                 || de::Error::custom("invalid base64"),
-                                            )?,
-                                        ),
+                                            )?)
+                                        }
                                     }
                             }
                             "algorithm" => {

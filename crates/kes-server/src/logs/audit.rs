@@ -23,17 +23,6 @@ pub(super) const AUDIT_LINE_BASE: usize = 384;
 /// The answer to an API call that cannot be audited.
 pub(crate) const AUDIT_UNAVAILABLE: ApiError = ApiError::from_static(503, "audit log unavailable");
 
-/// Paths answered even when the audit log is unavailable, so that
-/// operators and load balancers see the server's state: `/version`,
-/// `/v1/ready`, `/v1/status` and `/v1/metrics`. They read no key and
-/// change nothing; their audit lines are written when there is room.
-pub(crate) fn answered_without_audit(path: &str) -> bool {
-    matches!(
-        path,
-        "/version" | "/v1/ready" | "/v1/status" | "/v1/metrics"
-    )
-}
-
 /// Where audit lines go.
 pub enum AuditSink {
     /// Standard output.
@@ -84,7 +73,7 @@ pub struct AuditPermit<'a> {
 
 impl AuditPermit<'_> {
     /// Whether the audit queue had no room: the call must be refused with
-    /// [`AUDIT_UNAVAILABLE`] unless [`answered_without_audit`].
+    /// [`AUDIT_UNAVAILABLE`] unless its route is a probe, answered anyway.
     pub fn refused(&self) -> bool {
         self.refused
     }
@@ -188,10 +177,10 @@ impl Logs {
 
     /// Reserves room for the audit line of a call to `path`, before the
     /// call runs. A refused permit means the audit writer has fallen
-    /// behind: the call must be answered [`AUDIT_UNAVAILABLE`] (unless
-    /// [`answered_without_audit`]); this is reported in the error log at
-    /// most once a second.
-    pub fn reserve_audit(&self, path: &str) -> AuditPermit<'_> {
+    /// behind: the call must be answered [`AUDIT_UNAVAILABLE`] unless it is
+    /// `answered` anyway (a probe, the route's attribute); this is reported
+    /// in the error log at most once a second.
+    pub fn reserve_audit(&self, path: &str, answered: bool) -> AuditPermit<'_> {
         if !self.audit_to_console() {
             return AuditPermit {
                 logs: self,
@@ -207,7 +196,7 @@ impl Logs {
                 refused: false,
             };
         }
-        self.report_stall(!answered_without_audit(path));
+        self.report_stall(!answered);
         AuditPermit {
             logs: self,
             bytes: 0,

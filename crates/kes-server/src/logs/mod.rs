@@ -47,13 +47,11 @@ mod slog;
 mod subscribers;
 
 pub use audit::AuditSink;
-pub(crate) use audit::{
-    answered_without_audit, open_audit_file, AuditEvent, AuditPermit, AUDIT_UNAVAILABLE,
-};
+pub(crate) use audit::{open_audit_file, AuditEvent, AuditPermit, AUDIT_UNAVAILABLE};
 pub(crate) use error::flush_process_errors;
 pub(crate) use subscribers::Subscription;
 
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 use audit::Stall;
 use bytes::Bytes;
 use error::dropped_line;

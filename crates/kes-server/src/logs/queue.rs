@@ -4,7 +4,7 @@
 
 use super::audit::Stall;
 use super::LogKind;
-use crate::metrics::Metrics;
+use crate::http::metrics::Metrics;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};

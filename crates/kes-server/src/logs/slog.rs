@@ -139,7 +139,7 @@ fn write_go_quoted(out: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
 /// encoder escapes, every [`is_unsafe_char`] is written `\uXXXX`, so that
 /// a line read as text cannot be broken or disguised either.
 pub(super) fn log_json<T: Serialize + ?Sized>(value: &T) -> String {
-    let mut line = crate::wire::go_json(value);
+    let mut line = kes_core::gocompat::to_json(value);
     line.pop(); // the newline
     let line = String::from_utf8(line).expect("JSON is UTF-8");
     // Raw bytes below 0x20 never occur in serialized JSON.

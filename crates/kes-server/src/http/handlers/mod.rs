@@ -1,45 +1,29 @@
 //! One function per API endpoint, grouped by what they serve: keys,
-//! policies, identities, the server itself, its logs. Handlers see a
+//! policies, identities, the server itself, its logs. Handlers see the
 //! [`Call`] with an authorised caller and a size-limited body; they return
-//! a response or an [`ApiError`], which [`crate::wire::error`] turns into
-//! bytes. Key-store failures are mapped to API errors here and only here,
+//! an [`Answer`] or an [`ApiError`], which [`crate::http::wire::error`]
+//! turns into bytes. Key-store failures are mapped to API errors here and only here,
 //! with their detail going to the error log.
 
+mod crypto;
 mod identity;
 mod key;
 mod log;
 mod policy;
 mod system;
 
-use crate::routes::{Endpoint, Route};
-use crate::state::{Server, State};
-use crate::wire::Body;
+pub(crate) use crate::http::server::Call;
+
+use crate::http::routes::Endpoint;
+use crate::http::wire::Body;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
 use kes_core::timefmt::format_rfc3339_nano;
-use kes_core::{ApiError, Identity};
+use kes_core::ApiError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub use system::VERSION;
-
-/// One API call as a handler sees it: the server, the configuration the
-/// call started under, the route, the authorised caller and the body.
-pub(crate) struct Call<'a> {
-    pub shared: &'a Server,
-    pub state: &'a State,
-    pub route: &'a Route,
-    /// The path remainder after a prefix route (key, policy or identity).
-    pub resource: &'a str,
-    /// The caller; `None` only on routes that skip authentication.
-    pub identity: Option<&'a Identity>,
-    /// The request body (in a buffer wiped when dropped); `None` when it
-    /// exceeded the route's limit or could not be read (answered like
-    /// invalid JSON).
-    pub body: Option<&'a [u8]>,
-    /// The raw query string.
-    pub query: &'a str,
-}
 
 /// A handler's answer plus what the audit log should say about it.
 pub(crate) struct Answer {
@@ -58,71 +42,46 @@ impl From<Response<Body>> for Answer {
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-impl<'a> Call<'a> {
+impl Call<'_> {
     /// The resource as a key, policy or identity name, or the error
     /// `invalid` makes of it when it is not a valid name.
-    fn name(&self, invalid: fn(&str) -> ApiError) -> Result<&'a str> {
-        if valid_name(self.resource) {
-            Ok(self.resource)
+    fn name(&self, invalid: fn(&str) -> ApiError) -> Result<&str> {
+        if valid_name(&self.resource) {
+            Ok(&self.resource)
         } else {
-            Err(invalid(self.resource))
+            Err(invalid(&self.resource))
         }
     }
 }
 
-/// Runs the handler of `req.route`.
-pub(crate) async fn dispatch(req: Call<'_>) -> Result<Answer> {
+/// Runs the handler of `endpoint`.
+pub(crate) async fn dispatch(req: &Call<'_>, endpoint: Endpoint) -> Result<Answer> {
     use Endpoint::*;
-    match req.route.endpoint {
-        Version => Ok(system::version().into()),
-        Ready => system::ready(&req).await.map(Into::into),
-        Status => system::status(&req).await.map(Into::into),
-        Metrics => Ok(system::metrics(&req).into()),
-        Api => Ok(system::api(&req).into()),
-        KeyCreate => key::create_key(&req).await,
-        KeyImport => key::import_key(&req).await,
-        KeyDescribe => key::describe_key(&req).await.map(Into::into),
-        KeyList => key::list_keys(&req).await.map(Into::into),
-        KeyDelete => key::delete_key(&req).await,
-        KeyGenerate => key::generate(&req).await.map(Into::into),
-        KeyEncrypt => key::encrypt(&req).await.map(Into::into),
-        KeyDecrypt => key::decrypt(&req).await.map(Into::into),
-        KeyHmac => key::hmac(&req).await.map(Into::into),
-        KeyBulkDecrypt => key::bulk_decrypt(&req).await.map(Into::into),
-        KeyRotate => key::rotate_key(&req).await,
-        KeyRetire => key::retire_key(&req).await,
-        PolicyDescribe => policy::describe_policy(&req).map(Into::into),
-        PolicyRead => policy::read_policy(&req).map(Into::into),
-        PolicyList => policy::list_policies(&req).map(Into::into),
-        IdentityDescribe => identity::describe_identity(&req).map(Into::into),
-        IdentitySelfDescribe => identity::self_describe(&req).map(Into::into),
-        IdentityList => identity::list_identities(&req).map(Into::into),
-        LogError => {
-            let sub = req.shared.logs.subscribe_errors(&subscriber(&req))?;
-            still_allowed(&req)?;
-            Ok(log::stream(sub).into())
-        }
-        LogAudit => {
-            let sub = req.shared.logs.subscribe_audit(&subscriber(&req))?;
-            still_allowed(&req)?;
-            Ok(log::stream(sub).into())
-        }
-    }
-}
-
-/// Whether a `/v1/log/*` caller, authorised under the state its request
-/// started with, is still allowed under the current one. A reload ends
-/// the streams the new policies no longer allow once it has swapped the
-/// state; a subscription registered after that pass is checked here, so
-/// none slips between the two.
-fn still_allowed(req: &Call<'_>) -> Result<()> {
-    let current = req.shared.state.load();
-    if std::ptr::eq(&**current, req.state)
-        || current.may_follow(req.route.endpoint, &subscriber(req))
-    {
-        Ok(())
-    } else {
-        Err(ApiError::NOT_ALLOWED)
+    match endpoint {
+        Version => system::version(),
+        Ready => system::ready(req).await,
+        Status => system::status(req).await,
+        Metrics => system::metrics(req),
+        Api => system::api(req),
+        KeyCreate => key::create_key(req).await,
+        KeyImport => key::import_key(req).await,
+        KeyDescribe => key::describe_key(req).await,
+        KeyList => key::list_keys(req).await,
+        KeyDelete => key::delete_key(req).await,
+        KeyGenerate => crypto::generate(req).await,
+        KeyEncrypt => crypto::encrypt(req).await,
+        KeyDecrypt => crypto::decrypt(req).await,
+        KeyHmac => crypto::hmac(req).await,
+        KeyBulkDecrypt => crypto::bulk_decrypt(req).await,
+        KeyRotate => key::rotate_key(req).await,
+        KeyRetire => key::retire_key(req).await,
+        PolicyDescribe => policy::describe_policy(req),
+        PolicyRead => policy::read_policy(req),
+        PolicyList => policy::list_policies(req),
+        IdentityDescribe => identity::describe_identity(req),
+        IdentitySelfDescribe => identity::self_describe(req),
+        IdentityList => identity::list_identities(req),
+        LogError | LogAudit => log::follow(req, endpoint),
     }
 }
 
@@ -170,11 +129,6 @@ pub fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
     }
 }
 
-/// Whom a `/v1/log/*` subscription counts against: the caller's identity.
-fn subscriber(req: &Call<'_>) -> String {
-    req.identity.map(|i| i.to_string()).unwrap_or_default()
-}
-
 pub fn list_prefix(pattern: &str) -> Result<&str> {
     if !valid_pattern(pattern) {
         return Err(ApiError::invalid_pattern(pattern));
@@ -202,15 +156,6 @@ struct Empty {}
 /// left out).
 fn pattern_set(patterns: &[String]) -> Option<PatternSet<'_>> {
     (!patterns.is_empty()).then(|| patterns.iter().map(|p| (p.as_str(), Empty {})).collect())
-}
-
-/// A listing of key or policy names.
-#[derive(Serialize)]
-struct Names {
-    names: Vec<String>,
-    /// The first name not listed; `None` leaves the field out.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    continue_at: Option<String>,
 }
 
 #[cfg(test)]

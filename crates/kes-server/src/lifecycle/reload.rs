@@ -1,11 +1,11 @@
 //! Reloading: SIGHUP replaces the config's state, TLS and log settings;
 //! certificates are also re-read periodically.
 
-use crate::builder::{configure_logs, from_config, tls_from_config};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::routes::Endpoint;
+use crate::lifecycle::builder::{configure_logs, from_config, tls_from_config};
 use crate::logs::LogKind;
-use crate::routes::Endpoint;
 use crate::state::Server;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub(crate) async fn reload(shared: &Server, path: &std::path::Path) -> Result<()
     // A log stream is authorised once, when it opens: end those that the
     // new policies no longer allow. (A subscription authorised under the
     // old state but registered after this pass checks the new state
-    // itself, see `handlers::dispatch`.)
+    // itself, see `handlers/log.rs`.)
     shared.logs.end_streams_unless(|kind, identity| {
         let endpoint = match kind {
             LogKind::Error => Endpoint::LogError,

@@ -28,22 +28,32 @@ fn percent_decode(path: &str) -> Option<std::borrow::Cow<'_, str>> {
         .ok()
 }
 
-/// One request on its way through the pipeline: the connection and the
-/// configuration it arrived under, what it asks for, and what the pipeline
-/// learns on the way (the caller, the room its audit line holds, what the
-/// audit log says, how long the response may take to reach the client).
-struct RequestContext<'a> {
-    shared: &'a Server,
-    /// The configuration the request started under; a reload does not
-    /// change it mid-request.
-    state: &'a Arc<State>,
+/// One API call on its way through the pipeline, and what its handler
+/// sees: the connection and the configuration it arrived under, what it
+/// asks for, and what the pipeline learns on the way (the route, the
+/// caller, the body, the room its audit line holds, what the audit log
+/// says, how long the response may take to reach the client).
+pub(crate) struct Call<'a> {
+    pub(crate) shared: &'a Server,
+    /// The configuration the call started under; a reload does not change
+    /// it mid-call.
+    pub(crate) state: &'a Arc<State>,
     conn: &'a Conn,
     method: http::Method,
     /// The path as sent (escaped): the audit log and redirects use it.
     raw_path: String,
-    query: String,
-    /// The caller, once known.
-    identity: Option<&'a Identity>,
+    /// The raw query string.
+    pub(crate) query: String,
+    /// The route the path leads to, once known.
+    route: Option<&'a Route>,
+    /// The path remainder after a prefix route (key, policy or identity).
+    pub(crate) resource: String,
+    /// The caller, once known; `None` for a handler only on routes that
+    /// skip authentication.
+    pub(crate) identity: Option<&'a Identity>,
+    /// The request body, once read (in a buffer wiped when dropped); see
+    /// [`Call::body`].
+    body: Option<Zeroizing<Vec<u8>>>,
     /// The room held for the audit line, once taken ([`take_audit_room`]).
     room: Option<AuditRoom<'a>>,
     /// What the audit log says beyond "http request".
@@ -53,6 +63,14 @@ struct RequestContext<'a> {
     send_deadline: Option<Duration>,
 }
 
+impl Call<'_> {
+    /// The request body; `None` when it exceeded the route's limit or could
+    /// not be read (answered like invalid JSON).
+    pub(crate) fn body(&self) -> Option<&[u8]> {
+        self.body.as_deref().map(Vec::as_slice)
+    }
+}
+
 /// The room a call holds for its audit line from just before it runs (or
 /// is answered) until the line is queued.
 enum AuditRoom<'a> {
@@ -60,8 +78,7 @@ enum AuditRoom<'a> {
     /// connection (no charge when audit lines are not written).
     Held(AuditPermit<'a>, Option<AuditShare<'a>>),
     /// None: the call is refused, or is a probe answered without room
-    /// ([`crate::logs::answered_without_audit`]); its line is queued if
-    /// there is room by then.
+    /// ([`Route::probe`]); its line is queued if there is room by then.
     Unreserved,
 }
 
@@ -73,9 +90,9 @@ enum AuditRoom<'a> {
 /// Taken only once the call is about to run or be answered, never while
 /// its body is read: a client that announces a body and sends nothing
 /// holds no audit room (issue 25 A.1).
-fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
+fn take_audit_room<'a>(ctx: &Call<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) {
     let logs: &'a crate::logs::Logs = &ctx.shared.logs;
-    let exempt = crate::logs::answered_without_audit(&ctx.raw_path);
+    let exempt = ctx.route.is_some_and(|r| r.probe);
     let bytes = logs.audit_room(&ctx.raw_path);
     let share = if bytes == 0 {
         None
@@ -93,7 +110,7 @@ fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), A
             }
         }
     };
-    let permit = logs.reserve_audit(&ctx.raw_path);
+    let permit = logs.reserve_audit(&ctx.raw_path, exempt);
     if permit.refused() && !exempt {
         return (
             AuditRoom::Held(permit, share),
@@ -107,7 +124,7 @@ fn take_audit_room<'a>(ctx: &RequestContext<'a>) -> (AuditRoom<'a>, Result<(), A
 /// a body that timed out): it needs its audit room too, so it becomes 503
 /// `audit log unavailable` when there is none. A call that took its room
 /// before running keeps its response.
-fn with_audit_room(ctx: &mut RequestContext<'_>, response: Response<Body>) -> Response<Body> {
+fn with_audit_room(ctx: &mut Call<'_>, response: Response<Body>) -> Response<Body> {
     if ctx.room.is_some() {
         return response;
     }
@@ -131,19 +148,29 @@ pub(super) async fn handle_request(
     let started = Instant::now();
     let time = OffsetDateTime::now_utc();
     let state = shared.state.load_full();
-    let mut ctx = RequestContext {
+    let mut ctx = Call {
         shared,
         state: &state,
         conn,
         method: req.method().clone(),
         raw_path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
+        route: None,
+        resource: String::new(),
         identity: None,
+        body: None,
         room: None,
         audit: None,
         send_deadline: Some(DEFAULT_RESPONSE_DEADLINE),
     };
 
+    // The route comes first: even a refused call is answered as its route
+    // says (a probe without audit room, for one).
+    let found = find_route(&ctx).map(|(route, resource)| {
+        ctx.route = Some(route);
+        ctx.resource = resource;
+        route
+    });
     let response = if conn.certificate_expired() {
         // The certificate the connection was opened with has expired
         // since (`tls.auth: on`): refused, and the connection is closed
@@ -161,7 +188,10 @@ pub(super) async fn handle_request(
         }
         response
     } else {
-        route_request(&mut ctx, req).await
+        match found {
+            Ok(route) => route_request(&mut ctx, route, req).await,
+            Err(none) => none.answer(&ctx),
+        }
     };
     let response = with_audit_room(&mut ctx, response);
 
@@ -224,61 +254,85 @@ fn escape_location_path(path: &str) -> String {
     percent_encoding::utf8_percent_encode(path, LOCATION_PATH_KEEP).to_string()
 }
 
-/// Routing, the route's method rules, metrics, and on to authorization.
-async fn route_request(ctx: &mut RequestContext<'_>, req: Request<Incoming>) -> Response<Body> {
-    let state = ctx.state;
-    let Some(path) = percent_decode(&ctx.raw_path) else {
-        let err = ApiError::new(400, "invalid URL escape in request path");
-        return wire::error(&err);
-    };
-    let (route, resource) = match state.routes.lookup(&path) {
-        Lookup::Found(route, resource) => (route, resource),
-        Lookup::Redirect(to) => {
-            let to = escape_location_path(&to);
-            let location = match ctx.query.as_str() {
-                "" => to,
-                q => format!("{to}?{q}"),
-            };
-            return wire::moved_permanently(&location, &ctx.method);
+/// The route of the request's path, or why there is none.
+fn find_route<'a>(ctx: &Call<'a>) -> Result<(&'a Route, String), NoRoute> {
+    let state: &'a Arc<State> = ctx.state;
+    let path = percent_decode(&ctx.raw_path).ok_or(NoRoute::BadEscape)?;
+    match state.routes.lookup(&path) {
+        Lookup::Found(route, resource) => Ok((route, resource)),
+        Lookup::Redirect(to) => Err(NoRoute::Redirect(to)),
+        Lookup::NotFound => Err(NoRoute::NotFound),
+    }
+}
+
+/// A request path that leads to no route.
+enum NoRoute {
+    /// The path does not decode: 400.
+    BadEscape,
+    /// The path is not clean: 301 to its clean form.
+    Redirect(String),
+    /// 404.
+    NotFound,
+}
+
+impl NoRoute {
+    fn answer(self, ctx: &Call<'_>) -> Response<Body> {
+        match self {
+            NoRoute::BadEscape => {
+                wire::error(&ApiError::new(400, "invalid URL escape in request path"))
+            }
+            NoRoute::Redirect(to) => {
+                let to = escape_location_path(&to);
+                let location = match ctx.query.as_str() {
+                    "" => to,
+                    q => format!("{to}?{q}"),
+                };
+                wire::moved_permanently(&location, &ctx.method)
+            }
+            NoRoute::NotFound => wire::not_found(),
         }
-        Lookup::NotFound => return wire::not_found(),
-    };
+    }
+}
+
+/// The route's method rules, metrics, and on to authorization.
+async fn route_request(
+    ctx: &mut Call<'_>,
+    route: &Route,
+    req: Request<Incoming>,
+) -> Response<Body> {
     if !route.allows_method(&ctx.method) {
         return wire::method_not_allowed(&ctx.method, &route.method);
     }
 
-    let guard = route.endpoint.counted().then(|| ctx.shared.metrics.start());
-    let response = authorize_and_run(ctx, route, &resource, req).await;
+    let guard = route.counted.then(|| ctx.shared.metrics.start());
+    let response = authorize_and_run(ctx, route, req).await;
     // Before the metrics count the status: a 403 without audit room is
     // answered (and counted) as 503.
     let response = with_audit_room(ctx, response);
     if let Some(guard) = guard {
         guard.finish(response.status().as_u16(), route.endpoint);
     }
-    ctx.send_deadline = match route.endpoint {
-        Endpoint::LogError | Endpoint::LogAudit if response.status().is_success() => None,
-        _ => Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE)),
+    ctx.send_deadline = if route.streams && response.status().is_success() {
+        None
+    } else {
+        Some(route.timeout.max(DEFAULT_RESPONSE_DEADLINE))
     };
     response
 }
 
 /// Authentication and authorization, then the body and the handler.
 async fn authorize_and_run(
-    ctx: &mut RequestContext<'_>,
+    ctx: &mut Call<'_>,
     route: &Route,
-    resource: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
     let (state, conn) = (ctx.state, ctx.conn);
     ctx.identity = match route.auth {
         Auth::None => None,
-        Auth::IdentifyOnly => match &conn.identity {
+        Auth::IdentifyOnly => conn.identity.as_ref().ok(),
+        Auth::Caller => match &conn.identity {
             Ok(id) => Some(id),
-            // Self-describe is about the caller: say why there is none.
-            Err(err) if route.endpoint == Endpoint::IdentitySelfDescribe => {
-                return wire::error(err)
-            }
-            Err(_) => None,
+            Err(err) => return wire::error(err),
         },
         Auth::Policy => match &conn.identity {
             Err(err) => return wire::error(err),
@@ -286,7 +340,7 @@ async fn authorize_and_run(
                 ctx.identity = Some(id);
                 if *id != state.admin {
                     let allowed = match state.policy_of(id) {
-                        Some((_, policy)) => route.allowed_by(policy, resource),
+                        Some((_, policy)) => route.allowed_by(policy, &ctx.resource),
                         None => false,
                     };
                     if !allowed {
@@ -303,34 +357,30 @@ async fn authorize_and_run(
     // timeout at most.
     let max_body = route.max_body as usize;
     let budget = &conn.body_budget;
-    let call_ctx = &*ctx;
-    let mut room = None;
-    let room_slot = &mut room;
+    let call = &mut *ctx;
     let run = async move {
-        let body = if max_body == 0 {
-            Some((Zeroizing::new(Vec::new()), None))
+        // The share of the connection's body budget is held until the
+        // handler is done with the body.
+        let (body, _held) = if max_body == 0 {
+            (Some(Zeroizing::new(Vec::new())), None)
         } else {
-            read_body(req.into_body(), max_body, budget).await
+            match read_body(req.into_body(), max_body, budget).await {
+                Some((body, held)) => (Some(body), held),
+                None => (None, None),
+            }
         };
+        call.body = body;
         // The body is in: the call may run once its audit line has room.
-        let (taken, admitted) = take_audit_room(call_ctx);
-        *room_slot = Some(taken);
+        let (room, admitted) = take_audit_room(call);
+        call.room = Some(room);
         if let Err(err) = admitted {
             return Ok(Answer::from(wire::error(&err)));
         }
-        let call = handlers::Call {
-            shared: call_ctx.shared,
-            state,
-            route,
-            resource,
-            identity: call_ctx.identity,
-            body: body.as_ref().map(|(b, _)| b.as_slice()),
-            query: &call_ctx.query,
-        };
-        handlers::dispatch(call).await
+        handlers::dispatch(call, route.endpoint).await
     };
     let answer = guarded(route.path, route.timeout, run).await;
-    ctx.room = room;
+    // Wiped now: the body may carry plaintexts and keys.
+    ctx.body = None;
     ctx.audit = answer.audit;
     answer.response
 }

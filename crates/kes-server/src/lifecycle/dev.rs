@@ -2,9 +2,9 @@
 //! host, keys in memory and a fresh admin API key.
 
 use crate::error::ServerError;
-use crate::net;
+use crate::http::tls::{self, ServerTls, TlsError};
+use crate::lifecycle::net;
 use crate::state::State;
-use crate::tls::{self, ServerTls, TlsError};
 use kes_core::certgen::ServerCertificate;
 use kes_core::ApiKey;
 use std::net::SocketAddr;

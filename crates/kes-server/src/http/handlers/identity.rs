@@ -1,12 +1,11 @@
 //! The identity endpoints: describe, self-describe, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Call, PatternSet, Result};
-use crate::wire::{self, Body};
-use hyper::Response;
-use kes_core::{ApiError, Identity};
+use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
+use crate::http::wire;
+use kes_core::{api, ApiError, Identity};
 use serde::Serialize;
 
-pub(super) fn describe_identity(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) fn describe_identity(req: &Call<'_>) -> Result<Answer> {
     #[derive(Serialize)]
     struct Admin {
         admin: bool,
@@ -23,14 +22,16 @@ pub(super) fn describe_identity(req: &Call<'_>) -> Result<Response<Body>> {
         return Ok(wire::json(&Admin {
             admin: true,
             created_at: created_at(req),
-        }));
+        })
+        .into());
     }
     match req.state.identities.get(&id) {
         Some(policy) => Ok(wire::json(&Assigned {
             policy,
             created_at: created_at(req),
             created_by: req.state.admin.as_str(),
-        })),
+        })
+        .into()),
         None => Err(ApiError::IDENTITY_NOT_FOUND),
     }
 }
@@ -39,7 +40,7 @@ pub(super) fn describe_identity(req: &Call<'_>) -> Result<Response<Body>> {
 /// resource and answered 404 to every non-admin). Non-admins
 /// get the shape the Go SDK decodes: the policy name as a string and the
 /// allow/deny sets at the top level.
-pub(super) fn self_describe(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) fn self_describe(req: &Call<'_>) -> Result<Answer> {
     #[derive(Serialize)]
     struct Admin<'a> {
         identity: &'a str,
@@ -63,7 +64,8 @@ pub(super) fn self_describe(req: &Call<'_>) -> Result<Response<Body>> {
             identity: id.as_str(),
             admin: true,
             created_at: created_at(req),
-        }));
+        })
+        .into());
     }
     let (name, policy) = req
         .state
@@ -76,11 +78,12 @@ pub(super) fn self_describe(req: &Call<'_>) -> Result<Response<Body>> {
         created_by: req.state.admin.as_str(),
         allow: pattern_set(&policy.allow),
         deny: pattern_set(&policy.deny),
-    }))
+    })
+    .into())
 }
 
-pub(super) fn list_identities(req: &Call<'_>) -> Result<Response<Body>> {
-    let prefix = list_prefix(req.resource)?;
+pub(super) fn list_identities(req: &Call<'_>) -> Result<Answer> {
+    let prefix = list_prefix(&req.resource)?;
     let mut ids: Vec<String> = req
         .state
         .identities
@@ -91,14 +94,10 @@ pub(super) fn list_identities(req: &Call<'_>) -> Result<Response<Body>> {
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let (ids, continue_at) = page(ids, &paging(req.query));
-    #[derive(Serialize)]
-    struct Identities {
-        identities: Vec<String>,
-        continue_at: String,
-    }
-    Ok(wire::json(&Identities {
+    let (ids, continue_at) = page(ids, &paging(&req.query));
+    Ok(wire::json(&api::IdentityList {
         identities: ids,
         continue_at,
-    }))
+    })
+    .into())
 }

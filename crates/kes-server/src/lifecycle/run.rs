@@ -1,17 +1,18 @@
 //! `kes server`: start, serve until SIGINT/SIGTERM, stop gracefully.
 
-use crate::builder::ServerBuilder;
+use super::{banner, dev, net, process, reload};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::server;
+use crate::lifecycle::builder::ServerBuilder;
+use crate::lifecycle::reload::TLS_RELOAD_INTERVAL;
+use crate::logs;
 use crate::logs::Logs;
-use crate::metrics::Metrics;
-use crate::reload::TLS_RELOAD_INTERVAL;
 use crate::state::Server;
-use crate::{banner, dev, logs, net, process, reload, server};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tokio::sync::watch;
 
 /// Default listen address.
@@ -64,9 +65,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     let open_files = server::raise_open_file_limit();
     let metrics = Arc::new(Metrics::new());
     let logs = init_logging(&metrics);
-    let builder = ServerBuilder::new()
-        .logs(metrics, logs)
-        .started(OffsetDateTime::now_utc());
+    let builder = ServerBuilder::new().logs(metrics, logs);
 
     // Bound first: a dev server's certificate names the addresses it is
     // reachable at, which depend on what was bound.

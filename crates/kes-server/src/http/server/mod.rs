@@ -2,7 +2,7 @@
 //! handshake (bounded in number and time) → identity (once per connection)
 //! → routing → method check → authorization → body (read under the route's
 //! timeout and the connection's byte budget) → room for the audit line
-//! (charged to the caller and the connection, [`budgets`]) → handler (with
+//! (charged to the caller and the connection, `budgets.rs`) → handler (with
 //! timeout and panic isolation) → metrics and audit → response (sent under
 //! a deadline). A connection whose client certificate expired (`tls.auth:
 //! on`) gets its requests refused and is closed.
@@ -13,7 +13,7 @@
 //! calls hold, the time a response may take to reach it. docs/security.md lists each limit.
 //!
 //! This file accepts connections and runs them (timers, in-flight counts,
-//! send deadlines); [`limits`] says how many connections a source may hold;
+//! send deadlines); `limits.rs` says how many connections a source may hold;
 //! `request.rs` takes one request from its path to its response:
 //! routing, authorization (admin or policy), the body, the handler.
 
@@ -25,12 +25,13 @@ use budgets::{AuditShare, Caller, CallerBudgets};
 use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
 use request::handle_request;
+pub(crate) use request::Call;
 
-use crate::handlers::{self, Answer};
+use crate::http::handlers::{self, Answer};
+use crate::http::routes::{Auth, Lookup, Route};
+use crate::http::wire::{self, Body};
 use crate::logs::{AuditEvent, AuditPermit};
-use crate::routes::{Auth, Endpoint, Lookup, Route};
 use crate::state::{Server, State};
-use crate::wire::{self, Body};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http_body_util::BodyExt;

@@ -198,7 +198,7 @@ mod tests {
         let tiny = Limits::for_open_files(10);
         assert!(tiny.max_connections >= 16 && tiny.max_connections_per_ip >= 4);
         // Every route's largest body fits in one connection's budget.
-        assert!(crate::routes::RouteTable::default()
+        assert!(crate::http::routes::RouteTable::default()
             .routes()
             .iter()
             .all(|r| r.max_body as usize <= large.connection_body_bytes));

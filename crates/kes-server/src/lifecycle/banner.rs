@@ -1,9 +1,10 @@
 //! The banner `kes server` prints once it listens: version, key store,
 //! endpoints, admin identity and, in dev mode, the admin API key.
 
+use super::{net, sysinfo};
 use crate::config::{KeyStoreConfig, ServerConfig};
+use crate::http::handlers;
 use crate::state::State;
-use crate::{handlers, net, sysinfo};
 use kes_core::ApiKey;
 use std::net::SocketAddr;
 

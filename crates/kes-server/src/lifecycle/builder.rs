@@ -5,20 +5,19 @@
 
 use crate::config::{LogFormat, ServerConfig, TlsAuth};
 use crate::error::ServerError;
+use crate::http::metrics::Metrics;
+use crate::http::routes::RouteTable;
+use crate::http::tls;
 use crate::logs::{self, AuditSink, Logs};
-use crate::metrics::Metrics;
-use crate::routes::RouteTable;
 use crate::state::{Server, State};
-use crate::tls;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 /// Builds the process-wide state a server serves from ([`Server`]).
 ///
 /// `kes server` builds one per process; tests and tools build theirs from
 /// a [`State`] (e.g. [`State::dev`]) and a TLS configuration, or from a
-/// [`ServerConfig`], then serve it with [`crate::server::serve`]:
+/// [`ServerConfig`], then serve it with [`crate::http::server::serve`]:
 ///
 /// ```no_run
 /// use kes_server::{dev_tls, ServerBuilder, State};
@@ -46,12 +45,11 @@ use time::OffsetDateTime;
 #[derive(Default)]
 pub struct ServerBuilder {
     logs: Option<(Arc<Metrics>, Arc<Logs>)>,
-    started: Option<OffsetDateTime>,
 }
 
 impl ServerBuilder {
     /// A builder with fresh metrics and logs (the error log on stderr at
-    /// level INFO, the audit log on stdout), started now.
+    /// level INFO, the audit log on stdout).
     pub fn new() -> Self {
         Self::default()
     }
@@ -64,19 +62,10 @@ impl ServerBuilder {
         self
     }
 
-    /// When the server started (default: when [`build`](Self::build) is
-    /// called): the `created_at` of policies and identities.
-    pub fn started(mut self, at: OffsetDateTime) -> Self {
-        self.started = Some(at);
-        self
-    }
-
     /// The server of `state`, accepting connections with `tls`.
     pub fn build(mut self, state: State, tls: Arc<tls::ServerTls>) -> Arc<Server> {
         let (metrics, logs) = self.logs_or_fresh();
-        let started = self.started.unwrap_or_else(OffsetDateTime::now_utc);
         Arc::new(Server {
-            started,
             metrics,
             logs,
             state: ArcSwap::from_pointee(state),

@@ -1,30 +1,27 @@
 //! The endpoints about the server itself: version, readiness, status,
 //! metrics and the route list.
 
-use super::{Call, Result};
-use crate::wire::{self, Body};
-use hyper::Response;
-use kes_core::ApiError;
+use super::{Answer, Call, Result};
+use crate::http::wire;
+use kes_core::{api, ApiError};
 use serde::Serialize;
 
 /// The release string `/version` reports.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
 
-pub(super) fn version() -> Response<Body> {
-    #[derive(Serialize)]
-    struct Version {
-        version: &'static str,
-        commit: &'static str,
-    }
-    wire::json(&Version {
-        version: VERSION,
-        commit: option_env!("KES_BUILD_COMMIT").unwrap_or("<unknown>"),
+pub(super) fn version() -> Result<Answer> {
+    Ok(wire::json(&api::Version {
+        version: VERSION.to_owned(),
+        commit: option_env!("KES_BUILD_COMMIT")
+            .unwrap_or("<unknown>")
+            .to_owned(),
     })
+    .into())
 }
 
-pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) async fn ready(req: &Call<'_>) -> Result<Answer> {
     match req.state.cache.status().await {
-        Ok(_) => Ok(wire::empty_ok()),
+        Ok(_) => Ok(wire::empty_ok().into()),
         Err(err) if err.is_unreachable() => {
             tracing::warn!(error = %err, "key store is not reachable");
             Err(ApiError::STORE_UNREACHABLE)
@@ -36,7 +33,7 @@ pub(super) async fn ready(req: &Call<'_>) -> Result<Response<Body>> {
     }
 }
 
-pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) async fn status(req: &Call<'_>) -> Result<Answer> {
     /// The Go KES's status document, in its field order.
     #[derive(Serialize)]
     struct Status {
@@ -55,11 +52,11 @@ pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         keystore_unreachable: bool,
     }
-    let sys = crate::sysinfo::read();
+    let sys = crate::lifecycle::sysinfo::read();
     let mut doc = Status {
         version: VERSION,
-        os: crate::sysinfo::go_os(),
-        arch: crate::sysinfo::go_arch(),
+        os: crate::lifecycle::sysinfo::go_os(),
+        arch: crate::lifecycle::sysinfo::go_arch(),
         uptime: req.shared.metrics.uptime().as_secs(),
         num_cpu: sys.num_cpu,
         num_cpu_used: sys.num_cpu_used,
@@ -79,17 +76,17 @@ pub(super) async fn status(req: &Call<'_>) -> Result<Response<Body>> {
             doc.keystore_unreachable = true;
         }
     }
-    Ok(wire::json(&doc))
+    Ok(wire::json(&doc).into())
 }
 
-pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
+pub(super) fn metrics(req: &Call<'_>) -> Result<Answer> {
     let extended = req
         .query
         .split('&')
         .any(|kv| kv == "extended" || kv == "extended=true" || kv == "extended=1");
     let figures = extended.then(|| {
         let s = req.state.cache.stats();
-        crate::metrics::CacheFigures {
+        crate::http::metrics::CacheFigures {
             hits: s.hits,
             misses: s.misses,
             store_reads: s.store_reads,
@@ -97,29 +94,22 @@ pub(super) fn metrics(req: &Call<'_>) -> Response<Body> {
             keys: s.cached_keys,
         }
     });
-    wire::metrics_text(req.shared.metrics.render(figures))
+    Ok(wire::metrics_text(req.shared.metrics.render(figures)).into())
 }
 
-pub(super) fn api(req: &Call<'_>) -> Response<Body> {
-    #[derive(Serialize)]
-    struct ApiRoute<'a> {
-        method: &'a str,
-        path: &'a str,
-        max_body: u64,
-        timeout: u64,
-    }
-    let routes: Vec<ApiRoute<'_>> = req
+pub(super) fn api(req: &Call<'_>) -> Result<Answer> {
+    let routes: Vec<api::ApiRoute> = req
         .state
         .routes
         .routes()
         .iter()
         .filter(|r| r.listed)
-        .map(|r| ApiRoute {
-            method: r.method.as_str(),
-            path: r.path,
+        .map(|r| api::ApiRoute {
+            method: r.method.to_string(),
+            path: r.path.to_owned(),
             max_body: r.max_body,
             timeout: r.timeout.as_secs(),
         })
         .collect();
-    wire::json(&routes)
+    Ok(wire::json(&routes).into())
 }

@@ -1,16 +1,15 @@
 //! The policy endpoints: describe, read, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Call, Names, PatternSet, Result};
-use crate::wire::{self, Body};
-use hyper::Response;
-use kes_core::ApiError;
+use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
+use crate::http::wire;
+use kes_core::{api, ApiError};
 use serde::Serialize;
 
-fn policy_name<'a>(req: &Call<'a>) -> Result<&'a str> {
+fn policy_name<'c>(req: &'c Call<'_>) -> Result<&'c str> {
     req.name(ApiError::invalid_policy_name)
 }
 
-pub(super) fn describe_policy(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) fn describe_policy(req: &Call<'_>) -> Result<Answer> {
     let name = policy_name(req)?;
     if !req.state.policies.contains_key(name) {
         return Err(ApiError::POLICY_NOT_FOUND);
@@ -25,10 +24,11 @@ pub(super) fn describe_policy(req: &Call<'_>) -> Result<Response<Body>> {
         name,
         created_at: created_at(req),
         created_by: req.state.admin.as_str(),
-    }))
+    })
+    .into())
 }
 
-pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
+pub(super) fn read_policy(req: &Call<'_>) -> Result<Answer> {
     let name = policy_name(req)?;
     let policy = req
         .state
@@ -51,11 +51,12 @@ pub(super) fn read_policy(req: &Call<'_>) -> Result<Response<Body>> {
         deny: pattern_set(&policy.deny),
         created_at: created_at(req),
         created_by: req.state.admin.as_str(),
-    }))
+    })
+    .into())
 }
 
-pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
-    let prefix = list_prefix(req.resource)?;
+pub(super) fn list_policies(req: &Call<'_>) -> Result<Answer> {
+    let prefix = list_prefix(&req.resource)?;
     let names: Vec<String> = req
         .state
         .policies
@@ -63,9 +64,10 @@ pub(super) fn list_policies(req: &Call<'_>) -> Result<Response<Body>> {
         .filter(|n| n.starts_with(prefix))
         .cloned()
         .collect();
-    let (names, continue_at) = page(names, &paging(req.query));
-    Ok(wire::json(&Names {
+    let (names, continue_at) = page(names, &paging(&req.query));
+    Ok(wire::json(&api::Names {
         names,
         continue_at: Some(continue_at),
-    }))
+    })
+    .into())
 }

@@ -11,7 +11,7 @@
 //! adds per-route latencies, key-cache and key-store figures (families with
 //! several series, which the Go SDK would reject, hence opt-in).
 
-use crate::routes::Endpoint;
+use crate::http::routes::Endpoint;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -248,7 +248,7 @@ impl Metrics {
             "Number of error log events written to the error log targets.",
             self.error_events.load(Ordering::Relaxed),
         );
-        let sys = crate::sysinfo::read();
+        let sys = crate::lifecycle::sysinfo::read();
         let mut gauge = |name: &str, help: &str, v: f64| {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");

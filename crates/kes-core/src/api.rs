@@ -1,0 +1,176 @@
+//! The JSON bodies of the KES API that the server writes and the SDK
+//! reads, defined once for both (the Go KES keeps them in its
+//! `internal/api` package). The server serializes them into the documents
+//! the Go KES writes, byte for byte (through
+//! [`crate::gocompat::to_json`]); the SDK deserializes them leniently:
+//! missing fields default and `null` lists are empty, as older servers
+//! and the Go KES send them.
+//!
+//! The bodies of the hot cryptographic endpoints are generic over their
+//! string type: the server writes borrowed strings, the SDK reads owned
+//! ones (and wipes those that carry secrets).
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `GET /version`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Version {
+    /// The release, e.g. `v0.4.0` or the Go KES's `2025-03-12T09-35-18Z`.
+    pub version: String,
+    /// The commit id.
+    #[serde(default)]
+    pub commit: String,
+}
+
+/// One entry of `GET /v1/api`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiRoute {
+    /// HTTP method.
+    pub method: String,
+    /// Route path (prefix routes end in `/`).
+    pub path: String,
+    /// Request body limit in bytes.
+    #[serde(default)]
+    pub max_body: u64,
+    /// Timeout in seconds (0 = none).
+    #[serde(default)]
+    pub timeout: u64,
+}
+
+/// `POST /v1/key/rotate/<name>`: the version the rotation created and how
+/// many versions are retained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rotated {
+    /// The number of the new (now current) version.
+    pub version: u32,
+    /// Retained versions, the new one included.
+    pub versions: u32,
+}
+
+/// `POST /v1/key/retire/<name>`: how many versions were deleted, the
+/// current version and how many are retained.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retired {
+    /// Versions deleted by this call (0 if no more than `keep` existed).
+    pub retired: u32,
+    /// The current version.
+    pub version: u32,
+    /// Retained versions.
+    pub versions: u32,
+}
+
+/// `POST /v1/key/generate/<name>`: a data key, its plaintext and its
+/// ciphertext under the named key, both base64.
+// No Debug: the value is a secret.
+#[derive(Serialize, Deserialize)]
+pub struct GenerateKeyResponse<S = String> {
+    /// The data key (a secret).
+    pub plaintext: S,
+    /// The data key sealed by the named key.
+    pub ciphertext: S,
+}
+
+/// `POST /v1/key/encrypt/<name>`: the ciphertext, base64.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptKeyResponse<S = String> {
+    /// The sealed plaintext.
+    pub ciphertext: S,
+}
+
+/// `POST /v1/key/decrypt/<name>` (and each entry of the legacy bulk
+/// decrypt): the plaintext, base64.
+// No Debug: the value is a secret.
+#[derive(Serialize, Deserialize)]
+pub struct DecryptKeyResponse<S = String> {
+    /// The opened plaintext (a secret).
+    pub plaintext: S,
+}
+
+/// `PUT /v1/key/hmac/<name>`: the HMAC, base64.
+// No Debug: the value is a secret.
+#[derive(Serialize, Deserialize)]
+pub struct HmacResponse<S = String> {
+    /// HMAC-SHA256 of the message.
+    pub hmac: S,
+}
+
+/// `GET /v1/key/list/<pattern>` and `GET /v1/policy/list/<pattern>`: a
+/// page of names.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Names {
+    /// The names, sorted.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub names: Vec<String>,
+    /// The first name not listed; `None` leaves the field out (a key
+    /// listing without more names) and `Some("")` writes it empty (a policy
+    /// listing always has it, as in the Go KES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continue_at: Option<String>,
+}
+
+/// `GET /v1/identity/list/<pattern>`: a page of identities.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdentityList {
+    /// The identities, sorted.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub identities: Vec<String>,
+    /// The first identity not listed; empty when there is none.
+    #[serde(default)]
+    pub continue_at: String,
+}
+
+/// A list that Go writes as `null` when it is empty.
+fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gocompat::to_json;
+
+    #[test]
+    fn documents_as_the_go_kes_writes_them() {
+        let names = Names {
+            names: vec!["a<b".into()],
+            continue_at: None,
+        };
+        assert_eq!(to_json(&names), b"{\"names\":[\"a\\u003cb\"]}\n");
+        let names = Names {
+            names: Vec::new(),
+            continue_at: Some(String::new()),
+        };
+        assert_eq!(to_json(&names), b"{\"names\":[],\"continue_at\":\"\"}\n");
+        let ids = IdentityList::default();
+        assert_eq!(to_json(&ids), b"{\"identities\":[],\"continue_at\":\"\"}\n");
+        let dek = GenerateKeyResponse {
+            plaintext: "cA==",
+            ciphertext: "Yw==",
+        };
+        assert_eq!(
+            to_json(&dek),
+            b"{\"plaintext\":\"cA==\",\"ciphertext\":\"Yw==\"}\n"
+        );
+        let r = Retired {
+            retired: 1,
+            version: 3,
+            versions: 2,
+        };
+        assert_eq!(
+            to_json(&r),
+            b"{\"retired\":1,\"version\":3,\"versions\":2}\n"
+        );
+    }
+
+    #[test]
+    fn lists_read_leniently() {
+        let n: Names = serde_json::from_str(r#"{"names":null}"#).unwrap();
+        assert_eq!(n, Names::default());
+        let n: Names = serde_json::from_str(r#"{"names":["a"],"continue_at":"b"}"#).unwrap();
+        assert_eq!(n.continue_at.as_deref(), Some("b"));
+        let i: IdentityList = serde_json::from_str(r#"{"identities":null}"#).unwrap();
+        assert_eq!(i, IdentityList::default());
+        let v: Version = serde_json::from_str(r#"{"version":"v1"}"#).unwrap();
+        assert!(v.commit.is_empty());
+    }
+}
