@@ -2,6 +2,7 @@
 //! one binary so that the test build links once per crate.
 
 mod common;
+mod go_base64;
 mod listing;
 mod offline;
 mod seal;

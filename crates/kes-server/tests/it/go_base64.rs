@@ -3,9 +3,7 @@
 //! character, so `{"plaintext":"QR=="}` is the plaintext `A` to the Go KES
 //! and must be to us, while padding stays required.
 
-mod common;
-
-use common::start;
+use crate::common::start;
 use serde_json::json;
 use std::time::Duration;
 
