@@ -9,7 +9,6 @@ use std::fmt;
 pub struct ConfigError {
     pub(crate) message: String,
     pub(crate) line: Option<usize>,
-    pub(crate) source: Option<std::io::Error>,
 }
 
 impl ConfigError {
@@ -17,7 +16,6 @@ impl ConfigError {
         ConfigError {
             message: message.into(),
             line,
-            source: None,
         }
     }
 
@@ -43,10 +41,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
-impl std::error::Error for ConfigError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_ref().map(|e| e as _)
-    }
-}
+/// The cause (an I/O error) is part of the message, so there is no
+/// `source()` to print it a second time.
+impl std::error::Error for ConfigError {}
 
 pub(crate) type Result<T, E = ConfigError> = std::result::Result<T, E>;

@@ -19,6 +19,8 @@
 //! the sections: `sections.rs` and `keystore.rs`; the known keys (one
 //! table, for the parsers and the unknown-key warnings): `schema.rs`.
 
+#![warn(missing_docs)]
+
 pub mod checks;
 mod env;
 mod error;

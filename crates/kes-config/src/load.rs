@@ -132,7 +132,6 @@ fn read_config_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
                 path.display()
             ),
             line: None,
-            source: Some(e),
         })
 }
 

@@ -12,19 +12,19 @@ use std::sync::Arc;
 #[non_exhaustive]
 pub enum OpenError {
     /// The fs key store's directory could not be opened.
-    #[error("failed to open fs key store '{}': {source}", path.display())]
+    #[error("failed to open fs key store '{}': {cause}", path.display())]
     Fs {
         /// The directory named by the config.
         path: PathBuf,
         /// Why it could not be opened.
-        source: kes_keystore::Error,
+        cause: kes_keystore::Error,
     },
     /// AWS Secrets Manager could not be reached or refused the login.
     #[error("failed to connect to AWS Secrets Manager: {0}")]
-    Aws(#[source] kes_keystore::Error),
+    Aws(kes_keystore::Error),
     /// Vault could not be reached or refused the login.
     #[error("failed to connect to Vault: {0}")]
-    Vault(#[source] kes_keystore::Error),
+    Vault(kes_keystore::Error),
     /// The config names a key store KES does not implement.
     #[error("keystore '{name}' is not supported by this KES yet; supported are fs, vault and aws")]
     Unsupported {
@@ -82,9 +82,9 @@ pub async fn open_store(config: &KeyStoreConfig) -> Result<Arc<dyn KeyStore>, Op
 /// read as garbage, and keys created then would be plain next to sealed
 /// ones.
 async fn open_fs(fs: &FsConfig) -> Result<Arc<dyn KeyStore>, OpenError> {
-    let failed = |source| OpenError::Fs {
+    let failed = |cause| OpenError::Fs {
         path: fs.path.clone(),
-        source,
+        cause,
     };
     let store = kes_keystore::fs::FsKeyStore::open(&fs.path).map_err(failed)?;
     match &fs.seal {

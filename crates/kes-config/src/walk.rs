@@ -84,7 +84,6 @@ impl Text {
                     self.line
                 ),
                 line: Some(self.line),
-                source: Some(e),
             }
         })
     }

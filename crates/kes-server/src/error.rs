@@ -9,6 +9,8 @@ use std::path::PathBuf;
 /// Why `kes server` could not start, or why a reload kept the running
 /// configuration. Its message is what the operator reads: after `Error:`
 /// when the server does not start, in the error log when a reload fails.
+/// The cause is part of the message, so no variant has a `source()` as
+/// well: a chain walker would print it twice.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
@@ -29,28 +31,28 @@ pub enum ServerError {
     },
     /// The async runtime could not be started.
     #[error("failed to start runtime: {0}")]
-    Runtime(#[source] io::Error),
+    Runtime(io::Error),
     /// The config file could not be read or is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// `log.audit_file` could not be opened.
-    #[error("failed to open audit log '{}': {source}", path.display())]
+    #[error("failed to open audit log '{}': {cause}", path.display())]
     AuditLog {
         /// The file named by the config.
         path: PathBuf,
         /// Why it could not be opened.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The configured key store could not be opened.
     #[error(transparent)]
     Store(#[from] OpenError),
     /// A key listed under `keys:` could not be created.
-    #[error("failed to create key '{name}': {source}")]
+    #[error("failed to create key '{name}': {cause}")]
     CreateKey {
         /// The key's name.
         name: String,
         /// Why the key store refused it.
-        source: kes_keystore::Error,
+        cause: kes_keystore::Error,
     },
     /// The TLS certificate or key (or the CA) is unusable.
     #[error(transparent)]
@@ -59,12 +61,12 @@ pub enum ServerError {
     #[error(transparent)]
     Certificate(#[from] CertError),
     /// The listen address could not be bound.
-    #[error("failed to listen on '{address}': {source}")]
+    #[error("failed to listen on '{address}': {cause}")]
     Listen {
         /// The address as given.
         address: String,
         /// Why it could not be bound.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! The KES HTTPS server.
 //!
 //! [`run`] is `kes server`: it loads the config (or builds the `--dev`
@@ -25,6 +24,8 @@
 //!
 //! What is `pub` here is what `kes`, kes-bench and the tests use; the rest
 //! is `pub(crate)` (the `unreachable_pub` lint keeps it so).
+
+#![warn(missing_docs)]
 
 /// The config file: the kes-config crate, re-exported for the server's
 /// users.

@@ -126,11 +126,11 @@ impl State {
             let key = KeyVersion::generate(state.default_algorithm, state.admin.to_string());
             match state.cache.create(name, &key).await {
                 Ok(()) | Err(kes_keystore::Error::KeyExists) => {}
-                Err(source) => {
+                Err(cause) => {
                     state.cache.close().await;
                     return Err(ServerError::CreateKey {
                         name: name.clone(),
-                        source,
+                        cause,
                     });
                 }
             }

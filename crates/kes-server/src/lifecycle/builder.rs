@@ -120,9 +120,9 @@ pub(crate) fn configure_logs(logs: &Logs, config: &ServerConfig) -> Result<(), S
     let sink = match &config.log.audit_file {
         None => AuditSink::Stdout,
         Some(path) => {
-            let file = logs::open_audit_file(path).map_err(|source| ServerError::AuditLog {
+            let file = logs::open_audit_file(path).map_err(|cause| ServerError::AuditLog {
                 path: path.clone(),
-                source,
+                cause,
             })?;
             AuditSink::File(file)
         }

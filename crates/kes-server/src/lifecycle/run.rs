@@ -87,9 +87,9 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
         .clone()
         .or_else(|| config.as_ref().and_then(|(_, c)| c.address.clone()))
         .unwrap_or_else(|| DEFAULT_ADDRESS.into());
-    let listen_error = |source| ServerError::Listen {
+    let listen_error = |cause| ServerError::Listen {
         address: address.clone(),
-        source,
+        cause,
     };
     let listener = net::listen(&address).await.map_err(|e| match e {
         net::ListenError::Invalid(reason) => ServerError::InvalidAddress {
@@ -108,6 +108,10 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     };
     let local = listener.local_addr().map_err(listen_error)?;
 
+    // Signal handlers before the banner: whoever sees "up and running" may
+    // send SIGHUP at once, and before the handler exists its default
+    // action ends the process.
+    let signal_streams = install_signals();
     process::harden_process(options.mlock);
     banner::print_banner(
         &shared.state.load(),
@@ -131,7 +135,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     ));
 
     let config_path = config.map(|(p, _)| p);
-    signals(shared.clone(), config_path).await;
+    signals(signal_streams, shared.clone(), config_path).await;
     shared.logs.close_streams();
     let _ = shutdown_tx.send(true);
     let _ = server.await;
@@ -139,15 +143,35 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     Ok(())
 }
 
+/// SIGTERM, SIGINT and SIGHUP, caught from here on.
+struct SignalStreams {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+fn install_signals() -> Option<SignalStreams> {
+    use tokio::signal::unix::{signal, SignalKind};
+    Some(SignalStreams {
+        term: signal(SignalKind::terminate()).ok()?,
+        int: signal(SignalKind::interrupt()).ok()?,
+        hup: signal(SignalKind::hangup()).ok()?,
+    })
+}
+
 /// Waits for SIGINT/SIGTERM; reloads on SIGHUP and re-reads certificates
 /// every 15 minutes.
-async fn signals(shared: Arc<Server>, config_path: Option<PathBuf>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+async fn signals(
+    streams: Option<SignalStreams>,
+    shared: Arc<Server>,
+    config_path: Option<PathBuf>,
+) {
+    let Some(SignalStreams {
+        mut term,
+        mut int,
+        mut hup,
+    }) = streams
+    else {
         tracing::error!("failed to install signal handlers");
         let _ = tokio::signal::ctrl_c().await;
         return;

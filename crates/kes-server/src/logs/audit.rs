@@ -27,7 +27,7 @@ pub(crate) const AUDIT_UNAVAILABLE: ApiError = ApiError::from_static(503, "audit
 pub enum AuditSink {
     /// Standard output.
     Stdout,
-    /// An append-only file (see [`open_audit_file`]).
+    /// An append-only file (see `open_audit_file`).
     File(std::fs::File),
     /// Any writer (tests).
     Writer(Box<dyn Write + Send>),
@@ -177,7 +177,7 @@ impl Logs {
 
     /// Reserves room for the audit line of a call to `path`, before the
     /// call runs. A refused permit means the audit writer has fallen
-    /// behind: the call must be answered [`AUDIT_UNAVAILABLE`] unless it is
+    /// behind: the call must be answered `AUDIT_UNAVAILABLE` unless it is
     /// `answered` anyway (a probe, the route's attribute); this is reported
     /// in the error log at most once a second.
     pub fn reserve_audit(&self, path: &str, answered: bool) -> AuditPermit<'_> {

@@ -77,7 +77,7 @@ impl Logs {
     }
 
     /// The `tracing` layer that feeds the error log. The first instance
-    /// asked for it is the process's error log ([`flush_process_errors`]).
+    /// asked for it is the process's error log (`flush_process_errors`).
     pub fn layer(self: &Arc<Self>) -> ErrorLogLayer {
         let _ = PROCESS_LOGS.set(self.clone());
         ErrorLogLayer { logs: self.clone() }

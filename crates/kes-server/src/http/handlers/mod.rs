@@ -93,6 +93,7 @@ pub struct Paging<'a> {
     limit: Option<usize>,
 }
 
+/// The `continue_at` and `limit` of a list call's query string.
 pub fn paging(query: &str) -> Paging<'_> {
     let mut p = Paging {
         continue_at: None,
@@ -129,6 +130,8 @@ pub fn page(names: Vec<String>, paging: &Paging<'_>) -> (Vec<String>, String) {
     }
 }
 
+/// The prefix a list pattern (`prefix` or `prefix*`) matches, or the
+/// API error for a pattern the Go KES refuses.
 pub fn list_prefix(pattern: &str) -> Result<&str> {
     if !valid_pattern(pattern) {
         return Err(ApiError::invalid_pattern(pattern));
