@@ -7,7 +7,7 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub use kes_core::api::{ApiRoute, Retired, Rotated, Version};
+pub use kes_core::api::{ApiRoute, KeyInfo, Retired, Rotated, Version};
 
 /// `GET /v1/status`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -45,40 +45,6 @@ pub struct Status {
     /// The Go SDK's spelling of `keystore_unreachable`; servers send both.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keystore_unavailable: bool,
-}
-
-/// `GET /v1/key/describe/<name>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeyInfo {
-    /// Key name.
-    pub name: String,
-    /// `AES256` or `ChaCha20`.
-    #[serde(default)]
-    pub algorithm: String,
-    /// Creation time (the zero time for legacy keys).
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// Identity that created the key.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-    /// The current version of a rotated key; `None` for a key never
-    /// rotated (and from servers without rotation, e.g. the Go KES).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// How many versions of a rotated key are retained.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub versions: Option<u32>,
-    /// When the current version of a rotated key was created.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rotated_at: Option<OffsetDateTime>,
 }
 
 /// A data encryption key from `generate`: the plaintext (secret) and its

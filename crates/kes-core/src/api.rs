@@ -11,6 +11,7 @@
 //! ones (and wipes those that carry secrets).
 
 use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
 
 /// `GET /version`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,6 +120,65 @@ pub struct IdentityList {
     pub continue_at: String,
 }
 
+/// `GET /v1/key/describe/<name>`. A key never rotated is described
+/// exactly as the Go KES describes it; a rotated one adds its version
+/// numbers (clients ignore fields they do not know).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// Key name.
+    pub name: String,
+    /// `AES256` or `ChaCha20`.
+    #[serde(default)]
+    pub algorithm: String,
+    /// Creation time of the oldest retained version (the zero time for
+    /// legacy keys); the server always sends it.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Identity that created the key.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+    /// The current version of a rotated key; `None` for a key never
+    /// rotated (and from servers without rotation, e.g. the Go KES).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// How many versions of a rotated key are retained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<u32>,
+    /// When the current version of a rotated key was created.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+/// A timestamp as Go's `encoding/json` writes it (RFC 3339 with up to nine
+/// fractional digits, [`crate::timefmt::format_rfc3339_nano`]); read as
+/// any RFC 3339 timestamp, `null` as none.
+mod go_time {
+    use crate::timefmt::{format_rfc3339_nano, parse_rfc3339};
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    pub(super) fn serialize<S: Serializer>(
+        t: &Option<OffsetDateTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&format_rfc3339_nano(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| {
+                parse_rfc3339(&s)
+                    .ok_or_else(|| D::Error::custom(format!("invalid RFC 3339 timestamp: {s}")))
+            })
+            .transpose()
+    }
+}
+
 /// A list that Go writes as `null` when it is empty.
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
@@ -160,6 +220,29 @@ mod tests {
             to_json(&r),
             b"{\"retired\":1,\"version\":3,\"versions\":2}\n"
         );
+    }
+
+    #[test]
+    fn times_as_go_writes_them() {
+        let key = KeyInfo {
+            name: "k".into(),
+            algorithm: "AES256".into(),
+            created_at: Some(time::macros::datetime!(2024-01-12 10:39:20.8868 UTC)),
+            created_by: String::new(),
+            version: None,
+            versions: None,
+            rotated_at: None,
+        };
+        let doc = to_json(&key);
+        assert_eq!(
+            doc,
+            b"{\"name\":\"k\",\"algorithm\":\"AES256\",\"created_at\":\"2024-01-12T10:39:20.8868Z\"}\n"
+        );
+        let back: KeyInfo = serde_json::from_slice(&doc).unwrap();
+        assert_eq!(back, key);
+        let legacy: KeyInfo = serde_json::from_str(r#"{"name":"k","created_at":null}"#).unwrap();
+        assert_eq!(legacy.created_at, None);
+        assert!(serde_json::from_str::<KeyInfo>(r#"{"name":"k","created_at":"x"}"#).is_err());
     }
 
     #[test]
