@@ -7,7 +7,7 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub use kes_core::api::{ApiRoute, KeyInfo, Retired, Rotated, Version};
+pub use kes_core::api::{ApiRoute, IdentityInfo, KeyInfo, PolicyInfo, Retired, Rotated, Version};
 
 /// `GET /v1/status`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -65,24 +65,6 @@ impl fmt::Debug for Dek {
     }
 }
 
-/// `GET /v1/policy/describe/<name>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PolicyInfo {
-    /// Policy name.
-    #[serde(default)]
-    pub name: String,
-    /// When the policy was loaded.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that owns the policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-}
-
 /// `GET /v1/policy/read/<name>`: allow and deny patterns.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct Policy {
@@ -136,30 +118,6 @@ mod pattern_set {
             Wire::Null(()) => Vec::new(),
         })
     }
-}
-
-/// `GET /v1/identity/describe/<identity>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct IdentityInfo {
-    /// The identity (filled in by the client; not part of the response).
-    #[serde(default)]
-    pub identity: String,
-    /// Whether this is the admin identity.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub admin: bool,
-    /// Name of the assigned policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub policy: String,
-    /// When the identity was assigned.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that assigned it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
 }
 
 /// `GET /v1/identity/self/describe`: the caller's identity and, for

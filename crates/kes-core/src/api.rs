@@ -149,6 +149,44 @@ pub struct KeyInfo {
     pub rotated_at: Option<OffsetDateTime>,
 }
 
+/// `GET /v1/policy/describe/<name>`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PolicyInfo {
+    /// Policy name.
+    #[serde(default)]
+    pub name: String,
+    /// When the policy was loaded; the server always sends it.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that owns the policy (never empty from the
+    /// server: a configuration needs an admin).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// `GET /v1/identity/describe/<identity>`: the admin is described as
+/// `{"admin":true,"created_at":…}`, any other identity as
+/// `{"policy":…,"created_at":…,"created_by":…}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct IdentityInfo {
+    /// The identity: not part of the response (the server leaves it
+    /// empty, so it is not written); the SDK fills it in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub identity: String,
+    /// Whether this is the admin identity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// Name of the assigned policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+    /// When the identity was assigned; the server always sends it.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that assigned it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
 /// A timestamp as Go's `encoding/json` writes it (RFC 3339 with up to nine
 /// fractional digits, [`crate::timefmt::format_rfc3339_nano`]); read as
 /// any RFC 3339 timestamp, `null` as none.

@@ -6,34 +6,27 @@ use kes_core::{api, ApiError, Identity};
 use serde::Serialize;
 
 pub(super) fn describe_identity(req: &Call<'_>) -> Result<Answer> {
-    #[derive(Serialize)]
-    struct Admin {
-        admin: bool,
-        created_at: String,
-    }
-    #[derive(Serialize)]
-    struct Assigned<'a> {
-        policy: &'a str,
-        created_at: String,
-        created_by: &'a str,
-    }
     let id = Identity::new(req.name(ApiError::invalid_identity)?);
-    if id == req.state.admin {
-        return Ok(wire::json(&Admin {
+    let info = if id == req.state.admin {
+        api::IdentityInfo {
             admin: true,
-            created_at: created_at(req),
-        })
-        .into());
-    }
-    match req.state.identities.get(&id) {
-        Some(policy) => Ok(wire::json(&Assigned {
-            policy,
-            created_at: created_at(req),
-            created_by: req.state.admin.as_str(),
-        })
-        .into()),
-        None => Err(ApiError::IDENTITY_NOT_FOUND),
-    }
+            created_at: Some(req.state.loaded),
+            ..Default::default()
+        }
+    } else {
+        let policy = req
+            .state
+            .identities
+            .get(&id)
+            .ok_or(ApiError::IDENTITY_NOT_FOUND)?;
+        api::IdentityInfo {
+            policy: policy.to_owned(),
+            created_at: Some(req.state.loaded),
+            created_by: req.state.admin.to_string(),
+            ..Default::default()
+        }
+    };
+    Ok(wire::json(&info).into())
 }
 
 /// Self-describe answers every caller (the Go KES looked up the empty

@@ -14,16 +14,10 @@ pub(super) fn describe_policy(req: &Call<'_>) -> Result<Answer> {
     if !req.state.policies.contains_key(name) {
         return Err(ApiError::POLICY_NOT_FOUND);
     }
-    #[derive(Serialize)]
-    struct PolicyInfo<'a> {
-        name: &'a str,
-        created_at: String,
-        created_by: &'a str,
-    }
-    Ok(wire::json(&PolicyInfo {
-        name,
-        created_at: created_at(req),
-        created_by: req.state.admin.as_str(),
+    Ok(wire::json(&api::PolicyInfo {
+        name: name.to_owned(),
+        created_at: Some(req.state.loaded),
+        created_by: req.state.admin.to_string(),
     })
     .into())
 }
