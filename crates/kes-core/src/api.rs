@@ -217,6 +217,100 @@ mod go_time {
     }
 }
 
+/// `POST /v1/key/import/<name>`: a raw 32-byte key, base64, and its
+/// algorithm (`AES256` or `ChaCha20`).
+// No Debug: the key is a secret.
+#[derive(Serialize)]
+pub struct ImportKeyRequest<S = String> {
+    /// The key (a secret).
+    pub key: S,
+    /// The algorithm.
+    pub cipher: S,
+}
+
+impl ImportKeyRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["key", "cipher"];
+}
+
+/// `POST /v1/key/retire/<name>`: how many of the newest versions to keep.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RetireKeyRequest {
+    /// At least 1.
+    pub keep: u32,
+}
+
+impl RetireKeyRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["keep"];
+}
+
+/// `POST /v1/key/generate/<name>`: the context the data key is bound to,
+/// base64. A request without a context has no body.
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateKeyRequest<S = String> {
+    /// The context.
+    pub context: S,
+}
+
+impl GenerateKeyRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["context"];
+}
+
+/// `POST /v1/key/encrypt/<name>`: a plaintext and its context, base64; the
+/// context left out when empty, as the Go SDK sends it.
+// No Debug: the plaintext is a secret.
+#[derive(Serialize)]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
+pub struct EncryptKeyRequest<S = String> {
+    /// The plaintext (a secret).
+    pub plaintext: S,
+    /// The context.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub context: S,
+}
+
+impl EncryptKeyRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["plaintext", "context"];
+}
+
+/// `POST /v1/key/decrypt/<name>` (and each entry of the legacy bulk
+/// decrypt): a ciphertext and its context, base64; the context left out
+/// when empty.
+#[derive(Debug, Clone, Serialize)]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
+pub struct DecryptKeyRequest<S = String> {
+    /// The ciphertext.
+    pub ciphertext: S,
+    /// The context.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub context: S,
+}
+
+impl DecryptKeyRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["ciphertext", "context"];
+}
+
+/// `PUT /v1/key/hmac/<name>`: the message, base64.
+// No Debug: the message may be a secret (MinIO derives credentials).
+#[derive(Serialize)]
+pub struct HmacRequest<S = String> {
+    /// The message.
+    pub message: S,
+}
+
+impl HmacRequest {
+    /// The fields the server decodes.
+    pub const FIELDS: &'static [&'static str] = &["message"];
+}
+
+fn is_empty<S: AsRef<str>>(s: &S) -> bool {
+    s.as_ref().is_empty()
+}
+
 /// A list that Go writes as `null` when it is empty.
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
@@ -281,6 +375,37 @@ mod tests {
         let legacy: KeyInfo = serde_json::from_str(r#"{"name":"k","created_at":null}"#).unwrap();
         assert_eq!(legacy.created_at, None);
         assert!(serde_json::from_str::<KeyInfo>(r#"{"name":"k","created_at":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn request_bodies_in_field_order() {
+        let enc = EncryptKeyRequest {
+            plaintext: "cA==",
+            context: "",
+        };
+        assert_eq!(
+            serde_json::to_string(&enc).unwrap(),
+            r#"{"plaintext":"cA=="}"#
+        );
+        let dec = DecryptKeyRequest {
+            ciphertext: "Yw==",
+            context: "eA==",
+        };
+        assert_eq!(
+            serde_json::to_string(&dec).unwrap(),
+            r#"{"ciphertext":"Yw==","context":"eA=="}"#
+        );
+        let import = ImportKeyRequest {
+            key: "aw==",
+            cipher: "AES256",
+        };
+        assert_eq!(
+            serde_json::to_string(&import).unwrap(),
+            r#"{"key":"aw==","cipher":"AES256"}"#
+        );
+        let keep = RetireKeyRequest { keep: 2 };
+        assert_eq!(serde_json::to_string(&keep).unwrap(), r#"{"keep":2}"#);
+        assert_eq!(<DecryptKeyRequest>::FIELDS, ["ciphertext", "context"]);
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub(super) async fn create_key(req: &Call<'_>) -> Result<Answer> {
 pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let body = req.body().ok_or(ApiError::INVALID_IMPORT_BODY)?;
-    let json =
-        GoJson::parse(body, &["key", "cipher"]).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
+    let json = GoJson::parse(body, <api::ImportKeyRequest>::FIELDS)
+        .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
     let bytes = json
         .bytes("key")
         .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
@@ -244,7 +244,7 @@ pub(super) async fn rotate_key(req: &Call<'_>) -> Result<Answer> {
 
 pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let keep = body_json(req, &["keep"])?
+    let keep = body_json(req, <api::RetireKeyRequest>::FIELDS)?
         .uint("keep")
         .map_err(|_| INVALID_KEEP)?;
     let keep = usize::try_from(keep)
