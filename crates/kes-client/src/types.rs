@@ -7,45 +7,9 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub use kes_core::api::{ApiRoute, IdentityInfo, KeyInfo, PolicyInfo, Retired, Rotated, Version};
-
-/// `GET /v1/status`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Status {
-    /// Server version.
-    #[serde(default)]
-    pub version: String,
-    /// Go operating-system name (`linux`, ...).
-    #[serde(default)]
-    pub os: String,
-    /// Go architecture name (`amd64`, ...).
-    #[serde(default)]
-    pub arch: String,
-    /// Uptime in seconds.
-    #[serde(default)]
-    pub uptime: u64,
-    /// CPUs of the machine.
-    #[serde(default)]
-    pub num_cpu: u64,
-    /// CPUs the server may use.
-    #[serde(default)]
-    pub num_cpu_used: u64,
-    /// Heap bytes in use.
-    #[serde(default)]
-    pub mem_heap_used: u64,
-    /// Stack bytes in use.
-    #[serde(default)]
-    pub mem_stack_used: u64,
-    /// Key-store round trip in milliseconds (0 when unreachable).
-    #[serde(default)]
-    pub keystore_latency: u64,
-    /// Set when the key store cannot be reached.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub keystore_unreachable: bool,
-    /// The Go SDK's spelling of `keystore_unreachable`; servers send both.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub keystore_unavailable: bool,
-}
+pub use kes_core::api::{
+    ApiRoute, IdentityInfo, KeyInfo, PolicyInfo, Retired, Rotated, Status, Version,
+};
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
 /// ciphertext under the master key.

@@ -120,6 +120,50 @@ pub struct IdentityList {
     pub continue_at: String,
 }
 
+/// `GET /v1/status`, in the Go KES's field order.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Status {
+    /// Server version.
+    #[serde(default)]
+    pub version: String,
+    /// Go operating-system name (`linux`, ...).
+    #[serde(default)]
+    pub os: String,
+    /// Go architecture name (`amd64`, ...).
+    #[serde(default)]
+    pub arch: String,
+    /// Uptime in seconds.
+    #[serde(default)]
+    pub uptime: u64,
+    /// CPUs of the machine.
+    #[serde(default)]
+    pub num_cpu: u64,
+    /// CPUs the server may use.
+    #[serde(default)]
+    pub num_cpu_used: u64,
+    /// Heap bytes in use.
+    #[serde(default)]
+    pub mem_heap_used: u64,
+    /// Stack bytes in use.
+    #[serde(default)]
+    pub mem_stack_used: u64,
+    /// Key-store round trip in milliseconds, at least 1 when the store
+    /// answered; 0 (and left out) when it cannot be reached.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub keystore_latency: u64,
+    /// The Go SDK's spelling of `keystore_unreachable`: the Go SDK refuses
+    /// the one without the other, so servers send both.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keystore_unavailable: bool,
+    /// Set when the key store cannot be reached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keystore_unreachable: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// `GET /v1/key/describe/<name>`. A key never rotated is described
 /// exactly as the Go KES describes it; a rotated one adds its version
 /// numbers (clients ignore fields they do not know).
