@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use kes_core::api::{
-    ApiRoute, IdentityInfo, KeyInfo, PolicyInfo, Retired, Rotated, Status, Version,
+    ApiRoute, IdentityInfo, KeyInfo, Policy, PolicyInfo, Retired, Rotated, Status, Version,
 };
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
@@ -29,58 +29,37 @@ impl fmt::Debug for Dek {
     }
 }
 
-/// `GET /v1/policy/read/<name>`: allow and deny patterns.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Policy {
-    /// Policy name.
-    #[serde(default)]
-    pub name: String,
-    /// Allowed path patterns (the wire form is an object of `{}` values).
-    #[serde(default, with = "pattern_set")]
-    pub allow: Vec<String>,
-    /// Denied path patterns.
-    #[serde(default, with = "pattern_set")]
-    pub deny: Vec<String>,
-    /// When the policy was loaded.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that owns the policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-}
+/// A [`Policy`] as the SDK prints it (what `kes policy show --json` and
+/// [`SelfInfo`]'s `Serialize` write): both pattern sets, an empty one as
+/// `{}`, where the server leaves an empty set out.
+pub struct EveryPatternSet<'a>(pub &'a Policy);
 
-/// The server sends patterns as `{"<pattern>":{},…}`; older servers sent a
-/// list. Both decode to a sorted list.
-mod pattern_set {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::BTreeMap;
-
-    pub(super) fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<&str, BTreeMap<(), ()>> =
-            v.iter().map(|p| (p.as_str(), BTreeMap::new())).collect();
-        map.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Map(BTreeMap<String, serde_json::Value>),
-            List(Vec<String>),
-            Null(()),
+impl Serialize for EveryPatternSet<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            name: &'a str,
+            #[serde(with = "kes_core::api::pattern_set")]
+            allow: &'a [String],
+            #[serde(with = "kes_core::api::pattern_set")]
+            deny: &'a [String],
+            #[serde(
+                with = "time::serde::rfc3339::option",
+                skip_serializing_if = "Option::is_none"
+            )]
+            created_at: Option<OffsetDateTime>,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            created_by: &'a str,
         }
-        Ok(match Wire::deserialize(d)? {
-            Wire::Map(m) => m.into_keys().collect(),
-            Wire::List(mut l) => {
-                l.sort();
-                l
-            }
-            Wire::Null(()) => Vec::new(),
-        })
+        let p = self.0;
+        Shown {
+            name: &p.name,
+            allow: &p.allow,
+            deny: &p.deny,
+            created_at: p.created_at,
+            created_by: &p.created_by,
+        }
+        .serialize(s)
     }
 }
 
@@ -97,7 +76,10 @@ pub struct SelfInfo {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub policy_name: String,
     /// The caller's policy (empty for the admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "every_pattern_set"
+    )]
     pub policy: Option<Policy>,
     /// When the identity was assigned.
     #[serde(
@@ -108,6 +90,10 @@ pub struct SelfInfo {
     /// The admin identity that assigned it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub created_by: String,
+}
+
+fn every_pattern_set<S: serde::Serializer>(p: &Option<Policy>, s: S) -> Result<S::Ok, S::Error> {
+    p.as_ref().map(EveryPatternSet).serialize(s)
 }
 
 impl<'de> Deserialize<'de> for SelfInfo {
@@ -203,4 +189,32 @@ pub struct AuditResponse {
 pub struct ErrorEvent {
     /// The log line.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_policies_keep_empty_sets() {
+        let p = Policy {
+            name: "p".into(),
+            allow: vec!["/v1/key/*".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&EveryPatternSet(&p)).unwrap(),
+            r#"{"name":"p","allow":{"/v1/key/*":{}},"deny":{}}"#
+        );
+        let me = SelfInfo {
+            identity: "i".into(),
+            policy_name: "p".into(),
+            policy: Some(p),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&me).unwrap(),
+            r#"{"identity":"i","policy_name":"p","policy":{"name":"p","allow":{"/v1/key/*":{}},"deny":{}}}"#
+        );
+    }
 }

@@ -208,6 +208,65 @@ pub struct PolicyInfo {
     pub created_by: String,
 }
 
+/// `GET /v1/policy/read/<name>`: allow and deny patterns. The server
+/// leaves an empty set out, as the Go KES does.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Policy {
+    /// Policy name.
+    #[serde(default)]
+    pub name: String,
+    /// Allowed path patterns (the wire form is an object of `{}` values).
+    #[serde(default, with = "pattern_set", skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Denied path patterns.
+    #[serde(default, with = "pattern_set", skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// When the policy was loaded; the server always sends it.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that owns the policy.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+}
+
+/// A policy's allow or deny patterns as the Go KES writes a set:
+/// `{"<pattern>":{},…}`, sorted and without repeats (as Go writes a map).
+/// Read from that form or, as older servers sent it, a list; both read as
+/// a sorted list. For `#[serde(with = "kes_core::api::pattern_set")]`.
+pub mod pattern_set {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    /// `{}`
+    #[derive(Serialize)]
+    struct Empty {}
+
+    /// Writes `patterns` as a set.
+    pub fn serialize<S: Serializer>(patterns: &[String], s: S) -> Result<S::Ok, S::Error> {
+        let set: BTreeMap<&str, Empty> = patterns.iter().map(|p| (p.as_str(), Empty {})).collect();
+        set.serialize(s)
+    }
+
+    /// Reads a set, a list or `null` (no patterns).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Set(BTreeMap<String, serde_json::Value>),
+            List(Vec<String>),
+            Null(()),
+        }
+        Ok(match Wire::deserialize(d)? {
+            Wire::Set(m) => m.into_keys().collect(),
+            Wire::List(mut l) => {
+                l.sort();
+                l
+            }
+            Wire::Null(()) => Vec::new(),
+        })
+    }
+}
+
 /// `GET /v1/identity/describe/<identity>`: the admin is described as
 /// `{"admin":true,"created_at":…}`, any other identity as
 /// `{"policy":…,"created_at":…,"created_by":…}`.
@@ -421,6 +480,24 @@ mod tests {
         assert!(serde_json::from_str::<KeyInfo>(r#"{"name":"k","created_at":"x"}"#).is_err());
     }
 
+    // The CLI printed these timestamps with the time crate's RFC 3339
+    // format before they were written in Go's: the two agree.
+    #[test]
+    fn go_times_are_what_the_time_crate_writes() {
+        use time::format_description::well_known::Rfc3339;
+        use time::macros::datetime;
+        for t in [
+            datetime!(2024-01-12 10:39:20.8868 UTC),
+            datetime!(2024-01-12 10:39:20.000000001 UTC),
+            datetime!(2024-01-12 11:39:20.5 +01:00),
+            datetime!(2024-01-12 11:39:20 -05:30),
+            datetime!(0001-01-01 00:00:00 UTC),
+        ] {
+            let go = crate::timefmt::format_rfc3339_nano(t);
+            assert_eq!(go, t.format(&Rfc3339).unwrap());
+        }
+    }
+
     #[test]
     fn request_bodies_in_field_order() {
         let enc = EncryptKeyRequest {
@@ -450,6 +527,22 @@ mod tests {
         let keep = RetireKeyRequest { keep: 2 };
         assert_eq!(serde_json::to_string(&keep).unwrap(), r#"{"keep":2}"#);
         assert_eq!(<DecryptKeyRequest>::FIELDS, ["ciphertext", "context"]);
+    }
+
+    #[test]
+    fn policies_write_sets_and_read_lists() {
+        let p = Policy {
+            name: "p".into(),
+            allow: vec!["/v1/key/*".into(), "/v1/a<".into(), "/v1/a<".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            to_json(&p),
+            b"{\"name\":\"p\",\"allow\":{\"/v1/a\\u003c\":{},\"/v1/key/*\":{}}}\n"
+        );
+        let old: Policy = serde_json::from_str(r#"{"allow":["b","a"],"deny":null}"#).unwrap();
+        assert_eq!(old.allow, ["a", "b"]);
+        assert!(old.deny.is_empty());
     }
 
     #[test]

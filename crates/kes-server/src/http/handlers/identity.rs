@@ -1,6 +1,6 @@
 //! The identity endpoints: describe, self-describe, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
+use super::{created_at, list_prefix, page, paging, Answer, Call, Result};
 use crate::http::wire;
 use kes_core::{api, ApiError, Identity};
 use serde::Serialize;
@@ -46,10 +46,10 @@ pub(super) fn self_describe(req: &Call<'_>) -> Result<Answer> {
         policy: &'a str,
         created_at: String,
         created_by: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        allow: Option<PatternSet<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        deny: Option<PatternSet<'a>>,
+        #[serde(with = "api::pattern_set", skip_serializing_if = "<[_]>::is_empty")]
+        allow: &'a [String],
+        #[serde(with = "api::pattern_set", skip_serializing_if = "<[_]>::is_empty")]
+        deny: &'a [String],
     }
     let id = req.identity.ok_or(ApiError::CERTIFICATE_REQUIRED)?;
     if *id == req.state.admin {
@@ -69,8 +69,8 @@ pub(super) fn self_describe(req: &Call<'_>) -> Result<Answer> {
         policy: name,
         created_at: created_at(req),
         created_by: req.state.admin.as_str(),
-        allow: pattern_set(&policy.allow),
-        deny: pattern_set(&policy.deny),
+        allow: &policy.allow,
+        deny: &policy.deny,
     })
     .into())
 }
