@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use kes_core::api::{
-    ApiRoute, IdentityInfo, KeyInfo, Policy, PolicyInfo, Retired, Rotated, Status, Version,
+    ApiRoute, AuditEvent, AuditRequest, AuditResponse, ErrorEvent, IdentityInfo, KeyInfo, Policy,
+    PolicyInfo, Retired, Rotated, Status, Version,
 };
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
@@ -146,49 +147,6 @@ impl<'de> Deserialize<'de> for SelfInfo {
             created_by: w.created_by,
         })
     }
-}
-
-/// One event of `GET /v1/log/audit`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// When the request finished.
-    #[serde(with = "time::serde::rfc3339")]
-    pub time: OffsetDateTime,
-    /// The request.
-    pub request: AuditRequest,
-    /// The response.
-    pub response: AuditResponse,
-}
-
-/// The request part of an [`AuditEvent`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct AuditRequest {
-    /// Client IP.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ip: String,
-    /// URL path.
-    #[serde(default)]
-    pub path: String,
-    /// Client identity.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub identity: String,
-}
-
-/// The response part of an [`AuditEvent`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct AuditResponse {
-    /// HTTP status code.
-    pub code: u16,
-    /// Response time in milliseconds.
-    #[serde(default)]
-    pub time: u64,
-}
-
-/// One event of `GET /v1/log/error`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ErrorEvent {
-    /// The log line.
-    pub message: String,
 }
 
 #[cfg(test)]

@@ -290,6 +290,62 @@ pub struct IdentityInfo {
     pub created_by: String,
 }
 
+/// One event of `GET /v1/log/audit` (and a line of the server's JSON
+/// audit log). Generic over its string type like the cryptographic
+/// replies: the server writes borrowed strings, the SDK reads owned ones.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(bound(
+    serialize = "S: Serialize + AsRef<str>",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
+pub struct AuditEvent<S = String> {
+    /// When the request finished.
+    #[serde(with = "go_time::always")]
+    pub time: OffsetDateTime,
+    /// The request.
+    pub request: AuditRequest<S>,
+    /// The response.
+    pub response: AuditResponse,
+}
+
+/// The request part of an [`AuditEvent`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(bound(
+    serialize = "S: Serialize + AsRef<str>",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
+pub struct AuditRequest<S = String> {
+    /// Client IP.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub ip: S,
+    /// URL path.
+    #[serde(default)]
+    pub path: S,
+    /// Client identity (left out when the client sent no certificate).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub identity: S,
+    /// HTTP method (older servers do not send it).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub method: S,
+}
+
+/// The response part of an [`AuditEvent`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AuditResponse {
+    /// HTTP status code.
+    pub code: u16,
+    /// Response time in milliseconds, as the Go KES sends it.
+    #[serde(default)]
+    pub time: u64,
+}
+
+/// One event of `GET /v1/log/error`: an error-log text line.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorEvent<S = String> {
+    /// The log line.
+    pub message: S,
+}
+
 /// A timestamp as Go's `encoding/json` writes it (RFC 3339 with up to nine
 /// fractional digits, [`crate::timefmt::format_rfc3339_nano`]); read as
 /// any RFC 3339 timestamp, `null` as none.
@@ -317,6 +373,26 @@ mod go_time {
                     .ok_or_else(|| D::Error::custom(format!("invalid RFC 3339 timestamp: {s}")))
             })
             .transpose()
+    }
+
+    /// A timestamp that is always there.
+    pub(super) mod always {
+        use serde::{Deserializer, Serialize as _, Serializer};
+        use time::OffsetDateTime;
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &OffsetDateTime,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            crate::timefmt::format_rfc3339_nano(*t).serialize(s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<OffsetDateTime, D::Error> {
+            super::deserialize(d)?
+                .ok_or_else(|| serde::de::Error::custom("a timestamp is required"))
+        }
     }
 }
 
@@ -543,6 +619,36 @@ mod tests {
         let old: Policy = serde_json::from_str(r#"{"allow":["b","a"],"deny":null}"#).unwrap();
         assert_eq!(old.allow, ["a", "b"]);
         assert!(old.deny.is_empty());
+    }
+
+    #[test]
+    fn audit_events_as_the_go_kes_writes_them() {
+        let ev = AuditEvent {
+            time: time::macros::datetime!(2024-01-12 10:39:20.5 UTC),
+            request: AuditRequest {
+                ip: "10.1.2.3",
+                path: "/v1/key/create/a<b",
+                identity: "",
+                method: "POST",
+            },
+            response: AuditResponse { code: 200, time: 2 },
+        };
+        let line = to_json(&ev);
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"time\":\"2024-01-12T10:39:20.5Z\",\"request\":{\"ip\":\"10.1.2.3\",\
+             \"path\":\"/v1/key/create/a\\u003cb\",\"method\":\"POST\"},\
+             \"response\":{\"code\":200,\"time\":2}}\n"
+        );
+        // An older server's event, without method.
+        let old: AuditEvent =
+            serde_json::from_str(r#"{"time":"2024-01-12T10:39:20Z","request":{"path":"/v1/status"},"response":{"code":200}}"#)
+                .unwrap();
+        assert!(old.request.method.is_empty());
+        assert!(serde_json::from_str::<AuditEvent>(
+            r#"{"time":null,"request":{},"response":{"code":1}}"#
+        )
+        .is_err());
     }
 
     #[test]
