@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 pub use kes_core::api::{
     ApiRoute, AuditEvent, AuditRequest, AuditResponse, ErrorEvent, IdentityInfo, KeyInfo, Policy,
-    PolicyInfo, Retired, Rotated, Status, Version,
+    PolicyInfo, Retired, Rotated, SelfDescription, SelfPolicy, Status, Version,
 };
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
@@ -98,45 +98,29 @@ fn every_pattern_set<S: serde::Serializer>(p: &Option<Policy>, s: S) -> Result<S
 }
 
 impl<'de> Deserialize<'de> for SelfInfo {
-    /// Accepts the current shape (`policy` an object) and the pre-2023-10
-    /// one (`policy` a name, `allow`/`deny` at the top level).
+    /// Accepts both shapes of [`SelfDescription`]: `policy` an object, or
+    /// a name with `allow`/`deny` at the top level.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(default)]
-            identity: String,
-            #[serde(default)]
-            admin: bool,
-            #[serde(default)]
-            policy: Option<serde_json::Value>,
-            #[serde(default)]
-            policy_name: Option<String>,
-            #[serde(default, with = "time::serde::rfc3339::option")]
-            created_at: Option<OffsetDateTime>,
-            #[serde(default)]
-            created_by: String,
-            #[serde(default)]
-            allow: Option<serde_json::Value>,
-            #[serde(default)]
-            deny: Option<serde_json::Value>,
-        }
-        let w = Wire::deserialize(d)?;
+        let w = SelfDescription::deserialize(d)?;
         let mut policy_name = w.policy_name.unwrap_or_default();
         let mut policy = None;
         match w.policy {
-            Some(serde_json::Value::String(name)) => policy_name = name,
-            Some(v @ serde_json::Value::Object(_)) => {
-                let p: Policy = serde_json::from_value(v).map_err(serde::de::Error::custom)?;
+            Some(SelfPolicy::Name(name)) => policy_name = name,
+            Some(SelfPolicy::Policy(p)) => {
                 if policy_name.is_empty() {
                     policy_name = p.name.clone();
                 }
                 policy = Some(p);
             }
-            _ => {}
+            Some(SelfPolicy::Other(_)) | None => {}
         }
         if policy.is_none() && (w.allow.is_some() || w.deny.is_some()) {
-            let v = serde_json::json!({ "name": policy_name, "allow": w.allow, "deny": w.deny });
-            policy = Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?);
+            policy = Some(Policy {
+                name: policy_name.clone(),
+                allow: w.allow.unwrap_or_default(),
+                deny: w.deny.unwrap_or_default(),
+                ..Default::default()
+            });
         }
         Ok(SelfInfo {
             identity: w.identity,

@@ -229,6 +229,63 @@ pub struct Policy {
     pub created_by: String,
 }
 
+/// `GET /v1/identity/self/describe` as it travels. The server writes the
+/// shape the Go SDK decodes: for the admin `{"identity","admin":true,
+/// "created_at"}`, for others `{"identity","policy":"<name>","created_at",
+/// "created_by","allow","deny"}` (the sets left out when empty). Read also
+/// in the other shape servers have sent: `policy` the policy object, its
+/// name in `policy_name`. kes-client's `SelfInfo` is what either shape
+/// tells.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SelfDescription {
+    /// The caller's identity.
+    #[serde(default)]
+    pub identity: String,
+    /// Whether the caller is the admin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
+    /// The caller's policy: its name, or (other servers) the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<SelfPolicy>,
+    /// The policy's name, where `policy` is the policy object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_name: Option<String>,
+    /// When the identity was assigned; the server always sends it.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<OffsetDateTime>,
+    /// The admin identity that assigned it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub created_by: String,
+    /// Allowed path patterns, where `policy` is a name; `None` when not
+    /// sent (the server leaves an empty set out).
+    #[serde(
+        default,
+        with = "pattern_set::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allow: Option<Vec<String>>,
+    /// Denied path patterns, likewise.
+    #[serde(
+        default,
+        with = "pattern_set::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deny: Option<Vec<String>>,
+}
+
+/// The `policy` of a [`SelfDescription`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SelfPolicy {
+    /// The policy's name.
+    Name(String),
+    /// The policy itself.
+    Policy(Policy),
+    /// Anything else, ignored when read; never written.
+    #[serde(skip_serializing)]
+    Other(serde_json::Value),
+}
+
 /// A policy's allow or deny patterns as the Go KES writes a set:
 /// `{"<pattern>":{},…}`, sorted and without repeats (as Go writes a map).
 /// Read from that form or, as older servers sent it, a list; both read as
@@ -264,6 +321,33 @@ pub mod pattern_set {
             }
             Wire::Null(()) => Vec::new(),
         })
+    }
+
+    /// A set that may be absent: `None` is left out when written (with
+    /// `skip_serializing_if`) and `null` reads as `None`.
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        /// Writes the set, or `null`.
+        pub fn serialize<S: Serializer>(
+            patterns: &Option<Vec<String>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match patterns {
+                Some(p) => super::serialize(p, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads a set, a list, or `null` as `None`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Vec<String>>, D::Error> {
+            let value = Option::<serde_json::Value>::deserialize(d)?;
+            value
+                .map(|v| super::deserialize(v).map_err(serde::de::Error::custom))
+                .transpose()
+        }
     }
 }
 

@@ -165,3 +165,33 @@ fn lists_read_leniently() {
     let v: Version = serde_json::from_str(r#"{"version":"v1"}"#).unwrap();
     assert!(v.commit.is_empty());
 }
+
+#[test]
+fn self_descriptions_in_both_shapes() {
+    let me = SelfDescription {
+        identity: "i".into(),
+        policy: Some(SelfPolicy::Name("p".into())),
+        created_at: Some(time::macros::datetime!(2024-01-12 10:39:20 UTC)),
+        created_by: "a".into(),
+        allow: Some(vec!["/v1/key/*".into()]),
+        ..Default::default()
+    };
+    let doc = to_json(&me);
+    assert_eq!(
+        std::str::from_utf8(&doc).unwrap(),
+        "{\"identity\":\"i\",\"policy\":\"p\",\"created_at\":\"2024-01-12T10:39:20Z\",\
+         \"created_by\":\"a\",\"allow\":{\"/v1/key/*\":{}}}\n"
+    );
+    assert_eq!(serde_json::from_slice::<SelfDescription>(&doc).unwrap(), me);
+    let other: SelfDescription = serde_json::from_str(
+        r#"{"identity":"i","policy":{"name":"p","allow":{"a":{}}},"policy_name":"p","deny":null}"#,
+    )
+    .unwrap();
+    let Some(SelfPolicy::Policy(p)) = other.policy else {
+        panic!("{other:?}")
+    };
+    assert_eq!(p.allow, ["a"]);
+    assert_eq!(other.deny, None);
+    let odd: SelfDescription = serde_json::from_str(r#"{"identity":"i","policy":7}"#).unwrap();
+    assert!(matches!(odd.policy, Some(SelfPolicy::Other(_))));
+}

@@ -18,7 +18,6 @@ use crate::http::routes::Endpoint;
 use crate::http::wire::Body;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
-use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::ApiError;
 
 pub use system::VERSION;
@@ -134,12 +133,6 @@ pub fn list_prefix(pattern: &str) -> Result<&str> {
     // The Go KES strips the trailing `*` for policies and identities but
     // not for keys; we strip it everywhere.
     Ok(pattern.strip_suffix('*').unwrap_or(pattern))
-}
-
-/// The `created_at` of policies and identities: when the configuration
-/// was loaded.
-fn created_at(req: &Call<'_>) -> String {
-    format_rfc3339_nano(req.state.loaded)
 }
 
 #[cfg(test)]
