@@ -7,79 +7,10 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-pub use kes_core::api::{ApiRoute, Retired, Rotated, Version};
-
-/// `GET /v1/status`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Status {
-    /// Server version.
-    #[serde(default)]
-    pub version: String,
-    /// Go operating-system name (`linux`, ...).
-    #[serde(default)]
-    pub os: String,
-    /// Go architecture name (`amd64`, ...).
-    #[serde(default)]
-    pub arch: String,
-    /// Uptime in seconds.
-    #[serde(default)]
-    pub uptime: u64,
-    /// CPUs of the machine.
-    #[serde(default)]
-    pub num_cpu: u64,
-    /// CPUs the server may use.
-    #[serde(default)]
-    pub num_cpu_used: u64,
-    /// Heap bytes in use.
-    #[serde(default)]
-    pub mem_heap_used: u64,
-    /// Stack bytes in use.
-    #[serde(default)]
-    pub mem_stack_used: u64,
-    /// Key-store round trip in milliseconds (0 when unreachable).
-    #[serde(default)]
-    pub keystore_latency: u64,
-    /// Set when the key store cannot be reached.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub keystore_unreachable: bool,
-    /// The Go SDK's spelling of `keystore_unreachable`; servers send both.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub keystore_unavailable: bool,
-}
-
-/// `GET /v1/key/describe/<name>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct KeyInfo {
-    /// Key name.
-    pub name: String,
-    /// `AES256` or `ChaCha20`.
-    #[serde(default)]
-    pub algorithm: String,
-    /// Creation time (the zero time for legacy keys).
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// Identity that created the key.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-    /// The current version of a rotated key; `None` for a key never
-    /// rotated (and from servers without rotation, e.g. the Go KES).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// How many versions of a rotated key are retained.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub versions: Option<u32>,
-    /// When the current version of a rotated key was created.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub rotated_at: Option<OffsetDateTime>,
-}
+pub use kes_core::api::{
+    ApiRoute, AuditEvent, AuditRequest, AuditResponse, ErrorEvent, IdentityInfo, KeyInfo, Policy,
+    PolicyInfo, Retired, Rotated, SelfDescription, SelfPolicy, Status, Version,
+};
 
 /// A data encryption key from `generate`: the plaintext (secret) and its
 /// ciphertext under the master key.
@@ -99,101 +30,38 @@ impl fmt::Debug for Dek {
     }
 }
 
-/// `GET /v1/policy/describe/<name>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PolicyInfo {
-    /// Policy name.
-    #[serde(default)]
-    pub name: String,
-    /// When the policy was loaded.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that owns the policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-}
+/// A [`Policy`] as the SDK prints it (what `kes policy show --json` and
+/// [`SelfInfo`]'s `Serialize` write): both pattern sets, an empty one as
+/// `{}`, where the server leaves an empty set out.
+pub struct EveryPatternSet<'a>(pub &'a Policy);
 
-/// `GET /v1/policy/read/<name>`: allow and deny patterns.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct Policy {
-    /// Policy name.
-    #[serde(default)]
-    pub name: String,
-    /// Allowed path patterns (the wire form is an object of `{}` values).
-    #[serde(default, with = "pattern_set")]
-    pub allow: Vec<String>,
-    /// Denied path patterns.
-    #[serde(default, with = "pattern_set")]
-    pub deny: Vec<String>,
-    /// When the policy was loaded.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that owns the policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
-}
-
-/// The server sends patterns as `{"<pattern>":{},…}`; older servers sent a
-/// list. Both decode to a sorted list.
-mod pattern_set {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::BTreeMap;
-
-    pub(super) fn serialize<S: Serializer>(v: &[String], s: S) -> Result<S::Ok, S::Error> {
-        let map: BTreeMap<&str, BTreeMap<(), ()>> =
-            v.iter().map(|p| (p.as_str(), BTreeMap::new())).collect();
-        map.serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Map(BTreeMap<String, serde_json::Value>),
-            List(Vec<String>),
-            Null(()),
+impl Serialize for EveryPatternSet<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            name: &'a str,
+            #[serde(with = "kes_core::api::pattern_set")]
+            allow: &'a [String],
+            #[serde(with = "kes_core::api::pattern_set")]
+            deny: &'a [String],
+            #[serde(
+                with = "time::serde::rfc3339::option",
+                skip_serializing_if = "Option::is_none"
+            )]
+            created_at: Option<OffsetDateTime>,
+            #[serde(skip_serializing_if = "str::is_empty")]
+            created_by: &'a str,
         }
-        Ok(match Wire::deserialize(d)? {
-            Wire::Map(m) => m.into_keys().collect(),
-            Wire::List(mut l) => {
-                l.sort();
-                l
-            }
-            Wire::Null(()) => Vec::new(),
-        })
+        let p = self.0;
+        Shown {
+            name: &p.name,
+            allow: &p.allow,
+            deny: &p.deny,
+            created_at: p.created_at,
+            created_by: &p.created_by,
+        }
+        .serialize(s)
     }
-}
-
-/// `GET /v1/identity/describe/<identity>`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct IdentityInfo {
-    /// The identity (filled in by the client; not part of the response).
-    #[serde(default)]
-    pub identity: String,
-    /// Whether this is the admin identity.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub admin: bool,
-    /// Name of the assigned policy.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub policy: String,
-    /// When the identity was assigned.
-    #[serde(
-        default,
-        with = "time::serde::rfc3339::option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub created_at: Option<OffsetDateTime>,
-    /// The admin identity that assigned it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub created_by: String,
 }
 
 /// `GET /v1/identity/self/describe`: the caller's identity and, for
@@ -209,7 +77,10 @@ pub struct SelfInfo {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub policy_name: String,
     /// The caller's policy (empty for the admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "every_pattern_set"
+    )]
     pub policy: Option<Policy>,
     /// When the identity was assigned.
     #[serde(
@@ -222,46 +93,34 @@ pub struct SelfInfo {
     pub created_by: String,
 }
 
+fn every_pattern_set<S: serde::Serializer>(p: &Option<Policy>, s: S) -> Result<S::Ok, S::Error> {
+    p.as_ref().map(EveryPatternSet).serialize(s)
+}
+
 impl<'de> Deserialize<'de> for SelfInfo {
-    /// Accepts the current shape (`policy` an object) and the pre-2023-10
-    /// one (`policy` a name, `allow`/`deny` at the top level).
+    /// Accepts both shapes of [`SelfDescription`]: `policy` an object, or
+    /// a name with `allow`/`deny` at the top level.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(default)]
-            identity: String,
-            #[serde(default)]
-            admin: bool,
-            #[serde(default)]
-            policy: Option<serde_json::Value>,
-            #[serde(default)]
-            policy_name: Option<String>,
-            #[serde(default, with = "time::serde::rfc3339::option")]
-            created_at: Option<OffsetDateTime>,
-            #[serde(default)]
-            created_by: String,
-            #[serde(default)]
-            allow: Option<serde_json::Value>,
-            #[serde(default)]
-            deny: Option<serde_json::Value>,
-        }
-        let w = Wire::deserialize(d)?;
+        let w = SelfDescription::deserialize(d)?;
         let mut policy_name = w.policy_name.unwrap_or_default();
         let mut policy = None;
         match w.policy {
-            Some(serde_json::Value::String(name)) => policy_name = name,
-            Some(v @ serde_json::Value::Object(_)) => {
-                let p: Policy = serde_json::from_value(v).map_err(serde::de::Error::custom)?;
+            Some(SelfPolicy::Name(name)) => policy_name = name,
+            Some(SelfPolicy::Policy(p)) => {
                 if policy_name.is_empty() {
                     policy_name = p.name.clone();
                 }
                 policy = Some(p);
             }
-            _ => {}
+            Some(SelfPolicy::Other(_)) | None => {}
         }
         if policy.is_none() && (w.allow.is_some() || w.deny.is_some()) {
-            let v = serde_json::json!({ "name": policy_name, "allow": w.allow, "deny": w.deny });
-            policy = Some(serde_json::from_value(v).map_err(serde::de::Error::custom)?);
+            policy = Some(Policy {
+                name: policy_name.clone(),
+                allow: w.allow.unwrap_or_default(),
+                deny: w.deny.unwrap_or_default(),
+                ..Default::default()
+            });
         }
         Ok(SelfInfo {
             identity: w.identity,
@@ -274,45 +133,30 @@ impl<'de> Deserialize<'de> for SelfInfo {
     }
 }
 
-/// One event of `GET /v1/log/audit`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// When the request finished.
-    #[serde(with = "time::serde::rfc3339")]
-    pub time: OffsetDateTime,
-    /// The request.
-    pub request: AuditRequest,
-    /// The response.
-    pub response: AuditResponse,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The request part of an [`AuditEvent`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct AuditRequest {
-    /// Client IP.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub ip: String,
-    /// URL path.
-    #[serde(default)]
-    pub path: String,
-    /// Client identity.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub identity: String,
-}
-
-/// The response part of an [`AuditEvent`].
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
-pub struct AuditResponse {
-    /// HTTP status code.
-    pub code: u16,
-    /// Response time in milliseconds.
-    #[serde(default)]
-    pub time: u64,
-}
-
-/// One event of `GET /v1/log/error`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ErrorEvent {
-    /// The log line.
-    pub message: String,
+    #[test]
+    fn printed_policies_keep_empty_sets() {
+        let p = Policy {
+            name: "p".into(),
+            allow: vec!["/v1/key/*".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&EveryPatternSet(&p)).unwrap(),
+            r#"{"name":"p","allow":{"/v1/key/*":{}},"deny":{}}"#
+        );
+        let me = SelfInfo {
+            identity: "i".into(),
+            policy_name: "p".into(),
+            policy: Some(p),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&me).unwrap(),
+            r#"{"identity":"i","policy_name":"p","policy":{"name":"p","allow":{"/v1/key/*":{}},"deny":{}}}"#
+        );
+    }
 }

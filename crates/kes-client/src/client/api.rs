@@ -65,16 +65,13 @@ impl Client {
     /// `POST /v1/key/import/<name>` with a raw 32-byte key and cipher
     /// (`AES256` or `ChaCha20`).
     pub async fn import_key(&self, name: &str, key: &[u8], cipher: &str) -> Result<(), Error> {
-        #[derive(serde::Serialize)]
-        struct Import<'a> {
-            key: &'a str,
-            cipher: &'a str,
-        }
         let key = Zeroizing::new(B64.encode(key));
-        let body = Zeroizing::new(
-            serde_json::to_vec(&Import { key: &key, cipher })
-                .map_err(|e| Error::Config(e.to_string()))?,
-        );
+        let import = api::ImportKeyRequest {
+            key: key.as_str(),
+            cipher,
+        };
+        let body =
+            Zeroizing::new(serde_json::to_vec(&import).map_err(|e| Error::Config(e.to_string()))?);
         let path = format!("/v1/key/import/{}", encode(name));
         self.call(Method::POST, &path, Some(Bytes::copy_from_slice(&body)))
             .await
@@ -114,7 +111,7 @@ impl Client {
     /// be decrypted again. Needs the admin or a policy with an allow
     /// pattern starting with `/v1/key/retire/`.
     pub async fn retire_key(&self, name: &str, keep: u32) -> Result<Retired, Error> {
-        let body = json_body(&serde_json::json!({ "keep": keep }))?;
+        let body = json_body(&api::RetireKeyRequest { keep })?;
         let path = format!("/v1/key/retire/{}", encode(name));
         let resp = self.call(Method::POST, &path, Some(body)).await?;
         decode(&resp)
@@ -126,9 +123,9 @@ impl Client {
         let body = if context.is_empty() {
             None
         } else {
-            Some(json_body(
-                &serde_json::json!({ "context": B64.encode(context) }),
-            )?)
+            Some(json_body(&api::GenerateKeyRequest {
+                context: B64.encode(context),
+            })?)
         };
         let path = format!("/v1/key/generate/{}", encode(name));
         // Vec::from takes over the buffer without a copy, so the one buffer
@@ -149,9 +146,12 @@ impl Client {
         plaintext: &[u8],
         context: &[u8],
     ) -> Result<Vec<u8>, Error> {
-        // The base64 plaintext is wiped when `value` is dropped.
-        let value = with_context("plaintext", plaintext, context);
-        let body = json_body(&value)?;
+        // The base64 plaintext is wiped when dropped.
+        let plaintext = Zeroizing::new(B64.encode(plaintext));
+        let body = json_body(&api::EncryptKeyRequest {
+            plaintext: plaintext.as_str(),
+            context: &B64.encode(context),
+        })?;
         let path = format!("/v1/key/encrypt/{}", encode(name));
         let resp = self.call(Method::POST, &path, Some(body)).await?;
         let wire: api::EncryptKeyResponse = decode(&resp)?;
@@ -165,7 +165,10 @@ impl Client {
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let body = json_body(&with_context("ciphertext", ciphertext, context))?;
+        let body = json_body(&api::DecryptKeyRequest {
+            ciphertext: B64.encode(ciphertext),
+            context: B64.encode(context),
+        })?;
         let path = format!("/v1/key/decrypt/{}", encode(name));
         let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, Some(body)).await?));
         let wire: api::DecryptKeyResponse = decode(&resp)?;
@@ -176,7 +179,11 @@ impl Client {
     /// `PUT /v1/key/hmac/<name>`: HMAC-SHA256 of `message` with the key's
     /// HMAC key.
     pub async fn hmac(&self, name: &str, message: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let body = json_body(&serde_json::json!({ "message": B64.encode(message) }))?;
+        // The base64 message is wiped when dropped.
+        let message = Zeroizing::new(B64.encode(message));
+        let body = json_body(&api::HmacRequest {
+            message: message.as_str(),
+        })?;
         let path = format!("/v1/key/hmac/{}", encode(name));
         // MinIO derives root credentials from HMACs: treat them as secrets.
         let resp = Zeroizing::new(Vec::from(self.call(Method::PUT, &path, Some(body)).await?));
@@ -323,35 +330,6 @@ fn parse_ndjson_names(body: &[u8], field: &str) -> Result<Vec<String>, Error> {
         }
     }
     Ok(names)
-}
-
-/// `{"<field>": base64(value), "context": base64(context)}`, the context
-/// left out when empty (as the Go SDK sends it).
-fn with_context(field: &'static str, value: &[u8], context: &[u8]) -> WithContext {
-    WithContext {
-        field,
-        value: Zeroizing::new(B64.encode(value)),
-        context: B64.encode(context),
-    }
-}
-
-/// The body of encrypt and decrypt, fields in this order.
-struct WithContext {
-    field: &'static str,
-    value: Zeroizing<String>,
-    context: String,
-}
-
-impl serde::Serialize for WithContext {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut map = s.serialize_map(None)?;
-        map.serialize_entry(self.field, self.value.as_str())?;
-        if !self.context.is_empty() {
-            map.serialize_entry("context", &self.context)?;
-        }
-        map.end()
-    }
 }
 
 /// Bytes a path segment or query value keeps as they are: RFC 3986's

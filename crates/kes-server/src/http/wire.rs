@@ -341,15 +341,9 @@ mod tests {
     async fn streamed_listings_equal_the_whole_document() {
         let names: Vec<String> = (0..20_000).map(|i| format!("key-<{i:05}>&")).collect();
         for continue_at in ["", "key-<20000>"] {
-            #[derive(serde::Serialize)]
-            struct Doc<'a> {
-                names: &'a [String],
-                #[serde(skip_serializing_if = "str::is_empty")]
-                continue_at: &'a str,
-            }
-            let whole = gocompat::to_json(&Doc {
-                names: &names,
-                continue_at,
+            let whole = gocompat::to_json(&kes_core::api::Names {
+                names: names.clone(),
+                continue_at: (!continue_at.is_empty()).then(|| continue_at.to_owned()),
             });
             // The names come in parts of uneven sizes, as pages of a store.
             let mut parts: Vec<ListingPart> = names

@@ -6,9 +6,7 @@ use super::slog::{cap_field, log_json, slog_time, slog_value};
 use super::{Logs, FIELD_CAP, INFO};
 use bytes::Bytes;
 use kes_core::duration::format_duration;
-use kes_core::timefmt::format_rfc3339_nano;
-use kes_core::ApiError;
-use serde::Serialize;
+use kes_core::{api, ApiError};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -113,29 +111,6 @@ pub struct AuditEvent<'a> {
     pub status: u16,
     pub duration: Duration,
     pub message: &'a str,
-}
-
-#[derive(Serialize)]
-pub(super) struct AuditJson<'a> {
-    time: String,
-    request: AuditRequest<'a>,
-    response: AuditResponse,
-}
-
-#[derive(Serialize)]
-pub(super) struct AuditRequest<'a> {
-    ip: std::net::IpAddr,
-    path: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    identity: &'a str,
-    method: &'a str,
-}
-
-#[derive(Serialize)]
-pub(super) struct AuditResponse {
-    code: u16,
-    /// Milliseconds, as the Go KES sends it on `/v1/log/audit`.
-    time: u64,
 }
 
 impl Logs {
@@ -290,15 +265,16 @@ pub(super) fn audit_reservation(path: &str) -> usize {
 /// The audit event as the JSON object of `log.format: json` and the
 /// `/v1/log/audit` stream, without newline.
 pub(super) fn audit_json_line(ev: &AuditEvent) -> String {
-    let doc = AuditJson {
-        time: format_rfc3339_nano(ev.time),
-        request: AuditRequest {
-            ip: ev.ip,
+    let ip = ev.ip.to_string();
+    let doc = api::AuditEvent {
+        time: ev.time,
+        request: api::AuditRequest {
+            ip: ip.as_str(),
             path: &cap_field(ev.path),
             identity: &cap_field(ev.identity),
             method: &cap_field(ev.method),
         },
-        response: AuditResponse {
+        response: api::AuditResponse {
             code: ev.status,
             time: ev.duration.as_millis() as u64,
         },

@@ -26,7 +26,7 @@ pub(crate) fn flush_process_errors() {
 
 /// An error-log text line as a `/v1/log/error` event, with newline.
 pub(super) fn error_stream_line(line: &str) -> String {
-    let mut msg = log_json(&serde_json::json!({ "message": line }));
+    let mut msg = log_json(&kes_core::api::ErrorEvent { message: line });
     msg.push('\n');
     msg
 }

@@ -86,7 +86,7 @@ pub(crate) fn run(args: Args) -> CliResult {
                     }
                     Ok(())
                 }
-                Mode::Json | Mode::Plain => print_json(&policy),
+                Mode::Json | Mode::Plain => print_json(&kes_client::EveryPatternSet(&policy)),
             }
         }
     }

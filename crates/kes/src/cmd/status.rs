@@ -57,11 +57,7 @@ pub(crate) fn run(args: Args) -> CliResult {
                             online: true,
                             latency_ms: latency.as_millis() as u64,
                         })?,
-                        Ok((status, _)) => print_json(&Full {
-                            status,
-                            endpoint,
-                            online: true,
-                        })?,
+                        Ok((status, _)) => print_json(&Full::of(status, endpoint))?,
                         Err(error) => print_json(&Offline {
                             endpoint,
                             online: false,
@@ -207,12 +203,47 @@ struct Short<'a> {
     latency_ms: u64,
 }
 
+/// The status of a reachable endpoint: the server's fields in the CLI's
+/// own order (the latency always, `keystore_unreachable` first: the wire
+/// leaves out a latency of 0 and names the Go SDK's spelling first), then
+/// where and whether.
 #[derive(serde::Serialize)]
 struct Full<'a> {
-    #[serde(flatten)]
-    status: &'a kes_client::Status,
+    version: &'a str,
+    os: &'a str,
+    arch: &'a str,
+    uptime: u64,
+    num_cpu: u64,
+    num_cpu_used: u64,
+    mem_heap_used: u64,
+    mem_stack_used: u64,
+    keystore_latency: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    keystore_unreachable: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    keystore_unavailable: bool,
     endpoint: &'a str,
     online: bool,
+}
+
+impl<'a> Full<'a> {
+    fn of(s: &'a kes_client::Status, endpoint: &'a str) -> Self {
+        Full {
+            version: &s.version,
+            os: &s.os,
+            arch: &s.arch,
+            uptime: s.uptime,
+            num_cpu: s.num_cpu,
+            num_cpu_used: s.num_cpu_used,
+            mem_heap_used: s.mem_heap_used,
+            mem_stack_used: s.mem_stack_used,
+            keystore_latency: s.keystore_latency,
+            keystore_unreachable: s.keystore_unreachable,
+            keystore_unavailable: s.keystore_unavailable,
+            endpoint,
+            online: true,
+        }
+    }
 }
 
 #[derive(serde::Serialize)]

@@ -18,7 +18,7 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
     // dek` without one may send nothing.
     let context = match req.body() {
         Some([]) => Zeroizing::new(Vec::new()),
-        _ => body_json(req, &["context"])?
+        _ => body_json(req, <api::GenerateKeyRequest>::FIELDS)?
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
     };
@@ -38,7 +38,7 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
 
 pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let json = body_json(req, &["plaintext", "context"])?;
+    let json = body_json(req, <api::EncryptKeyRequest>::FIELDS)?;
     let plaintext = json
         .bytes("plaintext")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
@@ -54,7 +54,7 @@ pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
 }
 
 /// The fields of a decrypt body, in the single and the bulk decrypt.
-const DECRYPT_FIELDS: &[&str] = &["ciphertext", "context"];
+const DECRYPT_FIELDS: &[&str] = <api::DecryptKeyRequest>::FIELDS;
 
 pub(super) async fn decrypt(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
@@ -209,7 +209,7 @@ async fn open(
 
 pub(super) async fn hmac(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let json = body_json(req, &["message"])?;
+    let json = body_json(req, <api::HmacRequest>::FIELDS)?;
     let message = json
         .bytes("message")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;

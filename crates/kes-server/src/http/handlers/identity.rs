@@ -1,39 +1,31 @@
 //! The identity endpoints: describe, self-describe, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
+use super::{list_prefix, page, paging, Answer, Call, Result};
 use crate::http::wire;
 use kes_core::{api, ApiError, Identity};
-use serde::Serialize;
 
 pub(super) fn describe_identity(req: &Call<'_>) -> Result<Answer> {
-    #[derive(Serialize)]
-    struct Admin {
-        admin: bool,
-        created_at: String,
-    }
-    #[derive(Serialize)]
-    struct Assigned<'a> {
-        policy: &'a str,
-        created_at: String,
-        created_by: &'a str,
-    }
     let id = Identity::new(req.name(ApiError::invalid_identity)?);
-    if id == req.state.admin {
-        return Ok(wire::json(&Admin {
+    let info = if id == req.state.admin {
+        api::IdentityInfo {
             admin: true,
-            created_at: created_at(req),
-        })
-        .into());
-    }
-    match req.state.identities.get(&id) {
-        Some(policy) => Ok(wire::json(&Assigned {
-            policy,
-            created_at: created_at(req),
-            created_by: req.state.admin.as_str(),
-        })
-        .into()),
-        None => Err(ApiError::IDENTITY_NOT_FOUND),
-    }
+            created_at: Some(req.state.loaded),
+            ..Default::default()
+        }
+    } else {
+        let policy = req
+            .state
+            .identities
+            .get(&id)
+            .ok_or(ApiError::IDENTITY_NOT_FOUND)?;
+        api::IdentityInfo {
+            policy: policy.to_owned(),
+            created_at: Some(req.state.loaded),
+            created_by: req.state.admin.to_string(),
+            ..Default::default()
+        }
+    };
+    Ok(wire::json(&info).into())
 }
 
 /// Self-describe answers every caller (the Go KES looked up the empty
@@ -41,45 +33,31 @@ pub(super) fn describe_identity(req: &Call<'_>) -> Result<Answer> {
 /// get the shape the Go SDK decodes: the policy name as a string and the
 /// allow/deny sets at the top level.
 pub(super) fn self_describe(req: &Call<'_>) -> Result<Answer> {
-    #[derive(Serialize)]
-    struct Admin<'a> {
-        identity: &'a str,
-        admin: bool,
-        created_at: String,
-    }
-    #[derive(Serialize)]
-    struct Assigned<'a> {
-        identity: &'a str,
-        policy: &'a str,
-        created_at: String,
-        created_by: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        allow: Option<PatternSet<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        deny: Option<PatternSet<'a>>,
-    }
     let id = req.identity.ok_or(ApiError::CERTIFICATE_REQUIRED)?;
-    if *id == req.state.admin {
-        return Ok(wire::json(&Admin {
-            identity: id.as_str(),
+    let described = if *id == req.state.admin {
+        api::SelfDescription {
+            identity: id.to_string(),
             admin: true,
-            created_at: created_at(req),
-        })
-        .into());
-    }
-    let (name, policy) = req
-        .state
-        .policy_of(id)
-        .ok_or(ApiError::IDENTITY_NOT_FOUND)?;
-    Ok(wire::json(&Assigned {
-        identity: id.as_str(),
-        policy: name,
-        created_at: created_at(req),
-        created_by: req.state.admin.as_str(),
-        allow: pattern_set(&policy.allow),
-        deny: pattern_set(&policy.deny),
-    })
-    .into())
+            created_at: Some(req.state.loaded),
+            ..Default::default()
+        }
+    } else {
+        let (name, policy) = req
+            .state
+            .policy_of(id)
+            .ok_or(ApiError::IDENTITY_NOT_FOUND)?;
+        let set = |patterns: &[String]| (!patterns.is_empty()).then(|| patterns.to_vec());
+        api::SelfDescription {
+            identity: id.to_string(),
+            policy: Some(api::SelfPolicy::Name(name.to_owned())),
+            created_at: Some(req.state.loaded),
+            created_by: req.state.admin.to_string(),
+            allow: set(&policy.allow),
+            deny: set(&policy.deny),
+            ..Default::default()
+        }
+    };
+    Ok(wire::json(&described).into())
 }
 
 pub(super) fn list_identities(req: &Call<'_>) -> Result<Answer> {

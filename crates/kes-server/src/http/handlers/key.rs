@@ -6,10 +6,8 @@ use crate::http::wire::{self, ListingPart};
 use crate::state::ListingSlot;
 use kes_core::gocompat::GoJson;
 use kes_core::ring::KeyRing;
-use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::{api, ApiError, HmacKey, KeyAlgorithm, KeyVersion, SecretKey};
 use kes_keystore::listing::Listing;
-use serde::Serialize;
 use std::ops::Bound;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -56,8 +54,8 @@ pub(super) async fn create_key(req: &Call<'_>) -> Result<Answer> {
 pub(super) async fn import_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let body = req.body().ok_or(ApiError::INVALID_IMPORT_BODY)?;
-    let json =
-        GoJson::parse(body, &["key", "cipher"]).map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
+    let json = GoJson::parse(body, <api::ImportKeyRequest>::FIELDS)
+        .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
     let bytes = json
         .bytes("key")
         .map_err(|_| ApiError::INVALID_IMPORT_BODY)?;
@@ -98,34 +96,18 @@ pub(super) async fn get_key(req: &Call<'_>, name: &str) -> Result<Arc<KeyRing>> 
 pub(super) async fn describe_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let key = get_key(req, name).await?;
-    // A key never rotated answers exactly as the Go KES does; a rotated
-    // one adds its version numbers (clients ignore fields they do not
-    // know). created_at/created_by stay those of the oldest retained
-    // version: when the key callers know came to be.
-    #[derive(Serialize)]
-    struct KeyInfo<'a> {
-        name: &'a str,
-        algorithm: &'a str,
-        created_at: String,
-        #[serde(skip_serializing_if = "str::is_empty")]
-        created_by: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        version: Option<u32>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        versions: Option<usize>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        rotated_at: Option<String>,
-    }
+    // created_at/created_by stay those of the oldest retained version:
+    // when the key callers know came to be.
     let rotated = key.current_version() > 1;
     let oldest = key.oldest();
-    Ok(wire::json(&KeyInfo {
-        name,
-        algorithm: key.key.algorithm().as_str(),
-        created_at: format_rfc3339_nano(oldest.created_at),
-        created_by: &oldest.created_by,
+    Ok(wire::json(&api::KeyInfo {
+        name: name.to_owned(),
+        algorithm: key.key.algorithm().as_str().to_owned(),
+        created_at: Some(oldest.created_at),
+        created_by: oldest.created_by.clone(),
         version: rotated.then(|| key.current_version()),
-        versions: rotated.then(|| key.retained()),
-        rotated_at: rotated.then(|| format_rfc3339_nano(key.created_at)),
+        versions: rotated.then(|| count(key.retained())),
+        rotated_at: rotated.then_some(key.created_at),
     })
     .into())
 }
@@ -262,7 +244,7 @@ pub(super) async fn rotate_key(req: &Call<'_>) -> Result<Answer> {
 
 pub(super) async fn retire_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
-    let keep = body_json(req, &["keep"])?
+    let keep = body_json(req, <api::RetireKeyRequest>::FIELDS)?
         .uint("keep")
         .map_err(|_| INVALID_KEEP)?;
     let keep = usize::try_from(keep)

@@ -18,10 +18,7 @@ use crate::http::routes::Endpoint;
 use crate::http::wire::Body;
 use hyper::Response;
 use kes_core::name::{valid_name, valid_pattern};
-use kes_core::timefmt::format_rfc3339_nano;
 use kes_core::ApiError;
-use serde::Serialize;
-use std::collections::BTreeMap;
 
 pub use system::VERSION;
 
@@ -139,26 +136,6 @@ pub fn list_prefix(pattern: &str) -> Result<&str> {
     // The Go KES strips the trailing `*` for policies and identities but
     // not for keys; we strip it everywhere.
     Ok(pattern.strip_suffix('*').unwrap_or(pattern))
-}
-
-/// The `created_at` of policies and identities: when the configuration
-/// was loaded.
-fn created_at(req: &Call<'_>) -> String {
-    format_rfc3339_nano(req.state.loaded)
-}
-
-/// A policy's allow or deny patterns as the Go KES writes a set: each
-/// pattern a key (sorted, as Go sorts map keys) with `{}` as its value.
-type PatternSet<'a> = BTreeMap<&'a str, Empty>;
-
-/// `{}`
-#[derive(Serialize)]
-struct Empty {}
-
-/// The set of `patterns`; `None` when there are none (the field is then
-/// left out).
-fn pattern_set(patterns: &[String]) -> Option<PatternSet<'_>> {
-    (!patterns.is_empty()).then(|| patterns.iter().map(|p| (p.as_str(), Empty {})).collect())
 }
 
 #[cfg(test)]

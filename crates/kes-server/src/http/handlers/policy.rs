@@ -1,9 +1,8 @@
 //! The policy endpoints: describe, read, list.
 
-use super::{created_at, list_prefix, page, paging, pattern_set, Answer, Call, PatternSet, Result};
+use super::{list_prefix, page, paging, Answer, Call, Result};
 use crate::http::wire;
 use kes_core::{api, ApiError};
-use serde::Serialize;
 
 fn policy_name<'c>(req: &'c Call<'_>) -> Result<&'c str> {
     req.name(ApiError::invalid_policy_name)
@@ -14,16 +13,10 @@ pub(super) fn describe_policy(req: &Call<'_>) -> Result<Answer> {
     if !req.state.policies.contains_key(name) {
         return Err(ApiError::POLICY_NOT_FOUND);
     }
-    #[derive(Serialize)]
-    struct PolicyInfo<'a> {
-        name: &'a str,
-        created_at: String,
-        created_by: &'a str,
-    }
-    Ok(wire::json(&PolicyInfo {
-        name,
-        created_at: created_at(req),
-        created_by: req.state.admin.as_str(),
+    Ok(wire::json(&api::PolicyInfo {
+        name: name.to_owned(),
+        created_at: Some(req.state.loaded),
+        created_by: req.state.admin.to_string(),
     })
     .into())
 }
@@ -35,22 +28,12 @@ pub(super) fn read_policy(req: &Call<'_>) -> Result<Answer> {
         .policies
         .get(name)
         .ok_or(ApiError::POLICY_NOT_FOUND)?;
-    #[derive(Serialize)]
-    struct PolicyDocument<'a> {
-        name: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        allow: Option<PatternSet<'a>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        deny: Option<PatternSet<'a>>,
-        created_at: String,
-        created_by: &'a str,
-    }
-    Ok(wire::json(&PolicyDocument {
-        name,
-        allow: pattern_set(&policy.allow),
-        deny: pattern_set(&policy.deny),
-        created_at: created_at(req),
-        created_by: req.state.admin.as_str(),
+    Ok(wire::json(&api::Policy {
+        name: name.to_owned(),
+        allow: policy.allow.clone(),
+        deny: policy.deny.clone(),
+        created_at: Some(req.state.loaded),
+        created_by: req.state.admin.to_string(),
     })
     .into())
 }

@@ -4,7 +4,6 @@
 use super::{Answer, Call, Result};
 use crate::http::wire;
 use kes_core::{api, ApiError};
-use serde::Serialize;
 
 /// The release string `/version` reports.
 pub const VERSION: &str = concat!("v", env!("CARGO_PKG_VERSION"));
@@ -34,40 +33,24 @@ pub(super) async fn ready(req: &Call<'_>) -> Result<Answer> {
 }
 
 pub(super) async fn status(req: &Call<'_>) -> Result<Answer> {
-    /// The Go KES's status document, in its field order.
-    #[derive(Serialize)]
-    struct Status {
-        version: &'static str,
-        os: &'static str,
-        arch: &'static str,
-        uptime: u64,
-        num_cpu: u64,
-        num_cpu_used: u64,
-        mem_heap_used: u64,
-        mem_stack_used: u64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        keystore_latency: Option<u64>,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        keystore_unavailable: bool,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        keystore_unreachable: bool,
-    }
     let sys = crate::lifecycle::sysinfo::read();
-    let mut doc = Status {
-        version: VERSION,
-        os: crate::lifecycle::sysinfo::go_os(),
-        arch: crate::lifecycle::sysinfo::go_arch(),
+    let mut doc = api::Status {
+        version: VERSION.to_owned(),
+        os: crate::lifecycle::sysinfo::go_os().to_owned(),
+        arch: crate::lifecycle::sysinfo::go_arch().to_owned(),
         uptime: req.shared.metrics.uptime().as_secs(),
         num_cpu: sys.num_cpu,
         num_cpu_used: sys.num_cpu_used,
         mem_heap_used: sys.heap_used,
         mem_stack_used: sys.stack_used,
-        keystore_latency: None,
+        keystore_latency: 0,
         keystore_unavailable: false,
         keystore_unreachable: false,
     };
     match req.state.cache.status().await {
-        Ok(latency) => doc.keystore_latency = Some(latency.as_millis().max(1) as u64),
+        // At least 1: a latency of 0 is left out, as for a store that
+        // cannot be reached.
+        Ok(latency) => doc.keystore_latency = latency.as_millis().max(1) as u64,
         Err(err) => {
             tracing::warn!(error = %err, "key store is not reachable");
             // The Go SDK refuses `keystore_unreachable` without
