@@ -6,7 +6,7 @@
 //! every-character names below) and it deletes what it created, so it can
 //! run against a store that holds other keys.
 //!
-//! ```ignore
+//! ```text
 //! kes_testkit::contract::run(Arc::new(MemKeyStore::new()), Expect::default()).await;
 //! ```
 

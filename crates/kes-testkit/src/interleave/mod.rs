@@ -117,7 +117,7 @@ pub async fn check_from_env(store: Arc<dyn KeyStore>, default_schedules: usize) 
 /// This is what a backend's test calls, e.g. for a store whose calls go
 /// over the network, with fewer schedules:
 ///
-/// ```ignore
+/// ```text
 /// kes_testkit::interleave::check(Arc::new(store), 200, 7).await;
 /// ```
 ///
