@@ -769,6 +769,68 @@ async fn slow_headers_are_cut_off() {
     );
 }
 
+/// A known caller's keep-alive connection stays open past the read-header
+/// timeout while it waits for its next request (hyper's header timer alone
+/// closed it after 5 s, and the next request failed with "channel closed").
+#[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
+async fn idle_keep_alive_outlives_the_read_header_timeout() {
+    let server = TestServer::start(Setup::new());
+    let mut conn = server.admin_client().connect().await.unwrap();
+    assert_eq!(conn.request("GET", "/version", None).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let again = conn.try_request("GET", "/version", None).await;
+    assert_eq!(
+        again.map(|r| r.status).map_err(|e| e.to_string()),
+        Ok(200),
+        "the idle connection of the admin was closed"
+    );
+}
+
+/// The read-header deadline still holds for a connection's later requests:
+/// it runs from the first byte of the head, not from the last request.
+#[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
+async fn slow_headers_of_a_second_request_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(Setup::new());
+    let config = server.admin_client().tls_config();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 4096];
+    let n = tls.read(&mut first).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&first[..n])
+    );
+    // Idle for longer than the read-header timeout: still open.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    tls.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(15), tls.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "connection still open 15 s into the head");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "closed after {:?}, before the head's 5 s were up",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+}
+
 #[tokio::test]
 async fn sighup_reloads_under_load_without_failures() {
     let app = ApiKey::generate();

@@ -162,6 +162,7 @@ mod tests {
             last_activity: AtomicU64::new(0),
             opened: Instant::now(),
             seen_request: AtomicBool::new(false),
+            head_since: AtomicU64::new(0),
             body_budget: Arc::new(Semaphore::new(1)),
             audit_held: AtomicUsize::new(0),
             budgets: budgets.clone(),

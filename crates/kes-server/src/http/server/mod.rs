@@ -18,6 +18,7 @@
 //! routing, authorization (admin or policy), the body, the handler.
 
 mod budgets;
+mod head_clock;
 mod limits;
 mod request;
 
@@ -121,6 +122,10 @@ struct Conn {
     opened: Instant,
     /// Whether a request has arrived.
     seen_request: AtomicBool,
+    /// Milliseconds since `opened`, plus one, at which the first byte of an
+    /// HTTP/1.1 request head not yet complete arrived; 0 when none is
+    /// arriving (see [`head_clock`]).
+    head_since: AtomicU64,
     /// Bytes of request bodies this connection may still read into memory.
     body_budget: Arc<Semaphore>,
     /// Audit-queue bytes held by this connection's calls in flight
@@ -181,6 +186,13 @@ impl Conn {
             }
         }
         let in_flight = self.in_flight.load(Ordering::Relaxed);
+        if in_flight == 0
+            && self
+                .head_waiting()
+                .is_some_and(|waited| waited >= READ_HEADER_TIMEOUT)
+        {
+            return Timers::Close("a request's headers did not arrive in time");
+        }
         if !self.seen_request.load(Ordering::Relaxed)
             && in_flight == 0
             && now.duration_since(self.opened) >= FIRST_REQUEST_TIMEOUT
@@ -333,6 +345,7 @@ async fn handle_connection(
         last_activity: AtomicU64::new(0),
         opened,
         seen_request: AtomicBool::new(false),
+        head_since: AtomicU64::new(0),
         body_budget: Arc::new(Semaphore::new(admission.limits.connection_body_bytes)),
         audit_held: AtomicUsize::new(0),
         budgets: admission.budgets.clone(),
@@ -354,7 +367,12 @@ async fn handle_connection(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(READ_HEADER_TIMEOUT)
+        // Hyper's header timer also runs while a keep-alive connection
+        // waits for its next request, so it would be an idle timeout as
+        // well; the read-header deadline is the connection's own (see
+        // `head_clock`) and hyper's timer only a backstop behind the idle
+        // timeouts.
+        .header_read_timeout(IDLE_TIMEOUT + READ_HEADER_TIMEOUT)
         .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder
@@ -364,6 +382,8 @@ async fn handle_connection(
         .max_concurrent_streams(admission.limits.max_streams)
         .max_header_list_size(MAX_HTTP2_HEADER_LIST)
         .max_pending_accept_reset_streams(MAX_PENDING_RESET_STREAMS);
+    let negotiated_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let stream = head_clock::HeadClock::new(stream, conn.clone(), negotiated_h2);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let mut tick = tokio::time::interval(CONNECTION_TICK);

@@ -143,6 +143,7 @@ pub(super) async fn handle_request(
 ) -> Response<WatchedBody> {
     conn.in_flight.fetch_add(1, Ordering::Relaxed);
     conn.seen_request.store(true, Ordering::Relaxed);
+    conn.head_complete();
     conn.touch();
     let _in_flight = InFlight(conn);
     let started = Instant::now();
