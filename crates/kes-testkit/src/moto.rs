@@ -22,9 +22,18 @@ pub fn moto_server_path() -> PathBuf {
     )
 }
 
+/// Runs moto's own `main` with werkzeug's `threaded` turned off (moto has
+/// no flag for it).
+const SERIAL_LAUNCHER: &str = "import sys, moto.server as m\n\
+orig = m.run_simple\n\
+m.run_simple = lambda *a, **k: orig(*a, **{**k, 'threaded': False})\n\
+sys.exit(m.main(sys.argv[1:]))\n";
+
 /// A running `moto_server`, killed by PID when dropped.
 pub struct Moto {
     path: PathBuf,
+    /// Arguments before moto's own (the serial launcher).
+    launcher: Vec<String>,
     args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
@@ -49,11 +58,37 @@ impl Moto {
         let path = moto_server_path();
         let mut moto = Moto {
             path,
+            launcher: Vec::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            child: None,
+            port: crate::free_port(),
+        };
+        moto.spawn();
+        moto
+    }
+
+    /// Starts moto answering one request at a time. Threaded moto checks
+    /// whether a secret exists and inserts it in two steps, so two racing
+    /// `CreateSecret` calls can both succeed; on AWS exactly one does, and
+    /// the tests of racing creates need that. Runs moto's `main` with the
+    /// Python interpreter next to `moto_server` (the venv's).
+    pub fn start_serial() -> Moto {
+        let server = moto_server_path();
+        let python = server.with_file_name("python3");
+        assert!(
+            python.exists(),
+            "{} not found: the serial moto needs the Python of moto_server's venv",
+            python.display()
+        );
+        let mut moto = Moto {
+            path: python,
+            launcher: vec!["-c".into(), SERIAL_LAUNCHER.into()],
+            args: Vec::new(),
+            env: Vec::new(),
             child: None,
             port: crate::free_port(),
         };
@@ -83,7 +118,8 @@ impl Moto {
     fn spawn(&mut self) {
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.path);
-        cmd.args(["-H", "127.0.0.1", "-p", &port])
+        cmd.args(&self.launcher)
+            .args(["-H", "127.0.0.1", "-p", &port])
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -296,7 +296,8 @@ async fn fs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto_server; scripts/test runs it"]
 async fn aws() {
-    let moto = kes_testkit::moto::Moto::start();
+    // One request at a time, so that racing creates are atomic as on AWS.
+    let moto = kes_testkit::moto::Moto::start_serial();
     let config = kes_keystore::config::AwsConfig {
         endpoint: moto.endpoint(),
         region: "us-east-1".into(),

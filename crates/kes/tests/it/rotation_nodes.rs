@@ -363,7 +363,8 @@ async fn concurrent_rotations_on_fs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs moto_server; scripts/test runs it"]
 async fn concurrent_rotations_on_moto() {
-    let moto = moto::Moto::start();
+    // One request at a time, so that racing creates are atomic as on AWS.
+    let moto = moto::Moto::start_serial();
     let nodes: Vec<TestServer> = (0..3)
         .map(|_| TestServer::start(aws_setup(&moto, "")))
         .collect();
