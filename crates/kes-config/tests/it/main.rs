@@ -23,9 +23,7 @@ const JWT_PREFIX: &str =
 const JWT_SUFFIX: &str = "GdvNGlOEdFEdXvl-dP6iLBPnZ5xwhAk8lK0oOONWvQg6VDNd9w";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/config")
-        .join(name)
+    crate::manifest_dir().join("tests/data/config").join(name)
 }
 
 /// A fixture, parsed: its TLS files do not exist here, and only
@@ -66,4 +64,14 @@ fn assert_error(yaml: &str, expected: &str) {
         e.to_string().contains(expected),
         "error '{e}' does not contain '{expected}'\n---\n{yaml}"
     );
+}
+
+/// The package directory, as the test runner says when the test runs
+/// (cargo and scripts/run-tests set `CARGO_MANIFEST_DIR`), not as it was
+/// when the binary was built: a binary reused from another checkout
+/// through a shared target dir must read this checkout's files.
+pub fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().expect("the current directory"))
 }

@@ -241,7 +241,7 @@ fn example_configs_parse() {
     ] {
         std::env::set_var(name, value);
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let dir = crate::manifest_dir().join("../../examples");
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

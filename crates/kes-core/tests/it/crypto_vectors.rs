@@ -327,7 +327,7 @@ fn default_algorithm_follows_the_cpu() {
 // ---- Go KES fixtures ----------------------------------------------------
 
 fn fixtures() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes")
+    crate::manifest_dir().join("../../testdata/go-kes")
 }
 
 fn fixture_key(name: &str) -> KeyVersion {

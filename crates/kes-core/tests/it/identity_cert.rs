@@ -9,7 +9,11 @@ use std::net::IpAddr;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/data/{name}",
+        crate::manifest_dir().display()
+    ))
+    .unwrap()
 }
 
 fn der(name: &str) -> Vec<u8> {

@@ -7,7 +7,11 @@ use rustls_pki_types::PrivateKeyDer;
 const PASSWORD: &[u8] = b"kes-test-password";
 
 fn data(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/data/{name}",
+        crate::manifest_dir().display()
+    ))
+    .unwrap()
 }
 
 fn sec1(key: &PrivateKeyDer<'_>) -> Vec<u8> {

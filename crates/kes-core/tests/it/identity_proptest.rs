@@ -6,7 +6,11 @@ use kes_core::pem;
 use proptest::prelude::*;
 
 fn cert_pem() -> String {
-    std::fs::read_to_string(format!("{}/tests/data/ec.crt", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read_to_string(format!(
+        "{}/tests/data/ec.crt",
+        crate::manifest_dir().display()
+    ))
+    .unwrap()
 }
 
 proptest! {

@@ -4,7 +4,6 @@
 //! next timer when idle, so the expiry schedules are exact and the tests do
 //! not depend on how loaded the machine is.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ const KEYS: [&str; 3] = ["golden-aes", "golden-chacha", "golden-imported-aes"];
 /// A store holding the keys the Go KES wrote (testdata/go-kes/keys).
 async fn golden_store(get_delay: Duration) -> Arc<SwitchableStore> {
     let store = SwitchableStore::with_get_delay(get_delay);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys");
+    let dir = crate::manifest_dir().join("../../testdata/go-kes/keys");
     for name in KEYS {
         let value = std::fs::read(dir.join(name)).unwrap();
         store.inner().create(name, &value).await.unwrap();

@@ -295,7 +295,7 @@ async fn shared_store_across_tasks() {
 }
 
 fn go_kes_keys() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys")
+    crate::manifest_dir().join("../../testdata/go-kes/keys")
 }
 
 #[tokio::test]

@@ -910,7 +910,7 @@ fn lexical(path: &Path) -> std::path::PathBuf {
 // which the unit keeps read-only).
 #[test]
 fn systemd_unit_and_fs_example_start_as_a_pair() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let examples = crate::manifest_dir().join("../../examples");
     let unit = std::fs::read_to_string(examples.join("kes.service")).unwrap();
     let settings = unit_settings(&unit);
     let get = |key: &str| {
@@ -966,7 +966,7 @@ fn systemd_unit_and_fs_example_start_as_a_pair() {
 #[test]
 #[ignore = "needs systemd-analyze; scripts/test runs it"]
 fn systemd_accepts_the_shipped_unit() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let examples = crate::manifest_dir().join("../../examples");
     let unit = std::fs::read_to_string(examples.join("kes.service")).unwrap();
     let has_analyze = Command::new("systemd-analyze")
         .arg("--version")
@@ -1274,7 +1274,7 @@ fn yaml_scalars(path: &Path, text: &str) -> (usize, Vec<String>) {
 // configs inside them are valid configs without warnings.
 #[test]
 fn every_example_yaml_parses_and_embedded_configs_are_valid() {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let examples = crate::manifest_dir().join("../../examples");
     let files = yaml_files(&examples);
     let names: Vec<String> = files
         .iter()

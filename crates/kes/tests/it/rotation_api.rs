@@ -10,12 +10,11 @@ use common::cli::{kes, run};
 use common::{b64, unb64, Client, Setup, TestServer};
 use kes_core::ApiKey;
 use serde_json::{json, Value};
-use std::path::Path;
 
 const CONTEXT: &str = "eyJidWNrZXQiOiJidWNrZXQvb2JqZWN0In0="; // {"bucket":"bucket/object"}
 
 fn golden() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes")
+    crate::manifest_dir().join("../../testdata/go-kes")
 }
 
 /// A data key from `/v1/key/generate`: (plaintext, ciphertext), base64.

@@ -42,7 +42,7 @@ fn config(hsm: &SoftHsm, name: &str, keys: &Path, key: Option<&str>) -> PathBuf 
 }
 
 fn golden() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes/keys")
+    crate::manifest_dir().join("../../testdata/go-kes/keys")
 }
 
 /// The Go KES's key files go into a sealed store and back out of it byte

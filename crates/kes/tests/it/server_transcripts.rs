@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/go-kes")
+    crate::manifest_dir().join("../../testdata/go-kes")
 }
 
 fn transcripts() -> Vec<Value> {
