@@ -43,6 +43,6 @@ pub use log::{LogFormat, LogLevel};
 pub use open::{open_store, OpenError};
 pub use types::{
     ApiRouteConfig, CacheExpiry, ConnectionLimits, LogConfig, PolicyConfig, ProxyConfig,
-    ServerConfig, TlsAuth, TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
-    DEFAULT_VAULT_STATUS_PING,
+    ServerConfig, SourceNet, TlsAuth, TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
+    DEFAULT_PROXY_CERT_HEADER, DEFAULT_VAULT_STATUS_PING,
 };

@@ -3,7 +3,8 @@
 
 use crate::error::{ConfigError, Result};
 use crate::sections::{
-    parse_api, parse_cache, parse_keys, parse_limits, parse_log, parse_policies, parse_tls,
+    parse_api, parse_cache, parse_keys, parse_limits, parse_log, parse_policies,
+    parse_proxy_protocol, parse_tls,
 };
 use crate::walk::{Files, Section, ENV};
 use crate::yaml::{self, Node, Value};
@@ -67,6 +68,7 @@ impl ServerConfig {
         let api = parse_api(top)?;
         let keys = parse_keys(top)?;
         let limits = parse_limits(top)?;
+        let proxy_protocol = parse_proxy_protocol(top)?;
         let keystore = keystore::parse(top, files)?;
 
         Ok(ServerConfig {
@@ -79,6 +81,7 @@ impl ServerConfig {
             log,
             keys,
             limits,
+            proxy_protocol,
             keystore,
             warnings: Vec::new(),
         })

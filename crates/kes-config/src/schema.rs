@@ -102,6 +102,7 @@ pub(crate) const TOP: Schema = Map(&[
         "limits",
         Map(&[("connections", Leaf), ("connections_per_ip", Leaf)]),
     ),
+    ("proxy_protocol", Leaf),
     ("keystore", KEYSTORE),
 ]);
 

@@ -3,8 +3,8 @@
 
 use crate::error::{ConfigError, Result};
 use crate::types::{
-    ApiRouteConfig, CacheExpiry, ConnectionLimits, LogConfig, PolicyConfig, ProxyConfig, TlsAuth,
-    TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
+    ApiRouteConfig, CacheExpiry, ConnectionLimits, LogConfig, PolicyConfig, ProxyConfig, SourceNet,
+    TlsAuth, TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
 };
 use crate::walk::{expected, missing, Files, Section, ENV, RAW};
 use crate::yaml::Value;
@@ -63,9 +63,15 @@ pub(crate) fn parse_tls(tls: &Section<'_>, admin: &Identity, files: Files) -> Re
             identities.push(id);
         }
     }
-    let cert_header = proxy_section
+    let cert_header = match proxy_section
         .section_or_empty("header")?
-        .opt_string("cert", ENV)?;
+        .text("cert", ENV)?
+    {
+        Some(t) if !is_http_token(t.as_str()) => {
+            return Err(t.invalid("not a valid HTTP header name"));
+        }
+        t => t.map(|t| t.as_str().to_string()).filter(|h| !h.is_empty()),
+    };
 
     Ok(TlsConfig {
         key: PathBuf::from(key),
@@ -172,6 +178,25 @@ pub(crate) fn parse_limits(top: &Section<'_>) -> Result<ConnectionLimits> {
         connections: count("connections")?,
         connections_per_ip: count("connections_per_ip")?,
     })
+}
+
+/// Whether `name` is an HTTP header name (RFC 9110 token).
+fn is_http_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+pub(crate) fn parse_proxy_protocol(top: &Section<'_>) -> Result<Vec<SourceNet>> {
+    let mut nets = Vec::new();
+    for t in top.strings("proxy_protocol", ENV)? {
+        let net: SourceNet = t.as_str().parse().map_err(|e: String| t.invalid(e))?;
+        if !nets.contains(&net) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
 }
 
 pub(crate) fn parse_log(top: &Section<'_>) -> Result<LogConfig> {

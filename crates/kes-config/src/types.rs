@@ -39,6 +39,9 @@ pub struct ServerConfig {
     /// `limits` (kes-rs only): caps on client connections; unset values
     /// follow from the open-file limit.
     pub limits: ConnectionLimits,
+    /// `proxy_protocol` (kes-rs only): the source networks whose
+    /// connections start with a PROXY protocol header (L4 load balancers).
+    pub proxy_protocol: Vec<SourceNet>,
     /// `keystore`: exactly one backend.
     pub keystore: KeyStoreConfig,
     /// One message per unknown (hence ignored) key, e.g. "kesconf: unknown
@@ -105,8 +108,92 @@ pub enum TlsAuth {
 pub struct ProxyConfig {
     /// `tls.proxy.identities`: identities of TLS-terminating proxies.
     pub identities: Vec<Identity>,
-    /// `tls.proxy.header.cert`: header carrying the client certificate.
+    /// `tls.proxy.header.cert`: header carrying the client certificate
+    /// (an HTTP token; [`DEFAULT_PROXY_CERT_HEADER`] when unset).
     pub cert_header: Option<String>,
+}
+
+/// The header a listed TLS proxy forwards the client certificate in when
+/// `tls.proxy.header.cert` is unset (the Go KES's documented example).
+pub const DEFAULT_PROXY_CERT_HEADER: &str = "X-Tls-Client-Cert";
+
+/// A source network of `proxy_protocol`: an address and a prefix length
+/// (`10.0.0.0/8`, `fd00::/8`; a bare address is a single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceNet {
+    /// The network's address, with the bits past the prefix cleared.
+    pub addr: std::net::IpAddr,
+    /// Leading bits that must match.
+    pub prefix: u8,
+}
+
+impl SourceNet {
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts
+    /// as its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for SourceNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        use std::net::IpAddr;
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("'{s}' is not an IP address or network (e.g. 10.0.0.0/8)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("'{s}' has an invalid prefix length (0-{max})")),
+            },
+        };
+        let net = SourceNet { addr, prefix };
+        // Clear the host bits, so that the network prints as it matches.
+        let addr = match addr {
+            IpAddr::V4(v4) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V4((u32::from(v4) & mask).into())
+            }
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        };
+        Ok(SourceNet { addr, ..net })
+    }
+}
+
+impl fmt::Display for SourceNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
 }
 
 /// One entry of `api`.

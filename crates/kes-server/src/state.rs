@@ -42,6 +42,9 @@ pub struct State {
     /// What key listings in flight may hold; a reload hands the budget on
     /// to the next state, so listings of the replaced one keep counting.
     pub listings: Arc<ListingBudget>,
+    /// `tls.proxy`: the TLS-terminating proxies whose requests act with
+    /// the client certificate they forward.
+    pub proxies: crate::http::server::TlsProxies,
 }
 
 impl State {
@@ -58,6 +61,7 @@ impl State {
             default_algorithm: KeyAlgorithm::default_for_cpu(),
             loaded: OffsetDateTime::now_utc(),
             listings: Arc::new(ListingBudget::default()),
+            proxies: Default::default(),
         }
     }
 
@@ -118,6 +122,10 @@ impl State {
             policies,
             identities,
             routes: RouteTable::new(&overrides),
+            proxies: crate::http::server::TlsProxies::new(
+                config.tls.proxy.identities.clone(),
+                config.tls.proxy.cert_header.as_deref(),
+            ),
             ..State::new(config.admin.clone(), cache)
         };
         // Predefined keys: created like /v1/key/create by the admin;

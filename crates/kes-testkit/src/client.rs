@@ -198,6 +198,28 @@ impl KeepAlive {
         send(&mut self.sender, req).await
     }
 
+    /// One request with extra headers (each sent as given, repeats
+    /// included); errors are returned.
+    pub async fn try_request_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Resp> {
+        self.sender.ready().await.map_err(std::io::Error::other)?;
+        let mut builder = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "localhost");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let req = builder
+            .body(Full::new(Bytes::new()))
+            .map_err(std::io::Error::other)?;
+        send(&mut self.sender, req).await
+    }
+
     /// Sends a request and returns the response with its body unread (for
     /// log streams).
     pub async fn stream(

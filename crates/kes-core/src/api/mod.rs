@@ -402,6 +402,11 @@ pub struct AuditRequest<S = String> {
     /// Client IP.
     #[serde(default, skip_serializing_if = "is_empty")]
     pub ip: S,
+    /// The address of the TLS proxy (`tls.proxy`) the request came
+    /// through, when it did; `ip` is then the client's address as the
+    /// proxy named it. Not in the Go KES.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub proxy_ip: S,
     /// URL path.
     #[serde(default)]
     pub path: S,

@@ -130,6 +130,7 @@ fn audit_events_as_the_go_kes_writes_them() {
         time: time::macros::datetime!(2024-01-12 10:39:20.5 UTC),
         request: AuditRequest {
             ip: "10.1.2.3",
+            proxy_ip: "",
             path: "/v1/key/create/a<b",
             identity: "",
             method: "POST",

@@ -107,6 +107,8 @@ pub struct AuditEvent<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub ip: std::net::IpAddr,
+    /// The listed TLS proxy the request came through, if any.
+    pub proxy_ip: Option<std::net::IpAddr>,
     pub identity: &'a str,
     pub status: u16,
     pub duration: Duration,
@@ -266,10 +268,12 @@ pub(super) fn audit_reservation(path: &str) -> usize {
 /// `/v1/log/audit` stream, without newline.
 pub(super) fn audit_json_line(ev: &AuditEvent) -> String {
     let ip = ev.ip.to_string();
+    let proxy_ip = ev.proxy_ip.map(|p| p.to_string()).unwrap_or_default();
     let doc = api::AuditEvent {
         time: ev.time,
         request: api::AuditRequest {
             ip: ip.as_str(),
+            proxy_ip: proxy_ip.as_str(),
             path: &cap_field(ev.path),
             identity: &cap_field(ev.identity),
             method: &cap_field(ev.method),
@@ -282,17 +286,30 @@ pub(super) fn audit_json_line(ev: &AuditEvent) -> String {
     log_json(&doc)
 }
 
+/// ` req.proxy_ip=<addr>` when the request came through a TLS proxy.
+struct ProxyIp(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for ProxyIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, " req.proxy_ip={ip}"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The audit event as a `slog` text line, without newline.
 pub(super) fn audit_text_line(ev: &AuditEvent) -> String {
     let mut l = String::with_capacity(320);
     let _ = write!(
         l,
-        "time={} level=INFO msg={} req.method={} req.path={} req.ip={} req.identity={} res.code={} res.time={}",
+        "time={} level=INFO msg={} req.method={} req.path={} req.ip={}{} req.identity={} res.code={} res.time={}",
         slog_time(ev.time),
         slog_value(&cap_field(ev.message)),
         slog_value(&cap_field(ev.method)),
         slog_value(&cap_field(ev.path)),
         ev.ip,
+        ProxyIp(ev.proxy_ip),
         slog_value(&cap_field(ev.identity)),
         ev.status,
         format_duration(ev.duration)

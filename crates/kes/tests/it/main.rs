@@ -23,6 +23,7 @@ mod rotation_nodes;
 mod seal_cli;
 mod server_api;
 mod server_transcripts;
+mod tls_proxy;
 mod tutorial;
 mod vault_e2e;
 

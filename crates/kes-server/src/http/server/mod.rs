@@ -20,11 +20,13 @@
 mod budgets;
 mod head_clock;
 mod limits;
+mod proxy;
 mod request;
 
 use budgets::{AuditShare, Caller, CallerBudgets};
 use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
+pub use proxy::TlsProxies;
 use request::handle_request;
 pub(crate) use request::Call;
 
@@ -158,11 +160,13 @@ enum Timers {
 }
 
 impl Conn {
-    /// Whether the caller is the admin or has a policy: only those may keep
-    /// idle connections for long.
+    /// Whether the caller is the admin, has a policy or is a listed TLS
+    /// proxy: only those may keep idle connections for long.
     fn known_caller(&self, state: &State) -> bool {
         match &self.identity {
-            Ok(id) => *id == state.admin || state.policy_of(id).is_some(),
+            Ok(id) => {
+                *id == state.admin || state.policy_of(id).is_some() || state.proxies.is_proxy(id)
+            }
             Err(_) => false,
         }
     }

@@ -39,6 +39,10 @@ pub(crate) struct Call<'a> {
     /// it mid-call.
     pub(crate) state: &'a Arc<State>,
     conn: &'a Conn,
+    /// The caller's identity, or the error to answer when a route needs
+    /// one: the connection's, or on a connection of a listed TLS proxy the
+    /// forwarded certificate's.
+    caller: &'a Result<Identity, ApiError>,
     method: http::Method,
     /// The path as sent (escaped): the audit log and redirects use it.
     raw_path: String,
@@ -97,8 +101,12 @@ fn take_audit_room<'a>(ctx: &Call<'a>) -> (AuditRoom<'a>, Result<(), ApiError>) 
     let share = if bytes == 0 {
         None
     } else {
-        let caller = match &ctx.conn.identity {
-            Ok(id) if ctx.conn.known_caller(ctx.state) => Caller::Identity(id.clone()),
+        // Unknown callers behind a proxy share the proxy's address: the
+        // address a proxy forwards may come from its client.
+        let caller = match ctx.caller {
+            Ok(id) if *id == ctx.state.admin || ctx.state.policy_of(id).is_some() => {
+                Caller::Identity(id.clone())
+            }
             _ => Caller::Source(limits::source_key(ctx.conn.peer.ip())),
         };
         match AuditShare::take(ctx.conn, caller, bytes) {
@@ -149,10 +157,23 @@ pub(super) async fn handle_request(
     let started = Instant::now();
     let time = OffsetDateTime::now_utc();
     let state = shared.state.load_full();
+    let forwarded = match &conn.identity {
+        Ok(id) if state.proxies.is_proxy(id) => Some(state.proxies.forwarded(
+            req.headers(),
+            &shared.tls.load(),
+            conn.peer.ip(),
+        )),
+        _ => None,
+    };
+    let (client_ip, proxy_ip) = match &forwarded {
+        Some(f) => (f.client_ip.unwrap_or(conn.peer.ip()), Some(conn.peer.ip())),
+        None => (conn.peer.ip(), None),
+    };
     let mut ctx = Call {
         shared,
         state: &state,
         conn,
+        caller: forwarded.as_ref().map_or(&conn.identity, |f| &f.identity),
         method: req.method().clone(),
         raw_path: req.uri().path().to_string(),
         query: req.uri().query().unwrap_or("").to_string(),
@@ -176,7 +197,7 @@ pub(super) async fn handle_request(
         // The certificate the connection was opened with has expired
         // since (`tls.auth: on`): refused, and the connection is closed
         // after this answer (see `Conn::check_timers`).
-        ctx.identity = conn.identity.as_ref().ok();
+        ctx.identity = ctx.caller.as_ref().ok();
         conn.expiry_refused.store(true, Ordering::Relaxed);
         let mut response = wire::error(&CERTIFICATE_EXPIRED);
         // HTTP/2 has no such header (hyper would strip it): there the
@@ -200,7 +221,8 @@ pub(super) async fn handle_request(
         time,
         method: ctx.method.as_str(),
         path: &ctx.raw_path,
-        ip: conn.peer.ip(),
+        ip: client_ip,
+        proxy_ip,
         identity: ctx.identity.map(|i| i.as_str()).unwrap_or_default(),
         status: response.status().as_u16(),
         duration: started.elapsed(),
@@ -327,15 +349,15 @@ async fn authorize_and_run(
     route: &Route,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let (state, conn) = (ctx.state, ctx.conn);
+    let (state, conn, caller) = (ctx.state, ctx.conn, ctx.caller);
     ctx.identity = match route.auth {
         Auth::None => None,
-        Auth::IdentifyOnly => conn.identity.as_ref().ok(),
-        Auth::Caller => match &conn.identity {
+        Auth::IdentifyOnly => caller.as_ref().ok(),
+        Auth::Caller => match caller {
             Ok(id) => Some(id),
             Err(err) => return wire::error(err),
         },
-        Auth::Policy => match &conn.identity {
+        Auth::Policy => match caller {
             Err(err) => return wire::error(err),
             Ok(id) => {
                 ctx.identity = Some(id);
