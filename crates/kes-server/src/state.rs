@@ -45,6 +45,9 @@ pub struct State {
     /// `tls.proxy`: the TLS-terminating proxies whose requests act with
     /// the client certificate they forward.
     pub proxies: crate::http::server::TlsProxies,
+    /// `proxy_protocol`: the load balancers whose connections start with
+    /// a PROXY protocol header.
+    pub proxy_protocol: Vec<crate::config::SourceNet>,
 }
 
 impl State {
@@ -62,6 +65,7 @@ impl State {
             loaded: OffsetDateTime::now_utc(),
             listings: Arc::new(ListingBudget::default()),
             proxies: Default::default(),
+            proxy_protocol: Vec::new(),
         }
     }
 
@@ -126,6 +130,7 @@ impl State {
                 config.tls.proxy.identities.clone(),
                 config.tls.proxy.cert_header.as_deref(),
             ),
+            proxy_protocol: config.proxy_protocol.clone(),
             ..State::new(config.admin.clone(), cache)
         };
         // Predefined keys: created like /v1/key/create by the admin;

@@ -124,6 +124,12 @@ impl Client {
     /// Opens a kept-alive connection.
     pub async fn connect(&self) -> std::io::Result<KeepAlive> {
         let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        self.connect_over(tcp).await
+    }
+
+    /// Opens a kept-alive connection over `tcp`, already connected to the
+    /// server (from a chosen source address, after a PROXY header, ...).
+    pub async fn connect_over(&self, tcp: tokio::net::TcpStream) -> std::io::Result<KeepAlive> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = connector.connect(name, tcp).await?;

@@ -116,7 +116,8 @@ pub(super) struct Admission {
 /// An admitted connection; gives its place back when dropped.
 pub(super) struct Admitted {
     admission: Arc<Admission>,
-    source: IpAddr,
+    /// The source it counts against; `None` until a PROXY header names it.
+    source: Option<IpAddr>,
 }
 
 impl Admission {
@@ -146,7 +147,23 @@ impl Admission {
         self.total.fetch_add(1, Ordering::Relaxed);
         Some(Admitted {
             admission: self.clone(),
-            source,
+            source: Some(source),
+        })
+    }
+
+    /// Admits a connection from a load balancer that speaks the PROXY
+    /// protocol: it counts against the total now, and against its client's
+    /// address once the header names it ([`Admitted::count_against`]), not
+    /// against the balancer's, which all clients share.
+    pub(super) fn admit_proxied(self: &Arc<Self>) -> Option<Admitted> {
+        let _per_source = lock(&self.per_source);
+        if self.total.load(Ordering::Relaxed) >= self.limits.max_connections {
+            return None;
+        }
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Admitted {
+            admission: self.clone(),
+            source: None,
         })
     }
 
@@ -168,13 +185,33 @@ impl Admission {
     }
 }
 
+impl Admitted {
+    /// Counts a proxied connection against its client's address `ip`;
+    /// false when that address holds its limit already (the connection is
+    /// then closed).
+    pub(super) fn count_against(&mut self, ip: IpAddr) -> bool {
+        debug_assert!(self.source.is_none());
+        let source = source_key(ip);
+        let mut per_source = lock(&self.admission.per_source);
+        let n = per_source.entry(source).or_insert(0);
+        if *n >= self.admission.limits.max_connections_per_ip {
+            return false;
+        }
+        *n += 1;
+        self.source = Some(source);
+        true
+    }
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut per_source = lock(&self.admission.per_source);
-        if let Some(n) = per_source.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                per_source.remove(&self.source);
+        if let Some(source) = self.source {
+            if let Some(n) = per_source.get_mut(&source) {
+                *n -= 1;
+                if *n == 0 {
+                    per_source.remove(&source);
+                }
             }
         }
         self.admission.total.fetch_sub(1, Ordering::Relaxed);
@@ -256,5 +293,29 @@ mod tests {
             admission.admit(a).is_some(),
             "a closed connection gives its place back"
         );
+    }
+
+    #[test]
+    fn proxied_connections_count_against_their_clients() {
+        let admission = Admission::new(Limits {
+            max_connections: 4,
+            max_connections_per_ip: 1,
+            ..Limits::for_open_files(1024)
+        });
+        let client: IpAddr = "10.1.2.3".parse().unwrap();
+        // Two clients behind one balancer: neither counts against it.
+        let mut one = admission.admit_proxied().unwrap();
+        assert!(one.count_against(client));
+        let mut two = admission.admit_proxied().unwrap();
+        assert!(
+            !two.count_against(client),
+            "the client's own limit still holds"
+        );
+        assert!(two.count_against("10.1.2.4".parse().unwrap()));
+        let _three = admission.admit_proxied().unwrap();
+        let _four = admission.admit("127.0.0.1".parse().unwrap()).unwrap();
+        assert!(admission.admit_proxied().is_none(), "total reached");
+        drop(one);
+        assert!(admission.admit(client).is_some(), "place given back");
     }
 }

@@ -21,6 +21,7 @@ mod budgets;
 mod head_clock;
 mod limits;
 mod proxy;
+mod proxy_protocol;
 mod request;
 
 use budgets::{AuditShare, Caller, CallerBudgets};
@@ -55,6 +56,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use zeroize::Zeroizing;
 
+/// Time a load balancer listed in `proxy_protocol` has to send its PROXY
+/// header after connecting.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a client has to send a request's headers (Go: ReadHeaderTimeout).
@@ -280,7 +284,18 @@ pub async fn serve_with_limits(
                 continue;
             }
         };
-        let Some(admitted) = admission.admit(peer.ip()) else {
+        let proxied = shared
+            .state
+            .load()
+            .proxy_protocol
+            .iter()
+            .any(|net| net.contains(peer.ip()));
+        let admitted = if proxied {
+            admission.admit_proxied()
+        } else {
+            admission.admit(peer.ip())
+        };
+        let Some(mut admitted) = admitted else {
             admission.note_refusal(peer.ip());
             drop(tcp);
             continue;
@@ -290,6 +305,36 @@ pub async fn serve_with_limits(
         let stop = conn_shutdown_rx.clone();
         let admission = admission.clone();
         tracker.spawn(async move {
+            let mut tcp = tcp;
+            let mut peer = peer;
+            if proxied {
+                let header = proxy_protocol::read_header(&mut tcp);
+                match tokio::time::timeout(PROXY_HEADER_TIMEOUT, header).await {
+                    Ok(Ok(Some(client))) => {
+                        if !admitted.count_against(client.ip()) {
+                            admission.note_refusal(client.ip());
+                            return;
+                        }
+                        peer = client;
+                    }
+                    // A header that names nobody (a health check): the
+                    // connection is the balancer's own.
+                    Ok(Ok(None)) => {
+                        if !admitted.count_against(peer.ip()) {
+                            admission.note_refusal(peer.ip());
+                            return;
+                        }
+                    }
+                    Ok(Err(err)) => {
+                        tracing::info!(ip = %peer.ip(), error = %err, "http: PROXY header refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(ip = %peer.ip(), "http: PROXY header timed out");
+                        return;
+                    }
+                }
+            }
             handle_connection(tcp, peer, shared, stop, &admission).await;
             drop(admitted);
         });
