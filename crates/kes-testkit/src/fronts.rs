@@ -205,3 +205,22 @@ impl Drop for Front {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Front;
+
+    #[test]
+    #[ignore = "needs nginx; scripts/test runs it"]
+    #[should_panic(expected = "unknown directive \"no_such_directive\"")]
+    fn an_nginx_that_does_not_start_panics_with_its_error_log() {
+        Front::nginx(|_, _| "no_such_directive on;".into());
+    }
+
+    #[test]
+    #[ignore = "needs haproxy; scripts/test runs it"]
+    #[should_panic(expected = "no_such_keyword")]
+    fn a_haproxy_that_does_not_start_panics_with_its_error_log() {
+        Front::haproxy(|_, _| "frontend f\n    no_such_keyword on".into());
+    }
+}

@@ -55,24 +55,36 @@ impl Caller {
     /// One request (empty body) with extra headers, on a new connection
     /// bound to the caller's source address.
     async fn call(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        self.try_call(method, path, headers)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Caller::call`]; a failed connection is an error.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Resp, String> {
         let what = format!("{method} {path} from {} to {}", self.source, self.to);
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket
             .bind(SocketAddr::new(self.source.into(), 0))
-            .unwrap_or_else(|e| panic!("{what}: bind: {e}"));
+            .map_err(|e| format!("{what}: bind: {e}"))?;
         let tcp = socket
             .connect(self.to)
             .await
-            .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+            .map_err(|e| format!("{what}: connect: {e}"))?;
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .unwrap_or_else(|e| panic!("{what}: TLS: {e}"));
+            .map_err(|e| format!("{what}: TLS: {e}"))?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
                 .await
-                .unwrap_or_else(|e| panic!("{what}: HTTP: {e}"));
+                .map_err(|e| format!("{what}: HTTP: {e}"))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -86,7 +98,7 @@ impl Caller {
         let request = request.body(Full::new(Bytes::new())).unwrap();
         send(&mut sender, request)
             .await
-            .unwrap_or_else(|e| panic!("{what}: {e}"))
+            .map_err(|e| format!("{what}: {e}"))
     }
 }
 
@@ -349,6 +361,12 @@ async fn check_tls_front(
     let event = audit.event("/v1/key/create/app-a").await;
     assert_audited(&event, client_key, CLIENT_IP, Some(FRONT_IP), 200);
 
+    // Another client on the front, perhaps on the same kept-alive
+    // connection to KES, acts as itself: a stranger.
+    let stranger = Caller::new(server, Some(&ApiKey::generate()), CLIENT_IP, front.addr());
+    let r = stranger.call("POST", "/v1/key/create/app-d", &[]).await;
+    assert_eq!(r.status, 403, "{}{}", r.text(), logs());
+
     for forged in [&forged_pem, &forged_der] {
         let r = client
             .call("POST", "/v1/key/create/other", &[(CERT_HEADER, forged)])
@@ -449,6 +467,19 @@ async fn behind_haproxy_in_tcp_mode_the_proxy_protocol_gives_the_client_address(
     assert_eq!(r.status, 200, "{}{}", r.text(), logs());
     let event = audit.event("/v1/key/create/app-b").await;
     assert_audited(&event, &client_key, Ipv4Addr::LOCALHOST, None, 200);
+
+    // A connection from the listed source that does not start with a
+    // PROXY header is closed, not served.
+    let unannounced = Caller::new(&server, Some(&client_key), FRONT_IP, server.addr);
+    let r = unannounced
+        .try_call("POST", "/v1/key/create/app-c", &[])
+        .await;
+    assert!(r.is_err(), "served without a PROXY header: {r:?}");
+    let r = server
+        .admin_client()
+        .request("GET", "/v1/key/describe/app-c", None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text());
 }
 
 #[tokio::test]
