@@ -399,6 +399,7 @@ async fn check_tls_front(
         ("other", 404),
         ("app-b", 404),
         ("app-c", 404),
+        ("app-d", 404),
     ] {
         let r = admin
             .request("GET", &format!("/v1/key/describe/{name}"), None)
