@@ -8,6 +8,8 @@
 //! - [`store::SwitchableStore`]: an in-memory store that can be switched
 //!   off to play an unreachable one.
 //! - [`moto`]: moto's AWS emulator on loopback.
+//! - `fronts` (feature `fronts`): nginx and HAProxy in front of a KES
+//!   server on loopback.
 //! - `bao` (feature `bao`): an OpenBao dev server, or a three-node raft
 //!   cluster, on loopback.
 //! - `client` (feature `client`): the mTLS HTTP/1.1 client of the server
@@ -24,6 +26,8 @@ pub mod bao;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod contract;
+#[cfg(feature = "fronts")]
+pub mod fronts;
 pub mod interleave;
 pub mod moto;
 #[cfg(feature = "softhsm")]

@@ -17,6 +17,7 @@ mod faults_vault;
 mod hostile_clients;
 mod hostile_logs;
 mod identity_cli;
+mod proxies;
 mod proxy_protocol;
 mod raft_standby_reads;
 mod rotation_api;
