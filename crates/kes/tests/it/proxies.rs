@@ -1,7 +1,7 @@
 //! KES behind the fronts users put before it (issue 20, docs/proxies.md):
 //! nginx and HAProxy terminating TLS and forwarding the client's
 //! certificate in a header (`tls.proxy`), and HAProxy passing TLS through
-//! with the PROXY protocol (`api.proxy_protocol`). The fronts are the real
+//! with the PROXY protocol (`proxy_protocol`). The fronts are the real
 //! programs (kes_testkit::fronts), all on loopback: the client calls from
 //! 127.0.0.2 and the front connects to KES from 127.0.0.3, so that the
 //! audit log shows which address it took.
@@ -435,7 +435,7 @@ async fn behind_haproxy_in_tcp_mode_the_proxy_protocol_gives_the_client_address(
     let server = TestServer::start(
         Setup::new()
             .with(&app_policy(&client_key))
-            .with(&format!("api:\n  proxy_protocol:\n  - {FRONT_IP}/32\n")),
+            .with(&format!("proxy_protocol:\n  - {FRONT_IP}/32\n")),
     );
     let haproxy = haproxy_tcp_front(&server);
     let logs = || {
