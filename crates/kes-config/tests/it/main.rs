@@ -44,6 +44,13 @@ fn with(extra: &str) -> String {
     )
 }
 
+/// A valid config with extra lines in its `tls` section (indented).
+fn with_tls(tls: &str) -> String {
+    format!(
+        "admin:\n  identity: {ADMIN}\ntls:\n  key: ./server.key\n  cert: ./server.cert\n{tls}keystore:\n  fs:\n    path: /tmp/keys\n"
+    )
+}
+
 /// A valid config whose keystore section is `keystore`.
 fn with_keystore(keystore: &str) -> String {
     format!(

@@ -240,6 +240,56 @@ fn connection_limits() {
 }
 
 #[test]
+fn proxy_protocol_sources() {
+    let config = ServerConfig::parse(&with("")).unwrap();
+    assert!(config.proxy_protocol.is_empty());
+    let config = ServerConfig::parse(&with(
+        "proxy_protocol:\n  - 10.1.2.3/8\n  - 192.168.7.12\n  - fd00::/8\n  - 10.0.0.0/8\n",
+    ))
+    .unwrap();
+    let nets: Vec<String> = config
+        .proxy_protocol
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    // Host bits cleared, a bare address is one host, duplicates dropped.
+    assert_eq!(nets, ["10.0.0.0/8", "192.168.7.12/32", "fd00::/8"]);
+    let net = |i: usize| config.proxy_protocol[i];
+    assert!(net(0).contains("10.200.0.1".parse().unwrap()));
+    assert!(net(0).contains("::ffff:10.200.0.1".parse().unwrap()));
+    assert!(!net(0).contains("11.0.0.1".parse().unwrap()));
+    assert!(net(1).contains("192.168.7.12".parse().unwrap()));
+    assert!(!net(1).contains("192.168.7.13".parse().unwrap()));
+    assert!(net(2).contains("fd12::1".parse().unwrap()));
+    assert!(!net(2).contains("10.0.0.1".parse().unwrap()));
+    let everything: kes_config::SourceNet = "0.0.0.0/0".parse().unwrap();
+    assert!(everything.contains("8.8.8.8".parse().unwrap()));
+    for (bad, why) in [
+        ("10.0.0.0/33", "invalid prefix length"),
+        ("10.0.0/8", "not an IP address or network"),
+        ("example.com", "not an IP address or network"),
+    ] {
+        assert_error(&with(&format!("proxy_protocol:\n  - {bad}\n")), why);
+    }
+}
+
+#[test]
+fn tls_proxy_header_must_be_a_header_name() {
+    let config = ServerConfig::parse(&with_tls(
+        "  proxy:\n    identities:\n      - 3ecfcdf38fcbe141ae26a1030f81e96b753365a46760ae6b578698a97c59fd22\n    header:\n      cert: ssl-client-cert\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        config.tls.proxy.cert_header.as_deref(),
+        Some("ssl-client-cert")
+    );
+    assert_error(
+        &with_tls("  proxy:\n    header:\n      cert: \"a header\"\n"),
+        "not a valid HTTP header name",
+    );
+}
+
+#[test]
 fn yaml_anchors_and_merge_keys() {
     let config = ServerConfig::parse(&with(
         "defaults: &route {timeout: 20s, skip_auth: true}\napi:\n  /v1/status: *route\n  /v1/metrics:\n    <<: *route\n    timeout: 5s\n",
