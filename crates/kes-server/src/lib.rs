@@ -57,4 +57,5 @@ pub use state::{Server, State, STATUS_INTERVAL};
 pub mod fuzzing {
     pub use crate::http::handlers::{list_prefix, page, paging};
     pub use crate::http::routes::{clean_path, Lookup, RouteTable};
+    pub use crate::http::server::fuzzing::{forwarded_certificate, proxy_header};
 }

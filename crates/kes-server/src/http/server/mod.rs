@@ -28,6 +28,30 @@ use budgets::{AuditShare, Caller, CallerBudgets};
 use limits::Admission;
 pub use limits::{raise_open_file_limit, Limits};
 pub use proxy::TlsProxies;
+
+/// The parsers of what a front sends, for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::net::SocketAddr;
+
+    /// A PROXY header read from the start of `bytes`: what it names (or
+    /// why it was refused) and how many bytes it took; `None` if the
+    /// bytes end before the header does.
+    pub fn proxy_header(bytes: &[u8]) -> (Option<Result<Option<SocketAddr>, String>>, usize) {
+        use futures_util::FutureExt as _;
+        let mut rest = bytes;
+        let read = super::proxy_protocol::read_header(&mut rest)
+            .now_or_never()
+            .map(|r| r.map_err(|e| e.to_string()));
+        (read, bytes.len() - rest.len())
+    }
+
+    /// The identity of a `tls.proxy` certificate header value, or the
+    /// status and message of its refusal.
+    pub fn forwarded_certificate(value: &[u8]) -> Result<kes_core::Identity, (u16, String)> {
+        super::proxy::parse_identity(value)
+    }
+}
 use request::handle_request;
 pub(crate) use request::Call;
 

@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex};
 /// the header value): a proxy forwards the same few certificates again
 /// and again, and parsing one costs more than the rest of a small request.
 const REMEMBERED_CERTIFICATES: usize = 1024;
+/// Larger certificates are parsed on every request instead: client
+/// certificates take 0.5–2 KiB, and a header may hold 64 KiB, so this keeps
+/// what the remembered ones hold to 4 MiB whatever a proxy forwards.
+const REMEMBERED_MAX_BYTES: usize = 4096;
 
 /// 400 when a listed proxy forwards no certificate (the Go KES's words).
 const NO_CERTIFICATE: ApiError = ApiError::from_static(400, "no client certificate is present");
@@ -107,11 +111,13 @@ impl TlsProxies {
             Some(c) => c,
             None => {
                 let certificate = Arc::new(parse(value.as_bytes())?);
-                let mut remembered = kes_core::sync::lock(&self.remembered);
-                if remembered.len() >= REMEMBERED_CERTIFICATES {
-                    remembered.clear();
+                if certificate.der.len() <= REMEMBERED_MAX_BYTES {
+                    let mut remembered = kes_core::sync::lock(&self.remembered);
+                    if remembered.len() >= REMEMBERED_CERTIFICATES {
+                        remembered.clear();
+                    }
+                    remembered.insert(key, certificate.clone());
                 }
-                remembered.insert(key, certificate.clone());
                 certificate
             }
         };
@@ -128,6 +134,13 @@ impl TlsProxies {
         }
         Ok(certificate.identity.clone())
     }
+}
+
+/// [`parse`]'s identity, for the fuzz targets.
+pub(super) fn parse_identity(value: &[u8]) -> Result<Identity, (u16, String)> {
+    parse(value)
+        .map(|c| c.identity)
+        .map_err(|e| (e.status(), e.message().to_string()))
 }
 
 /// The certificate of a header value: URL-escaped PEM (nginx's
