@@ -19,6 +19,10 @@ pub struct Dek {
     pub plaintext: Zeroizing<Vec<u8>>,
     /// The DEK encrypted with the master key.
     pub ciphertext: Vec<u8>,
+    /// The key version that sealed it, when the server names it (a key
+    /// that has been rotated, or a version asked for); keep it with the
+    /// ciphertext and pass it to [`crate::Client::decrypt_with`].
+    pub version: Option<u32>,
 }
 
 impl fmt::Debug for Dek {
@@ -26,8 +30,19 @@ impl fmt::Debug for Dek {
         f.debug_struct("Dek")
             .field("plaintext", &"<redacted>")
             .field("ciphertext_len", &self.ciphertext.len())
+            .field("version", &self.version)
             .finish()
     }
+}
+
+/// A ciphertext from `encrypt` and the key version that sealed it, when the
+/// server names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encrypted {
+    /// The sealed plaintext.
+    pub ciphertext: Vec<u8>,
+    /// The key version that sealed it (see [`Dek::version`]).
+    pub version: Option<u32>,
 }
 
 /// A [`Policy`] as the SDK prints it (what `kes policy show --json` and

@@ -35,6 +35,37 @@ fn kes_format(c: &mut Criterion) {
     }
 }
 
+/// A decrypt on a key with 10 versions: by trial (no `version` in the
+/// request: the server tries the newest first, so a ciphertext of the
+/// oldest costs 10 opens) against the version named (one open), as the
+/// server's decrypt handler does each.
+fn versions(c: &mut Criterion) {
+    use kes_core::ring::{KeyRing, Lineage};
+    use std::sync::Arc;
+    let versions: Vec<Arc<KeyVersion>> = (0..10)
+        .map(|_| Arc::new(KeyVersion::generate(KeyAlgorithm::Aes256, "bench")))
+        .collect();
+    let ring = KeyRing::new(Lineage::derive(b"bench"), 1, versions).unwrap();
+    let dek = [7u8; 32];
+    let newest = ring.current().key.encrypt(&dek, CONTEXT);
+    let oldest = ring.oldest().key.encrypt(&dek, CONTEXT);
+    let mut group = c.benchmark_group("kes/10-versions");
+    group.bench_function("decrypt_newest_by_trial", |b| {
+        b.iter(|| ring.decrypt(black_box(&newest), black_box(CONTEXT)))
+    });
+    group.bench_function("decrypt_oldest_by_trial", |b| {
+        b.iter(|| ring.decrypt(black_box(&oldest), black_box(CONTEXT)))
+    });
+    group.bench_function("decrypt_oldest_by_version", |b| {
+        b.iter(|| {
+            ring.versions()[0]
+                .key
+                .decrypt(black_box(&oldest), black_box(CONTEXT))
+        })
+    });
+    group.finish();
+}
+
 /// The OS generator against user-space CSPRNGs seeded from it.
 fn rng(c: &mut Criterion) {
     use aws_lc_rs::rand::SecureRandom as _;
@@ -127,5 +158,5 @@ fn backends(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kes_format, rng, backends);
+criterion_group!(benches, kes_format, versions, rng, backends);
 criterion_main!(benches);

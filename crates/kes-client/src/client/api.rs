@@ -120,11 +120,23 @@ impl Client {
     /// `POST /v1/key/generate/<name>`: a new data encryption key bound to
     /// `context`.
     pub async fn generate_key(&self, name: &str, context: &[u8]) -> Result<Dek, Error> {
-        let body = if context.is_empty() {
+        self.generate_key_with(name, context, None).await
+    }
+
+    /// [`Client::generate_key`] sealed by key version `version` (a retained
+    /// one), or the current one for `None`.
+    pub async fn generate_key_with(
+        &self,
+        name: &str,
+        context: &[u8],
+        version: Option<u32>,
+    ) -> Result<Dek, Error> {
+        let body = if context.is_empty() && version.is_none() {
             None
         } else {
             Some(json_body(&api::GenerateKeyRequest {
                 context: B64.encode(context),
+                version: version_text(version),
             })?)
         };
         let path = format!("/v1/key/generate/{}", encode(name));
@@ -136,6 +148,7 @@ impl Client {
         Ok(Dek {
             plaintext: decode_b64(&wire_plaintext, "plaintext")?,
             ciphertext: decode_b64(&wire.ciphertext, "ciphertext")?.to_vec(),
+            version: parse_version(&wire.version)?,
         })
     }
 
@@ -146,16 +159,37 @@ impl Client {
         plaintext: &[u8],
         context: &[u8],
     ) -> Result<Vec<u8>, Error> {
+        Ok(self
+            .encrypt_with(name, plaintext, context, None)
+            .await?
+            .ciphertext)
+    }
+
+    /// [`Client::encrypt`] with key version `version` (a retained one), or
+    /// the current one for `None`; the answer names the version used when
+    /// the server does.
+    pub async fn encrypt_with(
+        &self,
+        name: &str,
+        plaintext: &[u8],
+        context: &[u8],
+        version: Option<u32>,
+    ) -> Result<Encrypted, Error> {
         // The base64 plaintext is wiped when dropped.
         let plaintext = Zeroizing::new(B64.encode(plaintext));
+        let version = version_text(version);
         let body = json_body(&api::EncryptKeyRequest {
             plaintext: plaintext.as_str(),
             context: &B64.encode(context),
+            version: &version,
         })?;
         let path = format!("/v1/key/encrypt/{}", encode(name));
         let resp = self.call(Method::POST, &path, Some(body)).await?;
         let wire: api::EncryptKeyResponse = decode(&resp)?;
-        Ok(decode_b64(&wire.ciphertext, "ciphertext")?.to_vec())
+        Ok(Encrypted {
+            ciphertext: decode_b64(&wire.ciphertext, "ciphertext")?.to_vec(),
+            version: parse_version(&wire.version)?,
+        })
     }
 
     /// `POST /v1/key/decrypt/<name>`
@@ -165,9 +199,23 @@ impl Client {
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.decrypt_with(name, ciphertext, context, None).await
+    }
+
+    /// [`Client::decrypt`] with exactly key version `version` (no other
+    /// version is tried; a version the key does not retain is an error),
+    /// or any retained version for `None`.
+    pub async fn decrypt_with(
+        &self,
+        name: &str,
+        ciphertext: &[u8],
+        context: &[u8],
+        version: Option<u32>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         let body = json_body(&api::DecryptKeyRequest {
             ciphertext: B64.encode(ciphertext),
             context: B64.encode(context),
+            version: version_text(version),
         })?;
         let path = format!("/v1/key/decrypt/{}", encode(name));
         let resp = Zeroizing::new(Vec::from(self.call(Method::POST, &path, Some(body)).await?));
@@ -183,6 +231,7 @@ impl Client {
         let message = Zeroizing::new(B64.encode(message));
         let body = json_body(&api::HmacRequest {
             message: message.as_str(),
+            version: "",
         })?;
         let path = format!("/v1/key/hmac/{}", encode(name));
         // MinIO derives root credentials from HMACs: treat them as secrets.
@@ -349,6 +398,23 @@ pub(crate) fn encode(s: &str) -> String {
         return s.replace('.', "%2E");
     }
     utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// A version as the API writes it: a decimal string, empty for none.
+fn version_text(version: Option<u32>) -> String {
+    version.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The `version` of a reply: `None` when absent or empty.
+fn parse_version(text: &str) -> Result<Option<u32>, Error> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.strip_prefix('v')
+        .unwrap_or(text)
+        .parse()
+        .map(Some)
+        .map_err(|_| Error::invalid_response(format!("invalid key version '{text}'")))
 }
 
 #[cfg(test)]

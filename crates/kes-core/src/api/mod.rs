@@ -64,18 +64,36 @@ pub struct Retired {
 /// ciphertext under the named key, both base64.
 // No Debug: the value is a secret.
 #[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "S: Serialize + AsRef<str>",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
 pub struct GenerateKeyResponse<S = String> {
     /// The data key (a secret).
     pub plaintext: S,
     /// The data key sealed by the named key.
     pub ciphertext: S,
+    /// The key version that sealed it (upstream KES's `version`, a decimal
+    /// string): present for a key that has been rotated, or when the
+    /// request named a version; absent otherwise, as from the Go KES.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 /// `POST /v1/key/encrypt/<name>`: the ciphertext, base64.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "S: Serialize + AsRef<str>",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
 pub struct EncryptKeyResponse<S = String> {
     /// The sealed plaintext.
     pub ciphertext: S,
+    /// The key version that sealed it (upstream KES's `version`, a decimal
+    /// string): present for a key that has been rotated, or when the
+    /// request named a version; absent otherwise, as from the Go KES.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 /// `POST /v1/key/decrypt/<name>` (and each entry of the legacy bulk
@@ -90,9 +108,17 @@ pub struct DecryptKeyResponse<S = String> {
 /// `PUT /v1/key/hmac/<name>`: the HMAC, base64.
 // No Debug: the value is a secret.
 #[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "S: Serialize + AsRef<str>",
+    deserialize = "S: Deserialize<'de> + Default"
+))]
 pub struct HmacResponse<S = String> {
     /// HMAC-SHA256 of the message.
     pub hmac: S,
+    /// The key version whose HMAC key was used, under the rule of
+    /// [`EncryptKeyResponse::version`].
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 /// `GET /v1/key/list/<pattern>` and `GET /v1/policy/list/<pattern>`: a
@@ -516,14 +542,19 @@ impl RetireKeyRequest {
 /// `POST /v1/key/generate/<name>`: the context the data key is bound to,
 /// base64. A request without a context has no body.
 #[derive(Debug, Clone, Serialize)]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
 pub struct GenerateKeyRequest<S = String> {
     /// The context.
     pub context: S,
+    /// The key version to use (a decimal string); empty: the current one
+    /// to seal, any retained one to open.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 impl GenerateKeyRequest {
     /// The fields the server decodes.
-    pub const FIELDS: &'static [&'static str] = &["context"];
+    pub const FIELDS: &'static [&'static str] = &["context", "version"];
 }
 
 /// `POST /v1/key/encrypt/<name>`: a plaintext and its context, base64; the
@@ -537,11 +568,15 @@ pub struct EncryptKeyRequest<S = String> {
     /// The context.
     #[serde(skip_serializing_if = "is_empty")]
     pub context: S,
+    /// The key version to use (a decimal string); empty: the current one
+    /// to seal, any retained one to open.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 impl EncryptKeyRequest {
     /// The fields the server decodes.
-    pub const FIELDS: &'static [&'static str] = &["plaintext", "context"];
+    pub const FIELDS: &'static [&'static str] = &["plaintext", "context", "version"];
 }
 
 /// `POST /v1/key/decrypt/<name>` (and each entry of the legacy bulk
@@ -555,24 +590,33 @@ pub struct DecryptKeyRequest<S = String> {
     /// The context.
     #[serde(skip_serializing_if = "is_empty")]
     pub context: S,
+    /// The key version to use (a decimal string); empty: the current one
+    /// to seal, any retained one to open.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 impl DecryptKeyRequest {
     /// The fields the server decodes.
-    pub const FIELDS: &'static [&'static str] = &["ciphertext", "context"];
+    pub const FIELDS: &'static [&'static str] = &["ciphertext", "context", "version"];
 }
 
 /// `PUT /v1/key/hmac/<name>`: the message, base64.
 // No Debug: the message may be a secret (MinIO derives credentials).
 #[derive(Serialize)]
+#[serde(bound(serialize = "S: Serialize + AsRef<str>"))]
 pub struct HmacRequest<S = String> {
     /// The message.
     pub message: S,
+    /// The key version to use (a decimal string); empty: the current one
+    /// to seal, any retained one to open.
+    #[serde(skip_serializing_if = "is_empty")]
+    pub version: S,
 }
 
 impl HmacRequest {
     /// The fields the server decodes.
-    pub const FIELDS: &'static [&'static str] = &["message"];
+    pub const FIELDS: &'static [&'static str] = &["message", "version"];
 }
 
 fn is_empty<S: AsRef<str>>(s: &S) -> bool {

@@ -20,11 +20,24 @@ fn documents_as_the_go_kes_writes_them() {
     let dek = GenerateKeyResponse {
         plaintext: "cA==",
         ciphertext: "Yw==",
+        version: "",
     };
     assert_eq!(
         to_json(&dek),
         b"{\"plaintext\":\"cA==\",\"ciphertext\":\"Yw==\"}\n"
     );
+    // Upstream's `version` (a string) after the Go KES's fields, when set.
+    let rotated = GenerateKeyResponse {
+        plaintext: "cA==",
+        ciphertext: "Yw==",
+        version: "3",
+    };
+    assert_eq!(
+        to_json(&rotated),
+        b"{\"plaintext\":\"cA==\",\"ciphertext\":\"Yw==\",\"version\":\"3\"}\n"
+    );
+    let read: EncryptKeyResponse = serde_json::from_str(r#"{"ciphertext":"Yw=="}"#).unwrap();
+    assert_eq!(read.version, "");
     let r = Retired {
         retired: 1,
         version: 3,
@@ -82,6 +95,7 @@ fn request_bodies_in_field_order() {
     let enc = EncryptKeyRequest {
         plaintext: "cA==",
         context: "",
+        version: "",
     };
     assert_eq!(
         serde_json::to_string(&enc).unwrap(),
@@ -90,10 +104,20 @@ fn request_bodies_in_field_order() {
     let dec = DecryptKeyRequest {
         ciphertext: "Yw==",
         context: "eA==",
+        version: "",
     };
     assert_eq!(
         serde_json::to_string(&dec).unwrap(),
         r#"{"ciphertext":"Yw==","context":"eA=="}"#
+    );
+    let pinned = DecryptKeyRequest {
+        ciphertext: "Yw==",
+        context: "",
+        version: "2",
+    };
+    assert_eq!(
+        serde_json::to_string(&pinned).unwrap(),
+        r#"{"ciphertext":"Yw==","version":"2"}"#
     );
     let import = ImportKeyRequest {
         key: "aw==",

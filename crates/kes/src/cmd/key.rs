@@ -236,14 +236,18 @@ pub(crate) fn run(args: Args) -> CliResult {
         } => {
             let message = Zeroizing::new(message);
             let (rt, client, mode) = remote.connect()?;
-            let ciphertext = rt
-                .block_on(client.encrypt(&name, message.as_bytes(), &[]))
+            let sealed = rt
+                .block_on(client.encrypt_with(&name, message.as_bytes(), &[], None))
                 .map_err(key_error(&name))?;
-            let ciphertext = B64.encode(ciphertext);
+            let ciphertext = B64.encode(sealed.ciphertext);
+            let version = version_text(sealed.version);
             match mode {
-                Mode::Terminal { .. } => print_line(&format!("ciphertext: {ciphertext}")),
+                Mode::Terminal { .. } => match sealed.version {
+                    Some(v) => print_line(&format!("ciphertext: {ciphertext}\nversion   : {v}")),
+                    None => print_line(&format!("ciphertext: {ciphertext}")),
+                },
                 Mode::Json | Mode::Plain => {
-                    print_json(&serde_json::json!({ "ciphertext": ciphertext }))
+                    print_json(&serde_json::json!({ "ciphertext": ciphertext, "version": version }))
                 }
             }
         }
@@ -281,7 +285,18 @@ pub(crate) fn run(args: Args) -> CliResult {
                 .map_err(key_error(&name))?;
             let plaintext = Zeroizing::new(B64.encode(&dek.plaintext));
             let ciphertext = B64.encode(&dek.ciphertext);
+            let version = version_text(dek.version);
             match mode {
+                // The version line only for a key that names one, so that
+                // the output of a key never rotated stays the Go KES's.
+                Mode::Terminal { .. } if dek.version.is_some() => print_secret_line(&[
+                    "  plaintext : ",
+                    &plaintext,
+                    "\n  ciphertext: ",
+                    &ciphertext,
+                    "\n  version   : ",
+                    &version,
+                ]),
                 Mode::Terminal { .. } => print_secret_line(&[
                     "  plaintext : ",
                     &plaintext,
@@ -293,6 +308,8 @@ pub(crate) fn run(args: Args) -> CliResult {
                     &plaintext,
                     "\",\"ciphertext\":\"",
                     &ciphertext,
+                    "\",\"version\":\"",
+                    &version,
                     "\"}",
                 ]),
             }
@@ -302,6 +319,12 @@ pub(crate) fn run(args: Args) -> CliResult {
 
 /// Asks on the terminal whether to retire; `true` without asking when
 /// stdin is not a terminal (scripts, pipes), where nobody could answer.
+/// A key version as the JSON output writes it: the number, or empty when
+/// the server named none (a key never rotated, or a Go KES server).
+fn version_text(version: Option<u32>) -> String {
+    version.map(|v| v.to_string()).unwrap_or_default()
+}
+
 /// An SDK error of a command on one key: `key does not exist` names the
 /// key (the server's message does not); other errors as [`api_error`].
 fn key_error(name: &str) -> impl Fn(kes_client::Error) -> CliError + '_ {

@@ -28,6 +28,7 @@ mod server_transcripts;
 mod tls_proxy;
 mod tutorial;
 mod vault_e2e;
+mod version_field;
 
 /// The package directory, as the test runner says when the test runs
 /// (cargo and scripts/run-tests set `CARGO_MANIFEST_DIR`), not as it was

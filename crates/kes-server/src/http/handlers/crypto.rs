@@ -16,22 +16,30 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     // The body is optional: MinIO's first call sends a context, `kes key
     // dek` without one may send nothing.
-    let context = match req.body() {
-        Some([]) => Zeroizing::new(Vec::new()),
-        _ => body_json(req, <api::GenerateKeyRequest>::FIELDS)?
-            .bytes("context")
-            .map_err(|_| ApiError::INVALID_REQUEST_BODY)?,
+    let (context, pinned) = match req.body() {
+        Some([]) => (Zeroizing::new(Vec::new()), None),
+        _ => {
+            let json = body_json(req, <api::GenerateKeyRequest>::FIELDS)?;
+            let context = json
+                .bytes("context")
+                .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+            (context, requested_version(&json)?)
+        }
     };
     let key = get_key(req, name).await?;
-    let (plaintext, ciphertext) = key.generate_dek(&context);
+    let (key, number) = sealing_version(req, name, key, pinned).await?;
+    let sealer = sealer(&key, number);
+    let (plaintext, ciphertext) = sealer.generate_dek(&context);
     let plaintext = Zeroizing::new(encode_base64(plaintext.as_slice()));
     let ciphertext = encode_base64(&ciphertext);
+    let version = answered_version(&key, number, pinned);
     Ok(wire::secret_json(
         &api::GenerateKeyResponse {
             plaintext: plaintext.as_str(),
             ciphertext: ciphertext.as_str(),
+            version: version.as_str(),
         },
-        plaintext.len() + ciphertext.len() + 32,
+        plaintext.len() + ciphertext.len() + 48,
     )
     .into())
 }
@@ -45,12 +53,95 @@ pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
     let context = json
         .bytes("context")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let pinned = requested_version(&json)?;
     let key = get_key(req, name).await?;
-    let ciphertext = key.key.encrypt(&plaintext, &context);
+    let (key, number) = sealing_version(req, name, key, pinned).await?;
+    let ciphertext = sealer(&key, number).key.encrypt(&plaintext, &context);
     Ok(wire::json(&api::EncryptKeyResponse {
         ciphertext: &encode_base64(&ciphertext),
+        version: &answered_version(&key, number, pinned),
     })
     .into())
+}
+
+/// The `version` a crypto request names: `None` for none or an empty one.
+/// A decimal number; a leading `v` is accepted too.
+fn requested_version(json: &GoJson) -> Result<Option<u32>> {
+    let text = json
+        .string("version")
+        .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let digits = text.strip_prefix('v').unwrap_or(&text);
+    match digits.parse::<u32>() {
+        Ok(n) if n > 0 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+        _ => Err(ApiError::new(
+            400,
+            format!(
+                "invalid key version '{}': a version is a number from 1",
+                text.chars().take(32).collect::<String>()
+            ),
+        )),
+    }
+}
+
+/// 400 for a version the key does not have (yet, or any more).
+fn no_such_version(name: &str, number: u32, key: &KeyRing) -> ApiError {
+    if number < key.first_version() {
+        ApiError::new(
+            400,
+            format!("key '{name}' version {number} has been retired"),
+        )
+    } else {
+        ApiError::new(400, format!("key '{name}' has no version {number}"))
+    }
+}
+
+/// The ring and the number of the version that seals: the current one, or
+/// the `pinned` one if it is retained. A version newer than the cached
+/// ring's current one may have been made by another node: the key is read
+/// again once before it is refused.
+async fn sealing_version(
+    req: &Call<'_>,
+    name: &str,
+    key: Arc<KeyRing>,
+    pinned: Option<u32>,
+) -> Result<(Arc<KeyRing>, u32)> {
+    let Some(number) = pinned else {
+        let current = key.current_version();
+        return Ok((key, current));
+    };
+    let key = if number > key.current_version() {
+        match req.state.cache.refresh(name).await {
+            Some(Ok(fresh)) => fresh,
+            Some(Err(e)) => return Err(store_error(e, ApiError::READ_FAILED, "read", name)),
+            None => key,
+        }
+    } else {
+        key
+    };
+    if number < key.first_version() || number > key.current_version() {
+        return Err(no_such_version(name, number, &key));
+    }
+    Ok((key, number))
+}
+
+/// The retained version `number` of `key` (which [`sealing_version`]
+/// checked).
+fn sealer(key: &KeyRing, number: u32) -> &kes_core::KeyVersion {
+    &key.versions()[(number - key.first_version()) as usize]
+}
+
+/// The `version` of a reply: the version used, when the request named one
+/// or the key has been rotated; empty (left out) otherwise, so that a key
+/// never rotated is answered byte for byte as the Go KES answers.
+fn answered_version(key: &KeyRing, number: u32, pinned: Option<u32>) -> String {
+    if pinned.is_some() || key.current_version() > 1 {
+        number.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// The fields of a decrypt body, in the single and the bulk decrypt.
@@ -65,11 +156,15 @@ pub(super) async fn decrypt(req: &Call<'_>) -> Result<Answer> {
     let context = json
         .bytes("context")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let pinned = requested_version(&json)?;
     let mut key = get_key(req, name).await?;
     // One ciphertext tries each retained version at most twice (before
     // and after a refresh): bounded by the 100 versions a key retains.
     let mut trials = Trials::new(&key, usize::MAX);
-    let plaintext = open(req, name, &mut key, &mut trials, &ciphertext, &context).await?;
+    let plaintext = match pinned {
+        Some(number) => open_pinned(req, name, &mut key, number, &ciphertext, &context).await?,
+        None => open(req, name, &mut key, &mut trials, &ciphertext, &context).await?,
+    };
     let plaintext = Zeroizing::new(encode_base64(&plaintext));
     Ok(wire::secret_json(
         &api::DecryptKeyResponse {
@@ -207,16 +302,58 @@ async fn open(
     Err(ApiError::DECRYPT)
 }
 
+/// Decrypts with exactly version `number` of the key: no other version is
+/// tried. A version newer than the cached ones makes one read of the key
+/// (another node may have rotated); an older one than the current is
+/// checked for retirement elsewhere as in [`open`].
+async fn open_pinned(
+    req: &Call<'_>,
+    name: &str,
+    key: &mut Arc<KeyRing>,
+    number: u32,
+    ciphertext: &[u8],
+    context: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let (ring, _) = sealing_version(req, name, key.clone(), Some(number)).await?;
+    *key = ring;
+    let plaintext = sealer(key, number)
+        .key
+        .decrypt(ciphertext, context)
+        .map_err(|_| ApiError::DECRYPT)?;
+    if number == key.current_version() {
+        return Ok(plaintext);
+    }
+    match req.state.cache.check_retirement(name, key).await {
+        RetirementCheck::NotChecked | RetirementCheck::Unchanged => Ok(plaintext),
+        RetirementCheck::Changed(fresh) => {
+            drop(plaintext);
+            *key = fresh.map_err(|e| store_error(e, ApiError::READ_FAILED, "read", name))?;
+            if number < key.first_version() || number > key.current_version() {
+                return Err(no_such_version(name, number, key));
+            }
+            sealer(key, number)
+                .key
+                .decrypt(ciphertext, context)
+                .map_err(|_| ApiError::DECRYPT)
+        }
+    }
+}
+
 pub(super) async fn hmac(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
     let json = body_json(req, <api::HmacRequest>::FIELDS)?;
     let message = json
         .bytes("message")
         .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
+    let pinned = requested_version(&json)?;
     let key = get_key(req, name).await?;
-    let mac = key.hmac(&message).ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
+    let (key, number) = sealing_version(req, name, key, pinned).await?;
+    let mac = sealer(&key, number)
+        .hmac(&message)
+        .ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
     Ok(wire::json(&api::HmacResponse {
         hmac: &encode_base64(&mac),
+        version: &answered_version(&key, number, pinned),
     })
     .into())
 }
@@ -246,7 +383,10 @@ pub(super) async fn bulk_decrypt(req: &Call<'_>) -> Result<Answer> {
         let ctx = j
             .bytes("context")
             .map_err(|_| ApiError::INVALID_REQUEST_BODY)?;
-        let pt = open(req, name, &mut key, &mut trials, &ct, &ctx).await?;
+        let pt = match requested_version(&j)? {
+            Some(number) => open_pinned(req, name, &mut key, number, &ct, &ctx).await?,
+            None => open(req, name, &mut key, &mut trials, &ct, &ctx).await?,
+        };
         out.push(Zeroizing::new(encode_base64(&pt)));
     }
     let doc: Vec<api::DecryptKeyResponse<&str>> = out
