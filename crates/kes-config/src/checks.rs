@@ -66,6 +66,16 @@ pub fn environment_warnings(config: &ServerConfig) -> Vec<String> {
             warnings.extend(certificate_warnings("tls.ca", &file, now));
         }
     }
+    for net in &config.proxy_protocol {
+        // Whoever can connect from a listed source names any client
+        // address it likes: a network this wide lists the clients too.
+        let wide = if net.addr.is_ipv4() { 8 } else { 32 };
+        if net.prefix < wide {
+            warnings.push(format!(
+                "proxy_protocol lists {net}: every client in it may claim any address in the logs and limits; list only the load balancers"
+            ));
+        }
+    }
     if let KeyStoreConfig::Aws(aws) = &config.keystore {
         let static_credentials = !(aws.access_key.is_empty()
             && aws.secret_key.is_empty()

@@ -59,3 +59,18 @@ fn aws_without_credentials_warns_that_only_instance_metadata_is_left() {
     std::fs::write(home.path().join(".aws/config"), "[default]\n").unwrap();
     assert_eq!(aws_credentials_warning(none, Some(home.path())), None);
 }
+
+#[test]
+fn proxy_protocol_for_everyone_is_warned_about() {
+    let config = ServerConfig::parse(&crate::with(
+        "proxy_protocol:\n  - 0.0.0.0/0\n  - 10.0.0.0/8\n  - 10.1.2.3\n  - ::/0\n",
+    ))
+    .unwrap();
+    let warnings: Vec<String> = kes_config::checks::environment_warnings(&config)
+        .into_iter()
+        .filter(|w| w.contains("proxy_protocol"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("0.0.0.0/0"), "{warnings:?}");
+    assert!(warnings[1].contains("::/0"), "{warnings:?}");
+}
