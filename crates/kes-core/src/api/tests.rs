@@ -129,7 +129,10 @@ fn request_bodies_in_field_order() {
     );
     let keep = RetireKeyRequest { keep: 2 };
     assert_eq!(serde_json::to_string(&keep).unwrap(), r#"{"keep":2}"#);
-    assert_eq!(<DecryptKeyRequest>::FIELDS, ["ciphertext", "context"]);
+    assert_eq!(
+        <DecryptKeyRequest>::FIELDS,
+        ["ciphertext", "context", "version"]
+    );
 }
 
 #[test]
