@@ -360,3 +360,120 @@ async fn one_version_per_period_on_openbao() {
     })
     .await;
 }
+
+/// The versions of `name` in `store`.
+async fn versions_of(store: &dyn KeyStore, name: &str) -> usize {
+    kes_keystore::versions::read(store, name)
+        .await
+        .unwrap()
+        .retained()
+}
+
+/// The error-log lines of the schedule's failed checks.
+fn failed_checks(node: &TestServer) -> usize {
+    node.stderr()
+        .lines()
+        .filter(|l| l.contains("scheduled rotation") && l.contains("postponed"))
+        .count()
+}
+
+/// A key store outage postpones the schedule and is logged once per
+/// check, not once per key; when the store is back, each overdue key is
+/// rotated once (no catching up of missed periods). SIGHUP replaces the
+/// rules: keys a rule no longer names are left alone, newly named ones
+/// are rotated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: scripts/test runs it"]
+async fn outages_postpone_and_reloads_change_the_rules() {
+    let mut node = TestServer::start(Setup::new().with(RULE));
+    let dir = node.setup.keys_dir();
+    let away = node.setup.dir.path().join("keys-away");
+    let admin = node.admin_client();
+    let names: Vec<String> = (0..8).map(|i| format!("sched-{i}")).collect();
+    for name in names.iter().map(String::as_str).chain(["later-a"]) {
+        let resp = admin
+            .request("POST", &format!("/v1/key/create/{name}"), None)
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let store = kes_keystore::fs::FsKeyStore::open(&dir).unwrap();
+    assert!(
+        versions_of(&store, "sched-0").await >= 2,
+        "rotated on schedule"
+    );
+    drop(store);
+
+    // The store goes away for 4 s: every check fails at its listing.
+    let logged = failed_checks(&node);
+    std::fs::rename(&dir, &away).unwrap();
+    let outage = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    std::fs::rename(&away, &dir).unwrap();
+    let failed = failed_checks(&node) - logged;
+    for line in node
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("scheduled rotation"))
+    {
+        eprintln!("{line}");
+    }
+    eprintln!(
+        "{failed} failed checks logged during an outage of {:?}",
+        outage.elapsed()
+    );
+    // One line per check (about one a second), not one per key (8 a check).
+    assert!(
+        (2..=6).contains(&failed),
+        "{failed} lines:\n{}",
+        node.stderr()
+    );
+    let (_, failures) = counters(&node).await;
+    assert!(failures >= failed as u64, "{failures} failures counted");
+
+    // Back: the overdue keys are rotated once each, at the next check.
+    let store = kes_keystore::fs::FsKeyStore::open(&dir).unwrap();
+    let before: Vec<usize> = {
+        let mut v = Vec::new();
+        for name in &names {
+            v.push(versions_of(&store, name).await);
+        }
+        v
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (name, before) in names.iter().zip(before) {
+        let now = versions_of(&store, name).await;
+        // (Or the first check after the outage came before `before` was
+        // read: then the gap below shows that it rotated after the outage.)
+        assert!(
+            now == before + 1 || now == before,
+            "{name}: {before} versions before the store came back, {now} after"
+        );
+        let ring = kes_keystore::versions::read(&store, name).await.unwrap();
+        let created: Vec<OffsetDateTime> = ring.versions().iter().map(|v| v.created_at).collect();
+        assert!(
+            created[created.len() - 1] - created[created.len() - 2] >= time::Duration::seconds(4)
+        );
+    }
+
+    // SIGHUP with another rule: `sched-*` is left alone from now on,
+    // `later-*` rotated.
+    node.setup.extra = RULE.replace("\"sched-*\", exact-key", "later-*");
+    node.setup.write_config();
+    node.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let frozen = versions_of(&store, "sched-0").await;
+    let info = admin
+        .request("GET", "/v1/key/describe/sched-0", None)
+        .await
+        .json();
+    assert!(info.get("next_rotation").is_none(), "{info}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(versions_of(&store, "sched-0").await, frozen);
+    assert!(versions_of(&store, "later-a").await >= 2);
+    let info = admin
+        .request("GET", "/v1/key/describe/later-a", None)
+        .await
+        .json();
+    assert!(info["next_rotation"].is_string(), "{info}");
+}
