@@ -76,7 +76,7 @@ async fn run(server: Arc<Server>, mut shutdown: watch::Receiver<bool>) {
         if let Some(shortest) = state.lifecycle.shortest_rotation_period() {
             if tokio::time::Instant::now() >= next {
                 tokio::select! {
-                    () = check(&state, &server.metrics) => {}
+                    () = check(&server, &state) => {}
                     _ = shutdown.changed() => return,
                 }
                 next = tokio::time::Instant::now() + check_interval(shortest);
@@ -110,8 +110,11 @@ impl Failures {
     }
 }
 
-/// One check of every key the rules name, one key at a time.
-async fn check(state: &State, metrics: &Metrics) {
+/// One check of every key the rules name, one key at a time. A reload
+/// ends it early: the new state's check starts at once, and this one must
+/// not keep the replaced state's key store in use.
+async fn check(server: &Server, state: &Arc<State>) {
+    let metrics = &*server.metrics;
     let cache = &state.cache;
     if cache.is_offline() {
         metrics.scheduled_rotation_failure();
@@ -129,6 +132,9 @@ async fn check(state: &State, metrics: &Metrics) {
     let created_by = state.admin.to_string();
     let mut failures = Failures::default();
     for name in &names {
+        if !Arc::ptr_eq(&server.state.load(), state) {
+            break;
+        }
         let Some(every) = state.lifecycle.rotation_period(name) else {
             continue;
         };
