@@ -191,11 +191,8 @@ pub struct KeyInfo {
     /// When the current version of a rotated key was created.
     #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<OffsetDateTime>,
-    /// When the rotation schedule (`lifecycle.rotate`) rotates the key
-    /// next: its current version's creation plus the rule's period (in
-    /// the past while a rotation that is due waits for the next check).
-    /// `None` for a key no rule names, which is then described exactly as
-    /// before.
+    /// When the schedule (`lifecycle.rotate`) rotates the key next; `None`
+    /// (described as before) for a key no rule names.
     #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
     pub next_rotation: Option<OffsetDateTime>,
 }
