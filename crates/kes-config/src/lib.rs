@@ -42,7 +42,8 @@ pub use load::load_keystore;
 pub use log::{LogFormat, LogLevel};
 pub use open::{open_store, OpenError};
 pub use types::{
-    ApiRouteConfig, CacheExpiry, ConnectionLimits, LogConfig, PolicyConfig, ProxyConfig,
-    ServerConfig, SourceNet, TlsAuth, TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
-    DEFAULT_PROXY_CERT_HEADER, DEFAULT_VAULT_STATUS_PING,
+    ApiRouteConfig, CacheExpiry, ConnectionLimits, LifecycleConfig, LogConfig, PolicyConfig,
+    ProxyConfig, RotationRule, ServerConfig, SourceNet, TlsAuth, TlsConfig, DEFAULT_CACHE_ANY,
+    DEFAULT_CACHE_UNUSED, DEFAULT_PROXY_CERT_HEADER, DEFAULT_VAULT_STATUS_PING,
+    MIN_ROTATION_PERIOD,
 };

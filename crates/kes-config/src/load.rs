@@ -3,7 +3,7 @@
 
 use crate::error::{ConfigError, Result};
 use crate::sections::{
-    parse_api, parse_cache, parse_keys, parse_limits, parse_log, parse_policies,
+    parse_api, parse_cache, parse_keys, parse_lifecycle, parse_limits, parse_log, parse_policies,
     parse_proxy_protocol, parse_tls,
 };
 use crate::walk::{Files, Section, ENV};
@@ -69,6 +69,7 @@ impl ServerConfig {
         let keys = parse_keys(top)?;
         let limits = parse_limits(top)?;
         let proxy_protocol = parse_proxy_protocol(top)?;
+        let lifecycle = parse_lifecycle(top)?;
         let keystore = keystore::parse(top, files)?;
 
         Ok(ServerConfig {
@@ -82,6 +83,7 @@ impl ServerConfig {
             keys,
             limits,
             proxy_protocol,
+            lifecycle,
             keystore,
             warnings: Vec::new(),
         })

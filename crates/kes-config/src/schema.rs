@@ -103,6 +103,10 @@ pub(crate) const TOP: Schema = Map(&[
         Map(&[("connections", Leaf), ("connections_per_ip", Leaf)]),
     ),
     ("proxy_protocol", Leaf),
+    (
+        "lifecycle",
+        Map(&[("rotate", List(&Map(&[("keys", Leaf), ("every", Leaf)])))]),
+    ),
     ("keystore", KEYSTORE),
 ]);
 

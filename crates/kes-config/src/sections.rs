@@ -1,16 +1,19 @@
 //! The sections of the config besides `keystore:` (see keystore.rs):
-//! `tls`, `policy`, `cache`, `limits`, `log`, `api` and `keys`.
+//! `tls`, `policy`, `cache`, `limits`, `log`, `api`, `keys` and
+//! `lifecycle`.
 
 use crate::error::{ConfigError, Result};
 use crate::types::{
-    ApiRouteConfig, CacheExpiry, ConnectionLimits, LogConfig, PolicyConfig, ProxyConfig, SourceNet,
-    TlsAuth, TlsConfig, DEFAULT_CACHE_ANY, DEFAULT_CACHE_UNUSED,
+    ApiRouteConfig, CacheExpiry, ConnectionLimits, LifecycleConfig, LogConfig, PolicyConfig,
+    ProxyConfig, RotationRule, SourceNet, TlsAuth, TlsConfig, DEFAULT_CACHE_ANY,
+    DEFAULT_CACHE_UNUSED, MIN_ROTATION_PERIOD,
 };
 use crate::walk::{expected, missing, Files, Section, ENV, RAW};
 use crate::yaml::Value;
 use crate::LogFormat;
 use crate::LogLevel;
-use kes_core::name::valid_name;
+use kes_core::duration::{format_duration, parse_duration_with_days};
+use kes_core::name::{valid_name, valid_pattern};
 use kes_core::{Identity, Policy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -268,4 +271,73 @@ pub(crate) fn parse_keys(top: &Section<'_>) -> Result<Vec<String>> {
         names.push(name.as_str().to_string());
     }
     Ok(names)
+}
+
+/// `lifecycle` (kes-rs only). `rotate` is a list of rules, each with the
+/// keys it names and how often they are rotated:
+///
+/// ```yaml
+/// lifecycle:
+///   rotate:
+///     - keys: [ "minio-*", "backup-key" ]
+///       every: 90d
+/// ```
+pub(crate) fn parse_lifecycle(top: &Section<'_>) -> Result<LifecycleConfig> {
+    let lifecycle = top.section_or_empty("lifecycle")?;
+    let mut rotate = Vec::new();
+    for (i, node) in lifecycle.list("rotate")?.iter().enumerate() {
+        let path = format!("lifecycle.rotate[{i}]");
+        if !matches!(node.value, Value::Map(_)) {
+            return Err(expected(
+                &path,
+                "a mapping like '- keys: [my-key]' with 'every: 90d'",
+                node,
+            ));
+        }
+        let entry = lifecycle.item_section("rotate", node, path.clone())?;
+        let mut keys: Vec<String> = Vec::new();
+        for t in entry.strings("keys", ENV)? {
+            let name = t.as_str();
+            // A name, or a prefix and one trailing `*` (the policies'
+            // listing patterns without their bare prefixes).
+            let pattern = name.ends_with('*') && valid_pattern(name);
+            if !valid_name(name) && !pattern {
+                return Err(t.invalid(
+                    "not a key name or a name prefix followed by '*' (1-80 characters of 0-9 A-Z a-z _ -, not starting or ending with '-')",
+                ));
+            }
+            if !keys.iter().any(|k| k == name) {
+                keys.push(name.to_string());
+            }
+        }
+        if keys.is_empty() {
+            return Err(missing(
+                "rotation rule",
+                "keys",
+                &format!("{path}.keys"),
+                node.line,
+            ));
+        }
+        let Some(every) = entry.text("every", ENV)? else {
+            return Err(missing(
+                "rotation rule",
+                "period",
+                &format!("{path}.every"),
+                node.line,
+            ));
+        };
+        let period =
+            parse_duration_with_days(every.as_str().trim()).map_err(|e| every.invalid(e))?;
+        if period < MIN_ROTATION_PERIOD {
+            return Err(every.invalid(format!(
+                "must be at least {}",
+                format_duration(MIN_ROTATION_PERIOD)
+            )));
+        }
+        rotate.push(RotationRule {
+            keys,
+            every: period,
+        });
+    }
+    Ok(LifecycleConfig { rotate })
 }

@@ -42,6 +42,9 @@ pub struct ServerConfig {
     /// `proxy_protocol` (kes-rs only): the source networks whose
     /// connections start with a PROXY protocol header (L4 load balancers).
     pub proxy_protocol: Vec<SourceNet>,
+    /// `lifecycle` (kes-rs only): what the server does to keys on its
+    /// own, on a schedule.
+    pub lifecycle: LifecycleConfig,
     /// `keystore`: exactly one backend.
     pub keystore: KeyStoreConfig,
     /// One message per unknown (hence ignored) key, e.g. "kesconf: unknown
@@ -250,4 +253,57 @@ pub struct LogConfig {
     /// `log.audit_file` (new): write audit lines to this file instead of
     /// stdout.
     pub audit_file: Option<PathBuf>,
+}
+
+/// The shortest `lifecycle.rotate[].every`: a shorter period would ask for
+/// more rotations than the scheduler checks for (at most once a second).
+pub const MIN_ROTATION_PERIOD: Duration = Duration::from_secs(1);
+
+/// `lifecycle` (not in the Go KES): what the server does to keys on its
+/// own. Section 3 of issue 22 will add `deletion_window` here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifecycleConfig {
+    /// `lifecycle.rotate`: the scheduled-rotation rules, in file order.
+    pub rotate: Vec<RotationRule>,
+}
+
+/// One entry of `lifecycle.rotate`: rotate the keys it names whenever
+/// their current version is older than `every`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotationRule {
+    /// `keys`: key names, or a name prefix followed by one `*` (`minio-*`,
+    /// `*` for every key), as in policies.
+    pub keys: Vec<String>,
+    /// `every`: Go duration syntax plus `d` for days (`90d`); at least
+    /// [`MIN_ROTATION_PERIOD`].
+    pub every: Duration,
+}
+
+impl RotationRule {
+    /// Whether the rule names the key `name`.
+    pub fn matches(&self, name: &str) -> bool {
+        self.keys
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == pattern,
+            })
+    }
+}
+
+impl LifecycleConfig {
+    /// How often the key `name` is rotated: the shortest `every` of the
+    /// rules that name it; `None` if no rule does.
+    pub fn rotation_period(&self, name: &str) -> Option<Duration> {
+        self.rotate
+            .iter()
+            .filter(|rule| rule.matches(name))
+            .map(|rule| rule.every)
+            .min()
+    }
+
+    /// The shortest `every` of all rules; `None` without rules.
+    pub fn shortest_rotation_period(&self) -> Option<Duration> {
+        self.rotate.iter().map(|rule| rule.every).min()
+    }
 }

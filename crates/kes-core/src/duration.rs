@@ -16,6 +16,21 @@ const NANOS_PER_UNIT: [(&str, u128); 8] = [
     ("h", 3_600_000_000_000),
 ];
 
+/// [`NANOS_PER_UNIT`] and `d` (24 h), for the lifecycle settings only
+/// (`lifecycle.rotate[].every: 90d`): periods of rotation are counted in
+/// days, and Go has no day unit. Every other setting stays Go-exact.
+const NANOS_PER_UNIT_WITH_DAYS: [(&str, u128); 9] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("µs", 1_000),
+    ("μs", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+    ("d", 86_400_000_000_000),
+];
+
 /// Go's durations are an i64 of nanoseconds; larger values are refused
 /// rather than silently saturated.
 const MAX_NANOS: u128 = i64::MAX as u128;
@@ -25,6 +40,18 @@ const MAX_NANOS: u128 = i64::MAX as u128;
 /// e.g. `300ms`, `1.5h`, `2h45m`, `5m0s`. A lone `0` needs no unit.
 /// Negative durations are refused: no KES setting has a use for them.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_with_units(s, &NANOS_PER_UNIT, "ns, us, ms, s, m or h")
+}
+
+/// [`parse_duration`] with one more unit, `d` (24 hours), as in `90d` or
+/// `1d12h`: for the lifecycle settings of the config file (a kes-rs
+/// addition), whose periods are counted in days. Not for settings the Go
+/// KES also reads: those must stay Go-exact.
+pub fn parse_duration_with_days(s: &str) -> Result<Duration, String> {
+    parse_with_units(s, &NANOS_PER_UNIT_WITH_DAYS, "ns, us, ms, s, m, h or d")
+}
+
+fn parse_with_units(s: &str, units: &[(&str, u128)], names: &str) -> Result<Duration, String> {
     let invalid = || format!("invalid duration '{s}'");
     let (negative, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
@@ -58,11 +85,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         let (unit, after_unit) = rest.split_at(unit_len);
         rest = after_unit;
         if unit.is_empty() {
-            return Err(format!(
-                "missing unit in duration '{s}' (use ns, us, ms, s, m or h)"
-            ));
+            return Err(format!("missing unit in duration '{s}' (use {names})"));
         }
-        let Some(&(_, per_unit)) = NANOS_PER_UNIT.iter().find(|(name, _)| *name == unit) else {
+        let Some(&(_, per_unit)) = units.iter().find(|(name, _)| *name == unit) else {
             return Err(format!("unknown unit '{unit}' in duration '{s}'"));
         };
         let too_large = || format!("duration '{s}' is too large");
@@ -141,6 +166,32 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_only_where_asked_for() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_duration_with_days("90d"), Ok(90 * day));
+        assert_eq!(
+            parse_duration_with_days("1d12h"),
+            Ok(day + Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(parse_duration_with_days("1.5d"), Ok(day + day / 2));
+        assert_eq!(parse_duration_with_days("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration_with_days("0"), Ok(Duration::ZERO));
+        assert!(parse_duration_with_days("2")
+            .unwrap_err()
+            .contains("m, h or d"));
+        assert!(parse_duration_with_days("1w").is_err());
+        assert!(parse_duration_with_days("-1d").is_err());
+        // 106,752 days are Go's i64 of nanoseconds; beyond, refused.
+        assert!(parse_duration_with_days("106751d").is_ok());
+        assert!(parse_duration_with_days("106752d").is_err());
+        // The Go syntax itself has no day.
+        assert_eq!(
+            parse_duration("1d"),
+            Err("unknown unit 'd' in duration '1d'".into())
+        );
+    }
 
     #[test]
     fn positive_durations() {

@@ -48,6 +48,9 @@ pub struct State {
     /// `proxy_protocol`: the load balancers whose connections start with
     /// a PROXY protocol header.
     pub proxy_protocol: Vec<crate::config::SourceNet>,
+    /// `lifecycle`: the rotation schedule's rules (the scheduler reads the
+    /// current state's at every check, so SIGHUP changes them).
+    pub lifecycle: crate::config::LifecycleConfig,
 }
 
 impl State {
@@ -66,6 +69,7 @@ impl State {
             listings: Arc::new(ListingBudget::default()),
             proxies: Default::default(),
             proxy_protocol: Vec::new(),
+            lifecycle: Default::default(),
         }
     }
 
@@ -131,6 +135,7 @@ impl State {
                 config.tls.proxy.cert_header.as_deref(),
             ),
             proxy_protocol: config.proxy_protocol.clone(),
+            lifecycle: config.lifecycle.clone(),
             ..State::new(config.admin.clone(), cache)
         };
         // Predefined keys: created like /v1/key/create by the admin;

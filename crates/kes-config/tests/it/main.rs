@@ -7,6 +7,7 @@ mod checks;
 mod env;
 mod files;
 mod keystore;
+mod lifecycle;
 mod never_panics;
 mod reference;
 mod sections;

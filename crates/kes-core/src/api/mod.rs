@@ -217,6 +217,10 @@ pub struct KeyInfo {
     /// When the current version of a rotated key was created.
     #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
     pub rotated_at: Option<OffsetDateTime>,
+    /// When the schedule (`lifecycle.rotate`) rotates the key next; `None`
+    /// (described as before) for a key no rule names.
+    #[serde(default, with = "go_time", skip_serializing_if = "Option::is_none")]
+    pub next_rotation: Option<OffsetDateTime>,
 }
 
 /// `GET /v1/policy/describe/<name>`

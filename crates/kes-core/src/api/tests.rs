@@ -59,6 +59,7 @@ fn times_as_go_writes_them() {
         version: None,
         versions: None,
         rotated_at: None,
+        next_rotation: None,
     };
     let doc = to_json(&key);
     assert_eq!(
@@ -67,6 +68,17 @@ fn times_as_go_writes_them() {
     );
     let back: KeyInfo = serde_json::from_slice(&doc).unwrap();
     assert_eq!(back, key);
+    // The schedule's next rotation comes last, in Go's format.
+    let scheduled = KeyInfo {
+        next_rotation: Some(time::macros::datetime!(2024-04-11 10:39:20.8868 UTC)),
+        ..key.clone()
+    };
+    let doc = to_json(&scheduled);
+    assert_eq!(
+        doc,
+        b"{\"name\":\"k\",\"algorithm\":\"AES256\",\"created_at\":\"2024-01-12T10:39:20.8868Z\",\"next_rotation\":\"2024-04-11T10:39:20.8868Z\"}\n"
+    );
+    assert_eq!(serde_json::from_slice::<KeyInfo>(&doc).unwrap(), scheduled);
     let legacy: KeyInfo = serde_json::from_str(r#"{"name":"k","created_at":null}"#).unwrap();
     assert_eq!(legacy.created_at, None);
     assert!(serde_json::from_str::<KeyInfo>(r#"{"name":"k","created_at":"x"}"#).is_err());

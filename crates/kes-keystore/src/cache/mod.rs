@@ -386,6 +386,22 @@ impl KeyCache {
         result.inspect_err(|e| self.count_error(e))
     }
 
+    /// Adds a version to `name` only if its current version is still
+    /// `expected` (see [`crate::versions::rotate_if`]); `Ok(None)` if
+    /// another server rotated it first. The cache reads the key again on
+    /// its next use either way: a skipped rotation means the cached
+    /// versions are behind.
+    pub async fn rotate_if(
+        &self,
+        name: &str,
+        expected: (kes_core::ring::Lineage, u32),
+        created_by: &str,
+    ) -> Result<Option<crate::versions::Rotated>, Error> {
+        let result = crate::versions::rotate_if(&*self.store, name, expected, created_by).await;
+        self.evict(name);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
     /// Retires all but the newest `keep` versions of `name` (see
     /// [`crate::versions::retire_shared`]: a retirement whose caller goes
     /// away releases its lease at once).

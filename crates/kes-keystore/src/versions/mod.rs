@@ -198,8 +198,45 @@ pub struct Rotated {
 /// equal; a key without one, stored in the legacy JSON format, gets a fresh
 /// one), created now by `created_by`.
 pub async fn rotate(store: &dyn KeyStore, name: &str, created_by: &str) -> Result<Rotated, Error> {
+    rotate_with(store, name, None, created_by)
+        .await?
+        .ok_or_else(|| {
+            Error::other(format!(
+                "key '{name}': an unconditional rotation was skipped"
+            ))
+        })
+}
+
+/// [`rotate`], but only if the key's current version is still `expected`
+/// (its lineage and number, as the caller read them); `Ok(None)` if it is
+/// not (another server rotated it meanwhile, or the key was deleted and
+/// created anew): nothing is created then. For the rotation schedule:
+/// several servers that read version N of a key at the same time create
+/// exactly one version N+1 between them, never N+2. The race's arbiter is
+/// the create-only write of the entry of version N+1, the rotation's
+/// linearization point as for [`rotate`]: a loser is told the entry
+/// exists, reads the key again, finds a current version other than N and
+/// does nothing.
+pub async fn rotate_if(
+    store: &dyn KeyStore,
+    name: &str,
+    expected: (Lineage, u32),
+    created_by: &str,
+) -> Result<Option<Rotated>, Error> {
+    rotate_with(store, name, Some(expected), created_by).await
+}
+
+async fn rotate_with(
+    store: &dyn KeyStore,
+    name: &str,
+    expected: Option<(Lineage, u32)>,
+    created_by: &str,
+) -> Result<Option<Rotated>, Error> {
     for _ in 0..ATTEMPTS {
         let ring = read(store, name).await?;
+        if expected.is_some_and(|e| e != (ring.lineage(), ring.current_version())) {
+            return Ok(None);
+        }
         if ring.retained() >= MAX_RETAINED {
             return Err(Error::other(format!(
                 "key '{name}' has {MAX_RETAINED} retained versions: retire old versions before rotating"
@@ -239,10 +276,10 @@ pub async fn rotate(store: &dyn KeyStore, name: &str, created_by: &str) -> Resul
                                         && KeyVersion::decode(&first)
                                             .is_ok_and(|held| held.key == next.key)) =>
                         {
-                            return Ok(Rotated {
+                            return Ok(Some(Rotated {
                                 ring: extend(&ring, next),
                                 version: number,
-                            })
+                            }))
                         }
                         Ok((lineage, _)) if lineage == ring.lineage() => {
                             discard(store, &entry, value.as_bytes()).await;
@@ -264,7 +301,9 @@ pub async fn rotate(store: &dyn KeyStore, name: &str, created_by: &str) -> Resul
                 }
             }
             // Another node created this number at the same moment: both
-            // versions are kept, this one becomes the next number.
+            // versions are kept, this one becomes the next number (a
+            // conditional rotation finds that the key moved on, and
+            // stops).
             Err(Error::KeyExists) => continue,
             Err(e) => return Err(e),
         }

@@ -191,6 +191,57 @@ async fn concurrent(nodes: Vec<Store>, rotations_per_node: usize) {
     assert_opens(&ring, &sealed);
 }
 
+/// The rotation schedule's step on several nodes at once: every node read
+/// the same version and rotates only if it is still current. Each round
+/// adds exactly one version, whichever node wins; the others find the key
+/// moved on and create nothing. A stale expectation (an older version, or
+/// another lineage) never rotates.
+async fn conditional_rotations(nodes: Vec<Store>, rounds: u32) {
+    let name = "rot-if";
+    create_key(&nodes[0], name).await;
+    let lineage = versions::read(&*nodes[0], name).await.unwrap().lineage();
+    for round in 1..=rounds {
+        let tasks: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let node = Arc::clone(node);
+                tokio::spawn(async move {
+                    versions::rotate_if(&*node, name, (lineage, round), &format!("node-{i}")).await
+                })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for task in tasks {
+            if let Some(rotated) = task.await.unwrap().unwrap() {
+                created.push(rotated.version);
+            }
+        }
+        assert_eq!(created, [round + 1], "round {round}: versions created");
+        let ring = versions::read(&*nodes[0], name).await.unwrap();
+        assert_eq!(ring.current_version(), round + 1);
+        assert_eq!(ring.retained() as u32, round + 1);
+    }
+    // Stale: the version before the current one, or another lineage.
+    let stale = versions::rotate_if(&*nodes[0], name, (lineage, rounds), "x").await;
+    assert!(matches!(stale, Ok(None)), "{stale:?}");
+    let other = kes_core::ring::Lineage::derive(b"another key");
+    let stale = versions::rotate_if(&*nodes[0], name, (other, rounds + 1), "x").await;
+    assert!(matches!(stale, Ok(None)), "{stale:?}");
+    assert!(matches!(
+        versions::rotate_if(&*nodes[0], "rot-if-none", (lineage, 1), "x").await,
+        Err(Error::KeyNotFound)
+    ));
+    assert_eq!(
+        versions::read(&*nodes[0], name)
+            .await
+            .unwrap()
+            .current_version(),
+        rounds + 1
+    );
+    versions::delete(&*nodes[0], name).await.unwrap();
+}
+
 /// Several servers creating the same version entry at the same moment:
 /// exactly one is told it created it, and the entry holds its value. (On
 /// Vault K/V v1 the create-only policy alone lets two creates both succeed
@@ -279,6 +330,7 @@ async fn memory() {
     let store: Store = Arc::new(kes_keystore::memory::MemKeyStore::new());
     single_node(Arc::clone(&store), true).await;
     concurrent(vec![Arc::clone(&store); 4], 5).await;
+    conditional_rotations(vec![Arc::clone(&store); 4], 5).await;
     deletion(store).await;
 }
 
@@ -288,6 +340,7 @@ async fn fs() {
     let open = || -> Store { Arc::new(kes_keystore::fs::FsKeyStore::open(dir.path()).unwrap()) };
     single_node(open(), true).await;
     concurrent((0..4).map(|_| open()).collect(), 5).await;
+    conditional_rotations((0..4).map(|_| open()).collect(), 5).await;
     racing_version_creates((0..4).map(|_| open()).collect(), 10).await;
     deletion(open()).await;
 }
@@ -311,6 +364,7 @@ async fn aws() {
     }
     single_node(Arc::clone(&nodes[0]), true).await;
     concurrent(nodes.clone(), 4).await;
+    conditional_rotations(nodes.clone(), 3).await;
     racing_version_creates(nodes.clone(), 10).await;
     deletion(Arc::clone(&nodes[1])).await;
 }
@@ -380,6 +434,7 @@ path "kv2/metadata/*" { capabilities = ["read", "list", "delete"] }
             nodes.push(connect(&role, &secret).await);
         }
         concurrent(nodes.clone(), 4).await;
+        conditional_rotations(nodes.clone(), 3).await;
         racing_version_creates(nodes, 10).await;
         deletion(connect(&role, &secret).await).await;
     }

@@ -90,6 +90,8 @@ pub struct Metrics {
     audit_dropped: AtomicU64,
     audit_refused: AtomicU64,
     error_dropped: AtomicU64,
+    scheduled_rotations: AtomicU64,
+    scheduled_rotation_failures: AtomicU64,
     /// Per-route histograms, indexed by [`Endpoint`]; no lock on the
     /// request path.
     routes: [Histogram; MAX_ROUTES],
@@ -124,6 +126,8 @@ impl Metrics {
             audit_dropped: AtomicU64::new(0),
             audit_refused: AtomicU64::new(0),
             error_dropped: AtomicU64::new(0),
+            scheduled_rotations: AtomicU64::new(0),
+            scheduled_rotation_failures: AtomicU64::new(0),
             routes: std::array::from_fn(|_| Histogram::default()),
         }
     }
@@ -172,6 +176,18 @@ impl Metrics {
     /// An error-log line lost: the error-log queue had no room for it.
     pub fn error_dropped(&self) {
         self.error_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The rotation schedule created a key version.
+    pub fn scheduled_rotation(&self) {
+        self.scheduled_rotations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The rotation schedule failed to check or rotate a key, or a check
+    /// of all keys was cut short by the key store.
+    pub fn scheduled_rotation_failure(&self) {
+        self.scheduled_rotation_failures
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Seconds since start.
@@ -331,6 +347,18 @@ impl Metrics {
                 "counter",
             ),
             (
+                "kes_key_rotations_scheduled",
+                "Key versions created by the rotation schedule (lifecycle.rotate).",
+                self.scheduled_rotations.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
+                "kes_key_rotations_scheduled_failed",
+                "Scheduled rotations that failed, and checks cut short because the key store failed; each is tried again at the next check.",
+                self.scheduled_rotation_failures.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
                 "kes_keycache_hits",
                 "Key lookups served from the cache.",
                 cache.hits,
@@ -442,6 +470,20 @@ mod tests {
         assert!(!text.contains("kes_http_route_response_time"));
         let ext = m.render(Some(CacheFigures::default()));
         assert!(ext.contains("kes_http_route_response_time_count{route=\"/v1/key/create/\"} 2\n"));
+        // The schedule's counters: one unlabeled sample each, extended
+        // scrapes only.
+        assert!(!text.contains("kes_key_rotations_scheduled"));
+        m.scheduled_rotation();
+        m.scheduled_rotation();
+        m.scheduled_rotation_failure();
+        let ext = m.render(Some(CacheFigures::default()));
+        assert!(ext.contains("\nkes_key_rotations_scheduled 2\n"), "{ext}");
+        assert!(
+            ext.contains("\nkes_key_rotations_scheduled_failed 1\n"),
+            "{ext}"
+        );
+        assert!(ext.contains("# TYPE kes_key_rotations_scheduled counter\n"));
+        assert!(ext.contains("# TYPE kes_key_rotations_scheduled_failed counter\n"));
     }
 
     #[test]

@@ -126,6 +126,9 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
         None => server::Limits::for_open_files(open_files),
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // The rotation schedule (`lifecycle.rotate`): its own task, following
+    // reloads, until shutdown.
+    let schedule = super::schedule::start(shared.clone(), shutdown_rx.clone());
     let server = tokio::spawn(server::serve_with_limits(
         listener,
         shared.clone(),
@@ -138,6 +141,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     signals(signal_streams, shared.clone(), config_path).await;
     shared.logs.close_streams();
     let _ = shutdown_tx.send(true);
+    let _ = schedule.await;
     let _ = server.await;
     shared.logs.flush();
     Ok(())

@@ -43,9 +43,13 @@ pub(super) enum Kind {
         lineage: Lineage,
     },
     Delete,
-    /// `version` and `material` set when it answered OK.
+    /// `reported` set when it created a version. `expected` set for a
+    /// conditional rotation (the scheduler's): the lineage and current
+    /// version it read first, and rotated only if the key still had them;
+    /// it answers OK without `reported` when it did not rotate.
     Rotate {
         reported: Option<(Lineage, u32, Arc<KeyVersion>)>,
+        expected: Option<(Lineage, u32)>,
     },
     /// The first version and lineage of the key it answered.
     Retire {
@@ -68,6 +72,17 @@ impl Kind {
         matches!(
             self,
             Kind::Create { .. } | Kind::Delete | Kind::Rotate { .. } | Kind::Retire { .. }
+        )
+    }
+
+    /// A conditional rotation that found the key moved on and did nothing.
+    pub(super) fn skipped(&self) -> bool {
+        matches!(
+            self,
+            Kind::Rotate {
+                reported: None,
+                expected: Some(_)
+            }
         )
     }
 }
@@ -110,10 +125,16 @@ impl History {
             let kind = match &o.kind {
                 Kind::Create { lineage, .. } => format!("create (lineage {})", lineage.to_hex()),
                 Kind::Delete => "delete".into(),
-                Kind::Rotate { reported } => match reported {
-                    Some((l, n, _)) => format!("rotate -> {}@{n}", l.to_hex()),
-                    None => "rotate".into(),
-                },
+                Kind::Rotate { reported, expected } => {
+                    let kind = match expected {
+                        Some((l, n)) => format!("rotate if {}@{n}", l.to_hex()),
+                        None => "rotate".into(),
+                    };
+                    match reported {
+                        Some((l, n, _)) => format!("{kind} -> {}@{n}", l.to_hex()),
+                        None => kind,
+                    }
+                }
                 Kind::Retire { keep, answered } => match answered {
                     Some((l, first)) => {
                         format!("retire keep {keep} -> {} first {first}", l.to_hex())
@@ -237,6 +258,9 @@ pub(super) enum Choice {
     Create,
     Delete,
     Rotate,
+    /// Read the key, then rotate it only if it still has the version read
+    /// (the rotation schedule's step).
+    RotateIf,
     Retire,
     Generate,
     Decrypt,
@@ -247,7 +271,8 @@ impl Choice {
         match rng.below(100) {
             0..=11 => Choice::Create,
             12..=25 => Choice::Delete,
-            26..=51 => Choice::Rotate,
+            26..=40 => Choice::Rotate,
+            41..=51 => Choice::RotateIf,
             52..=73 => Choice::Retire,
             74..=86 => Choice::Generate,
             _ => Choice::Decrypt,
@@ -298,7 +323,35 @@ pub(super) async fn do_op(
                 let version = rotated.ring.versions().last().expect("a ring").clone();
                 (rotated.ring.lineage(), rotated.version, version)
             });
-            (Kind::Rotate { reported }, Answer::of(&r), r.err())
+            (
+                Kind::Rotate {
+                    reported,
+                    expected: None,
+                },
+                Answer::of(&r),
+                r.err(),
+            )
+        }
+        Choice::RotateIf => {
+            // As the schedule does it: read, then rotate if still current.
+            let r = match versions::read(store, name).await {
+                Ok(ring) => {
+                    let expected = (ring.lineage(), ring.current_version());
+                    read = Some(ring.lineage());
+                    versions::rotate_if(store, name, expected, "interleave")
+                        .await
+                        .map(|rotated| (Some(expected), rotated))
+                }
+                Err(e) => Err(e),
+            };
+            let expected = r.as_ref().ok().and_then(|(expected, _)| *expected);
+            let reported = r.as_ref().ok().and_then(|(_, rotated)| {
+                rotated.as_ref().map(|rotated| {
+                    let version = rotated.ring.versions().last().expect("a ring").clone();
+                    (rotated.ring.lineage(), rotated.version, version)
+                })
+            });
+            (Kind::Rotate { reported, expected }, Answer::of(&r), r.err())
         }
         Choice::Retire => {
             let keep = 1 + rng.below(3) as usize;

@@ -91,10 +91,57 @@ pub(super) async fn verify(store: &Arc<dyn KeyStore>, h: &History) -> Result<(),
             .filter_map(|o| match &o.kind {
                 Kind::Rotate {
                     reported: Some((l, v, k)),
+                    ..
                 } => Some((*l, *v, k, o)),
                 _ => None,
             })
             .collect();
+        // A conditional rotation creates the version after the one it
+        // read or nothing; and it does nothing only if the key moved on
+        // while it ran: another rotation may have created a newer version
+        // of that lineage (one that reported it, or one that failed or
+        // answered "not found": it may have created an entry that it
+        // removed again when it found the key deleted), or a delete may
+        // have removed the key.
+        for o in rotates() {
+            let Kind::Rotate {
+                reported,
+                expected: Some((lineage, read)),
+            } = &o.kind
+            else {
+                continue;
+            };
+            match reported {
+                Some((l, v, _)) if (*l, *v) != (*lineage, read + 1) => {
+                    return Err(format!(
+                        "{name}: a conditional rotation of {}@{read} created {}@{v}",
+                        lineage.to_hex(),
+                        l.to_hex()
+                    ));
+                }
+                Some(_) => {}
+                None if o.answer == Answer::Ok => {
+                    let moved_on = rotates().any(|r| {
+                        !std::ptr::eq(r, o)
+                            && within(r, o, o)
+                            && match &r.kind {
+                                Kind::Rotate {
+                                    reported: Some((l, v, _)),
+                                    ..
+                                } => l == lineage && v > read,
+                                _ => matches!(r.answer, Answer::Failed | Answer::NotFound),
+                            }
+                    }) || deletes().any(|d| d.answer.maybe() && within(d, o, o));
+                    if !moved_on {
+                        return Err(format!(
+                            "{name}: a conditional rotation of {}@{read} did nothing though no other rotation or delete overlapped it",
+                            lineage.to_hex()
+                        ));
+                    }
+                }
+                None => {}
+            }
+        }
         for (i, a) in reported.iter().enumerate() {
             if reported[i + 1..].iter().any(|b| a.0 == b.0 && a.1 == b.1) {
                 return Err(format!(

@@ -180,6 +180,9 @@ pub(crate) fn run(args: Args) -> CliResult {
                 if let Some(at) = info.rotated_at {
                     rows.push(("Rotated", format_time(at)));
                 }
+                if let Some(at) = info.next_rotation {
+                    rows.push(("Next rotation", format_time(at)));
+                }
                 rows
             })
         }

@@ -22,6 +22,7 @@ mod proxy_protocol;
 mod raft_standby_reads;
 mod rotation_api;
 mod rotation_nodes;
+mod rotation_schedule;
 mod seal_cli;
 mod server_api;
 mod server_transcripts;

@@ -108,6 +108,11 @@ pub(super) async fn describe_key(req: &Call<'_>) -> Result<Answer> {
         version: rotated.then(|| key.current_version()),
         versions: rotated.then(|| count(key.retained())),
         rotated_at: rotated.then_some(key.created_at),
+        next_rotation: req
+            .state
+            .lifecycle
+            .rotation_period(name)
+            .map(|every| crate::lifecycle::schedule::due_at(key.created_at, every)),
     })
     .into())
 }
