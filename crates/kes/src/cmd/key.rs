@@ -320,8 +320,6 @@ pub(crate) fn run(args: Args) -> CliResult {
     }
 }
 
-/// Asks on the terminal whether to retire; `true` without asking when
-/// stdin is not a terminal (scripts, pipes), where nobody could answer.
 /// A key version as the JSON output writes it: the number, or empty when
 /// the server named none (a key never rotated, or a Go KES server).
 fn version_text(version: Option<u32>) -> String {
@@ -337,6 +335,8 @@ fn key_error(name: &str) -> impl Fn(kes_client::Error) -> CliError + '_ {
     }
 }
 
+/// Asks on the terminal whether to retire; `true` without asking when
+/// stdin is not a terminal (scripts, pipes), where nobody could answer.
 fn confirm_retire(name: &str, keep: u32) -> Result<bool, CliError> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
