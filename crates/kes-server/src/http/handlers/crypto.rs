@@ -28,8 +28,7 @@ pub(super) async fn generate(req: &Call<'_>) -> Result<Answer> {
     };
     let key = get_key(req, name).await?;
     let (key, number) = sealing_version(req, name, key, pinned).await?;
-    let sealer = sealer(&key, number);
-    let (plaintext, ciphertext) = sealer.generate_dek(&context);
+    let (plaintext, ciphertext) = retained(name, &key, number)?.generate_dek(&context);
     let plaintext = Zeroizing::new(encode_base64(plaintext.as_slice()));
     let ciphertext = encode_base64(&ciphertext);
     let version = answered_version(&key, number, pinned);
@@ -56,7 +55,9 @@ pub(super) async fn encrypt(req: &Call<'_>) -> Result<Answer> {
     let pinned = requested_version(&json)?;
     let key = get_key(req, name).await?;
     let (key, number) = sealing_version(req, name, key, pinned).await?;
-    let ciphertext = sealer(&key, number).key.encrypt(&plaintext, &context);
+    let ciphertext = retained(name, &key, number)?
+        .key
+        .encrypt(&plaintext, &context);
     Ok(wire::json(&api::EncryptKeyResponse {
         ciphertext: &encode_base64(&ciphertext),
         version: &answered_version(&key, number, pinned),
@@ -86,16 +87,19 @@ fn requested_version(json: &GoJson) -> Result<Option<u32>> {
     }
 }
 
-/// 400 for a version the key does not have (yet, or any more).
-fn no_such_version(name: &str, number: u32, key: &KeyRing) -> ApiError {
+/// The retained version `number` of `key`, or 400 for a version the key
+/// does not have (yet, or any more).
+fn retained<'k>(name: &str, key: &'k KeyRing, number: u32) -> Result<&'k kes_core::KeyVersion> {
     if number < key.first_version() {
-        ApiError::new(
+        return Err(ApiError::new(
             400,
             format!("key '{name}' version {number} has been retired"),
-        )
-    } else {
-        ApiError::new(400, format!("key '{name}' has no version {number}"))
+        ));
     }
+    key.versions()
+        .get((number - key.first_version()) as usize)
+        .map(|v| &**v)
+        .ok_or_else(|| ApiError::new(400, format!("key '{name}' has no version {number}")))
 }
 
 /// The ring and the number of the version that seals: the current one, or
@@ -121,16 +125,8 @@ async fn sealing_version(
     } else {
         key
     };
-    if number < key.first_version() || number > key.current_version() {
-        return Err(no_such_version(name, number, &key));
-    }
+    retained(name, &key, number)?;
     Ok((key, number))
-}
-
-/// The retained version `number` of `key` (which [`sealing_version`]
-/// checked).
-fn sealer(key: &KeyRing, number: u32) -> &kes_core::KeyVersion {
-    &key.versions()[(number - key.first_version()) as usize]
 }
 
 /// The `version` of a reply: the version used, when the request named one
@@ -316,7 +312,7 @@ async fn open_pinned(
 ) -> Result<Zeroizing<Vec<u8>>> {
     let (ring, _) = sealing_version(req, name, key.clone(), Some(number)).await?;
     *key = ring;
-    let plaintext = sealer(key, number)
+    let plaintext = retained(name, key, number)?
         .key
         .decrypt(ciphertext, context)
         .map_err(|_| ApiError::DECRYPT)?;
@@ -328,10 +324,7 @@ async fn open_pinned(
         RetirementCheck::Changed(fresh) => {
             drop(plaintext);
             *key = fresh.map_err(|e| store_error(e, ApiError::READ_FAILED, "read", name))?;
-            if number < key.first_version() || number > key.current_version() {
-                return Err(no_such_version(name, number, key));
-            }
-            sealer(key, number)
+            retained(name, key, number)?
                 .key
                 .decrypt(ciphertext, context)
                 .map_err(|_| ApiError::DECRYPT)
@@ -348,7 +341,7 @@ pub(super) async fn hmac(req: &Call<'_>) -> Result<Answer> {
     let pinned = requested_version(&json)?;
     let key = get_key(req, name).await?;
     let (key, number) = sealing_version(req, name, key, pinned).await?;
-    let mac = sealer(&key, number)
+    let mac = retained(name, &key, number)?
         .hmac(&message)
         .ok_or(ApiError::HMAC_NOT_SUPPORTED)?;
     Ok(wire::json(&api::HmacResponse {
