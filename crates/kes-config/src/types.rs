@@ -139,20 +139,21 @@ impl SourceNet {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
+        self.addr.is_ipv4() == ip.is_ipv4() && network(ip, self.prefix) == self.addr
+    }
+}
+
+/// `ip` with the bits past the first `prefix` cleared.
+fn network(ip: std::net::IpAddr, prefix: u8) -> std::net::IpAddr {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
         }
     }
 }
@@ -177,19 +178,11 @@ impl std::str::FromStr for SourceNet {
                 _ => return Err(format!("'{s}' has an invalid prefix length (0-{max})")),
             },
         };
-        let net = SourceNet { addr, prefix };
-        // Clear the host bits, so that the network prints as it matches.
-        let addr = match addr {
-            IpAddr::V4(v4) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V4((u32::from(v4) & mask).into())
-            }
-            IpAddr::V6(v6) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-                IpAddr::V6((u128::from(v6) & mask).into())
-            }
-        };
-        Ok(SourceNet { addr, ..net })
+        // The host bits cleared, so that the network prints as it matches.
+        Ok(SourceNet {
+            addr: network(addr, prefix),
+            prefix,
+        })
     }
 }
 
