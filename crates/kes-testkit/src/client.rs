@@ -188,29 +188,26 @@ impl KeepAlive {
         path: &str,
         body: Option<&[u8]>,
     ) -> std::io::Result<Resp> {
-        self.sender.ready().await.map_err(std::io::Error::other)?;
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost");
-        let body = match body {
-            Some(b) => {
-                builder = builder.header("content-type", "application/json");
-                Full::new(Bytes::copy_from_slice(b))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        let req = builder.body(body).map_err(std::io::Error::other)?;
-        send(&mut self.sender, req).await
+        self.try_request_with(method, path, &[], body).await
     }
 
     /// One request with extra headers (each sent as given, repeats
-    /// included); errors are returned.
+    /// included) and no body; errors are returned.
     pub async fn try_request_with_headers(
         &mut self,
         method: &str,
         path: &str,
         headers: &[(&str, &str)],
+    ) -> std::io::Result<Resp> {
+        self.try_request_with(method, path, headers, None).await
+    }
+
+    async fn try_request_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
     ) -> std::io::Result<Resp> {
         self.sender.ready().await.map_err(std::io::Error::other)?;
         let mut builder = http::Request::builder()
@@ -220,9 +217,14 @@ impl KeepAlive {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let req = builder
-            .body(Full::new(Bytes::new()))
-            .map_err(std::io::Error::other)?;
+        let body = match body {
+            Some(b) => {
+                builder = builder.header("content-type", "application/json");
+                Full::new(Bytes::copy_from_slice(b))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = builder.body(body).map_err(std::io::Error::other)?;
         send(&mut self.sender, req).await
     }
 

@@ -10,7 +10,7 @@
 //! nothing by sending the header.
 
 use crate::common::client::send;
-use crate::common::{b64, next_line, KeepAlive, Resp, Setup, TestServer};
+use crate::common::{b64, url_escape, AuditLog, Resp, Setup, TestServer};
 use bytes::Bytes;
 use http_body_util::Full;
 use kes_core::ApiKey;
@@ -18,7 +18,6 @@ use kes_testkit::fronts::{write_pem, Front};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The header the fronts put the client's certificate in.
 const CERT_HEADER: &str = "X-Tls-Client-Cert";
@@ -102,46 +101,6 @@ impl Caller {
     }
 }
 
-/// The admin's audit stream, read directly from KES.
-struct AuditLog {
-    body: hyper::body::Incoming,
-    buf: Vec<u8>,
-    /// Holds the connection the stream comes on.
-    _conn: KeepAlive,
-}
-
-impl AuditLog {
-    /// Subscribes; calls made after this returns are in the stream.
-    async fn follow(server: &TestServer) -> Self {
-        let mut conn = server.admin_client().connect().await.unwrap();
-        let stream = conn.stream("GET", "/v1/log/audit").await;
-        assert_eq!(stream.status(), 200);
-        AuditLog {
-            body: stream.into_body(),
-            buf: Vec::new(),
-            _conn: conn,
-        }
-    }
-
-    /// The next event of a call to `path`.
-    async fn event(&mut self, path: &str) -> serde_json::Value {
-        loop {
-            let line = tokio::time::timeout(
-                Duration::from_secs(10),
-                next_line(&mut self.body, &mut self.buf),
-            )
-            .await
-            .unwrap_or_else(|_| panic!("no audit event of {path} within 10 s"))
-            .expect("the audit stream is open");
-            let event: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("an audit line that is not JSON ({e}): {line}"));
-            if event["request"]["path"] == path {
-                return event;
-            }
-        }
-    }
-}
-
 /// Asserts who an audit event says called, from where, and the answer.
 fn assert_audited(
     event: &serde_json::Value,
@@ -181,19 +140,6 @@ fn tls_proxy_setup(front: &ApiKey, client: &ApiKey) -> Setup {
         front.identity()
     );
     setup
-}
-
-/// URL-escapes `text` as nginx's `$ssl_client_escaped_cert` does: every
-/// byte but the unreserved ones as `%XX`.
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The admin's client certificate as nginx forwards one (URL-escaped PEM)

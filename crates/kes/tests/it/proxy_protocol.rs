@@ -4,7 +4,7 @@
 //! one both fail their handshake. (The same through real HAProxy:
 //! proxies.rs.)
 
-use crate::common::{next_line, Setup, TestServer};
+use crate::common::{AuditLog, Setup, TestServer};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -31,11 +31,7 @@ async fn a_listed_balancer_names_the_client() {
     let server = TestServer::start(Setup::new().with("proxy_protocol:\n  - 127.0.0.3/32\n"));
     let admin = server.admin_client();
     // The log reader connects directly (127.0.0.1 is not listed).
-    let mut logs = admin.connect().await.unwrap();
-    let stream = logs.stream("GET", "/v1/log/audit").await;
-    assert_eq!(stream.status(), 200);
-    let mut body = stream.into_body();
-    let mut buf = Vec::new();
+    let mut audit = AuditLog::follow(&server).await;
 
     for (header, path, client) in [
         (
@@ -60,17 +56,7 @@ async fn a_listed_balancer_names_the_client() {
         let mut conn = admin.connect_over(tcp).await.expect("TLS after the header");
         let resp = conn.request("GET", path, None).await;
         assert_eq!(resp.status, 404, "{}", resp.text());
-        let ev = loop {
-            let line =
-                tokio::time::timeout(Duration::from_secs(10), next_line(&mut body, &mut buf))
-                    .await
-                    .expect("audit event in time")
-                    .expect("stream open");
-            let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if ev["request"]["path"] == path {
-                break ev;
-            }
-        };
+        let ev = audit.event(path).await;
         assert_eq!(ev["request"]["ip"], client, "{path}");
         // mTLS passed through: the identity is the client's own.
         assert_eq!(

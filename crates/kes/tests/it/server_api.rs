@@ -713,14 +713,7 @@ async fn resumed_sessions_keep_the_identity() {
     let admin = server.admin_client();
     let config = admin.tls_config();
     for i in 0..3 {
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let tls = tokio_rustls::TlsConnector::from(config.clone())
-            .connect(
-                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-                tcp,
-            )
-            .await
-            .unwrap();
+        let tls = raw_tls(&server, &config).await;
         let kind = tls.get_ref().1.handshake_kind();
         if i > 0 {
             assert_eq!(kind, Some(rustls::HandshakeKind::Resumed), "connection {i}");
@@ -735,20 +728,28 @@ async fn resumed_sessions_keep_the_identity() {
     }
 }
 
-#[tokio::test]
-#[ignore = "slow: scripts/test runs it"]
-async fn slow_headers_are_cut_off() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = TestServer::start(Setup::new());
-    let config = server.admin_client().tls_config();
+/// A bare TLS connection to `server` with `config` (no HTTP client on
+/// it), for tests that write raw bytes.
+async fn raw_tls(
+    server: &TestServer,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
+    tokio_rustls::TlsConnector::from(config.clone())
         .connect(
             rustls::pki_types::ServerName::try_from("localhost").unwrap(),
             tcp,
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+#[ignore = "slow: scripts/test runs it"]
+async fn slow_headers_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(Setup::new());
+    let mut tls = raw_tls(&server, &server.admin_client().tls_config()).await;
     tls.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
@@ -794,15 +795,7 @@ async fn idle_keep_alive_outlives_the_read_header_timeout() {
 async fn slow_headers_of_a_second_request_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(Setup::new());
-    let config = server.admin_client().tls_config();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let mut tls = raw_tls(&server, &server.admin_client().tls_config()).await;
     tls.write_all(b"GET /version HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();

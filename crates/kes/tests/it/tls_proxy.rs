@@ -4,9 +4,8 @@
 //! audit log names the client's and the proxy's addresses. (The same
 //! through real nginx and HAProxy: proxies.rs.)
 
-use crate::common::{next_line, Setup, TestServer};
+use crate::common::{url_escape, AuditLog, Setup, TestServer};
 use kes_core::ApiKey;
-use std::time::Duration;
 
 const HEADER: &str = "X-Tls-Client-Cert";
 
@@ -25,20 +24,6 @@ fn proxy_setup(proxy: &ApiKey, app: &ApiKey) -> Setup {
         proxy.identity()
     );
     setup
-}
-
-/// The certificate as nginx's `$ssl_client_escaped_cert` sends it: PEM,
-/// URL-escaped (letters, digits and `-_.~` stay).
-fn escaped_pem(pem: &str) -> String {
-    let mut out = String::new();
-    for b in pem.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// PEM with only the line ends and spaces escaped: a `+` of the base64
@@ -77,7 +62,7 @@ async fn a_listed_proxy_acts_with_the_forwarded_certificate() {
 
     let pem = pem_of(&app);
     for (form, value) in [
-        ("escaped PEM", escaped_pem(&pem)),
+        ("escaped PEM", url_escape(&pem)),
         ("PEM with a literal +", pem_with_literal_plus(&pem)),
         ("base64 DER", base64_der(&app)),
     ] {
@@ -94,7 +79,7 @@ async fn a_listed_proxy_acts_with_the_forwarded_certificate() {
     }
 
     // The forwarded certificate's policy applies, in full and only it.
-    let value = escaped_pem(&pem);
+    let value = url_escape(&pem);
     let created = conn
         .try_request_with_headers("POST", "/v1/key/create/app-1", &[(HEADER, &value)])
         .await
@@ -119,7 +104,7 @@ async fn a_listed_proxy_acts_with_the_forwarded_certificate() {
         ),
         (
             "two certificates in one PEM",
-            vec![(HEADER, escaped_pem(&format!("{pem}{}", pem_of(&other))))],
+            vec![(HEADER, url_escape(&format!("{pem}{}", pem_of(&other))))],
             400,
             "too many client certificates are present",
         ),
@@ -131,7 +116,7 @@ async fn a_listed_proxy_acts_with_the_forwarded_certificate() {
         ),
         (
             "broken PEM",
-            vec![(HEADER, escaped_pem(&pem.replace("MII", "MIX")))],
+            vec![(HEADER, url_escape(&pem.replace("MII", "MIX")))],
             400,
             "invalid client certificate",
         ),
@@ -178,7 +163,7 @@ async fn a_stranger_cannot_forward_a_certificate() {
     // The app (a known client, not a proxy) forwards the admin's
     // certificate: the header is not read, the app stays the app.
     let mut conn = server.client(&app).connect().await.unwrap();
-    let value = escaped_pem(&admin_pem);
+    let value = url_escape(&admin_pem);
     let me = conn
         .try_request_with_headers("GET", "/v1/identity/self/describe", &[(HEADER, &value)])
         .await
@@ -202,36 +187,14 @@ async fn a_stranger_cannot_forward_a_certificate() {
     }
 }
 
-/// Reads audit events until the one of `path`.
-async fn audit_event_of(
-    body: &mut hyper::body::Incoming,
-    buf: &mut Vec<u8>,
-    path: &str,
-) -> serde_json::Value {
-    loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), next_line(body, buf))
-            .await
-            .expect("audit event in time")
-            .expect("stream open");
-        let ev: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if ev["request"]["path"] == path {
-            return ev;
-        }
-    }
-}
-
 #[tokio::test]
 async fn the_audit_log_names_the_client_and_the_proxy() {
     let proxy = ApiKey::generate();
     let app = ApiKey::generate();
     let server = TestServer::start(proxy_setup(&proxy, &app));
-    let mut logs = server.admin_client().connect().await.unwrap();
-    let stream = logs.stream("GET", "/v1/log/audit").await;
-    assert_eq!(stream.status(), 200);
-    let mut body = stream.into_body();
-    let mut buf = Vec::new();
+    let mut audit = AuditLog::follow(&server).await;
 
-    let value = escaped_pem(&pem_of(&app));
+    let value = url_escape(&pem_of(&app));
     let mut conn = server.client(&proxy).connect().await.unwrap();
     for (path, forwarded_for, ip) in [
         ("/v1/key/describe/app-a", "10.9.8.7, 10.0.0.1", "10.9.8.7"),
@@ -251,7 +214,7 @@ async fn the_audit_log_names_the_client_and_the_proxy() {
         )
         .await
         .unwrap();
-        let ev = audit_event_of(&mut body, &mut buf, path).await;
+        let ev = audit.event(path).await;
         assert_eq!(ev["request"]["ip"], ip, "{forwarded_for}");
         assert_eq!(ev["request"]["proxy_ip"], "127.0.0.1");
         assert_eq!(ev["request"]["identity"], app.identity().to_string());
@@ -267,7 +230,7 @@ async fn the_audit_log_names_the_client_and_the_proxy() {
         )
         .await
         .unwrap();
-    let ev = audit_event_of(&mut body, &mut buf, "/v1/key/describe/app-e").await;
+    let ev = audit.event("/v1/key/describe/app-e").await;
     assert_eq!(ev["request"]["ip"], "127.0.0.1");
     assert!(ev["request"].get("proxy_ip").is_none(), "{ev}");
 }
@@ -316,7 +279,7 @@ async fn with_tls_auth_on_forwarded_certificates_are_verified() {
         .try_request_with_headers(
             "GET",
             "/v1/identity/self/describe",
-            &[(HEADER, &escaped_pem(&pem_of(&app)))],
+            &[(HEADER, &url_escape(&pem_of(&app)))],
         )
         .await
         .unwrap();
@@ -330,7 +293,7 @@ async fn with_tls_auth_on_forwarded_certificates_are_verified() {
             .try_request_with_headers(
                 "GET",
                 "/v1/key/describe/app-x",
-                &[(HEADER, &escaped_pem(&pem))],
+                &[(HEADER, &url_escape(&pem))],
             )
             .await
             .unwrap();

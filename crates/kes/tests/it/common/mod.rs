@@ -8,8 +8,10 @@
 //! ```
 #![allow(dead_code, unused_imports)]
 
+pub(crate) mod audit;
 pub(crate) mod cli;
 pub(crate) mod load;
+pub(crate) use audit::AuditLog;
 pub(crate) use client::{next_line, Client, KeepAlive, Resp};
 pub(crate) use kes_testkit::client;
 
@@ -307,6 +309,19 @@ pub(crate) fn write(path: &Path, contents: &[u8]) {
         std::fs::create_dir_all(p).unwrap();
     }
     std::fs::write(path, contents).unwrap();
+}
+
+/// URL-escapes `text` as nginx's `$ssl_client_escaped_cert` does: every
+/// byte but the unreserved ones as `%XX`.
+pub(crate) fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Base64 (standard, padded).
