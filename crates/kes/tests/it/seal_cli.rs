@@ -7,6 +7,7 @@ use kes_testkit::softhsm::{self, SoftHsm, KEY, PIN, TOKEN};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn kes(hsm: &SoftHsm) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_kes"));
@@ -237,8 +238,23 @@ fn reseal_killed_at_any_point_leaves_a_store_that_opens() {
         let from = sealed_label(&sealed);
         let to = if from == KEY { OTHER } else { KEY };
         let mut child = reseal(&from, to).spawn().unwrap();
-        // The kill point: a fraction of a full run (the last ones after it).
-        std::thread::sleep(full * i / 16);
+        if i % 4 == 3 {
+            // The kill point: the moment the switch shows, while the process
+            // may still be syncing and closing its HSM session. Timed kills
+            // alone cannot promise to land after the switch: one reseal on a
+            // loaded 2-core CI machine took longer than 1.25 times the first
+            // one (CI run of stop 27), so every kill fell before it.
+            let deadline = std::time::Instant::now() + full * 20 + Duration::from_secs(20);
+            while sealed_label(&sealed) == from
+                && child.try_wait().unwrap().is_none()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        } else {
+            // The kill point: a fraction of a full run (the last ones after it).
+            std::thread::sleep(full * i / 16);
+        }
         let _ = child.kill();
         let status = child.wait().unwrap();
         std::fs::remove_dir_all(&tokens).unwrap();
