@@ -202,6 +202,14 @@ pub trait KeyStore: Send + Sync + 'static {
         )))
     }
 
+    /// Whether [`KeyStore::replace_if`] is atomic here. Retirement and a
+    /// deletion window need it; a store without it (Vault K/V v1) refuses
+    /// them, and a server configured with a deletion window refuses to
+    /// start on it.
+    fn conditional_writes(&self) -> bool {
+        true
+    }
+
     /// Removes the entry `name` if, and only if, it still holds `current`:
     /// [`Error::KeyNotFound`] if there is none, [`Error::Changed`] if it
     /// holds anything else. Releasing a lease uses it, so that a lease that

@@ -372,6 +372,51 @@ impl KeyCache {
         result.inspect_err(|e| self.count_error(e))
     }
 
+    /// Deletes `name` with a recovery window (see
+    /// [`crate::versions::delete_later`]), then evicts it from the cache.
+    pub async fn delete_later(
+        &self,
+        name: &str,
+        window: Duration,
+        deleted_by: &str,
+    ) -> Result<crate::versions::Pending, Error> {
+        let result = crate::versions::delete_later(&*self.store, name, window, deleted_by).await;
+        self.evict(name);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
+    /// Brings back a key pending deletion (see [`crate::versions::restore`]).
+    /// Not cached: it is read again on its next use.
+    pub async fn restore(&self, name: &str) -> Result<KeyRing, Error> {
+        let result = crate::versions::restore(&*self.store, name).await;
+        self.evict(name);
+        result.inspect_err(|e| self.count_error(e))
+    }
+
+    /// The keys pending deletion (see [`crate::versions::pending`]).
+    pub async fn pending(
+        &self,
+        prefix: &str,
+        start: Bound<&str>,
+        limit: usize,
+    ) -> Result<(Vec<crate::versions::Pending>, bool), Error> {
+        crate::versions::pending(&*self.store, prefix, start, limit)
+            .await
+            .inspect_err(|e| self.count_error(e))
+    }
+
+    /// Purges the keys due (see [`crate::versions::purge_due`]) and evicts
+    /// them from the cache.
+    pub async fn purge_due(&self, now: time::OffsetDateTime) -> Result<crate::versions::Purged, Error> {
+        let result = crate::versions::purge_due(&*self.store, now).await;
+        if let Ok(purged) = &result {
+            for name in &purged.purged {
+                self.evict(name);
+            }
+        }
+        result.inspect_err(|e| self.count_error(e))
+    }
+
     /// Adds a version to `name` (see [`crate::versions::rotate`]); the
     /// cache then holds the key with its new version.
     pub async fn rotate(

@@ -321,6 +321,10 @@ impl KeyStore for VaultKeyStore {
         }
     }
 
+    fn conditional_writes(&self) -> bool {
+        self.inner.layout.version == KvVersion::V2
+    }
+
     async fn replace_if(&self, name: &str, current: &[u8], value: &[u8]) -> Result<(), Error> {
         check_name(name)?;
         match self.inner.layout.version {

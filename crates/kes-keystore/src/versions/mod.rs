@@ -40,8 +40,10 @@ use zeroize::Zeroizing;
 
 use crate::{Error, KeyStore};
 
+mod deletion;
 mod lease;
 
+pub use self::deletion::{delete_later, pending, purge_due, restore, Pending, Purged};
 use self::lease::take_lease;
 pub use self::lease::LEASE;
 
