@@ -114,10 +114,10 @@ where
 ///
 /// A key pending deletion has a deletion marker `<name>@<lineage>@deleted`
 /// (see [`crate::versions::delete_later`]), which sorts after the name,
-/// maybe on a later page: for a name at the end of a page whose markers
-/// may follow, the store is asked for `<name>@…` directly. A name with a
-/// marker is given out only if its first entry, read then, is a live key.
-/// Keys never deleted with a window cost nothing more.
+/// maybe on a later page: the names at a page's end whose markers may
+/// follow wait for the next page. A name with a marker is given out only
+/// if its first entry, read then, is a live key. Keys never deleted with a
+/// window cost nothing more.
 pub struct Listing {
     cache: Arc<KeyCache>,
     prefix: String,
@@ -126,9 +126,15 @@ pub struct Listing {
     more: bool,
     /// The size of the next page asked for.
     page: usize,
+    /// Names whose deletion markers may still follow, sorted.
+    held: Vec<String>,
     /// Names with a deletion marker, seen but not yet given out or dropped.
     marked: std::collections::BTreeSet<String>,
 }
+
+/// A listing holds back at least this many names before it asks the store
+/// for markers directly (see [`Listing::next_names`]).
+const HOLD_AT_LEAST: usize = 1024;
 
 impl Listing {
     /// A listing of the key names that start with `prefix`, from `start`
@@ -140,6 +146,7 @@ impl Listing {
             next: start.map(str::to_owned),
             more: true,
             page: LIST_PAGE,
+            held: Vec::new(),
             marked: Default::default(),
         }
     }
@@ -178,21 +185,26 @@ impl Listing {
                     }
                 }
             }
-            let mut names = page.names;
-            names.retain(|n| crate::versions::is_key_name(n));
-            // A name whose `<name>@…` range this page has not passed may
-            // have its marker on the next page: asked for directly. Only
-            // names that `last` starts with qualify, so a few at most.
+            let mut names = std::mem::take(&mut self.held);
+            names.extend(
+                page.names
+                    .into_iter()
+                    .filter(|n| crate::versions::is_key_name(n)),
+            );
+            // From the first name whose `<name>@…` range this page has not
+            // passed (its markers may be on the next page), the names wait
+            // for the next page, so that the listing stays sorted. They
+            // all start with that name (it is a prefix of `last`): usually
+            // just `last` itself. Should that run grow beyond a page (one
+            // key name that thousands of others extend), the few names
+            // that `last` starts with are asked for their markers
+            // directly instead.
             if self.more {
-                for name in names.iter().filter(|n| !markers_passed(n, &last)) {
-                    let entries = self.cache.store().list(&format!("{name}@")).await?;
-                    for stored in &entries {
-                        if let Some(e) = crate::versions::parse_entry_name(stored) {
-                            if e.kind == crate::versions::EntryKind::DeletionMarker && e.key == name
-                            {
-                                self.marked.insert(e.key.to_owned());
-                            }
-                        }
+                if let Some(split) = names.iter().position(|n| !markers_passed(n, &last)) {
+                    if names.len() - split <= self.page.max(HOLD_AT_LEAST) {
+                        self.held = names.split_off(split);
+                    } else {
+                        self.probe_markers(&names[split..], &last).await?;
                     }
                 }
             }
@@ -201,7 +213,24 @@ impl Listing {
                 return Ok(names);
             }
         }
-        Ok(Vec::new())
+        let held = std::mem::take(&mut self.held);
+        self.drop_pending(held).await
+    }
+
+    /// Notes the deletion markers of the names in `run` whose markers sort
+    /// after `last`, asking the store for `<name>@…` of each.
+    async fn probe_markers(&mut self, run: &[String], last: &str) -> Result<(), Error> {
+        for name in run.iter().filter(|n| !markers_passed(n, last)) {
+            let entries = self.cache.store().list(&format!("{name}@")).await?;
+            for stored in &entries {
+                if let Some(e) = crate::versions::parse_entry_name(stored) {
+                    if e.kind == crate::versions::EntryKind::DeletionMarker && e.key == name {
+                        self.marked.insert(e.key.to_owned());
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `names` without the keys pending deletion among those with a

@@ -244,10 +244,10 @@ pub async fn delete_later(
 pub async fn restore(store: &dyn KeyStore, name: &str) -> Result<KeyRing, Error> {
     for _ in 0..ATTEMPTS {
         let first = store.get(name).await?;
-        let inner = match classify(name, &first)? {
+        let (inner, lineage) = match classify(name, &first)? {
             First::Live { .. } => return Err(Error::KeyExists),
             First::Purging { .. } => return Err(Error::KeyNotFound),
-            First::Pending { inner, .. } => Zeroizing::new(inner.to_vec()),
+            First::Pending { inner, lineage, .. } => (Zeroizing::new(inner.to_vec()), lineage),
         };
         match store.replace_if(name, &first, &inner).await {
             Ok(()) => {}
@@ -257,10 +257,13 @@ pub async fn restore(store: &dyn KeyStore, name: &str) -> Result<KeyRing, Error>
             Err(e) => return Err(e),
         }
         return match read(store, name).await {
-            // Deleted again at once by another server: the restore itself
-            // took effect; answer the key it brought back.
-            Err(Error::KeyNotFound) => walk(store, name, &inner).await,
-            other => other,
+            Ok(ring) if ring.lineage() == lineage => Ok(ring),
+            // Deleted again at once by another server (and maybe created
+            // anew): the restore itself took effect; answer the key it
+            // brought back, with the versions still there (found by the
+            // lifecycle checker: it answered the new key).
+            Ok(_) | Err(Error::KeyNotFound) => walk(store, name, &inner).await,
+            Err(e) => Err(e),
         };
     }
     Err(Error::other(format!(

@@ -357,8 +357,18 @@ async fn rotate_with(
                 // the first entry past `number` (this version, if it was
                 // ever read, is retired now) or to `number` with another
                 // rotation's version, deleting that entry, which is how
-                // this create could succeed: this entry is never read. Or
-                // the key was deleted. The entry is removed again.
+                // this create could succeed: this entry is never read, it
+                // is removed again and the rotation retries. Or the key
+                // was deleted (at once) since the read: the entry is
+                // removed again and the rotation answers that the key does
+                // not exist. Its version may have been readable between
+                // the create and the delete, so that answer is not
+                // linearizable, but it is the truth when it is given and
+                // the key's data is gone with the key anyway; answering OK
+                // instead would let a second rotation that read the same
+                // version report the same number once this entry is gone
+                // (found by the lifecycle checker). A key deleted with a
+                // window keeps the version (above).
                 match store.get(name).await {
                     Ok(first) => match classify(name, &first) {
                         // Deleted with a window after this rotation's
@@ -581,7 +591,14 @@ async fn retire_leased(
 /// recovery window short. The first entry is therefore read first and
 /// removed only if it still holds what was read.
 pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
-    let first = remove_first_entry(store, name).await;
+    let first = match remove_first_entry(store, name).await {
+        // Pending or being purged: its entries, and the marker that lets a
+        // purge finish, are not this delete's (found by the lifecycle
+        // checker: the cleanup below once took a purge's marker).
+        Ok(false) => return Err(Error::KeyNotFound),
+        Ok(true) => Ok(()),
+        Err(e) => Err(e),
+    };
     let mut leftovers = 0;
     if matches!(first, Ok(()) | Err(Error::KeyNotFound)) {
         leftovers = delete_entries(store, name, &format!("{name}@"), Some(name), |_| true).await?;
@@ -593,17 +610,19 @@ pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
 }
 
 /// Removes the first entry of a live key `name`: the linearization point of
-/// [`delete`].
-async fn remove_first_entry(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
+/// [`delete`]. `Ok(false)` if the key is pending deletion or being purged
+/// (nothing is removed), [`Error::KeyNotFound`] if there is no entry.
+async fn remove_first_entry(store: &dyn KeyStore, name: &str) -> Result<bool, Error> {
     for _ in 0..ATTEMPTS {
         let first = store.get(name).await?;
         if is_gone(&first) {
-            return Err(Error::KeyNotFound);
+            return Ok(false);
         }
         match store.delete_if(name, &first).await {
+            Ok(()) => return Ok(true),
             // A retirement (or a delete and a create) came in between.
             Err(Error::Changed) => continue,
-            other => return other,
+            Err(e) => return Err(e),
         }
     }
     Err(Error::other(format!(

@@ -240,6 +240,33 @@ async fn listings_leave_out_pending_keys_across_pages() {
         assert_eq!(names, ["k-a", "k-b", "k0", "m"], "pages of {page}");
     }
     cache.close().await;
+
+    // One pending key that 1,500 others extend: more than a listing holds
+    // back, so it asks the store for the pending key's markers.
+    let store: Store = Arc::new(MemKeyStore::new());
+    let mut expected = Vec::new();
+    for i in 0..1500 {
+        let name = format!("p-{i:04}");
+        store.create(&name, b"x").await.unwrap();
+        expected.push(name);
+    }
+    create_key(&*store, "p").await;
+    versions::delete_later(&*store, "p", HOUR, "x")
+        .await
+        .unwrap();
+    let many = self::cache(&store);
+    let mut listing = many.listing("", Bound::Unbounded);
+    listing.set_page(10);
+    let mut names = Vec::new();
+    loop {
+        let next = listing.next_names().await.unwrap();
+        if next.is_empty() {
+            break;
+        }
+        names.extend(next);
+    }
+    assert_eq!(names, expected);
+    many.close().await;
 }
 
 /// A memory store that dies (every call fails as unreachable) after a

@@ -109,3 +109,36 @@ async fn fs() {
     }
     eprintln!("fs: {done} schedules in {:?}", started.elapsed());
 }
+
+/// Deletion with a recovery window: random schedules of create, delete
+/// (at once and with a window), restore, purge, rotate and read, each
+/// checked for linearizability against the model of
+/// `kes_testkit::interleave::run_lifecycle`. A few hundred for the fast
+/// tier; `deletion_lifecycle_on_memory_and_fs` runs thousands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deletion_lifecycle_briefly() {
+    let seed = interleave::seed_from_env();
+    let memory: Arc<dyn KeyStore> = Arc::new(MemKeyStore::new());
+    interleave::check_lifecycle_from_env_with(memory, 200, seed, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "slow: scripts/test runs it"]
+async fn deletion_lifecycle_on_memory_and_fs() {
+    let seed = interleave::seed_from_env();
+    let total = interleave::schedules_from_env(2000);
+    let started = Instant::now();
+    let memory: Arc<dyn KeyStore> = Arc::new(MemKeyStore::new());
+    let report = interleave::check_lifecycle_from_env_with(memory, total, seed, true).await;
+    let dir = batch_dir(1);
+    let fs: Arc<dyn KeyStore> = Arc::new(FsKeyStore::open(dir.path()).unwrap());
+    let on_fs =
+        interleave::check_lifecycle_from_env_with(Arc::clone(&fs), total / 4, seed ^ 1, true).await;
+    fs.close().await;
+    eprintln!(
+        "lifecycle: {} + {} schedules in {:?}",
+        report.schedules,
+        on_fs.schedules,
+        started.elapsed()
+    );
+}

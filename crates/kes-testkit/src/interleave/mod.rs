@@ -17,9 +17,11 @@
 
 mod history;
 mod jitter;
+mod lifecycle;
 mod verify;
 
 pub use jitter::{Jittery, Rng};
+pub use lifecycle::run_lifecycle;
 
 use history::{cleanup, schedule, Answer};
 use verify::verify;
@@ -89,6 +91,50 @@ pub fn schedules_from_env(default: usize) -> usize {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
+}
+
+/// [`run_lifecycle`] with the seed and the number of schedules from the
+/// environment ([`seed_from_env`], [`schedules_from_env`]), panicking at
+/// the first failure; asserts that mutations took effect. `plain_deletes`:
+/// see [`run_lifecycle`].
+pub async fn check_lifecycle_from_env(
+    store: Arc<dyn KeyStore>,
+    default_schedules: usize,
+    plain_deletes: bool,
+) -> Report {
+    let seed = seed_from_env();
+    check_lifecycle_from_env_with(
+        store,
+        schedules_from_env(default_schedules),
+        seed,
+        plain_deletes,
+    )
+    .await
+}
+
+/// [`check_lifecycle_from_env`] with the number of schedules and the seed
+/// given (a test that runs several batches derives them).
+pub async fn check_lifecycle_from_env_with(
+    store: Arc<dyn KeyStore>,
+    schedules: usize,
+    seed: u64,
+    plain_deletes: bool,
+) -> Report {
+    let started = std::time::Instant::now();
+    let report = run_lifecycle(store, schedules, seed, Options::default(), plain_deletes).await;
+    eprintln!(
+        "lifecycle: {} schedules, {} operations, {} mutations took effect, {} failed, in {:?}",
+        report.schedules,
+        report.ops,
+        report.effective_mutations,
+        report.failures.len(),
+        started.elapsed()
+    );
+    if let Some((seed, failure)) = report.failures.first() {
+        panic!("lifecycle schedule with seed {seed} failed: {failure}");
+    }
+    assert!(report.effective_mutations > report.schedules, "{report:?}");
+    report
 }
 
 /// [`check`] with the seed and the number of schedules from the
