@@ -407,7 +407,10 @@ impl KeyCache {
 
     /// Purges the keys due (see [`crate::versions::purge_due`]) and evicts
     /// them from the cache.
-    pub async fn purge_due(&self, now: time::OffsetDateTime) -> Result<crate::versions::Purged, Error> {
+    pub async fn purge_due(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Result<crate::versions::Purged, Error> {
         let result = crate::versions::purge_due(&*self.store, now).await;
         if let Ok(purged) = &result {
             for name in &purged.purged {
