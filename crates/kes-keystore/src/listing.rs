@@ -109,7 +109,15 @@ where
 }
 
 /// A listing of key names in progress: sorted, the entries of key versions
-/// left out, read from the store a page at a time.
+/// and the keys pending deletion left out, read from the store a page at a
+/// time.
+///
+/// A key pending deletion has a deletion marker `<name>@<lineage>@deleted`
+/// (see [`crate::versions::delete_later`]), which sorts after the name,
+/// maybe on a later page: for a name at the end of a page whose markers
+/// may follow, the store is asked for `<name>@…` directly. A name with a
+/// marker is given out only if its first entry, read then, is a live key.
+/// Keys never deleted with a window cost nothing more.
 pub struct Listing {
     cache: Arc<KeyCache>,
     prefix: String,
@@ -118,6 +126,8 @@ pub struct Listing {
     more: bool,
     /// The size of the next page asked for.
     page: usize,
+    /// Names with a deletion marker, seen but not yet given out or dropped.
+    marked: std::collections::BTreeSet<String>,
 }
 
 impl Listing {
@@ -130,6 +140,7 @@ impl Listing {
             next: start.map(str::to_owned),
             more: true,
             page: LIST_PAGE,
+            marked: Default::default(),
         }
     }
 
@@ -155,13 +166,37 @@ impl Listing {
                 .await?;
             self.more = page.more;
             self.page = self.page.max(page.matched.div_ceil(MAX_PASSES));
-            let Some(last) = page.names.last() else {
+            let Some(last) = page.names.last().cloned() else {
                 self.more = false;
                 break;
             };
             self.next = Bound::Excluded(last.clone());
+            for stored in &page.names {
+                if let Some(e) = crate::versions::parse_entry_name(stored) {
+                    if e.kind == crate::versions::EntryKind::DeletionMarker {
+                        self.marked.insert(e.key.to_owned());
+                    }
+                }
+            }
             let mut names = page.names;
             names.retain(|n| crate::versions::is_key_name(n));
+            // A name whose `<name>@…` range this page has not passed may
+            // have its marker on the next page: asked for directly. Only
+            // names that `last` starts with qualify, so a few at most.
+            if self.more {
+                for name in names.iter().filter(|n| !markers_passed(n, &last)) {
+                    let entries = self.cache.store().list(&format!("{name}@")).await?;
+                    for stored in &entries {
+                        if let Some(e) = crate::versions::parse_entry_name(stored) {
+                            if e.kind == crate::versions::EntryKind::DeletionMarker && e.key == name
+                            {
+                                self.marked.insert(e.key.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+            let names = self.drop_pending(names).await?;
             if !names.is_empty() {
                 return Ok(names);
             }
@@ -169,10 +204,47 @@ impl Listing {
         Ok(Vec::new())
     }
 
+    /// `names` without the keys pending deletion among those with a
+    /// marker: one read of the first entry for each of those.
+    async fn drop_pending(&mut self, mut names: Vec<String>) -> Result<Vec<String>, Error> {
+        if self.marked.is_empty() {
+            return Ok(names);
+        }
+        let mut gone = Vec::new();
+        for name in names.iter().filter(|n| self.marked.contains(*n)) {
+            match self.cache.store().get(name).await {
+                Ok(first) => {
+                    if !matches!(
+                        crate::versions::classify(name, &first),
+                        Ok(crate::versions::First::Live { .. })
+                    ) {
+                        gone.push(name.clone());
+                    }
+                }
+                Err(Error::KeyNotFound) => gone.push(name.clone()),
+                Err(e) => return Err(e),
+            }
+        }
+        for name in &names {
+            self.marked.remove(name);
+        }
+        names.retain(|n| !gone.contains(n));
+        Ok(names)
+    }
+
     /// Whether every name has been returned.
     pub fn complete(&self) -> bool {
         !self.more
     }
+}
+
+/// Whether a page ending with `last` has passed every name that starts
+/// with `name@` (where `name`'s deletion markers sort).
+fn markers_passed(name: &str, last: &str) -> bool {
+    let mut lower = String::with_capacity(name.len() + 1);
+    lower.push_str(name);
+    lower.push('@');
+    last > lower.as_str() && !last.starts_with(lower.as_str())
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ use crate::{Error, KeyStore};
 mod deletion;
 mod lease;
 
-pub use self::deletion::{delete_later, pending, purge_due, restore, Pending, Purged};
+pub use self::deletion::{delete_later, marker_name, pending, purge_due, restore, Pending, Purged};
 use self::lease::take_lease;
 pub use self::lease::LEASE;
 
@@ -78,8 +78,23 @@ pub struct EntryName<'a> {
     pub key: &'a str,
     /// The key's lineage.
     pub lineage: Lineage,
-    /// The version number; `None` for a retirement lock.
+    /// The version number; `None` for a retirement lock or a deletion
+    /// marker.
     pub version: Option<u32>,
+    /// What the entry is.
+    pub kind: EntryKind,
+}
+
+/// The kinds of entries besides a key's first entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A version ≥ 2: `<name>@<lineage>@<n>`.
+    Version,
+    /// A retirement's lease: `<name>@<lineage>@retiring`.
+    Lease,
+    /// A deletion marker: `<name>@<lineage>@deleted` (see
+    /// [`delete_later`]).
+    DeletionMarker,
 }
 
 /// Parses a version entry (or lock) name; `None` for anything else,
@@ -92,8 +107,10 @@ pub fn parse_entry_name(stored: &str) -> Option<EntryName<'_>> {
     if !kes_core::name::valid_name(key) {
         return None;
     }
-    let version = if tail == LOCK_SUFFIX {
-        None
+    let (version, kind) = if tail == LOCK_SUFFIX {
+        (None, EntryKind::Lease)
+    } else if tail == deletion::MARKER_SUFFIX {
+        (None, EntryKind::DeletionMarker)
     } else {
         // Canonical decimal only, so one version has one name.
         if tail.is_empty() || tail.starts_with('0') || !tail.bytes().all(|b| b.is_ascii_digit()) {
@@ -103,12 +120,13 @@ pub fn parse_entry_name(stored: &str) -> Option<EntryName<'_>> {
         if n < 2 {
             return None;
         }
-        Some(n)
+        (Some(n), EntryKind::Version)
     };
     Some(EntryName {
         key,
         lineage,
         version,
+        kind,
     })
 }
 
@@ -138,6 +156,9 @@ async fn read_with_first(
 ) -> Result<(KeyRing, Zeroizing<Vec<u8>>), Error> {
     for _ in 0..ATTEMPTS {
         let first = store.get(name).await?;
+        if is_gone(&first) {
+            return Err(Error::KeyNotFound);
+        }
         let ring = walk(store, name, &first).await?;
         // A retirement rewrites the first entry before it deletes entries:
         // an unchanged first entry means no deletion.
@@ -151,13 +172,82 @@ async fn read_with_first(
     )))
 }
 
-/// The lineage and number of the version a first entry holds.
-fn first_entry_version(name: &str, first: &[u8]) -> Result<(Lineage, u32), Error> {
+/// What a key's first entry holds.
+pub(crate) enum First<'a> {
+    /// A live key: its lineage and the number of the version the entry
+    /// holds.
+    Live { lineage: Lineage, first: u32 },
+    /// A key pending deletion: the tombstone's header, the former first
+    /// entry, and that entry's lineage and version number.
+    Pending {
+        tombstone: deletion::Tombstone,
+        inner: &'a [u8],
+        lineage: Lineage,
+        first: u32,
+    },
+    /// A key being purged (`None`: a placeholder whose lineage does not
+    /// parse).
+    Purging { lineage: Option<Lineage> },
+}
+
+/// Reads a first entry's kind. A cheap prefix test for the live keys of
+/// the hot path: tombstones and placeholders start with `#`, which
+/// neither base64 nor JSON does.
+pub(crate) fn classify<'a>(name: &str, first: &'a [u8]) -> Result<First<'a>, Error> {
+    if first.first() == Some(&b'#') {
+        if let Some(parsed) = deletion::Tombstone::parse(first) {
+            let (tombstone, inner) = parsed.map_err(|e| malformed(name, e))?;
+            let (lineage, number) = live_version(name, inner)?;
+            return Ok(First::Pending {
+                tombstone,
+                inner,
+                lineage,
+                first: number,
+            });
+        }
+        if let Some(lineage) = deletion::parse_purging(first) {
+            return Ok(First::Purging { lineage });
+        }
+    }
+    let (lineage, first) = live_version(name, first)?;
+    Ok(First::Live { lineage, first })
+}
+
+/// What a key's first entry holds, for tools that copy stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstEntry {
+    /// A live key of this lineage, holding this version.
+    Live(Lineage, u32),
+    /// A key pending deletion (see [`delete_later`]): its lineage, and the
+    /// version its former first entry holds.
+    Pending(Lineage, u32),
+    /// A key being purged: nothing to copy.
+    Purging,
+}
+
+/// Reads what a stored first entry holds; an error if it is damaged.
+pub fn first_entry(name: &str, stored: &[u8]) -> Result<FirstEntry, Error> {
+    Ok(match classify(name, stored)? {
+        First::Live { lineage, first } => FirstEntry::Live(lineage, first),
+        First::Pending { lineage, first, .. } => FirstEntry::Pending(lineage, first),
+        First::Purging { .. } => FirstEntry::Purging,
+    })
+}
+
+fn live_version(name: &str, first: &[u8]) -> Result<(Lineage, u32), Error> {
     let header = RingHeader::parse(first).map_err(|e| malformed(name, e))?;
     Ok(header.map_or_else(|| (Lineage::derive(first), 1), |h| (h.lineage, h.first)))
 }
 
-async fn walk(store: &dyn KeyStore, name: &str, first: &[u8]) -> Result<KeyRing, Error> {
+/// Whether a first entry is a tombstone or a purge's placeholder: the key
+/// does not exist for readers.
+fn is_gone(first: &[u8]) -> bool {
+    first.first() == Some(&b'#')
+        && (first.starts_with(deletion::TOMBSTONE_TAG.as_bytes())
+            || first.starts_with(deletion::PURGING.as_bytes()))
+}
+
+pub(super) async fn walk(store: &dyn KeyStore, name: &str, first: &[u8]) -> Result<KeyRing, Error> {
     let header = RingHeader::parse(first).map_err(|e| malformed(name, e))?;
     let lineage = header.map_or_else(|| Lineage::derive(first), |h| h.lineage);
     let first_number = header.map_or(1, |h| h.first);
@@ -270,25 +360,42 @@ async fn rotate_with(
                 // this create could succeed: this entry is never read. Or
                 // the key was deleted. The entry is removed again.
                 match store.get(name).await {
-                    Ok(first) => match first_entry_version(name, &first) {
-                        Ok((lineage, first_number))
-                            if lineage == ring.lineage()
-                                && (first_number < number
-                                    || first_number == number
-                                        && KeyVersion::decode(&first)
-                                            .is_ok_and(|held| held.key == next.key)) =>
+                    Ok(first) => match classify(name, &first) {
+                        // Deleted with a window after this rotation's
+                        // read: the version stays with the key (a restore
+                        // brings it back, and another server may have
+                        // sealed with it before the delete); the rotation
+                        // took effect before the delete.
+                        Ok(First::Pending {
+                            lineage,
+                            first: first_number,
+                            ..
+                        }) if lineage == ring.lineage() && first_number < number => {
+                            return Ok(Some(Rotated {
+                                ring: extend(&ring, next),
+                                version: number,
+                            }))
+                        }
+                        Ok(First::Live {
+                            lineage,
+                            first: first_number,
+                        }) if lineage == ring.lineage()
+                            && (first_number < number
+                                || first_number == number
+                                    && KeyVersion::decode(&first)
+                                        .is_ok_and(|held| held.key == next.key)) =>
                         {
                             return Ok(Some(Rotated {
                                 ring: extend(&ring, next),
                                 version: number,
                             }))
                         }
-                        Ok((lineage, _)) if lineage == ring.lineage() => {
+                        Ok(First::Live { lineage, .. }) if lineage == ring.lineage() => {
                             discard(store, &entry, value.as_bytes()).await;
                             continue;
                         }
-                        // Another key of the same name: this one was
-                        // deleted while it rotated.
+                        // Another key of the same name, or this one being
+                        // purged: it was deleted while it rotated.
                         Ok(_) => {
                             discard(store, &entry, value.as_bytes()).await;
                             return Err(Error::KeyNotFound);
@@ -467,8 +574,14 @@ async fn retire_leased(
 /// while this delete cleans up, keeps its versions.
 /// Rerunning an interrupted delete finishes it; it answers
 /// [`Error::KeyNotFound`] only if there was nothing left to delete.
+///
+/// A key pending deletion (see [`delete_later`]) does not exist for this
+/// delete either: it answers [`Error::KeyNotFound`] and leaves the key to
+/// its purge, so that a server without a deletion window cannot cut a
+/// recovery window short. The first entry is therefore read first and
+/// removed only if it still holds what was read.
 pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
-    let first = store.delete(name).await;
+    let first = remove_first_entry(store, name).await;
     let mut leftovers = 0;
     if matches!(first, Ok(()) | Err(Error::KeyNotFound)) {
         leftovers = delete_entries(store, name, &format!("{name}@"), Some(name), |_| true).await?;
@@ -477,6 +590,25 @@ pub async fn delete(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
         Err(Error::KeyNotFound) if leftovers > 0 => Ok(()),
         other => other,
     }
+}
+
+/// Removes the first entry of a live key `name`: the linearization point of
+/// [`delete`].
+async fn remove_first_entry(store: &dyn KeyStore, name: &str) -> Result<(), Error> {
+    for _ in 0..ATTEMPTS {
+        let first = store.get(name).await?;
+        if is_gone(&first) {
+            return Err(Error::KeyNotFound);
+        }
+        match store.delete_if(name, &first).await {
+            // A retirement (or a delete and a create) came in between.
+            Err(Error::Changed) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::other(format!(
+        "key '{name}': too many concurrent changes, try again"
+    )))
 }
 
 /// Deletes the version entries (and leases) of key `name` listed under
@@ -505,8 +637,10 @@ async fn delete_entries(
     let live = match spare_live {
         None => None,
         Some(key) => match store.get(key).await {
-            Ok(first) => match first_entry_version(key, &first) {
-                Ok((lineage, _)) => Some(lineage),
+            Ok(first) => match classify(key, &first) {
+                // A key pending deletion keeps its versions and marker.
+                Ok(First::Live { lineage, .. } | First::Pending { lineage, .. }) => Some(lineage),
+                Ok(First::Purging { .. }) => None,
                 // A first entry that does not parse: its lineage is
                 // unknown, so nothing is removed.
                 Err(_) => return Ok(0),
@@ -547,13 +681,21 @@ mod tests {
             Some(EntryName {
                 key: "my-key",
                 lineage: l,
-                version: Some(12)
+                version: Some(12),
+                kind: EntryKind::Version,
             })
         );
         assert!(valid_stored_name(&e));
         assert!(valid_stored_name("my-key"));
         let lock = lock_name("k", l);
         assert_eq!(parse_entry_name(&lock).unwrap().version, None);
+        assert_eq!(parse_entry_name(&lock).unwrap().kind, EntryKind::Lease);
+        let marker = marker_name("k", l);
+        assert_eq!(
+            parse_entry_name(&marker).map(|e| (e.key, e.version, e.kind)),
+            Some(("k", None, EntryKind::DeletionMarker))
+        );
+        assert!(valid_stored_name(&marker));
         for bad in [
             "my-key",
             "my-key@",

@@ -3,6 +3,7 @@
 
 mod aws;
 mod cache;
+mod deletion;
 mod fs;
 mod interleave;
 mod memory;

@@ -367,6 +367,7 @@ async fn aws() {
     conditional_rotations(nodes.clone(), 3).await;
     racing_version_creates(nodes.clone(), 10).await;
     deletion(Arc::clone(&nodes[1])).await;
+    super::deletion::lifecycle(Arc::clone(&nodes[2])).await;
 }
 
 #[cfg(feature = "vault")]
@@ -437,6 +438,13 @@ path "kv2/metadata/*" { capabilities = ["read", "list", "delete"] }
         conditional_rotations(nodes.clone(), 3).await;
         racing_version_creates(nodes, 10).await;
         deletion(connect(&role, &secret).await).await;
+        // A deletion window needs the compare-and-swap of retirement.
+        let store = connect(&retire_role, &retire_secret).await;
+        if version == "v2" {
+            super::deletion::lifecycle(store).await;
+        } else {
+            super::deletion::refused(store).await;
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use super::client::{print_json, print_line};
 use super::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
 use kes_core::ring::{Lineage, RingHeader};
-use kes_keystore::versions::{entry_name, parse_entry_name, MAX_RETAINED};
+use kes_keystore::versions::{entry_name, parse_entry_name, FirstEntry, MAX_RETAINED};
 use kes_keystore::{Error as StoreError, KeyStore};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -227,10 +227,18 @@ async fn copy_key(
         Err(e) => return Outcome::Failed(format!("failed to read: {e}")),
     };
     // A value without a version header (or one this KES cannot read, which
-    // is still copied as is) is version 1 of the lineage its bytes give.
-    let (lineage, first) = match RingHeader::parse(&value) {
-        Ok(Some(h)) => (h.lineage, h.first),
-        Ok(None) | Err(_) => (Lineage::derive(&value), 1),
+    // is still copied as is) is version 1 of the lineage its bytes give. A
+    // key pending deletion is copied pending, with its versions and its
+    // deletion marker, so that it can still be restored in the target; one
+    // being purged is gone.
+    let (lineage, first, pending) = match kes_keystore::versions::first_entry(name, &value) {
+        Ok(FirstEntry::Live(lineage, first)) => (lineage, first, false),
+        Ok(FirstEntry::Pending(lineage, first)) => (lineage, first, true),
+        Ok(FirstEntry::Purging) => return Outcome::Skipped,
+        Err(_) => match RingHeader::parse(&value) {
+            Ok(Some(h)) => (h.lineage, h.first, false),
+            Ok(None) | Err(_) => (Lineage::derive(&value), 1, false),
+        },
     };
     // Entries of this lineage after the first version: the ones the key
     // reads. Others are leftovers (of a deleted key of the same name, or
@@ -285,6 +293,13 @@ async fn copy_key(
         }
     }
 
+    if pending {
+        let marker = kes_keystore::versions::marker_name(name, lineage);
+        match dst.create(&marker, b"").await {
+            Ok(()) | Err(StoreError::KeyExists) => {}
+            Err(e) => return Outcome::Failed(format!("failed to create its deletion marker: {e}")),
+        }
+    }
     match dst.create(name, &value).await {
         Ok(()) => Outcome::Copied,
         // Created in the target meanwhile.
