@@ -14,7 +14,7 @@ use crate::common;
 use kes_testkit::{bao, moto};
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -630,10 +630,12 @@ async fn killed_in_a_storm(shared: Shared) {
         let mut node = TestServer::start(setup());
         let client = node.admin_client();
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
         let storm: Vec<_> = names
             .iter()
             .map(|name| {
                 let (client, stop, name) = (client.clone(), stop.clone(), name.clone());
+                let answered = answered.clone();
                 tokio::spawn(async move {
                     let mut delete = true;
                     while !stop.load(Ordering::Relaxed) {
@@ -642,9 +644,13 @@ async fn killed_in_a_storm(shared: Shared) {
                             false => format!("/v1/key/restore/{name}"),
                         };
                         let method = if delete { "DELETE" } else { "POST" };
-                        if client.try_request(method, &path, None).await.is_err() {
+                        match client.try_request(method, &path, None).await {
+                            Ok(r) if r.status == 200 => {
+                                answered.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(r) => panic!("{method} {path}: {} {}", r.status, r.text()),
                             // The server is gone.
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                         }
                         delete = !delete;
                     }
@@ -662,6 +668,11 @@ async fn killed_in_a_storm(shared: Shared) {
             task.await.unwrap();
         }
         drop(node);
+        // The kill fell into the storm, not before it.
+        assert!(
+            answered.load(Ordering::Relaxed) >= names.len(),
+            "round {round}"
+        );
 
         let fresh = TestServer::start(setup());
         let c = fresh.admin_client();
