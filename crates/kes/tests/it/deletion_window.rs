@@ -602,6 +602,68 @@ async fn without_a_window_delete_is_immediate_and_the_cli_restores() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not pending deletion"));
 }
 
+/// A server without a window never cuts another's window short: its
+/// delete finds no key, its restore works, and it does not purge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_window_leaves_pending_keys_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = Shared::Fs(dir.path().to_path_buf());
+    let windowed = TestServer::start(shared.setup(LONG));
+    let plain = TestServer::start(shared.setup(""));
+    let (cw, cp) = (windowed.admin_client(), plain.admin_client());
+    assert_eq!(call(&cw, "POST", "/v1/key/create/kept").await.0, 200);
+    let (plaintext, ciphertext) = dek(&cw, "kept").await;
+    assert_eq!(call(&cw, "DELETE", "/v1/key/delete/kept").await.0, 200);
+    assert_eq!(
+        call(&cp, "DELETE", "/v1/key/delete/kept").await,
+        (404, "key does not exist".to_string())
+    );
+    assert!(is_pending(&cp, "kept").await);
+    assert_eq!(call(&cp, "POST", "/v1/key/restore/kept").await.0, 200);
+    assert_eq!(decrypt(&cw, "kept", &ciphertext).await, (200, plaintext));
+
+    // Pages of pending deletions: `continue_at` names the first key left
+    // out, `?continue=` starts there.
+    for name in ["page-a", "page-b", "page-c"] {
+        assert_eq!(
+            call(&cw, "POST", &format!("/v1/key/create/{name}")).await.0,
+            200
+        );
+        assert_eq!(
+            call(&cw, "DELETE", &format!("/v1/key/delete/{name}"))
+                .await
+                .0,
+            200
+        );
+    }
+    let page = |query: &'static str| {
+        let c = cp.clone();
+        async move {
+            let doc = c
+                .request("GET", &format!("/v1/key/deleted/page-*{query}"), None)
+                .await
+                .json();
+            let names: Vec<String> = doc["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["name"].as_str().unwrap().to_owned())
+                .collect();
+            (names, doc["continue_at"].as_str().unwrap().to_owned())
+        }
+    };
+    assert_eq!(
+        page("?limit=2").await,
+        (vec!["page-a".into(), "page-b".into()], "page-c".into())
+    );
+    assert_eq!(
+        page("?continue=page-c&limit=2").await,
+        (vec!["page-c".into()], String::new())
+    );
+    assert_eq!(page("?continue=page-b").await.0, ["page-b", "page-c"]);
+    assert_eq!(page("").await.0, ["page-a", "page-b", "page-c"]);
+}
+
 /// Keys deleted and restored in a storm while their server is killed
 /// (SIGKILL) at some point of it; a fresh server on the store then finds
 /// every key live with all its data keys decrypting, or pending and
