@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 pub use kes_core::api::{
-    ApiRoute, AuditEvent, AuditRequest, AuditResponse, ErrorEvent, IdentityInfo, KeyInfo, Policy,
-    PolicyInfo, Retired, Rotated, SelfDescription, SelfPolicy, Status, Version,
+    ApiRoute, AuditEvent, AuditRequest, AuditResponse, DeletedKey, ErrorEvent, IdentityInfo,
+    KeyInfo, Policy, PolicyInfo, Retired, Rotated, SelfDescription, SelfPolicy, Status, Version,
 };
 
 /// A data encryption key from `generate`: the plaintext (secret) and its

@@ -105,7 +105,10 @@ pub(crate) const TOP: Schema = Map(&[
     ("proxy_protocol", Leaf),
     (
         "lifecycle",
-        Map(&[("rotate", List(&Map(&[("keys", Leaf), ("every", Leaf)])))]),
+        Map(&[
+            ("rotate", List(&Map(&[("keys", Leaf), ("every", Leaf)]))),
+            ("deletion_window", Leaf),
+        ]),
     ),
     ("keystore", KEYSTORE),
 ]);

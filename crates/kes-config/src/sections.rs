@@ -274,13 +274,15 @@ pub(crate) fn parse_keys(top: &Section<'_>) -> Result<Vec<String>> {
 }
 
 /// `lifecycle` (kes-rs only). `rotate` is a list of rules, each with the
-/// keys it names and how often they are rotated:
+/// keys it names and how often they are rotated; `deletion_window` how
+/// long a deleted key stays restorable:
 ///
 /// ```yaml
 /// lifecycle:
 ///   rotate:
 ///     - keys: [ "minio-*", "backup-key" ]
 ///       every: 90d
+///   deletion_window: 7d
 /// ```
 pub(crate) fn parse_lifecycle(top: &Section<'_>) -> Result<LifecycleConfig> {
     let lifecycle = top.section_or_empty("lifecycle")?;
@@ -339,5 +341,13 @@ pub(crate) fn parse_lifecycle(top: &Section<'_>) -> Result<LifecycleConfig> {
             every: period,
         });
     }
-    Ok(LifecycleConfig { rotate })
+    // Same syntax as `every` (days allowed); `0` or none deletes at once.
+    let deletion_window = match lifecycle.text("deletion_window", ENV)? {
+        None => Duration::ZERO,
+        Some(t) => parse_duration_with_days(t.as_str().trim()).map_err(|e| t.invalid(e))?,
+    };
+    Ok(LifecycleConfig {
+        rotate,
+        deletion_window,
+    })
 }

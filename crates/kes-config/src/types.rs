@@ -253,11 +253,15 @@ pub struct LogConfig {
 pub const MIN_ROTATION_PERIOD: Duration = Duration::from_secs(1);
 
 /// `lifecycle` (not in the Go KES): what the server does to keys on its
-/// own. Section 3 of issue 22 will add `deletion_window` here.
+/// own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LifecycleConfig {
     /// `lifecycle.rotate`: the scheduled-rotation rules, in file order.
     pub rotate: Vec<RotationRule>,
+    /// `lifecycle.deletion_window`: how long a deleted key stays
+    /// restorable before it is purged. Zero (the default) deletes at once,
+    /// as the Go KES does.
+    pub deletion_window: Duration,
 }
 
 /// One entry of `lifecycle.rotate`: rotate the keys it names whenever

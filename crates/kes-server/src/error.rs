@@ -54,6 +54,11 @@ pub enum ServerError {
         /// Why the key store refused it.
         cause: kes_keystore::Error,
     },
+    /// `lifecycle.deletion_window` is set but the key store cannot write
+    /// conditionally (Vault K/V v1): a delete and a restore racing on two
+    /// servers could leave a key half-usable.
+    #[error("invalid lifecycle.deletion_window: a deletion window needs a conditional write, which this key store cannot do: use K/V v2 (keystore.vault.version: v2)")]
+    DeletionWindowUnsupported,
     /// The TLS certificate or key (or the CA) is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),

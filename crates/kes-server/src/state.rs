@@ -48,8 +48,9 @@ pub struct State {
     /// `proxy_protocol`: the load balancers whose connections start with
     /// a PROXY protocol header.
     pub proxy_protocol: Vec<crate::config::SourceNet>,
-    /// `lifecycle`: the rotation schedule's rules (the scheduler reads the
-    /// current state's at every check, so SIGHUP changes them).
+    /// `lifecycle`: the rotation schedule's rules and the deletion window
+    /// (the schedule, the purge and delete read the current state's, so
+    /// SIGHUP changes them).
     pub lifecycle: crate::config::LifecycleConfig,
 }
 
@@ -96,6 +97,10 @@ impl State {
     /// key store is closed again.
     pub async fn from_config(config: &ServerConfig) -> Result<State, ServerError> {
         let store = kes_config::open_store(&config.keystore).await?;
+        if !config.lifecycle.deletion_window.is_zero() && !store.conditional_writes() {
+            store.close().await;
+            return Err(ServerError::DeletionWindowUnsupported);
+        }
         let cache = KeyCache::new(
             store,
             CacheConfig {

@@ -117,6 +117,45 @@ impl Client {
         decode(&resp)
     }
 
+    /// `POST /v1/key/restore/<name>`: brings back a key pending deletion
+    /// (deleted on a server with `lifecycle.deletion_window`), with all its
+    /// versions; what it sealed decrypts again. [`Error::KeyNotFound`] if
+    /// nothing of the name is pending (never deleted, or already purged),
+    /// [`Error::KeyExists`] if the key is live. Needs the
+    /// admin or a policy with an allow pattern starting with
+    /// `/v1/key/restore/`.
+    pub async fn restore_key(&self, name: &str) -> Result<(), Error> {
+        let path = format!("/v1/key/restore/{}", encode(name));
+        self.call(Method::POST, &path, None).await.map(drop)
+    }
+
+    /// `GET /v1/key/deleted/<pattern>`: the keys pending deletion whose
+    /// names match `pattern` (`*` or empty for all, `prefix*`), sorted by
+    /// name, with when they were deleted, by whom and from when on they
+    /// may be purged; following `continue_at` pages.
+    pub async fn list_deleted_keys(&self, pattern: &str) -> Result<Vec<DeletedKey>, Error> {
+        let pattern = if pattern == "*" { "" } else { pattern };
+        let mut keys: Vec<DeletedKey> = Vec::new();
+        let mut continue_at = String::new();
+        loop {
+            let mut path = format!("/v1/key/deleted/{}", encode(pattern));
+            if !continue_at.is_empty() {
+                path.push_str("?continue=");
+                path.push_str(&encode(&continue_at));
+            }
+            let page: api::DeletedKeys = self.get_json(&path).await?;
+            keys.extend(page.keys);
+            // A server that repeats its token would make us loop forever.
+            if page.continue_at.is_empty() || page.continue_at == continue_at {
+                break;
+            }
+            continue_at = page.continue_at;
+        }
+        keys.sort_by(|a, b| a.name.cmp(&b.name));
+        keys.dedup_by(|a, b| a.name == b.name);
+        Ok(keys)
+    }
+
     /// `POST /v1/key/generate/<name>`: a new data encryption key bound to
     /// `context`.
     pub async fn generate_key(&self, name: &str, context: &[u8]) -> Result<Dek, Error> {

@@ -1,5 +1,6 @@
-//! `lifecycle.rotate` (a kes-rs addition): the rules, the `d` unit that
-//! only this section accepts, which rule a key follows, and the errors.
+//! `lifecycle` (a kes-rs addition): the rotation rules, the deletion
+//! window, the `d` unit that only this section accepts, which rule a key
+//! follows, and the errors.
 
 use super::*;
 
@@ -115,14 +116,56 @@ fn rotation_rule_errors() {
 #[test]
 fn unknown_lifecycle_keys_are_warned_about() {
     let config = ServerConfig::parse(&with(
-        "lifecycle:\n  rotate:\n    - keys: [k]\n      evry: 1d\n      every: 2d\n  deletion_window: 7d\n",
+        "lifecycle:\n  rotate:\n    - keys: [k]\n      evry: 1d\n      every: 2d\n  deletion_windo: 7d\n",
     ))
     .unwrap();
     assert_eq!(
         config.warnings,
         [
             "kesconf: unknown key 'evry' in line 12 (did you mean 'every'?) is ignored",
-            "kesconf: unknown key 'deletion_window' in line 14 is ignored",
+            "kesconf: unknown key 'deletion_windo' in line 14 (did you mean 'deletion_window'?) is ignored",
         ]
     );
+}
+
+#[test]
+fn deletion_window() {
+    // None, or zero: delete at once, as the Go KES does.
+    let config = ServerConfig::parse(&with("")).unwrap();
+    assert_eq!(config.lifecycle.deletion_window, Duration::ZERO);
+    let window = |text: &str| {
+        ServerConfig::parse(&with(&format!("lifecycle:\n  deletion_window: {text}\n")))
+            .map(|c| c.lifecycle.deletion_window)
+    };
+    assert_eq!(window("0").unwrap(), Duration::ZERO);
+    assert_eq!(window("0s").unwrap(), Duration::ZERO);
+    assert_eq!(window("7d").unwrap(), secs(7 * 86_400));
+    assert_eq!(window("1d12h").unwrap(), secs(36 * 3600));
+    assert_eq!(window("2s").unwrap(), secs(2));
+    std::env::set_var("KES_TEST_DELETION_WINDOW", "30d");
+    assert_eq!(
+        window("${KES_TEST_DELETION_WINDOW}").unwrap(),
+        secs(30 * 86_400)
+    );
+    // Next to rules, and nothing about it is unknown.
+    let config = ServerConfig::parse(&with(
+        "lifecycle:\n  rotate:\n    - keys: [k]\n      every: 1d\n  deletion_window: 7d\n",
+    ))
+    .unwrap();
+    assert_eq!(config.lifecycle.rotate.len(), 1);
+    assert_eq!(config.lifecycle.deletion_window, secs(7 * 86_400));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    for (text, message) in [
+        (
+            "-1d",
+            "kesconf: invalid lifecycle.deletion_window '-1d' in line 10: duration '-1d' is negative",
+        ),
+        (
+            "7",
+            "kesconf: invalid lifecycle.deletion_window '7' in line 10: missing unit in duration '7' (use ns, us, ms, s, m, h or d)",
+        ),
+    ] {
+        assert_error(&with(&format!("lifecycle:\n  deletion_window: {text}\n")), message);
+    }
 }

@@ -63,6 +63,35 @@ pub struct Retired {
     pub versions: u32,
 }
 
+/// `GET /v1/key/deleted/<pattern>` (kes-rs only): a page of the keys
+/// pending deletion, sorted by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeletedKeys {
+    /// The keys of this page.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub keys: Vec<DeletedKey>,
+    /// The first name not listed (ask again with `?continue=<name>`);
+    /// empty when the listing is complete.
+    #[serde(default)]
+    pub continue_at: String,
+}
+
+/// One key pending deletion: restorable until `purge_at`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeletedKey {
+    /// The key's name.
+    pub name: String,
+    /// When it was deleted.
+    #[serde(with = "go_time::always")]
+    pub deleted_at: OffsetDateTime,
+    /// Who deleted it: the caller's identity.
+    #[serde(default)]
+    pub deleted_by: String,
+    /// From when on any server may purge it.
+    #[serde(with = "go_time::always")]
+    pub purge_at: OffsetDateTime,
+}
+
 /// `POST /v1/key/generate/<name>`: a data key, its plaintext and its
 /// ciphertext under the named key, both base64.
 // No Debug: the value is a secret.
@@ -523,8 +552,8 @@ fn is_empty<S: AsRef<str>>(s: &S) -> bool {
 }
 
 /// A list that Go writes as `null` when it is empty.
-fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -92,6 +92,8 @@ pub struct Metrics {
     error_dropped: AtomicU64,
     scheduled_rotations: AtomicU64,
     scheduled_rotation_failures: AtomicU64,
+    keys_purged: AtomicU64,
+    key_purges_failed: AtomicU64,
     /// Per-route histograms, indexed by [`Endpoint`]; no lock on the
     /// request path.
     routes: [Histogram; MAX_ROUTES],
@@ -128,6 +130,8 @@ impl Metrics {
             error_dropped: AtomicU64::new(0),
             scheduled_rotations: AtomicU64::new(0),
             scheduled_rotation_failures: AtomicU64::new(0),
+            keys_purged: AtomicU64::new(0),
+            key_purges_failed: AtomicU64::new(0),
             routes: std::array::from_fn(|_| Histogram::default()),
         }
     }
@@ -188,6 +192,17 @@ impl Metrics {
     pub fn scheduled_rotation_failure(&self) {
         self.scheduled_rotation_failures
             .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The purge removed a key whose deletion window had passed.
+    pub fn key_purged(&self) {
+        self.keys_purged.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The purge failed to remove a key that was due, or a whole pass
+    /// failed in the key store.
+    pub fn key_purge_failed(&self) {
+        self.key_purges_failed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Seconds since start.
@@ -359,6 +374,18 @@ impl Metrics {
                 "counter",
             ),
             (
+                "kes_keys_purged",
+                "Keys purged after their deletion window (lifecycle.deletion_window).",
+                self.keys_purged.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
+                "kes_key_purges_failed",
+                "Purges of keys that failed, and purge passes cut short because the key store failed; each is tried again at the next pass.",
+                self.key_purges_failed.load(Ordering::Relaxed),
+                "counter",
+            ),
+            (
                 "kes_keycache_hits",
                 "Key lookups served from the cache.",
                 cache.hits,
@@ -484,6 +511,18 @@ mod tests {
         );
         assert!(ext.contains("# TYPE kes_key_rotations_scheduled counter\n"));
         assert!(ext.contains("# TYPE kes_key_rotations_scheduled_failed counter\n"));
+        // The purge's counters, alike.
+        assert!(!text.contains("kes_keys_purged"));
+        m.key_purged();
+        m.key_purged();
+        m.key_purged();
+        m.key_purge_failed();
+        let ext = m.render(Some(CacheFigures::default()));
+        assert!(ext.contains("\nkes_keys_purged 3\n"), "{ext}");
+        assert!(ext.contains("\nkes_key_purges_failed 1\n"), "{ext}");
+        assert!(ext.contains("# TYPE kes_keys_purged counter\n"));
+        assert!(ext.contains("# TYPE kes_key_purges_failed counter\n"));
+        assert!(!m.render(None).contains("kes_key_purges_failed"));
     }
 
     #[test]

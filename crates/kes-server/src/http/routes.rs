@@ -96,6 +96,11 @@ routes! {
     // `/v1/key/*` does not carry it.
     KeyRotate => "/v1/key/rotate/": post(0, 15),
     KeyRetire => "/v1/key/retire/": post(RETIRE_MAX_BODY, 15).explicit_allow(),
+    // Deletion with a recovery window (`lifecycle.deletion_window`, not in
+    // the Go KES). Restoring brings back a key someone meant to destroy:
+    // like retire, only a policy that names the route grants it.
+    KeyRestore => "/v1/key/restore/": post(0, 15).explicit_allow(),
+    KeyDeleted => "/v1/key/deleted/": get(15),
 }
 
 /// How a route authenticates its callers.

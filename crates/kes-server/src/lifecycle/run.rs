@@ -129,6 +129,8 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     // The rotation schedule (`lifecycle.rotate`): its own task, following
     // reloads, until shutdown.
     let schedule = super::schedule::start(shared.clone(), shutdown_rx.clone());
+    // The purge of deleted keys (`lifecycle.deletion_window`): likewise.
+    let purge = super::purge::start(shared.clone(), shutdown_rx.clone());
     let server = tokio::spawn(server::serve_with_limits(
         listener,
         shared.clone(),
@@ -142,6 +144,7 @@ async fn run_async(options: Options) -> Result<(), ServerError> {
     shared.logs.close_streams();
     let _ = shutdown_tx.send(true);
     let _ = schedule.await;
+    let _ = purge.await;
     let _ = server.await;
     shared.logs.flush();
     Ok(())

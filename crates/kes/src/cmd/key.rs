@@ -1,9 +1,9 @@
-//! `kes key`: create, import, inspect, list, delete, rotate, retire and
-//! use master keys.
+//! `kes key`: create, import, inspect, list, delete, restore, rotate,
+//! retire and use master keys.
 
 use super::client::{
-    api_error, created_rows, for_each_name, format_time, print_json, print_line, print_names,
-    print_object, print_secret_line, Mode, Remote,
+    api_error, created_rows, for_each_name, format_time, paint, print_json, print_line,
+    print_names, print_object, print_secret_line, Mode, Remote, BOLD,
 };
 use super::{CliError, CliResult};
 use base64::engine::general_purpose::STANDARD as B64;
@@ -51,12 +51,16 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
-    #[command(after_help = client_help!("kes key ls", "kes key ls 'my-*'", "kes key ls --json"))]
+    #[command(after_help = client_help!("kes key ls", "kes key ls 'my-*'", "kes key ls --json", "kes key ls --deleted"))]
     /// List master keys
     Ls {
         /// List only keys whose names start with this prefix (`*` for all)
         #[arg(default_value = "*")]
         pattern: String,
+        /// List the keys pending deletion instead, with when they were
+        /// deleted and from when on they are purged
+        #[arg(long)]
+        deleted: bool,
         #[command(flatten)]
         remote: Remote,
     },
@@ -68,6 +72,15 @@ enum Command {
         names: Vec<String>,
         // --json and --color are accepted for uniformity: nothing is
         // printed on success.
+        #[command(flatten)]
+        remote: Remote,
+    },
+    #[command(after_help = client_help!("kes key restore my-key", "kes key ls --deleted"))]
+    /// Bring back a master key pending deletion, with all its versions
+    /// (servers with a deletion window keep deleted keys restorable)
+    Restore {
+        /// Name of the key
+        name: String,
         #[command(flatten)]
         remote: Remote,
     },
@@ -220,10 +233,42 @@ pub(crate) fn run(args: Args) -> CliResult {
                 Mode::Json | Mode::Plain => print_json(&retired),
             }
         }
-        Command::Ls { pattern, remote } => {
+        Command::Ls {
+            pattern,
+            deleted: false,
+            remote,
+        } => {
             let (rt, client, mode) = remote.connect()?;
             let names = rt.block_on(client.list_keys(&pattern)).map_err(api_error)?;
             print_names("Key", &names, mode)
+        }
+        Command::Ls {
+            pattern,
+            deleted: true,
+            remote,
+        } => {
+            let (rt, client, mode) = remote.connect()?;
+            let keys = rt
+                .block_on(client.list_deleted_keys(&pattern))
+                .map_err(api_error)?;
+            print_deleted(&keys, mode)
+        }
+        Command::Restore { name, remote } => {
+            let (rt, client, mode) = remote.connect()?;
+            rt.block_on(client.restore_key(&name))
+                .map_err(|e| match e {
+                    kes_client::Error::KeyNotFound => CliError::failure(format!(
+                        "key '{name}' is not pending deletion (never deleted, or already purged)"
+                    )),
+                    kes_client::Error::KeyExists => {
+                        CliError::failure(format!("key '{name}' exists: it is not deleted"))
+                    }
+                    other => api_error(other),
+                })?;
+            match mode {
+                Mode::Terminal { .. } => print_line(&format!("Key '{name}' restored")),
+                Mode::Json | Mode::Plain => print_json(&serde_json::json!({ "restored": name })),
+            }
         }
         Command::Rm { names, remote } => {
             let (rt, client, _) = remote.connect()?;
@@ -316,6 +361,38 @@ pub(crate) fn run(args: Args) -> CliResult {
                     "\"}",
                 ]),
             }
+        }
+    }
+}
+
+/// `kes key ls --deleted`: on a terminal a table of name, deletion and
+/// purge time; in a pipe one line per key, its fields tab-separated with
+/// RFC 3339 times; with `--json` the server's objects.
+fn print_deleted(keys: &[kes_client::DeletedKey], mode: Mode) -> CliResult {
+    use kes_core::timefmt::format_rfc3339_nano;
+    match mode {
+        Mode::Json => print_json(keys),
+        Mode::Plain => keys.iter().try_for_each(|k| {
+            print_line(&format!(
+                "{}\t{}\t{}",
+                k.name,
+                format_rfc3339_nano(k.deleted_at),
+                format_rfc3339_nano(k.purge_at)
+            ))
+        }),
+        Mode::Terminal { color } => {
+            let width = keys.iter().map(|k| k.name.len()).max().unwrap_or(0).max(3);
+            let time_width = "2024-01-12 10:39:20 UTC".len();
+            let header = format!("{:<width$}  {:<time_width$}  Purge at", "Key", "Deleted");
+            print_line(&paint(&header, BOLD, color))?;
+            keys.iter().try_for_each(|k| {
+                print_line(&format!(
+                    "{:<width$}  {:<time_width$}  {}",
+                    k.name,
+                    format_time(k.deleted_at),
+                    format_time(k.purge_at)
+                ))
+            })
         }
     }
 }

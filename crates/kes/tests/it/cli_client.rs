@@ -57,8 +57,8 @@ fn key_lifecycle_and_typed_errors() {
         assert!(!s.os.is_empty() && s.num_cpu > 0);
         assert!(!s.keystore_unreachable);
         let api = c.api().await.unwrap();
-        // The Go KES's 22 routes, then rotate and retire.
-        assert_eq!(api.len(), 24);
+        // The Go KES's 22 routes, then rotate, retire, restore and deleted.
+        assert_eq!(api.len(), 26);
         assert_eq!(api[22].path, "/v1/key/rotate/");
         assert_eq!(api[23].path, "/v1/key/retire/");
         assert!(api

@@ -268,8 +268,9 @@ fn status_metric_log_and_completion() {
     let mut lines = out.lines();
     assert_eq!(json(lines.next().unwrap())["online"], true);
     let routes = json(lines.next().unwrap());
-    // The Go KES's 22 routes and the two rotation routes.
-    assert_eq!(routes.as_array().unwrap().len(), 24);
+    // The Go KES's 22 routes, the two rotation routes and the two of
+    // the deletion window.
+    assert_eq!(routes.as_array().unwrap().len(), 26);
 
     // With one of two endpoints down, status reports both and succeeds.
     let dead = closed_port();

@@ -7,6 +7,7 @@ mod cli_commands;
 mod cli_migrate;
 mod cli_operator;
 mod common;
+mod deletion_window;
 mod faults_aws;
 mod faults_fs;
 mod faults_migrate;

@@ -289,10 +289,11 @@ async fn rotate_and_retire_errors() {
     let d = c.request("GET", "/v1/key/describe/k", None).await.json();
     assert!(d.get("version").is_none(), "{d}");
 
-    // /v1/api lists both after the Go KES's routes.
+    // /v1/api lists both after the Go KES's routes (and before the
+    // deletion window's two).
     let api = c.request("GET", "/v1/api", None).await.json();
     let api = api.as_array().unwrap();
-    assert_eq!(api.len(), 24);
+    assert_eq!(api.len(), 26);
     assert_eq!(
         api[22],
         json!({"method": "POST", "path": "/v1/key/rotate/", "max_body": 0, "timeout": 15})

@@ -164,14 +164,22 @@ async fn answers_match_the_go_kes() {
             .map(|v| v.to_string())
             .collect();
     let ours: Vec<Value> = got.json().as_array().unwrap().clone();
-    assert_eq!(ours.len(), want.len() + 2);
+    assert_eq!(ours.len(), want.len() + 4);
     let go_part: BTreeSet<String> = ours[..want.len()].iter().map(|v| v.to_string()).collect();
     assert_eq!(go_part, want);
     let extra: Vec<&str> = ours[want.len()..]
         .iter()
         .map(|v| v["path"].as_str().unwrap())
         .collect();
-    assert_eq!(extra, ["/v1/key/rotate/", "/v1/key/retire/"]);
+    assert_eq!(
+        extra,
+        [
+            "/v1/key/rotate/",
+            "/v1/key/retire/",
+            "/v1/key/restore/",
+            "/v1/key/deleted/"
+        ]
+    );
 
     // /v1/status: the same fields and types.
     let got = replay(&server, find(&ts, "status")).await;

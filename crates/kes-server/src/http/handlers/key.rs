@@ -1,5 +1,6 @@
 //! The key endpoints: create, import, describe, list, delete, rotate and
-//! retire. The cryptographic operations are in `crypto.rs`.
+//! retire. The cryptographic operations are in `crypto.rs`, restoring
+//! deleted keys in `deletion.rs`.
 
 use super::{list_prefix, page, paging, Answer, Call, Result};
 use crate::http::wire::{self, ListingPart};
@@ -33,7 +34,7 @@ pub(super) fn key_name<'c>(req: &'c Call<'_>) -> Result<&'c str> {
     req.name(ApiError::invalid_key_name)
 }
 
-fn caller(req: &Call<'_>) -> String {
+pub(super) fn caller(req: &Call<'_>) -> String {
     req.identity.map(|i| i.to_string()).unwrap_or_default()
 }
 
@@ -206,6 +207,10 @@ fn list_failed(prefix: &str, e: &kes_keystore::Error) -> ApiError {
 
 pub(super) async fn delete_key(req: &Call<'_>) -> Result<Answer> {
     let name = key_name(req)?;
+    let window = req.state.lifecycle.deletion_window;
+    if !window.is_zero() {
+        return super::deletion::delete_later(req, name, window).await;
+    }
     req.state
         .cache
         .delete(name)

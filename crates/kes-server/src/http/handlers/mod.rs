@@ -6,6 +6,7 @@
 //! with their detail going to the error log.
 
 mod crypto;
+mod deletion;
 mod identity;
 mod key;
 mod log;
@@ -72,6 +73,8 @@ pub(crate) async fn dispatch(req: &Call<'_>, endpoint: Endpoint) -> Result<Answe
         KeyBulkDecrypt => crypto::bulk_decrypt(req).await,
         KeyRotate => key::rotate_key(req).await,
         KeyRetire => key::retire_key(req).await,
+        KeyRestore => deletion::restore_key(req).await,
+        KeyDeleted => deletion::list_deleted(req).await,
         PolicyDescribe => policy::describe_policy(req),
         PolicyRead => policy::read_policy(req),
         PolicyList => policy::list_policies(req),

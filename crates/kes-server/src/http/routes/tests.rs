@@ -11,7 +11,7 @@ fn every_route_has_a_metrics_slot() {
 }
 
 #[test]
-fn go_routes_then_rotation_routes() {
+fn go_routes_then_rotation_and_deletion_routes() {
     let t = RouteTable::default();
     let listed: Vec<&str> = t
         .routes()
@@ -19,10 +19,21 @@ fn go_routes_then_rotation_routes() {
         .filter(|r| r.listed)
         .map(|r| r.path)
         .collect();
-    assert_eq!(listed.len(), 24);
+    assert_eq!(listed.len(), 26);
     assert_eq!(listed[21], "/v1/log/audit");
-    assert_eq!(&listed[22..], ["/v1/key/rotate/", "/v1/key/retire/"]);
+    assert_eq!(
+        &listed[22..],
+        [
+            "/v1/key/rotate/",
+            "/v1/key/retire/",
+            "/v1/key/restore/",
+            "/v1/key/deleted/"
+        ]
+    );
     assert!(Endpoint::KeyRotate.route().counted && Endpoint::KeyRetire.route().counted);
+    let (restore, deleted) = (Endpoint::KeyRestore.route(), Endpoint::KeyDeleted.route());
+    assert_eq!((restore.method, restore.max_body), (Method::POST, 0));
+    assert_eq!(deleted.method, Method::GET);
 }
 
 #[test]
@@ -53,7 +64,10 @@ fn route_attributes() {
         with(|r| r.auth == Auth::Caller),
         ["/v1/identity/self/describe"]
     );
-    assert_eq!(with(|r| r.explicit_allow), ["/v1/key/retire/"]);
+    assert_eq!(
+        with(|r| r.explicit_allow),
+        ["/v1/key/retire/", "/v1/key/restore/"]
+    );
     let bulk = route(&t, Endpoint::KeyBulkDecrypt);
     assert!(!bulk.listed);
     assert!(bulk.allows_method(&Method::PUT) && bulk.allows_method(&Method::POST));
@@ -102,6 +116,38 @@ fn retire_needs_an_explicit_allow_pattern() {
     assert!(retire.allowed_by(&denied, "k"));
     assert!(!retire.allowed_by(&denied, "keep-me"));
     assert!(route(&t, Endpoint::KeyCreate).allowed_by(&broad, "k"));
+}
+
+#[test]
+fn restore_needs_an_explicit_allow_pattern_and_deleted_does_not() {
+    let t = RouteTable::default();
+    let (restore, deleted) = (
+        route(&t, Endpoint::KeyRestore),
+        route(&t, Endpoint::KeyDeleted),
+    );
+    let broad = policy(&["/v1/key/*"], &[]);
+    assert!(!restore.allowed_by(&broad, "k"));
+    assert!(deleted.allowed_by(&broad, "*"));
+    let explicit = policy(&["/v1/key/restore/*"], &[]);
+    assert!(restore.allowed_by(&explicit, "k"));
+    assert!(!deleted.allowed_by(&explicit, "*"));
+    // The listing matches patterns as every listing does.
+    let minio = policy(&["/v1/key/deleted/minio-*"], &[]);
+    assert!(deleted.allowed_by(&minio, "minio-*"));
+    assert!(!deleted.allowed_by(&minio, "*"));
+    // `/v1/key/delete/` and `/v1/key/deleted/` are told apart.
+    match t.lookup("/v1/key/deleted/a*") {
+        Lookup::Found(r, res) => {
+            assert_eq!((r.endpoint, res.as_str()), (Endpoint::KeyDeleted, "a*"))
+        }
+        other => panic!("{other:?}"),
+    }
+    match t.lookup("/v1/key/delete/deleted") {
+        Lookup::Found(r, res) => {
+            assert_eq!((r.endpoint, res.as_str()), (Endpoint::KeyDelete, "deleted"))
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
