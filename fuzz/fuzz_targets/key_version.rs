@@ -1,12 +1,17 @@
 //! Stored key values, as read back from a key store: base64 protobuf or the
-//! legacy JSON form. Decoding must not panic, and a protobuf key must
-//! survive encode → decode unchanged.
+//! legacy JSON form, and first entries of keys pending deletion or being
+//! purged. Decoding must not panic, and a protobuf key must survive
+//! encode → decode unchanged.
 #![no_main]
 
 use kes_core::KeyVersion;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // A first entry: a live key, a tombstone (a text header, then the
+    // former first entry) or a purge's placeholder. Telling which must
+    // not panic whatever the bytes.
+    let _ = kes_keystore::versions::first_entry("fuzz", data);
     let Ok(version) = KeyVersion::decode(data) else {
         return;
     };

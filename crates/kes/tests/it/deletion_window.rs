@@ -13,12 +13,12 @@
 use crate::common;
 use kes_testkit::{bao, moto};
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::cli::{kes, run};
+use common::shared_store::{Backend, SharedStore};
 use common::{b64, unb64, Client, Setup, TestServer};
 use kes_core::ApiKey;
 use kes_keystore::KeyStore;
@@ -28,92 +28,10 @@ use time::OffsetDateTime;
 /// A window no test outlives: deleted keys stay pending.
 const LONG: &str = "lifecycle:\n  deletion_window: 1h\n";
 
-const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
-const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
-
-/// The key store the servers of a test share.
-enum Shared {
-    Fs(PathBuf),
-    Aws(String),
-    Vault {
-        endpoint: String,
-        role: String,
-        secret: String,
-        version: &'static str,
-    },
-}
-
-impl Shared {
-    /// A server's setup (its own certificate and admin) on this store,
-    /// with `extra` YAML.
-    fn setup(&self, extra: &str) -> Setup {
-        let keystore = match self {
-            Shared::Fs(dir) => format!("keystore:\n  fs:\n    path: {}\n", dir.display()),
-            Shared::Aws(endpoint) => format!(
-                "keystore:\n  aws:\n    secretsmanager:\n      endpoint: {endpoint}\n      \
-                 region: us-east-1\n      prefix: \"del/\"\n      credentials:\n        \
-                 accesskey: {ACCESS_KEY}\n        secretkey: {SECRET_KEY}\n"
-            ),
-            Shared::Vault {
-                endpoint,
-                role,
-                secret,
-                version,
-            } => {
-                let engine = if *version == "v2" { "kv2" } else { "kv" };
-                format!(
-                    "keystore:\n  vault:\n    endpoint: {endpoint}\n    engine: {engine}\n    \
-                     version: {version}\n    prefix: del\n    approle:\n      id: {role}\n      \
-                     secret: {secret}\n    transit:\n      key: kes\n"
-                )
-            }
-        };
-        Setup::new().with(extra).keystore(&keystore)
-    }
-
-    /// The store as the servers see it, to look behind the API.
-    async fn store(&self) -> Arc<dyn KeyStore> {
-        match self {
-            Shared::Fs(dir) => Arc::new(kes_keystore::fs::FsKeyStore::open(dir).unwrap()),
-            Shared::Aws(endpoint) => Arc::new(
-                kes_keystore::aws::connect(&kes_keystore::config::AwsConfig {
-                    endpoint: endpoint.clone(),
-                    region: "us-east-1".into(),
-                    prefix: "del/".into(),
-                    access_key: ACCESS_KEY.into(),
-                    secret_key: SECRET_KEY.into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-            ),
-            Shared::Vault {
-                endpoint,
-                role,
-                secret,
-                version,
-            } => Arc::new(
-                kes_keystore::vault::connect(&kes_keystore::config::VaultConfig {
-                    endpoint: endpoint.clone(),
-                    engine: if *version == "v2" { "kv2" } else { "kv" }.into(),
-                    version: (*version).into(),
-                    prefix: "del".into(),
-                    approle: Some(kes_keystore::config::VaultAppRole {
-                        id: role.clone(),
-                        secret: secret.clone(),
-                        ..Default::default()
-                    }),
-                    transit: Some(kes_keystore::config::VaultTransit {
-                        engine: "transit".into(),
-                        key: "kes".into(),
-                    }),
-                    ..Default::default()
-                })
-                .await
-                .unwrap(),
-            ),
-        }
-    }
+/// A server's setup (its own certificate and admin) on `shared`, with
+/// `extra` YAML.
+fn setup(shared: &SharedStore, extra: &str) -> Setup {
+    Setup::new().with(extra).keystore(&shared.keystore_yaml())
 }
 
 /// A role whose policy allows what deletion with a window writes: the
@@ -273,7 +191,7 @@ async fn refused_everywhere(c: &Client, name: &str, ciphertext: &[u8]) {
 /// Delete on one server, restore on the other, with the policy rules of
 /// restore, then races of deletes and restores from both ends, then a
 /// reload to a 2 s window and the purge.
-async fn recovery_window(shared: Shared) {
+async fn recovery_window(shared: SharedStore) {
     let broad = ApiKey::generate();
     let restorer = ApiKey::generate();
     let policies = format!(
@@ -283,8 +201,8 @@ async fn recovery_window(shared: Shared) {
         restorer.identity()
     );
     let config = format!("{LONG}{policies}");
-    let mut a = TestServer::start(shared.setup(&config));
-    let mut b = TestServer::start(shared.setup(&config));
+    let mut a = TestServer::start(setup(&shared, &config));
+    let mut b = TestServer::start(setup(&shared, &config));
     let (ca, cb) = (a.admin_client(), b.admin_client());
     let store = shared.store().await;
 
@@ -490,7 +408,11 @@ async fn race(a: &TestServer, b: &TestServer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_window_on_fs() {
     let dir = tempfile::tempdir().unwrap();
-    recovery_window(Shared::Fs(dir.path().to_path_buf())).await;
+    recovery_window(SharedStore::new(
+        Backend::Fs(dir.path().to_path_buf()),
+        "del",
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,7 +420,7 @@ async fn recovery_window_on_fs() {
 async fn recovery_window_on_moto() {
     // One request at a time, so that racing creates are atomic as on AWS.
     let moto = moto::Moto::start_serial();
-    recovery_window(Shared::Aws(moto.endpoint())).await;
+    recovery_window(SharedStore::new(Backend::Aws(moto.endpoint()), "del")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,13 +430,16 @@ async fn recovery_window_on_openbao() {
     let (role, secret) = bao_role(&bao);
     // K/V v1 has no conditional write: a server with a window refuses to
     // start on it, one without starts.
-    let v1 = Shared::Vault {
-        endpoint: bao.endpoint(),
-        role: role.clone(),
-        secret: secret.clone(),
-        version: "v1",
-    };
-    let refused = TestServer::try_start(v1.setup(LONG))
+    let v1 = SharedStore::new(
+        Backend::Vault {
+            endpoint: bao.endpoint(),
+            role: role.clone(),
+            secret: secret.clone(),
+            version: "v1",
+        },
+        "del",
+    );
+    let refused = TestServer::try_start(setup(&v1, LONG))
         .err()
         .expect("a window on K/V v1 started");
     assert!(
@@ -522,13 +447,16 @@ async fn recovery_window_on_openbao() {
             && refused.contains("use K/V v2"),
         "{refused}"
     );
-    drop(TestServer::start(v1.setup("")));
-    recovery_window(Shared::Vault {
-        endpoint: bao.endpoint(),
-        role,
-        secret,
-        version: "v2",
-    })
+    drop(TestServer::start(setup(&v1, "")));
+    recovery_window(SharedStore::new(
+        Backend::Vault {
+            endpoint: bao.endpoint(),
+            role,
+            secret,
+            version: "v2",
+        },
+        "del",
+    ))
     .await;
 }
 
@@ -607,9 +535,9 @@ async fn without_a_window_delete_is_immediate_and_the_cli_restores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_a_window_leaves_pending_keys_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let shared = Shared::Fs(dir.path().to_path_buf());
-    let windowed = TestServer::start(shared.setup(LONG));
-    let plain = TestServer::start(shared.setup(""));
+    let shared = SharedStore::new(Backend::Fs(dir.path().to_path_buf()), "del");
+    let windowed = TestServer::start(setup(&shared, LONG));
+    let plain = TestServer::start(setup(&shared, ""));
     let (cw, cp) = (windowed.admin_client(), plain.admin_client());
     assert_eq!(call(&cw, "POST", "/v1/key/create/kept").await.0, 200);
     let (plaintext, ciphertext) = dek(&cw, "kept").await;
@@ -668,12 +596,12 @@ async fn a_server_without_a_window_leaves_pending_keys_alone() {
 /// (SIGKILL) at some point of it; a fresh server on the store then finds
 /// every key live with all its data keys decrypting, or pending and
 /// whole again after a restore. Three kills at different points.
-async fn killed_in_a_storm(shared: Shared) {
+async fn killed_in_a_storm(shared: SharedStore) {
     let names: Vec<String> = (0..6).map(|i| format!("storm-{i}")).collect();
-    let setup = || shared.setup(LONG);
+    let windowed = || setup(&shared, LONG);
     let mut deks: Vec<Vec<(Vec<u8>, Vec<u8>)>> = Vec::new();
     {
-        let node = TestServer::start(setup());
+        let node = TestServer::start(windowed());
         let c = node.admin_client();
         for name in &names {
             assert_eq!(
@@ -689,7 +617,7 @@ async fn killed_in_a_storm(shared: Shared) {
         }
     }
     for round in 0..3u64 {
-        let mut node = TestServer::start(setup());
+        let mut node = TestServer::start(windowed());
         let client = node.admin_client();
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
@@ -736,7 +664,7 @@ async fn killed_in_a_storm(shared: Shared) {
             "round {round}"
         );
 
-        let fresh = TestServer::start(setup());
+        let fresh = TestServer::start(windowed());
         let c = fresh.admin_client();
         for (name, deks) in names.iter().zip(&deks) {
             let live = call(&c, "GET", &format!("/v1/key/describe/{name}")).await.0 == 200;
@@ -768,12 +696,16 @@ async fn killed_in_a_storm(shared: Shared) {
 #[ignore = "slow: scripts/test runs it"]
 async fn killed_in_a_storm_on_fs() {
     let dir = tempfile::tempdir().unwrap();
-    killed_in_a_storm(Shared::Fs(dir.path().to_path_buf())).await;
+    killed_in_a_storm(SharedStore::new(
+        Backend::Fs(dir.path().to_path_buf()),
+        "del",
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto_server; scripts/test runs it"]
 async fn killed_in_a_storm_on_moto() {
     let moto = moto::Moto::start_serial();
-    killed_in_a_storm(Shared::Aws(moto.endpoint())).await;
+    killed_in_a_storm(SharedStore::new(Backend::Aws(moto.endpoint()), "del")).await;
 }

@@ -11,6 +11,7 @@
 pub(crate) mod audit;
 pub(crate) mod cli;
 pub(crate) mod load;
+pub(crate) mod shared_store;
 pub(crate) use audit::AuditLog;
 pub(crate) use client::{next_line, Client, KeepAlive, Resp};
 pub(crate) use kes_testkit::client;
