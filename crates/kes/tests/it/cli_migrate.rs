@@ -479,6 +479,64 @@ mod rotated {
         assert_eq!(kes_testkit::read_fs_store(&other), want);
     }
 
+    /// fs → fs with a key pending deletion (deleted with a window): it
+    /// arrives pending, with its versions and its deletion marker, and
+    /// restores there with every version; a key being purged is skipped.
+    #[test]
+    fn a_pending_key_arrives_pending_and_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+        let rt = runtime();
+        let s = store(&src);
+        let sealed = rt.block_on(async {
+            create(&s, "gone").await;
+            let mut sealed = Vec::new();
+            seal(
+                &versions::read(&*s, "gone").await.unwrap(),
+                "v1",
+                &mut sealed,
+            );
+            let r = versions::rotate(&*s, "gone", "tester").await.unwrap();
+            seal(&r.ring, "v2", &mut sealed);
+            versions::delete_later(&*s, "gone", std::time::Duration::from_secs(3600), "tester")
+                .await
+                .unwrap();
+            // A purge that stopped after its first step: nothing to copy.
+            s.create("purging", b"#kes purging 0011223344556677\n")
+                .await
+                .unwrap();
+            sealed
+        });
+        let mut source = kes_testkit::read_fs_store(&src);
+        source.remove("purging");
+        // The tombstone, version 2 and the marker.
+        assert_eq!(source.len(), 3, "{:?}", source.keys());
+
+        let from = config(dir.path(), "from.yml", &src);
+        let to = config(dir.path(), "to.yml", &dst);
+        let summary = migrate(&from, &to, &[]);
+        assert_eq!(
+            summary,
+            serde_json::json!({"copied": 1, "skipped": 1, "failed": 0})
+        );
+        assert_eq!(kes_testkit::read_fs_store(&dst), source, "byte for byte");
+        let d = store(&dst);
+        rt.block_on(async {
+            assert!(matches!(
+                versions::read(&*d, "gone").await,
+                Err(kes_keystore::Error::KeyNotFound)
+            ));
+            let (pending, _) = versions::pending(&*d, "", std::ops::Bound::Unbounded, 10)
+                .await
+                .unwrap();
+            assert_eq!(pending.len(), 1);
+            assert_eq!(pending[0].name, "gone");
+            let ring = versions::restore(&*d, "gone").await.unwrap();
+            assert_eq!(ring.current_version(), 2);
+            assert_opens(&ring, &sealed);
+        });
+    }
+
     /// fs → AWS Secrets Manager (moto) → fs with a rotated, retired key:
     /// every version survives both copies byte for byte.
     #[test]
