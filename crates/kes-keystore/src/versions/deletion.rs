@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::{classify, parse_entry_name, read, walk, EntryKind, First, ATTEMPTS};
+use crate::listing::LIST_PAGE;
 use crate::{Error, KeyStore};
 
 /// The first line of a pending deletion's first entry.
@@ -170,21 +171,73 @@ impl Tombstone {
     }
 }
 
-/// The value of a first entry being purged.
-fn purging_value(lineage: Lineage) -> Vec<u8> {
-    format!("{PURGING} {}\n", lineage.to_hex()).into_bytes()
+/// How long a purge's placeholder is left to the server that wrote it,
+/// and a deletion marker whose key has no first entry to the copy (`kes
+/// migrate`) that is writing it: only older ones were left by a process
+/// that stopped, and any server's pass finishes them. The stores that
+/// compare, then delete (AWS, Vault) would otherwise let two servers
+/// remove one placeholder, the second one a new key of the same name
+/// created in between (found in review). Assumes the servers' clocks
+/// within a minute of each other, as retirement on Vault does.
+pub const GRACE: Duration = Duration::from_secs(600);
+
+/// The value of a first entry being purged: the lineage and when.
+fn purging_value(lineage: Lineage, now: OffsetDateTime) -> Vec<u8> {
+    format!("{PURGING} {} {}\n", lineage.to_hex(), unix_ms(now)).into_bytes()
 }
 
-/// The lineage of a placeholder written by [`purging_value`].
-pub(super) fn parse_purging(stored: &[u8]) -> Option<Option<Lineage>> {
+/// A purge's placeholder: its lineage and when it was written (`None`
+/// where they do not parse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placeholder {
+    pub lineage: Option<Lineage>,
+    pub written_at: Option<OffsetDateTime>,
+}
+
+/// What a placeholder written by [`purging_value`] says; `None` if
+/// `stored` is none.
+pub(super) fn parse_purging(stored: &[u8]) -> Option<Placeholder> {
     let rest = stored.strip_prefix(PURGING.as_bytes())?;
-    let text = std::str::from_utf8(rest).ok();
-    Some(text.and_then(|t| Lineage::from_hex(t.strip_prefix(' ')?.strip_suffix('\n')?)))
+    let mut fields = std::str::from_utf8(rest)
+        .ok()
+        .and_then(|t| t.strip_prefix(' ')?.strip_suffix('\n'))
+        .unwrap_or_default()
+        .split(' ');
+    Some(Placeholder {
+        lineage: fields.next().and_then(Lineage::from_hex),
+        written_at: fields.next().and_then(from_unix_ms),
+    })
+}
+
+/// The value of a deletion marker: when it was written.
+fn marker_value(now: OffsetDateTime) -> Vec<u8> {
+    format!("marked {}", unix_ms(now)).into_bytes()
+}
+
+fn marker_written_at(value: &[u8]) -> Option<OffsetDateTime> {
+    from_unix_ms(std::str::from_utf8(value).ok()?.strip_prefix("marked ")?)
+}
+
+/// Whether `then` lies less than [`GRACE`] before `now`.
+fn within_grace(then: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    then.is_some_and(|t| now - t < GRACE)
 }
 
 /// The name of the deletion marker of `name`'s lineage `lineage`.
 pub fn marker_name(name: &str, lineage: Lineage) -> String {
     format!("{name}@{}@{MARKER_SUFFIX}", lineage.to_hex())
+}
+
+/// Creates the deletion marker of lineage `lineage` of `name`, stamped
+/// now, unless there is one. A copy of a pending key (`kes migrate`)
+/// writes it before the key's first entry: a purge pass leaves a marker
+/// without a first entry alone for [`GRACE`].
+pub async fn mark(store: &dyn KeyStore, name: &str, lineage: Lineage) -> Result<(), Error> {
+    let value = marker_value(OffsetDateTime::now_utc());
+    match store.create(&marker_name(name, lineage), &value).await {
+        Ok(()) | Err(Error::KeyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Deletes `name` with a recovery window: the key answers "does not
@@ -204,14 +257,14 @@ pub async fn delete_later(
 ) -> Result<Pending, Error> {
     for _ in 0..ATTEMPTS {
         let first = store.get(name).await?;
-        let lineage = match classify(name, &first)? {
-            First::Live { lineage, .. } => lineage,
-            First::Pending { .. } | First::Purging { .. } => return Err(Error::KeyNotFound),
+        let lineage = match classify(name, &first) {
+            Ok(First::Live { lineage, .. }) => lineage,
+            Ok(First::Pending { .. } | First::Purging { .. }) => return Err(Error::KeyNotFound),
+            // A damaged first entry is kept as it is, like any other:
+            // a restore brings the same bytes back.
+            Err(_) => Lineage::derive(&first),
         };
-        match store.create(&marker_name(name, lineage), b"").await {
-            Ok(()) | Err(Error::KeyExists) => {}
-            Err(e) => return Err(e),
-        }
+        mark(store, name, lineage).await?;
         let tombstone = Tombstone::new(deleted_by, window);
         let value = tombstone.encode(&first);
         match store.replace_if(name, &first, &value).await {
@@ -271,30 +324,45 @@ pub async fn restore(store: &dyn KeyStore, name: &str) -> Result<KeyRing, Error>
     )))
 }
 
-/// The deletion markers among `names`: key name → lineages.
-fn markers<'a>(names: impl IntoIterator<Item = &'a String>) -> BTreeMap<String, Vec<Lineage>> {
+/// The deletion markers of the store's names that start with `prefix`
+/// and lie after `start`: key name → lineages. Reads the names a page at
+/// a time ([`KeyStore::list_page`]), keeping only the markers.
+async fn markers(
+    store: &dyn KeyStore,
+    prefix: &str,
+    start: Bound<&str>,
+) -> Result<BTreeMap<String, Vec<Lineage>>, Error> {
     let mut out: BTreeMap<String, Vec<Lineage>> = BTreeMap::new();
-    for stored in names {
-        if let Some(e) = parse_entry_name(stored) {
-            if e.kind == EntryKind::DeletionMarker {
-                out.entry(e.key.to_owned()).or_default().push(e.lineage);
+    let mut next: Bound<String> = start.map(str::to_owned);
+    loop {
+        let page = store
+            .list_page(prefix, next.as_ref().map(String::as_str), LIST_PAGE)
+            .await?;
+        for stored in &page.names {
+            if let Some(e) = parse_entry_name(stored) {
+                if e.kind == EntryKind::DeletionMarker {
+                    out.entry(e.key.to_owned()).or_default().push(e.lineage);
+                }
             }
         }
+        match page.names.last() {
+            Some(last) if page.more => next = Bound::Excluded(last.clone()),
+            _ => return Ok(out),
+        }
     }
-    out
 }
 
 /// The keys pending deletion whose names start with `prefix` and lie
 /// after `start`, sorted by name, at most `limit`; and whether more may
-/// follow. Costs one listing and one read per deletion marker.
+/// follow. Costs a listing of the names after `start` (a page at a time)
+/// and one read per deletion marker; a damaged first entry is left out.
 pub async fn pending(
     store: &dyn KeyStore,
     prefix: &str,
     start: Bound<&str>,
     limit: usize,
 ) -> Result<(Vec<Pending>, bool), Error> {
-    let listed = store.list(prefix).await?;
-    let marked = markers(&listed);
+    let marked = markers(store, prefix, start).await?;
     let mut out = Vec::new();
     for name in marked.keys() {
         let after = match start {
@@ -310,9 +378,9 @@ pub async fn pending(
             Err(Error::KeyNotFound) => continue,
             Err(e) => return Err(e),
         };
-        if let First::Pending {
+        if let Ok(First::Pending {
             tombstone, lineage, ..
-        } = classify(name, &first)?
+        }) = classify(name, &first)
         {
             if out.len() == limit {
                 return Ok((out, true));
@@ -338,10 +406,13 @@ pub async fn pending(
 /// exist"), removes the placeholder, then every entry of the lineage, the
 /// marker last: a crash at any step leaves the marker, and the next pass
 /// of any server finishes the job.
+///
+/// `now` is the time of the pass: keys due by then are purged, and
+/// placeholders and markers older than [`GRACE`] by then are taken for
+/// those of a process that stopped.
 pub async fn purge_due(store: &dyn KeyStore, now: OffsetDateTime) -> Result<Purged, Error> {
-    let listed = store.list("").await?;
     let mut report = Purged::default();
-    for (name, lineages) in markers(&listed) {
+    for (name, lineages) in markers(store, "", Bound::Unbounded).await? {
         for lineage in lineages {
             match purge_one(store, &name, lineage, now).await {
                 Ok(true) => report.purged.push(name.clone()),
@@ -365,13 +436,27 @@ async fn purge_one(
         Ok(first) => first,
         Err(Error::KeyNotFound) => {
             // Deleted at once, or a purge that removed the placeholder:
-            // the lineage is dead, its entries are leftovers.
-            remove_lineage(store, name, lineage).await?;
+            // the lineage is dead, its entries are leftovers. Unless the
+            // marker is young: a copy (`kes migrate`) writes the marker
+            // and the versions before the first entry.
+            let marker = match store.get(&marker_name(name, lineage)).await {
+                Ok(value) => marker_written_at(&value),
+                Err(Error::KeyNotFound) => None,
+                Err(e) => return Err(e),
+            };
+            if !within_grace(marker, now) {
+                remove_lineage(store, name, lineage).await?;
+            }
             return Ok(false);
         }
         Err(e) => return Err(e),
     };
-    match classify(name, &first)? {
+    let Ok(first_kind) = classify(name, &first) else {
+        return Err(Error::other(format!(
+            "key '{name}' is malformed: it is left as it is"
+        )));
+    };
+    match first_kind {
         First::Live { lineage: l, .. } if l == lineage => Ok(false),
         First::Pending {
             lineage: l,
@@ -381,7 +466,7 @@ async fn purge_one(
             if tombstone.purge_at > now {
                 return Ok(false);
             }
-            let placeholder = purging_value(lineage);
+            let placeholder = purging_value(lineage, now);
             match store.replace_if(name, &first, &placeholder).await {
                 Ok(()) => {}
                 // Restored (or purged) by another server meanwhile.
@@ -391,7 +476,13 @@ async fn purge_one(
             finish_purge(store, name, lineage, &placeholder).await?;
             Ok(true)
         }
-        First::Purging { lineage: l } if l == Some(lineage) => {
+        First::Purging { placeholder } if placeholder.lineage == Some(lineage) => {
+            // Another server's purge, which removes its placeholder
+            // itself; one older than GRACE was left by a purge that
+            // stopped, and is finished here.
+            if within_grace(placeholder.written_at, now) {
+                return Ok(false);
+            }
             finish_purge(store, name, lineage, &first).await?;
             Ok(true)
         }
@@ -460,8 +551,25 @@ mod tests {
         let far = Tombstone::new("x", Duration::MAX);
         assert_eq!(far.purge_at.year(), 9999);
         let l = Lineage::derive(b"k");
-        assert_eq!(parse_purging(&purging_value(l)), Some(Some(l)));
-        assert_eq!(parse_purging(b"#kes purging zz\n"), Some(None));
+        let at = t.deleted_at;
+        assert_eq!(
+            parse_purging(&purging_value(l, at)),
+            Some(Placeholder {
+                lineage: Some(l),
+                written_at: Some(at)
+            })
+        );
+        assert_eq!(
+            parse_purging(b"#kes purging zz\n"),
+            Some(Placeholder {
+                lineage: None,
+                written_at: None
+            })
+        );
         assert_eq!(parse_purging(b"AAAA"), None);
+        assert_eq!(marker_written_at(&marker_value(at)), Some(at));
+        assert!(within_grace(Some(at), at + time::Duration::minutes(9)));
+        assert!(!within_grace(Some(at), at + time::Duration::minutes(10)));
+        assert!(!within_grace(None, at));
     }
 }

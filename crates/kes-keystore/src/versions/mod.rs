@@ -43,7 +43,9 @@ use crate::{Error, KeyStore};
 mod deletion;
 mod lease;
 
-pub use self::deletion::{delete_later, marker_name, pending, purge_due, restore, Pending, Purged};
+pub use self::deletion::{
+    delete_later, mark, marker_name, pending, purge_due, restore, Pending, Purged, GRACE,
+};
 use self::lease::take_lease;
 pub use self::lease::LEASE;
 
@@ -185,9 +187,8 @@ pub(crate) enum First<'a> {
         lineage: Lineage,
         first: u32,
     },
-    /// A key being purged (`None`: a placeholder whose lineage does not
-    /// parse).
-    Purging { lineage: Option<Lineage> },
+    /// A key being purged: the purge's placeholder.
+    Purging { placeholder: deletion::Placeholder },
 }
 
 /// Reads a first entry's kind. A cheap prefix test for the live keys of
@@ -197,7 +198,10 @@ pub(crate) fn classify<'a>(name: &str, first: &'a [u8]) -> Result<First<'a>, Err
     if first.first() == Some(&b'#') {
         if let Some(parsed) = deletion::Tombstone::parse(first) {
             let (tombstone, inner) = parsed.map_err(|e| malformed(name, e))?;
-            let (lineage, number) = live_version(name, inner)?;
+            // A damaged key deleted with a window stays pending (and
+            // purgeable) under the lineage its bytes give.
+            let (lineage, number) =
+                live_version(name, inner).unwrap_or_else(|_| (Lineage::derive(inner), 1));
             return Ok(First::Pending {
                 tombstone,
                 inner,
@@ -205,8 +209,8 @@ pub(crate) fn classify<'a>(name: &str, first: &'a [u8]) -> Result<First<'a>, Err
                 first: number,
             });
         }
-        if let Some(lineage) = deletion::parse_purging(first) {
-            return Ok(First::Purging { lineage });
+        if let Some(placeholder) = deletion::parse_purging(first) {
+            return Ok(First::Purging { placeholder });
         }
     }
     let (lineage, first) = live_version(name, first)?;
@@ -657,9 +661,12 @@ async fn delete_entries(
         None => None,
         Some(key) => match store.get(key).await {
             Ok(first) => match classify(key, &first) {
-                // A key pending deletion keeps its versions and marker.
+                // A key pending deletion keeps its versions and marker; a
+                // key being purged keeps them for its purge to remove
+                // (the marker last, so that a purge that stops is found
+                // and finished: found in review).
                 Ok(First::Live { lineage, .. } | First::Pending { lineage, .. }) => Some(lineage),
-                Ok(First::Purging { .. }) => None,
+                Ok(First::Purging { placeholder }) => placeholder.lineage,
                 // A first entry that does not parse: its lineage is
                 // unknown, so nothing is removed.
                 Err(_) => return Ok(0),

@@ -427,8 +427,21 @@ async fn a_crash_at_any_store_call_leaves_a_whole_key() {
                     assert_eq!(state(&store, name, &sealed).await, State::Live);
                 }
                 State::Gone => {
-                    versions::purge_due(&*store, now).await.unwrap();
-                    let _ = versions::delete(&*store, name).await;
+                    match step {
+                        // An interrupted delete at once is finished by
+                        // running it again (it has no marker to be found).
+                        Step::Delete => {
+                            let again = versions::delete(&*store, name).await;
+                            assert!(matches!(again, Ok(()) | Err(Error::KeyNotFound)));
+                        }
+                        // A pass of a server GRACE later: a purge that
+                        // stopped after its swap left its placeholder,
+                        // which only then is taken for a stopped purge's.
+                        _ => {
+                            let later = now + versions::GRACE + Duration::from_secs(1);
+                            versions::purge_due(&*store, later).await.unwrap();
+                        }
+                    }
                     assert_eq!(stored_of(&*store, name).await, Vec::<String>::new());
                     create_key(&*store, name).await;
                 }

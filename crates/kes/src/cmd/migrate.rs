@@ -233,6 +233,13 @@ async fn copy_key(
     // being purged is gone.
     let (lineage, first, pending) = match kes_keystore::versions::first_entry(name, &value) {
         Ok(FirstEntry::Live(lineage, first)) => (lineage, first, false),
+        // A target without a conditional write (Vault K/V v1) could never
+        // restore or purge it: the name would be taken for good.
+        Ok(FirstEntry::Pending(..)) if !dst.conditional_writes() => {
+            return Outcome::Failed(
+                "it is pending deletion, and the target cannot keep a deletion window (no conditional write): restore it in the source first, or let it be purged".into(),
+            )
+        }
         Ok(FirstEntry::Pending(lineage, first)) => (lineage, first, true),
         Ok(FirstEntry::Purging) => return Outcome::Skipped,
         Err(_) => match RingHeader::parse(&value) {
@@ -294,10 +301,10 @@ async fn copy_key(
     }
 
     if pending {
-        let marker = kes_keystore::versions::marker_name(name, lineage);
-        match dst.create(&marker, b"").await {
-            Ok(()) | Err(StoreError::KeyExists) => {}
-            Err(e) => return Outcome::Failed(format!("failed to create its deletion marker: {e}")),
+        // Stamped now: a purge pass of a server on the target leaves a
+        // young marker without its first entry alone.
+        if let Err(e) = kes_keystore::versions::mark(dst, name, lineage).await {
+            return Outcome::Failed(format!("failed to create its deletion marker: {e}"));
         }
     }
     match dst.create(name, &value).await {

@@ -71,7 +71,7 @@ pub(super) async fn list_deleted(req: &Call<'_>) -> Result<Answer> {
         ApiError::LIST_FAILED
     };
     // One key more than the page: its name is where the next page starts.
-    let mut keys = cache
+    let keys = cache
         .pending(
             prefix,
             paging.continue_at.map_or(Bound::Unbounded, Bound::Included),
@@ -79,27 +79,6 @@ pub(super) async fn list_deleted(req: &Call<'_>) -> Result<Answer> {
         )
         .await
         .map_err(failed)?;
-    // A store may answer fewer than asked and say more follow (one page
-    // of its own listing): read on after the last name until the page is
-    // full or the listing ends.
-    while keys.0.len() <= limit && keys.1 {
-        let Some(last) = keys.0.last().map(|p| p.name.clone()) else {
-            break;
-        };
-        let (more, further) = cache
-            .pending(
-                prefix,
-                Bound::Excluded(last.as_str()),
-                limit + 1 - keys.0.len(),
-            )
-            .await
-            .map_err(failed)?;
-        if more.is_empty() {
-            break;
-        }
-        keys.0.extend(more);
-        keys.1 = further;
-    }
     let mut keys = keys.0;
     let continue_at = match keys.len() > limit {
         true => keys.split_off(limit).swap_remove(0).name,
