@@ -138,3 +138,27 @@ async fn a_huge_listing_reads_the_store_a_bounded_number_of_times() {
         s.store.largest_page()
     );
 }
+
+/// `GET /v1/key/deleted/` holds a listing slot of its identity like a key
+/// listing: with the admin's slots all taken, both answer 503, and the
+/// deleted-keys listing works again once one is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deleted_keys_listing_is_charged_to_its_identity() {
+    let (s, held) = common::start_with(Duration::ZERO, |state| {
+        let admin = state.admin.to_string();
+        (0..)
+            .map_while(|_| state.listings.admit(&admin).ok())
+            .collect::<Vec<_>>()
+    })
+    .await;
+    assert!(!held.is_empty());
+    let c = s.admin_client();
+    for path in ["/v1/key/list/*", "/v1/key/deleted/*"] {
+        let resp = c.request("GET", path, None).await;
+        assert_eq!(resp.status, 503, "{path}: {}", resp.text());
+        assert!(resp.text().contains("too many concurrent listings"));
+    }
+    drop(held);
+    let resp = c.request("GET", "/v1/key/deleted/*", None).await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+}

@@ -65,6 +65,10 @@ pub(super) async fn list_deleted(req: &Call<'_>) -> Result<Answer> {
     let prefix = list_prefix(&req.resource)?;
     let paging = paging(&req.query);
     let limit = paging.limit.map_or(DELETED_PAGE, |l| l.min(DELETED_PAGE));
+    // Like a key listing, it holds one of its identity's few listing
+    // slots and charges the names of its reply to the listings' budget of
+    // bytes, so that concurrent requests cannot pile up pages of names.
+    let mut slot = req.state.listings.admit(&caller(req))?;
     let cache = &req.state.cache;
     let failed = |e: kes_keystore::Error| {
         tracing::error!(prefix, error = %e, "failed to list keys pending deletion");
@@ -80,6 +84,8 @@ pub(super) async fn list_deleted(req: &Call<'_>) -> Result<Answer> {
         .await
         .map_err(failed)?;
     let mut keys = keys.0;
+    let names: Vec<String> = keys.iter().map(|p| p.name.clone()).collect();
+    slot.hold_first(&names)?;
     let continue_at = match keys.len() > limit {
         true => keys.split_off(limit).swap_remove(0).name,
         false => String::new(),

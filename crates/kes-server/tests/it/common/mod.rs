@@ -19,6 +19,15 @@ pub(crate) struct Running {
 }
 
 pub(crate) async fn start(offline_expiry: Duration) -> Running {
+    start_with(offline_expiry, |_| ()).await.0
+}
+
+/// [`start`], with `configure` given the server's state before it serves
+/// (and what it returns handed back).
+pub(crate) async fn start_with<T>(
+    offline_expiry: Duration,
+    configure: impl FnOnce(&mut State) -> T,
+) -> (Running, T) {
     let admin = ApiKey::generate();
     let cert = kes_core::certgen::dev_server_certificate(&["127.0.0.1".parse().unwrap()]).unwrap();
     let tls = kes_server::dev_tls(&cert).unwrap();
@@ -32,10 +41,11 @@ pub(crate) async fn start(offline_expiry: Duration) -> Running {
             status_interval: Duration::from_millis(100),
         },
     );
-    let state = State {
+    let mut state = State {
         default_algorithm: KeyAlgorithm::Aes256,
         ..State::new(admin.identity(), cache)
     };
+    let configured = configure(&mut state);
     let shared = ServerBuilder::new().build(state, tls);
     // Keep the test output readable: no audit lines on stdout.
     shared.logs.configure(
@@ -53,13 +63,14 @@ pub(crate) async fn start(offline_expiry: Duration) -> Running {
         stop_rx,
         Duration::from_secs(1),
     ));
-    Running {
+    let running = Running {
         addr,
         cert_der: cert.certificate_der.clone(),
         admin,
         store,
         _stop: stop,
-    }
+    };
+    (running, configured)
 }
 
 pub(crate) async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
