@@ -283,13 +283,17 @@ async fn do_op(
                 Duration::ZERO
             };
             let r = versions::delete_later(store, name, window, "interleave").await;
-            // A delete answers the lineage only (the model knows the
-            // version); the restore that brings the key back answers it.
+            // A delete answers the lineage only; the model knows the
+            // version.
             let a = answer_of(&r, |p| Answer::Key(p.lineage, 0));
             recorded.push((n, choice, a, r.err().map(|e| e.to_string())));
         }
-        Kind::Restore => {
-            let r = versions::restore(store, name).await;
+        // Both answer the key as they read it: lineage and current version.
+        Kind::Restore | Kind::Read => {
+            let r = match choice {
+                Kind::Restore => versions::restore(store, name).await,
+                _ => versions::read(store, name).await,
+            };
             if let Ok(ring) = &r {
                 record_ring(shared, ring);
             }
@@ -304,16 +308,6 @@ async fn do_op(
                 record_ring(shared, &rotated.ring);
             }
             let a = answer_of(&r, |r| Answer::Key(r.ring.lineage(), r.version));
-            recorded.push((n, choice, a, r.err().map(|e| e.to_string())));
-        }
-        Kind::Read => {
-            let r = versions::read(store, name).await;
-            if let Ok(ring) = &r {
-                record_ring(shared, ring);
-            }
-            let a = answer_of(&r, |ring| {
-                Answer::Key(ring.lineage(), ring.current_version())
-            });
             recorded.push((n, choice, a, r.err().map(|e| e.to_string())));
         }
         Kind::Purge => {
