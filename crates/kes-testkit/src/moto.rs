@@ -37,6 +37,8 @@ pub struct Moto {
     args: Vec<String>,
     env: Vec<(String, String)>,
     child: Option<Child>,
+    /// Holds the port while the emulator is stopped (see [`Moto::stop`]).
+    hold: Option<tokio::net::TcpSocket>,
     pub port: u16,
 }
 
@@ -65,6 +67,7 @@ impl Moto {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            hold: None,
             port: crate::free_port(),
         };
         moto.spawn();
@@ -90,6 +93,7 @@ impl Moto {
             args: Vec::new(),
             env: Vec::new(),
             child: None,
+            hold: None,
             port: crate::free_port(),
         };
         moto.spawn();
@@ -101,11 +105,18 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Kills the emulator (its state is lost).
+    /// Kills the emulator (its state is lost). Until [`Moto::restart`] its
+    /// port stays bound by a socket that does not listen: a client gets
+    /// "connection refused" there, as from a stopped emulator, and no other
+    /// test's server can be handed the port meanwhile. Every test draws its
+    /// ports from the kernel ([`crate::free_port`]), and a client that
+    /// retries for seconds against a port that another test's server took
+    /// would get that server's answers.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.hold = hold_port(self.port);
         }
     }
 
@@ -116,6 +127,7 @@ impl Moto {
     }
 
     fn spawn(&mut self) {
+        self.hold = None;
         let port = self.port.to_string();
         let mut cmd = Command::new(&self.path);
         cmd.args(&self.launcher)
@@ -152,6 +164,20 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A socket bound to `127.0.0.1:port` that does not listen; `None` if the
+/// port could not be bound (then nothing holds it, as before). With
+/// `SO_REUSEADDR`, so that the emulator's connections still in TIME_WAIT do
+/// not keep it from binding; the kernel's choice of a free port (a bind to
+/// port 0) still passes over a port bound like this.
+fn hold_port(port: u16) -> Option<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket
+        .bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into())
+        .ok()?;
+    Some(socket)
 }
 
 impl Drop for Moto {

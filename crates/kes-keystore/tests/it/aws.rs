@@ -513,26 +513,17 @@ async fn emulator_stopped() {
 
     moto.stop();
     let started = Instant::now();
-    assert!(matches!(
-        store.status().await,
-        Err(Error::Unreachable { .. })
-    ));
-    assert!(matches!(
-        store.get("my-key").await,
-        Err(Error::Unreachable { .. })
-    ));
-    assert!(matches!(
-        store.create("new-key", b"v").await,
-        Err(Error::Unreachable { .. })
-    ));
-    assert!(matches!(
-        store.list("").await,
-        Err(Error::Unreachable { .. })
-    ));
-    assert!(matches!(
-        store.delete("my-key").await,
-        Err(Error::Unreachable { .. })
-    ));
+    let unreachable = |call: &str, result: Result<(), Error>| {
+        assert!(
+            matches!(result, Err(Error::Unreachable { .. })),
+            "{call} with the emulator stopped: {result:?}"
+        );
+    };
+    unreachable("status", store.status().await.map(drop));
+    unreachable("get", store.get("my-key").await.map(drop));
+    unreachable("create", store.create("new-key", b"v").await);
+    unreachable("list", store.list("").await.map(drop));
+    unreachable("delete", store.delete("my-key").await);
     // Retries with backoff, but bounded.
     assert!(started.elapsed() < Duration::from_secs(60));
     assert!(matches!(
@@ -779,9 +770,18 @@ async fn interleaved_mutations_keep_every_invariant() {
     // never allows and the checker rightly reports.
     let moto = Moto::start_serial();
     let store: Arc<dyn KeyStore> = Arc::new(store(&moto).await);
-    kes_testkit::interleave::check_from_env(Arc::clone(&store), 200).await;
-    // Deletion with a window, restore and purge among them, checked for
-    // linearizability; without deletes at once, whose compare-then-remove
-    // here may beat a racing delete with a window (docs/lifecycle.md).
+    kes_testkit::interleave::check_from_env(store, 200).await;
+}
+
+/// Deletion with a window, restore and purge among the mutations, checked
+/// for linearizability; without deletes at once, whose compare-then-remove
+/// here may beat a racing delete with a window (docs/lifecycle.md). A test
+/// of its own, on an emulator of its own, so that it runs beside the one
+/// above: each is a minute of serial moto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs moto_server; scripts/test runs it"]
+async fn interleaved_lifecycles_are_linearizable() {
+    let moto = Moto::start_serial();
+    let store: Arc<dyn KeyStore> = Arc::new(store(&moto).await);
     kes_testkit::interleave::check_lifecycle_from_env(store, 100, false).await;
 }
