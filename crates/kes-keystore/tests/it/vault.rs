@@ -1031,15 +1031,28 @@ async fn plain_http_endpoint_is_accepted() {
 #[ignore = "needs OpenBao; scripts/test runs it"]
 async fn interleaved_mutations_keep_every_invariant() {
     let bao = Bao::start();
-    let (role, secret) = retire_role(&bao);
-    let store: Arc<dyn KeyStore> = Arc::new(
-        connect(&config(&bao, &role, &secret, "kv2", "v2"))
+    kes_testkit::interleave::check_from_env(retiring_store(&bao).await, 200).await;
+}
+
+/// Deletion with a window, restore and purge among the mutations, checked
+/// for linearizability; without deletes at once, whose compare-then-remove
+/// here may beat a racing delete with a window (docs/lifecycle.md). A test
+/// of its own, on a server of its own, so that it runs beside the one
+/// above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs OpenBao; scripts/test runs it"]
+async fn interleaved_lifecycles_are_linearizable() {
+    let bao = Bao::start();
+    kes_testkit::interleave::check_lifecycle_from_env(retiring_store(&bao).await, 100, false).await;
+}
+
+/// A K/V v2 store whose AppRole may delete versions (what retirement
+/// needs).
+async fn retiring_store(bao: &Bao) -> Arc<dyn KeyStore> {
+    let (role, secret) = retire_role(bao);
+    Arc::new(
+        connect(&config(bao, &role, &secret, "kv2", "v2"))
             .await
             .unwrap(),
-    );
-    kes_testkit::interleave::check_from_env(Arc::clone(&store), 200).await;
-    // Deletion with a window, restore and purge among them, checked for
-    // linearizability; without deletes at once, whose compare-then-remove
-    // here may beat a racing delete with a window (docs/lifecycle.md).
-    kes_testkit::interleave::check_lifecycle_from_env(store, 100, false).await;
+    )
 }
