@@ -33,7 +33,7 @@ pub struct Retired {
 /// does not depend on it (docs/rotation.md, "The mutation protocol").
 ///
 /// If this future is dropped before it ends, its lease stays until it
-/// expires ([`LEASE`]); [`retire_shared`] releases it at once.
+/// expires ([`LEASE`](super::LEASE)); [`retire_shared`] releases it at once.
 pub async fn retire(store: &dyn KeyStore, name: &str, keep: usize) -> Result<Retired, Error> {
     retire_with(store, None, name, keep).await
 }
