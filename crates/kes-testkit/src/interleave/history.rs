@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Jittery, Options, Rng};
+use super::jitter::run_handles;
+use super::{Options, Rng};
 use kes_core::ring::Lineage;
 use kes_core::{KeyAlgorithm, KeyVersion};
 use kes_keystore::versions;
@@ -227,26 +228,23 @@ pub(super) async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Opti
         )
         .await;
     }
-    let mut tasks = Vec::new();
-    for handle in 0..options.handles.max(1) {
-        let handle_seed = seed ^ (handle as u64 + 1).wrapping_mul(0xa076_1d64_78bd_642f);
-        let store: Arc<dyn KeyStore> = Arc::new(Jittery::new(
-            Arc::clone(store),
-            handle_seed,
-            options.max_sleep,
-        ));
-        let shared = Arc::clone(&shared);
-        let names = names.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(handle_seed.rotate_left(17));
-            for _ in 0..options.ops_per_handle {
-                one_op(&*store, &names, handle, &mut rng, &shared).await;
+    run_handles(
+        store,
+        seed,
+        options.handles,
+        options.max_sleep,
+        |store, handle, mut rng| {
+            let shared = Arc::clone(&shared);
+            let names = names.clone();
+            async move {
+                for _ in 0..options.ops_per_handle {
+                    one_op(&*store, &names, handle, &mut rng, &shared).await;
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("a schedule's handle panicked");
-    }
+        },
+    )
+    .await
+    .expect("a schedule's handle panicked");
     let ops = std::mem::take(&mut *locked(&shared.ops));
     let sealed = std::mem::take(&mut *locked(&shared.sealed));
     History { names, ops, sealed }

@@ -1,5 +1,6 @@
 //! The jittery store handles whose pauses make the mutations interleave.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -125,4 +126,33 @@ impl KeyStore for Jittery {
         self.pause().await;
         r
     }
+}
+
+/// Runs the handles of one schedule (at least one) on `store` at once, each
+/// through a [`Jittery`] store of its own and with a generator of its own,
+/// both seeded from `seed` and the handle's number, and waits for all of
+/// them. `handle_ops(store, handle, rng)` is what one handle does.
+pub(super) async fn run_handles<F, Fut>(
+    store: &Arc<dyn KeyStore>,
+    seed: u64,
+    handles: usize,
+    max_sleep: Duration,
+    handle_ops: F,
+) -> Result<(), String>
+where
+    F: Fn(Arc<dyn KeyStore>, usize, Rng) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut tasks = Vec::new();
+    for handle in 0..handles.max(1) {
+        let handle_seed = seed ^ (handle as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let jittery: Arc<dyn KeyStore> =
+            Arc::new(Jittery::new(Arc::clone(store), handle_seed, max_sleep));
+        let rng = Rng::new(handle_seed.rotate_left(17));
+        tasks.push(tokio::spawn(handle_ops(jittery, handle, rng)));
+    }
+    for task in tasks {
+        task.await.map_err(|e| format!("a handle panicked: {e}"))?;
+    }
+    Ok(())
 }

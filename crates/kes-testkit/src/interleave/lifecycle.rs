@@ -1,7 +1,7 @@
 //! The interleaving checker of deletion with a recovery window
 //! (docs/lifecycle.md, "The protocol"): random schedules of create,
 //! delete (at once and with a window), restore, purge, rotate and read
-//! from several handles through [`Jittery`] stores, each checked for
+//! from several handles through [`Jittery`](super::Jittery) stores, each checked for
 //! **linearizability** against a sequential model of one key name by
 //! searching every order of the operations that real time allows.
 //!
@@ -38,7 +38,8 @@ use kes_keystore::{Error, KeyStore};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::{Jittery, Options, Report, Rng};
+use super::jitter::run_handles;
+use super::{Options, Report, Rng};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum State {
@@ -458,35 +459,31 @@ async fn one_schedule(
             do_op(&**store, &names, setup, &mut rng, &shared, delete, false).await;
         }
     }
-    let mut tasks = Vec::new();
-    for handle in 0..options.handles.max(1) {
-        let handle_seed = seed ^ (handle as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let jittery: Arc<dyn KeyStore> = Arc::new(Jittery::new(
-            Arc::clone(store),
-            handle_seed,
-            options.max_sleep,
-        ));
-        let shared = Arc::clone(&shared);
-        let names = names.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut rng = Rng::new(handle_seed.rotate_left(11));
-            for _ in 0..options.ops_per_handle {
-                do_op(
-                    &*jittery,
-                    &names,
-                    handle,
-                    &mut rng,
-                    &shared,
-                    None,
-                    plain_deletes,
-                )
-                .await;
+    run_handles(
+        store,
+        seed,
+        options.handles,
+        options.max_sleep,
+        |store, handle, mut rng| {
+            let shared = Arc::clone(&shared);
+            let names = names.clone();
+            async move {
+                for _ in 0..options.ops_per_handle {
+                    let op = do_op(
+                        &*store,
+                        &names,
+                        handle,
+                        &mut rng,
+                        &shared,
+                        None,
+                        plain_deletes,
+                    );
+                    op.await;
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await.map_err(|e| format!("a handle panicked: {e}"))?;
-    }
+        },
+    )
+    .await?;
     let ops = std::mem::take(&mut *kes_core::sync::lock(&shared.ops));
     report.schedules += 1;
     report.ops += ops.len();
