@@ -231,17 +231,10 @@ pub(super) async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Opti
     run_handles(
         store,
         seed,
-        options.handles,
-        options.max_sleep,
-        |store, handle, mut rng| {
-            let shared = Arc::clone(&shared);
-            let names = names.clone();
-            async move {
-                for _ in 0..options.ops_per_handle {
-                    one_op(&*store, &names, handle, &mut rng, &shared).await;
-                }
-            }
-        },
+        &options,
+        &names,
+        &shared,
+        |store, names, handle, rng, shared| Box::pin(one_op(store, names, handle, rng, shared)),
     )
     .await
     .expect("a schedule's handle panicked");

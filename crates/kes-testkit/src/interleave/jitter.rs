@@ -1,9 +1,11 @@
 //! The jittery store handles whose pauses make the mutations interleave.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::Options;
 use kes_keystore::listing::ListPage;
 use kes_keystore::{Error, KeyStore};
 use zeroize::Zeroizing;
@@ -128,28 +130,47 @@ impl KeyStore for Jittery {
     }
 }
 
-/// Runs the handles of one schedule (at least one) on `store` at once, each
-/// through a [`Jittery`] store of its own and with a generator of its own,
-/// both seeded from `seed` and the handle's number, and waits for all of
-/// them. `handle_ops(store, handle, rng)` is what one handle does.
-pub(super) async fn run_handles<F, Fut>(
+/// One operation of a handle, as [`run_handles`] calls it.
+pub(super) type OpFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Runs the handles of one schedule (`options.handles`, at least one) on
+/// `store` at once and waits for all of them. Each goes through a
+/// [`Jittery`] store of its own and has a generator of its own, both seeded
+/// from `seed` and the handle's number, and calls `op` (the checker's
+/// operation: store, key names, handle, generator, the checker's shared
+/// record) `options.ops_per_handle` times.
+pub(super) async fn run_handles<S, F>(
     store: &Arc<dyn KeyStore>,
     seed: u64,
-    handles: usize,
-    max_sleep: Duration,
-    handle_ops: F,
+    options: &Options,
+    names: &[String],
+    shared: &Arc<S>,
+    op: F,
 ) -> Result<(), String>
 where
-    F: Fn(Arc<dyn KeyStore>, usize, Rng) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    S: Send + Sync + 'static,
+    F: for<'a> Fn(&'a dyn KeyStore, &'a [String], usize, &'a mut Rng, &'a S) -> OpFuture<'a>
+        + Send
+        + Sync
+        + 'static,
 {
+    let op = Arc::new(op);
     let mut tasks = Vec::new();
-    for handle in 0..handles.max(1) {
+    for handle in 0..options.handles.max(1) {
         let handle_seed = seed ^ (handle as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let jittery: Arc<dyn KeyStore> =
-            Arc::new(Jittery::new(Arc::clone(store), handle_seed, max_sleep));
-        let rng = Rng::new(handle_seed.rotate_left(17));
-        tasks.push(tokio::spawn(handle_ops(jittery, handle, rng)));
+        let jittery: Arc<dyn KeyStore> = Arc::new(Jittery::new(
+            Arc::clone(store),
+            handle_seed,
+            options.max_sleep,
+        ));
+        let (op, shared, names) = (Arc::clone(&op), Arc::clone(shared), names.to_vec());
+        let ops = options.ops_per_handle;
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng::new(handle_seed.rotate_left(17));
+            for _ in 0..ops {
+                op(&*jittery, &names, handle, &mut rng, &shared).await;
+            }
+        }));
     }
     for task in tasks {
         task.await.map_err(|e| format!("a handle panicked: {e}"))?;

@@ -462,25 +462,19 @@ async fn one_schedule(
     run_handles(
         store,
         seed,
-        options.handles,
-        options.max_sleep,
-        |store, handle, mut rng| {
-            let shared = Arc::clone(&shared);
-            let names = names.clone();
-            async move {
-                for _ in 0..options.ops_per_handle {
-                    let op = do_op(
-                        &*store,
-                        &names,
-                        handle,
-                        &mut rng,
-                        &shared,
-                        None,
-                        plain_deletes,
-                    );
-                    op.await;
-                }
-            }
+        &options,
+        &names,
+        &shared,
+        move |store, names, handle, rng, shared| {
+            Box::pin(do_op(
+                store,
+                names,
+                handle,
+                rng,
+                shared,
+                None,
+                plain_deletes,
+            ))
         },
     )
     .await?;
