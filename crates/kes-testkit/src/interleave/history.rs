@@ -181,9 +181,7 @@ pub(super) fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(super) async fn schedule(store: &Arc<dyn KeyStore>, seed: u64, options: Options) -> History {
-    let names: Vec<String> = (0..options.names.max(1))
-        .map(|n| format!("il{seed:016x}-{n}"))
-        .collect();
+    let names = super::schedule_names("il", seed, &options);
     let shared = Arc::new(Shared {
         clock: AtomicU64::new(0),
         ops: Mutex::new(Vec::new()),

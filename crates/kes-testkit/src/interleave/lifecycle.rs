@@ -418,9 +418,7 @@ async fn one_schedule(
     plain_deletes: bool,
     report: &mut Report,
 ) -> Result<(), String> {
-    let names: Vec<String> = (0..options.names.max(1))
-        .map(|n| format!("lc{seed:016x}-{n}"))
-        .collect();
+    let names = super::schedule_names("lc", seed, &options);
     let shared = Arc::new(Shared {
         clock: AtomicU64::new(0),
         ops: Mutex::new(Vec::new()),

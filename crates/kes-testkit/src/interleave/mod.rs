@@ -248,3 +248,12 @@ pub async fn run(
     }
     report
 }
+
+/// The key names of one schedule: `options.names` of them (at least one),
+/// `<prefix><seed>-<n>`, so that no schedule meets another's keys on a
+/// shared store.
+fn schedule_names(prefix: &str, seed: u64, options: &Options) -> Vec<String> {
+    (0..options.names.max(1))
+        .map(|n| format!("{prefix}{seed:016x}-{n}"))
+        .collect()
+}
