@@ -36,6 +36,25 @@ pub mod store;
 #[cfg(feature = "warnings")]
 pub mod warnings;
 
+/// Holds `127.0.0.1:port` of a server a test has stopped, while clients
+/// may still retry against it: a socket bound there that does not listen.
+/// A client gets "connection refused", as from the stopped server, and no
+/// other test's server can be handed the port meanwhile: every test draws
+/// its ports from the kernel ([`free_port`]), and the kernel's choice of a
+/// free port passes over a port bound like this (checked in a network
+/// namespace whose port range was two ports). With `SO_REUSEADDR`, so that
+/// the stopped server's connections still in TIME_WAIT do not keep it from
+/// binding. `None` if the port could not be bound (then nothing holds it).
+/// Drop it before starting a server on the port again.
+pub fn hold_port(port: u16) -> Option<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket
+        .bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into())
+        .ok()?;
+    Some(socket)
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))

@@ -106,17 +106,14 @@ impl Moto {
     }
 
     /// Kills the emulator (its state is lost). Until [`Moto::restart`] its
-    /// port stays bound by a socket that does not listen: a client gets
-    /// "connection refused" there, as from a stopped emulator, and no other
-    /// test's server can be handed the port meanwhile. Every test draws its
-    /// ports from the kernel ([`crate::free_port`]), and a client that
-    /// retries for seconds against a port that another test's server took
-    /// would get that server's answers.
+    /// port stays held ([`crate::hold_port`]), so that a client retrying
+    /// against it is refused, as by a stopped emulator, and never answered
+    /// by another test's server.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-            self.hold = hold_port(self.port);
+            self.hold = crate::hold_port(self.port);
         }
     }
 
@@ -164,20 +161,6 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// A socket bound to `127.0.0.1:port` that does not listen; `None` if the
-/// port could not be bound (then nothing holds it, as before). With
-/// `SO_REUSEADDR`, so that the emulator's connections still in TIME_WAIT do
-/// not keep it from binding; the kernel's choice of a free port (a bind to
-/// port 0) still passes over a port bound like this.
-fn hold_port(port: u16) -> Option<tokio::net::TcpSocket> {
-    let socket = tokio::net::TcpSocket::new_v4().ok()?;
-    socket.set_reuseaddr(true).ok()?;
-    socket
-        .bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port).into())
-        .ok()?;
-    Some(socket)
 }
 
 impl Drop for Moto {

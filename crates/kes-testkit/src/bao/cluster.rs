@@ -34,6 +34,8 @@ pub struct BaoCluster {
 struct ClusterNode {
     child: Option<Child>,
     api: Api,
+    /// The API port of a killed node, held ([`crate::hold_port`]).
+    hold: Option<tokio::net::TcpSocket>,
 }
 
 impl BaoCluster {
@@ -103,6 +105,7 @@ impl BaoCluster {
                     port: api_port,
                     root_token: String::new(),
                 },
+                hold: None,
             });
         }
         let deadline = Instant::now() + STARTUP_TIMEOUT;
@@ -310,11 +313,13 @@ impl BaoCluster {
         self.nodes[n].child.is_some()
     }
 
-    /// Kills node `n` with SIGKILL and reaps it.
+    /// Kills node `n` with SIGKILL and reaps it. Its API port stays held
+    /// ([`crate::hold_port`]): a client may go on calling a dead node.
     pub fn kill(&mut self, n: usize) {
         if let Some(mut child) = self.nodes[n].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            self.nodes[n].hold = crate::hold_port(self.nodes[n].api.port);
         }
     }
 
